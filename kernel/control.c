@@ -1,0 +1,127 @@
+/* control.c -- the threads that answer while a cell runs: control (interrupt,
+ * shutdown, kernel_info), the heartbeat echo, and SIGTERM. */
+#define _GNU_SOURCE /* pthread_kill */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "kernel.h"
+#include "log.h"
+
+static pthread_t signal_thread;
+
+static void control_handle(kernel *k, void *sock, const jp_msg *req)
+{
+    const char *type = jp_msg_type(req);
+    /* Status goes under the control request's own header, leaving the
+     * running cell's parent (and its output) untouched. */
+    iopub_publish_under(k->io, req->header, "status",
+                        json_pack("{s:s}", "execution_state", "busy"));
+    if (strcmp(type, "interrupt_request") == 0) {
+        if (atomic_load(&k->busy)) {
+            pthread_kill(k->main_thread, SIGINT);
+        }
+        kernel_reply(k, sock, req, "interrupt_reply", json_pack("{s:s}", "status", "ok"));
+    } else if (strcmp(type, "shutdown_request") == 0) {
+        json_t *restart = json_object_get(req->content, "restart");
+        kernel_reply(k, sock, req, "shutdown_reply",
+                     json_pack("{s:s, s:b}", "status", "ok", "restart",
+                               json_is_true(restart)));
+        kernel_request_stop(k);
+    } else if (strcmp(type, "kernel_info_request") == 0) {
+        kernel_reply(k, sock, req, "kernel_info_reply", json_deep_copy(k->kernel_info));
+    } else {
+        LOG_W("unknown request type '%s' on control: no reply", type);
+    }
+    iopub_publish_under(k->io, req->header, "status",
+                        json_pack("{s:s}", "execution_state", "idle"));
+}
+
+static void *control_main(void *arg)
+{
+    kernel *k = arg;
+    char endpoint[300];
+    void *sock = zmq_socket(k->zctx, ZMQ_ROUTER);
+    int linger = 1000;
+    jp_connection_endpoint(&k->conn, JP_CONTROL, endpoint, sizeof endpoint);
+    if (sock == NULL || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+        zmq_bind(sock, endpoint) < 0) {
+        LOG_E("cannot bind control on %s: %s", endpoint, zmq_strerror(errno));
+        if (sock) {
+            zmq_close(sock);
+        }
+        return NULL;
+    }
+    for (;;) {
+        jp_error err = {0};
+        jp_msg *req = jp_recv(k->session, sock, 0, &err);
+        if (req == NULL) {
+            if (errno == ETERM) {
+                break;
+            }
+            LOG_W("dropping malformed message on control: %s", err.text);
+            continue;
+        }
+        control_handle(k, sock, req);
+        jp_msg_destroy(&req);
+    }
+    zmq_close(sock);
+    return NULL;
+}
+
+static void *heartbeat_main(void *arg)
+{
+    kernel *k = arg;
+    char endpoint[300];
+    void *sock = zmq_socket(k->zctx, ZMQ_ROUTER);
+    int linger = 0;
+    jp_connection_endpoint(&k->conn, JP_HB, endpoint, sizeof endpoint);
+    if (sock == NULL || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+        zmq_bind(sock, endpoint) < 0) {
+        LOG_E("cannot bind heartbeat on %s: %s", endpoint, zmq_strerror(errno));
+        if (sock) {
+            zmq_close(sock);
+        }
+        return NULL;
+    }
+    /* A ROUTER proxied onto itself sends every message back to its sender:
+     * the echo frontends expect, without ever waking Python. */
+    zmq_proxy(sock, sock, NULL);
+    zmq_close(sock);
+    return NULL;
+}
+
+static void *signal_main(void *arg)
+{
+    kernel *k = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    int sig;
+    if (sigwait(&set, &sig) == 0) {
+        LOG_I("SIGTERM: shutting down");
+        kernel_request_stop(k);
+    }
+    return NULL;
+}
+
+int control_start(kernel *k, jp_error *err)
+{
+    if (pthread_create(&k->control_thread, NULL, control_main, k) != 0 ||
+        pthread_create(&k->hb_thread, NULL, heartbeat_main, k) != 0 ||
+        pthread_create(&signal_thread, NULL, signal_main, k) != 0) {
+        jp_error_set(err, "cannot start the control threads");
+        return -1;
+    }
+    pthread_detach(signal_thread);
+    return 0;
+}
+
+void control_join(kernel *k)
+{
+    pthread_join(k->control_thread, NULL);
+    pthread_join(k->hb_thread, NULL);
+}

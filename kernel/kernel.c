@@ -1,0 +1,468 @@
+/* kernel.c -- the kernel role: set-up, the shell loop on the main thread,
+ * and the request table.
+ *
+ * The main thread initialised the interpreter, so it is the only thread on
+ * which Python runs signal handlers: it owns the shell and stdin sockets and
+ * runs every shell request.  SIGINT is blocked in every other thread, so an
+ * interrupt (by signal, or an interrupt_request turned into one) always
+ * lands here and becomes KeyboardInterrupt in the running cell. */
+#define _GNU_SOURCE /* eventfd, pthread_kill */
+#include "kernel.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "log.h"
+#include "pyrt.h"
+#include "runtime.h"
+
+#ifndef FERRY_PYTHON
+#define FERRY_PYTHON "/usr/bin/python3"
+#endif
+
+typedef void (*handler_fn)(kernel *k, void *sock, const jp_msg *req);
+
+/* ------------------------------------------------------------ replies */
+
+int kernel_reply(kernel *k, void *sock, const jp_msg *req, const char *msg_type,
+                 json_t *steal_content)
+{
+    jp_msg *m = jp_msg_reply(k->session, req, msg_type, steal_content);
+    jp_error err = {0};
+    if (m == NULL || jp_send(k->session, sock, &m, NULL, &err) < 0) {
+        LOG_W("cannot send %s: %s", msg_type, err.set ? err.text : "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* "execute_request" -> "execute_reply" */
+static void reply_type(const char *request, char *out, size_t size)
+{
+    size_t n = strlen(request);
+    const char *suffix = "_request";
+    if (n > 8 && strcmp(request + n - 8, suffix) == 0) {
+        snprintf(out, size, "%.*s_reply", (int)(n - 8), request);
+    } else {
+        snprintf(out, size, "%s_reply", request);
+    }
+}
+
+static json_t *internal_error_reply(const jp_error *err)
+{
+    return json_pack("{s:s, s:s, s:s, s:[s]}", "status", "error", "ename",
+                     "InternalError", "evalue", err->text, "traceback", err->text);
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static void handle_kernel_info(kernel *k, void *sock, const jp_msg *req)
+{
+    kernel_reply(k, sock, req, "kernel_info_reply", json_deep_copy(k->kernel_info));
+}
+
+/* A request answered by the Python runner function of the same name. */
+static void handle_in_python(kernel *k, void *sock, const jp_msg *req)
+{
+    char func[64], reply[80];
+    const char *type = jp_msg_type(req);
+    snprintf(func, sizeof func, "%.*s", (int)(strlen(type) - 8), type);
+    reply_type(type, reply, sizeof reply);
+    jp_error err = {0};
+    json_t *content = pyrt_call(func, req->content, &err);
+    kernel_reply(k, sock, req, reply, content ? content : internal_error_reply(&err));
+}
+
+/* Replies "aborted" to the execute requests queued behind a failed cell,
+ * as stop_on_error asks; other requests are still answered. */
+static void abort_queued(kernel *k, void *sock);
+
+static void handle_execute(kernel *k, void *sock, const jp_msg *req)
+{
+    jp_error err = {0};
+    k->allow_stdin = json_is_true(json_object_get(req->content, "allow_stdin"));
+    pyrt_discard_signals();
+    json_t *content = pyrt_call("execute", req->content, &err);
+    if (content == NULL) {
+        content = internal_error_reply(&err);
+    }
+    int failed = strcmp(json_string_value(json_object_get(content, "status")), "error") == 0;
+    json_t *stop = json_object_get(req->content, "stop_on_error");
+    /* Output the cell wrote reaches iopub before the reply. */
+    iopub_flush(k->io);
+    kernel_reply(k, sock, req, "execute_reply", content);
+    if (failed && (stop == NULL || json_is_true(stop))) {
+        abort_queued(k, sock);
+    }
+}
+
+static void handle_comm_open(kernel *k, void *sock, const jp_msg *req)
+{
+    (void)sock;
+    /* No comm targets exist yet: close the comm as the spec asks. */
+    json_t *id = json_object_get(req->content, "comm_id");
+    iopub_publish(k->io, "comm_close",
+                  json_pack("{s:O?, s:{}}", "comm_id", id, "data"));
+    LOG_I("comm_open for unknown target %s",
+          json_string_value(json_object_get(req->content, "target_name")));
+}
+
+static void handle_ignored(kernel *k, void *sock, const jp_msg *req)
+{
+    (void)k;
+    (void)sock;
+    LOG_D("ignoring %s", jp_msg_type(req));
+}
+
+static void handle_shutdown(kernel *k, void *sock, const jp_msg *req)
+{
+    json_t *restart = json_object_get(req->content, "restart");
+    kernel_reply(k, sock, req, "shutdown_reply",
+                 json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
+    kernel_request_stop(k);
+}
+
+static const struct {
+    const char *type; /* msg_type */
+    handler_fn fn;    /* its handler */
+} handlers[] = {
+    {"execute_request", handle_execute},
+    {"kernel_info_request", handle_kernel_info},
+    {"complete_request", handle_in_python},
+    {"inspect_request", handle_in_python},
+    {"is_complete_request", handle_in_python},
+    {"history_request", handle_in_python},
+    {"comm_info_request", handle_in_python},
+    {"shutdown_request", handle_shutdown},
+    {"comm_open", handle_comm_open},
+    {"comm_msg", handle_ignored},
+    {"comm_close", handle_ignored},
+};
+
+static handler_fn find_handler(const char *type)
+{
+    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
+        if (strcmp(handlers[i].type, type) == 0) {
+            return handlers[i].fn;
+        }
+    }
+    return NULL;
+}
+
+/* Every request is wrapped in busy ... idle, unknown ones included. */
+static void dispatch(kernel *k, void *sock, const jp_msg *req)
+{
+    const char *type = jp_msg_type(req);
+    handler_fn fn = find_handler(type);
+    k->current = req;
+    atomic_store(&k->busy, 1);
+    iopub_set_parent(k->io, req);
+    iopub_status(k->io, "busy");
+    if (fn) {
+        fn(k, sock, req);
+    } else {
+        LOG_W("unknown request type '%s' on shell: no reply", type);
+    }
+    iopub_status(k->io, "idle");
+    atomic_store(&k->busy, 0);
+    k->current = NULL;
+}
+
+static void abort_queued(kernel *k, void *sock)
+{
+    for (;;) {
+        jp_error err = {0};
+        jp_msg *req = jp_recv(k->session, sock, ZMQ_DONTWAIT, &err);
+        if (req == NULL) {
+            if (errno == EAGAIN) {
+                return;
+            }
+            LOG_W("dropping malformed message on shell: %s", err.text);
+            continue;
+        }
+        if (strcmp(jp_msg_type(req), "execute_request") == 0) {
+            iopub_set_parent(k->io, req);
+            iopub_status(k->io, "busy");
+            kernel_reply(k, sock, req, "execute_reply",
+                         json_pack("{s:s, s:i}", "status", "aborted", "execution_count",
+                                   0));
+            iopub_status(k->io, "idle");
+        } else {
+            dispatch(k, sock, req);
+        }
+        jp_msg_destroy(&req);
+    }
+}
+
+/* --------------------------------------------------------------- stdin */
+
+static int stdin_input(void *ctx, const char *prompt, int password, char **value,
+                       jp_error *err)
+{
+    kernel *k = ctx;
+    if (!k->allow_stdin || k->current == NULL) {
+        jp_error_set(err, "StdinNotImplementedError: input() was called, but this "
+                     "frontend does not support input requests");
+        return -1;
+    }
+    iopub_flush(k->io); /* the prompt comes after the output before it */
+    if (kernel_reply(k, k->stdin_sock, k->current, "input_request",
+                     json_pack("{s:s, s:b}", "prompt", prompt, "password", password)) < 0) {
+        jp_error_set(err, "cannot send input_request");
+        return -1;
+    }
+    for (;;) {
+        zmq_pollitem_t items[] = {{.socket = k->stdin_sock, .events = ZMQ_POLLIN},
+                                  {.fd = k->wake_fd, .events = ZMQ_POLLIN}};
+        int rc = zmq_poll(items, 2, -1);
+        if (rc < 0 && errno == EINTR) {
+            return -2;
+        }
+        if (items[1].revents || atomic_load(&k->stopping)) {
+            jp_error_set(err, "the kernel is shutting down");
+            return -1;
+        }
+        jp_msg *reply = jp_recv(k->session, k->stdin_sock, ZMQ_DONTWAIT, err);
+        if (reply == NULL) {
+            LOG_W("dropping malformed message on stdin: %s", err->text);
+            memset(err, 0, sizeof *err);
+            continue;
+        }
+        const char *v = json_string_value(json_object_get(reply->content, "value"));
+        int ok = strcmp(jp_msg_type(reply), "input_reply") == 0 && v != NULL;
+        if (ok) {
+            *value = strdup(v);
+        }
+        jp_msg_destroy(&reply);
+        if (ok) {
+            return *value ? 0 : -1;
+        }
+    }
+}
+
+static void publish_from_python(void *ctx, const char *msg_type, json_t *content)
+{
+    kernel *k = ctx;
+    iopub_publish(k->io, msg_type, content);
+}
+
+/* ------------------------------------------------------------- set-up */
+
+/* The ferry Python package: beside the build tree's binary, under
+ * PREFIX/lib/ferry when installed, or where FERRY_PACKAGE_DIR says. */
+static int find_package_dir(char *buf, size_t size)
+{
+    const char *env = getenv("FERRY_PACKAGE_DIR");
+    if (env && *env) {
+        snprintf(buf, size, "%s", env);
+        return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n < 0) {
+        return -1;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) {
+        *slash = '\0';
+    }
+    static const char *const candidates[] = {"/../kernel/python", "/../lib/ferry"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        char probe[PATH_MAX + 64];
+        snprintf(probe, sizeof probe, "%s%s", exe, candidates[i]);
+        char init[PATH_MAX + 96];
+        snprintf(init, sizeof init, "%s/ferry/_kernel.py", probe);
+        if (access(init, R_OK) == 0 && realpath(probe, buf) != NULL) {
+            (void)size;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void *bind_router(kernel *k, jp_channel ch, jp_error *err)
+{
+    char endpoint[300];
+    void *s = zmq_socket(k->zctx, ZMQ_ROUTER);
+    int linger = 1000;
+    jp_connection_endpoint(&k->conn, ch, endpoint, sizeof endpoint);
+    if (s == NULL || zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+        zmq_bind(s, endpoint) < 0) {
+        jp_error_set(err, "cannot bind %s on %s: %s", jp_channel_name(ch), endpoint,
+                     zmq_strerror(errno));
+        if (s) {
+            zmq_close(s);
+        }
+        return NULL;
+    }
+    return s;
+}
+
+static int start_python(kernel *k, jp_error *err)
+{
+    char package_dir[PATH_MAX];
+    if (find_package_dir(package_dir, sizeof package_dir) < 0) {
+        jp_error_set(err, "cannot find the ferry Python package (set FERRY_PACKAGE_DIR)");
+        return -1;
+    }
+    pyrt_config cfg = {
+        .python = k->python,
+        .package_dir = package_dir,
+        .runtime_dir = k->runtime_dir,
+        .role = "kernel",
+        .hooks = {.ctx = k, .publish = publish_from_python, .input = stdin_input},
+    };
+    if (pyrt_init(&cfg, err) < 0) {
+        return -1;
+    }
+    json_t *none = json_object();
+    k->kernel_info = pyrt_call("kernel_info", none, err);
+    json_decref(none);
+    return k->kernel_info ? 0 : -1;
+}
+
+static int kernel_setup(kernel *k, const char *connection_file, jp_error *err)
+{
+    snprintf(k->python, sizeof k->python, "%s", FERRY_PYTHON);
+    if (jp_connection_load(&k->conn, connection_file, err) < 0 ||
+        (k->session = jp_session_from_connection(&k->conn, "kernel", err)) == NULL) {
+        return -1;
+    }
+    if (runtime_dir_create(k->runtime_dir, sizeof k->runtime_dir) < 0) {
+        jp_error_set(err, "cannot create a runtime directory: %s", strerror(errno));
+        return -1;
+    }
+    k->zctx = zmq_ctx_new();
+    k->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    char endpoint[300];
+    jp_connection_endpoint(&k->conn, JP_IOPUB, endpoint, sizeof endpoint);
+    if (k->zctx == NULL || k->wake_fd < 0 ||
+        (k->io = iopub_new(k->zctx, endpoint, k->session, 1, err)) == NULL ||
+        (k->shell = bind_router(k, JP_SHELL, err)) == NULL ||
+        (k->stdin_sock = bind_router(k, JP_STDIN, err)) == NULL) {
+        return -1;
+    }
+    return start_python(k, err);
+}
+
+/* ------------------------------------------------------------ stopping */
+
+static void *watchdog_main(void *arg)
+{
+    kernel *k = arg;
+    sleep(5);
+    LOG_W("shutdown did not finish in 5 s; exiting now");
+    runtime_dir_remove(k->runtime_dir);
+    _exit(0);
+    return NULL;
+}
+
+void kernel_request_stop(kernel *k)
+{
+    if (atomic_exchange(&k->stopping, 1)) {
+        return;
+    }
+    uint64_t one = 1;
+    ssize_t rc = write(k->wake_fd, &one, sizeof one);
+    (void)rc;
+    if (atomic_load(&k->busy) && !pthread_equal(pthread_self(), k->main_thread)) {
+        pthread_kill(k->main_thread, SIGINT); /* end a running cell */
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, watchdog_main, k) == 0) {
+        pthread_detach(t);
+    }
+}
+
+static void shell_loop(kernel *k)
+{
+    while (!atomic_load(&k->stopping)) {
+        zmq_pollitem_t items[] = {{.socket = k->shell, .events = ZMQ_POLLIN},
+                                  {.fd = k->wake_fd, .events = ZMQ_POLLIN}};
+        if (zmq_poll(items, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue; /* SIGINT while idle is harmless */
+            }
+            LOG_E("shell poll failed: %s", zmq_strerror(errno));
+            return;
+        }
+        if (!(items[0].revents & ZMQ_POLLIN)) {
+            continue;
+        }
+        jp_error err = {0};
+        jp_msg *req = jp_recv(k->session, k->shell, ZMQ_DONTWAIT, &err);
+        if (req == NULL) {
+            if (errno != EAGAIN) {
+                LOG_W("dropping malformed message on shell: %s", err.text);
+            }
+            continue;
+        }
+        dispatch(k, k->shell, req);
+        jp_msg_destroy(&req);
+    }
+}
+
+static void kernel_teardown(kernel *k)
+{
+    pyrt_finalize();
+    if (k->io) {
+        iopub_status(k->io, "dead");
+    }
+    iopub_destroy(&k->io);
+    if (k->shell) {
+        zmq_close(k->shell);
+    }
+    if (k->stdin_sock) {
+        zmq_close(k->stdin_sock);
+    }
+    if (k->zctx) {
+        zmq_ctx_shutdown(k->zctx); /* ends the control and heartbeat threads */
+        control_join(k);
+        zmq_ctx_term(k->zctx);
+    }
+    runtime_dir_remove(k->runtime_dir);
+    json_decref(k->kernel_info);
+    jp_session_destroy(&k->session);
+    jp_connection_clear(&k->conn);
+}
+
+int kernel_run(const char *connection_file)
+{
+    static kernel k; /* one per process; signal paths reach it */
+    jp_error err = {0};
+    k.main_thread = pthread_self();
+    k.wake_fd = -1;
+    /* Threads inherit this mask: only the main thread takes SIGINT, and
+     * SIGTERM is taken by the control module's signal thread. */
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+    int rc = 1;
+    if (kernel_setup(&k, connection_file, &err) < 0 || control_start(&k, &err) < 0) {
+        LOG_E("%s", err.text);
+        goto done;
+    }
+    sigset_t sigint;
+    sigemptyset(&sigint);
+    sigaddset(&sigint, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &sigint, NULL);
+    iopub_set_parent(k.io, NULL);
+    iopub_status(k.io, "starting");
+    LOG_I("kernel ready; runtime directory %s", k.runtime_dir);
+    shell_loop(&k);
+    rc = 0;
+done:
+    kernel_teardown(&k);
+    return rc;
+}

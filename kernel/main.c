@@ -1,0 +1,74 @@
+/* main.c -- ferry-kernel: the Jupyter kernel, its worker role, and the
+ * kernelspec installer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "install.h"
+#include "kernel.h"
+#include "log.h"
+
+#ifndef FERRY_VERSION
+#define FERRY_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ferry-kernel -f CONNECTION_FILE [--log-level LEVEL]\n"
+            "       ferry-kernel install [--user | --prefix P | --sys-prefix]\n"
+            "                            [--name N] [--display-name D]\n"
+            "       ferry-kernel --version | --help\n"
+            "\n"
+            "A Jupyter kernel for Python whose cell definitions reach worker\n"
+            "processes.  Frontends start it from its kernelspec.\n"
+            "\n"
+            "  -f FILE            the connection file written by the frontend\n"
+            "  --log-level LEVEL  error, warn (default), info or debug; the log goes\n"
+            "                     to the kernel's stderr, never into a notebook\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *connection_file = NULL;
+    int level = LOG_WARN;
+    if (argc > 1 && strcmp(argv[1], "install") == 0) {
+        return install_main(argc - 2, argv + 2);
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if ((strcmp(a, "-f") == 0 || strcmp(a, "--connection-file") == 0) && next) {
+            connection_file = next;
+            i++;
+        } else if (strncmp(a, "--connection-file=", 18) == 0) {
+            connection_file = a + 18;
+        } else if (strcmp(a, "--log-level") == 0 && next) {
+            level = log_level_parse(next);
+            if (level < 0) {
+                fprintf(stderr, "ferry-kernel: unknown log level '%s'\n", next);
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("ferry-kernel %s\n", FERRY_VERSION);
+            return 0;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "ferry-kernel: unknown or incomplete argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (connection_file == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    /* Log lines go to a copy of stderr taken before output capture. */
+    int fd = dup(2);
+    log_init(fd >= 0 ? fd : 2, (log_level)level);
+    return kernel_run(connection_file);
+}

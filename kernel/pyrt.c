@@ -1,0 +1,227 @@
+/* pyrt.c -- embedding CPython: configuration, the _ferry_kernel built-in
+ * module, and JSON calls into the runner. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pyrt.h"
+
+#include <string.h>
+
+#include "log.h"
+
+static pyrt_hooks hooks;
+static PyThreadState *main_state; /* saved while the GIL is released */
+
+/* ------------------------------------------- _ferry_kernel (built in) */
+
+static PyObject *kernel_publish(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *msg_type, *content_text;
+    Py_ssize_t content_len;
+    if (!PyArg_ParseTuple(args, "ss#", &msg_type, &content_text, &content_len)) {
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *content = json_loadb(content_text, (size_t)content_len, 0, &jerr);
+    if (content == NULL) {
+        return PyErr_Format(PyExc_ValueError, "publish: invalid JSON: %s", jerr.text);
+    }
+    hooks.publish(hooks.ctx, msg_type, content);
+    Py_RETURN_NONE;
+}
+
+static PyObject *kernel_input(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *prompt;
+    int password;
+    if (!PyArg_ParseTuple(args, "sp", &prompt, &password)) {
+        return NULL;
+    }
+    char *value = NULL;
+    jp_error err = {0};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = hooks.input(hooks.ctx, prompt, password, &value, &err);
+    Py_END_ALLOW_THREADS
+    if (rc == -2) {
+        /* The wait was cut by SIGINT: let Python's handler raise. */
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+        return NULL;
+    }
+    if (rc < 0) {
+        return PyErr_Format(PyExc_RuntimeError, "%s", err.text);
+    }
+    PyObject *result = PyUnicode_DecodeUTF8(value, (Py_ssize_t)strlen(value), "replace");
+    free(value);
+    return result;
+}
+
+static PyMethodDef kernel_methods[] = {
+    {"publish", kernel_publish, METH_VARARGS,
+     "publish(msg_type, content_json): send an iopub message under the current request."},
+    {"input", kernel_input, METH_VARARGS,
+     "input(prompt, password) -> str: ask the frontend for a line of input."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef kernel_module = {
+    PyModuleDef_HEAD_INIT, "_ferry_kernel", "The ferry kernel's C side.", -1,
+    kernel_methods, NULL, NULL, NULL, NULL,
+};
+
+static PyObject *kernel_module_init(void)
+{
+    return PyModule_Create(&kernel_module);
+}
+
+/* ------------------------------------------------------ initialisation */
+
+static int status_ok(PyStatus st, const char *what, jp_error *err)
+{
+    if (PyStatus_Exception(st)) {
+        jp_error_set(err, "python %s: %s", what, st.err_msg ? st.err_msg : "failed");
+        return -1;
+    }
+    return 0;
+}
+
+static int configure(PyConfig *config, const pyrt_config *cfg, jp_error *err)
+{
+    PyConfig_InitPythonConfig(config);
+    /* Cells see sys.argv == [''], as in IPython; our own arguments are not
+     * Python's. */
+    config->parse_argv = 0;
+    /* Unbuffered stdio: every print reaches the captured descriptor at
+     * once, in order with output written by C code and child processes. */
+    config->buffered_stdio = 0;
+    config->install_signal_handlers = 1;
+    wchar_t arg0[] = L"";
+    wchar_t *empty[] = {arg0};
+    if (status_ok(PyConfig_SetArgv(config, 1, empty), "argv", err) < 0 ||
+        status_ok(PyConfig_SetBytesString(config, &config->program_name, cfg->python),
+                  "program name", err) < 0 ||
+        /* sys.executable names a real interpreter: spawn starts it. */
+        status_ok(PyConfig_SetBytesString(config, &config->executable, cfg->python),
+                  "executable", err) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Puts the kernel's directory first on sys.path (so `import helper` finds
+ * a module beside the notebook) and the ferry package at the end. */
+static int setup_sys_path(const pyrt_config *cfg)
+{
+    PyObject *path = PySys_GetObject("path"); /* borrowed */
+    PyObject *cwd = PyUnicode_FromString("");
+    PyObject *pkg = PyUnicode_DecodeFSDefault(cfg->package_dir);
+    int rc = -1;
+    if (path && cwd && pkg && PyList_Insert(path, 0, cwd) == 0 &&
+        PyList_Append(path, pkg) == 0) {
+        rc = 0;
+    }
+    Py_XDECREF(cwd);
+    Py_XDECREF(pkg);
+    return rc;
+}
+
+static PyObject *runner; /* ferry._kernel */
+
+int pyrt_init(const pyrt_config *cfg, jp_error *err)
+{
+    hooks = cfg->hooks;
+    if (PyImport_AppendInittab("_ferry_kernel", kernel_module_init) < 0) {
+        jp_error_set(err, "cannot register _ferry_kernel");
+        return -1;
+    }
+    PyConfig config;
+    if (configure(&config, cfg, err) < 0) {
+        PyConfig_Clear(&config);
+        return -1;
+    }
+    PyStatus st = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (status_ok(st, "initialisation", err) < 0) {
+        return -1;
+    }
+    if (setup_sys_path(cfg) < 0) {
+        jp_error_set(err, "cannot set sys.path");
+        PyErr_Clear();
+        return -1;
+    }
+    runner = PyImport_ImportModule("ferry._kernel");
+    PyObject *r = runner ? PyObject_CallMethod(runner, "start", "sss", cfg->role,
+                                               cfg->runtime_dir, cfg->python)
+                         : NULL;
+    if (r == NULL) {
+        PyErr_Print();
+        jp_error_set(err, "cannot start the Python runner (ferry._kernel in %s)",
+                     cfg->package_dir);
+        return -1;
+    }
+    Py_DECREF(r);
+    main_state = PyEval_SaveThread();
+    return 0;
+}
+
+json_t *pyrt_call(const char *func, json_t *arg, jp_error *err)
+{
+    char *text = json_dumps(arg, JSON_COMPACT);
+    json_t *result = NULL;
+    if (text == NULL) {
+        jp_error_set(err, "cannot serialise arguments for %s", func);
+        return NULL;
+    }
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *r = PyObject_CallMethod(runner, func, "s", text);
+    free(text);
+    if (r == NULL) {
+        /* The runner catches everything a cell raises: this is our bug. */
+        PyErr_Print();
+        jp_error_set(err, "internal error in ferry._kernel.%s", func);
+        goto done;
+    }
+    Py_ssize_t len;
+    const char *out = PyUnicode_AsUTF8AndSize(r, &len);
+    if (out == NULL) {
+        PyErr_Print();
+        jp_error_set(err, "ferry._kernel.%s did not return text", func);
+        goto done;
+    }
+    json_error_t jerr;
+    result = json_loadb(out, (size_t)len, 0, &jerr);
+    if (result == NULL) {
+        jp_error_set(err, "ferry._kernel.%s returned invalid JSON: %s", func, jerr.text);
+    }
+done:
+    Py_XDECREF(r);
+    PyGILState_Release(gil);
+    return result;
+}
+
+void pyrt_discard_signals(void)
+{
+    PyGILState_STATE gil = PyGILState_Ensure();
+    if (PyErr_CheckSignals() < 0) {
+        PyErr_Clear();
+    }
+    PyGILState_Release(gil);
+}
+
+void pyrt_finalize(void)
+{
+    if (main_state == NULL) {
+        return;
+    }
+    PyEval_RestoreThread(main_state);
+    main_state = NULL;
+    Py_CLEAR(runner);
+    if (Py_FinalizeEx() < 0) {
+        LOG_W("python finalisation reported an error");
+    }
+}

@@ -1,0 +1,45 @@
+/* pyrt.h -- the embedded CPython: start, call the runner, stop.
+ *
+ * The only kernel-role module that includes Python.h.  Calls cross into
+ * Python with a JSON text and come back with one, so PyObject never leaves
+ * this file.  The interpreter lives on the thread that initialised it; the
+ * GIL is released whenever that thread is not inside pyrt_call. */
+#ifndef FERRY_PYRT_H
+#define FERRY_PYRT_H
+
+#include "jp.h"
+
+typedef struct pyrt_hooks {
+    void *ctx;  /* passed back to every hook */
+    /* A message for iopub under the current parent; content stolen. */
+    void (*publish)(void *ctx, const char *msg_type, json_t *content);
+    /* Asks the frontend for a line.  Returns 0 with *value (malloc'd),
+     * -1 with err set when stdin is not allowed, -2 when interrupted. */
+    int (*input)(void *ctx, const char *prompt, int password, char **value,
+                 jp_error *err);
+} pyrt_hooks;
+
+typedef struct pyrt_config {
+    const char *python;       /* the interpreter children should run */
+    const char *package_dir;  /* directory holding the ferry package */
+    const char *runtime_dir;  /* the kernel's private runtime directory */
+    const char *role;         /* "kernel" or "worker" */
+    pyrt_hooks hooks;         /* callbacks from Python into the kernel */
+} pyrt_config;
+
+/* Initialises the interpreter on the calling thread and imports the runner
+ * (ferry._kernel).  Returns with the GIL released. */
+int pyrt_init(const pyrt_config *cfg, jp_error *err);
+
+/* Calls ferry._kernel.<func>(json_text) and parses its JSON result.
+ * Returns a new reference (caller decrefs) or NULL with err set. */
+json_t *pyrt_call(const char *func, json_t *arg, jp_error *err);
+
+/* Runs Python's pending signal handlers and drops what they raised: a
+ * SIGINT that arrived while idle must not interrupt the next cell. */
+void pyrt_discard_signals(void);
+
+/* Finalises the interpreter (with the GIL re-acquired). */
+void pyrt_finalize(void);
+
+#endif

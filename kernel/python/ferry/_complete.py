@@ -1,0 +1,182 @@
+"""Completion, inspection and is_complete for the live namespace.
+
+Names and attributes of live objects come straight from the namespace,
+which is fast and exact; jedi (imported on first need) answers the rest.
+"""
+import builtins
+import codeop
+import inspect
+import keyword
+import re
+import warnings
+
+_DOTTED = re.compile(r"[A-Za-z_][\w.]*$")
+_IDENT_TAIL = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*\.?$|$")
+_DICT_KEY = re.compile(r"([A-Za-z_][\w.]*)\[\s*(['\"])([^'\"]*)$")
+
+
+def _resolve(expr, ns):
+    """Evaluates a dotted name without calling anything; None if it fails."""
+    obj = None
+    for i, part in enumerate(expr.split(".")):
+        if i == 0:
+            if part in ns:
+                obj = ns[part]
+            elif hasattr(builtins, part):
+                obj = getattr(builtins, part)
+            else:
+                raise LookupError(part)
+        else:
+            obj = getattr(obj, part)
+    return obj
+
+
+def _namespace_matches(text, ns):
+    """(matches, start) from the namespace, or None to defer to jedi."""
+    m = _DICT_KEY.search(text)
+    if m:
+        try:
+            obj = _resolve(m.group(1), ns)
+        except Exception:
+            return None
+        if isinstance(obj, dict):
+            quote, prefix = m.group(2), m.group(3)
+            keys = [k for k in obj if isinstance(k, str) and k.startswith(prefix)]
+            return [f"{k}{quote}]" for k in keys], len(text) - len(prefix)
+        return None
+    m = _IDENT_TAIL.search(text)
+    word = m.group(0) if m else ""
+    before = text[: len(text) - len(word)]
+    if before.rstrip().endswith(("import", "from")) or re.search(r"\bimport\s", before):
+        return None  # module names: jedi knows the import system
+    if "." in word:
+        head, _, prefix = word.rpartition(".")
+        try:
+            obj = _resolve(head, ns)
+        except Exception:
+            return None
+        names = dir(obj)
+        start = len(text) - len(prefix)
+    else:
+        if not word:
+            return None
+        prefix = word
+        names = list(ns) + dir(builtins) + keyword.kwlist
+        start = len(text) - len(prefix)
+    matches = sorted({n for n in names if n.startswith(prefix)},
+                     key=lambda n: (n.startswith("_"), n.lower()))
+    if not prefix.startswith("_"):
+        matches = [n for n in matches if not n.startswith("_")] + \
+                  [n for n in matches if n.startswith("_")]
+    return matches, start
+
+
+def _jedi_matches(code, cursor, ns):
+    try:
+        import jedi
+    except ImportError:
+        return [], cursor
+    before = code[:cursor]
+    line = before.count("\n") + 1
+    column = len(before) - (before.rfind("\n") + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            completions = jedi.Interpreter(code, [ns]).complete(line, column)
+        except Exception:
+            return [], cursor
+    if not completions:
+        return [], cursor
+    prefix_len = len(completions[0].name) - len(completions[0].complete)
+    return [c.name for c in completions], cursor - prefix_len
+
+
+def complete(code, cursor, ns):
+    if cursor is None:
+        cursor = len(code)
+    text = code[:cursor]
+    found = _namespace_matches(text, ns)
+    if found is None or not found[0]:
+        matches, start = _jedi_matches(code, cursor, ns)
+        if not matches and found is not None:
+            matches, start = found
+    else:
+        matches, start = found
+    return {"status": "ok", "matches": matches, "cursor_start": start,
+            "cursor_end": cursor, "metadata": {}}
+
+
+def _name_at(code, cursor):
+    left = re.search(r"[A-Za-z_][\w.]*$", code[:cursor])
+    right = re.match(r"\w*", code[cursor:])
+    name = (left.group(0) if left else "") + (right.group(0) if right else "")
+    if not name:
+        # Inside a call's parentheses: inspect the callee, as IPython does.
+        m = re.search(r"([A-Za-z_][\w.]*)\([^()]*$", code[:cursor])
+        name = m.group(1) if m else ""
+    return name.rstrip(".")
+
+
+def describe(obj, name, detail=0):
+    """Text for obj? (detail 0) and obj?? (detail 1)."""
+    lines = [f"Type:      {type(obj).__name__}"]
+    if callable(obj):
+        try:
+            lines.append(f"Signature: {name}{inspect.signature(obj)}")
+        except (TypeError, ValueError):
+            pass
+    if not callable(obj) or isinstance(obj, (int, float, str, list, dict, tuple, set)):
+        text = repr(obj)
+        lines.append("Value:     " + (text if len(text) < 200 else text[:200] + "..."))
+    if detail:
+        try:
+            lines.append("Source:\n" + inspect.getsource(obj))
+        except (OSError, TypeError):
+            pass
+    doc = inspect.getdoc(obj)
+    if doc and not (detail and len(lines) > 2 and lines[-1].startswith("Source:")):
+        lines.append("Docstring:\n" + doc)
+    try:
+        lines.append(f"File:      {inspect.getfile(obj)}")
+    except TypeError:
+        pass
+    return "\n".join(lines)
+
+
+def inspect_request(code, cursor, detail, ns):
+    if cursor is None:
+        cursor = len(code)
+    name = _name_at(code, cursor)
+    try:
+        obj = _resolve(name, ns) if name and _DOTTED.match(name) else None
+        found = bool(name) and _DOTTED.match(name) is not None
+    except Exception:
+        found = False
+    if not found:
+        return {"status": "ok", "found": False, "data": {}, "metadata": {}}
+    return {"status": "ok", "found": True, "data": {"text/plain": describe(obj, name, detail)},
+            "metadata": {}}
+
+
+def is_complete(code):
+    """IPython's rule: an open block needs a blank line to end."""
+    if not code.strip():
+        return {"status": "complete"}
+    lines = code.split("\n")
+    last = lines[-1] if lines[-1].strip() else (lines[-2] if len(lines) > 1 else "")
+    indent = last[: len(last) - len(last.lstrip())]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compiled = codeop.compile_command(code, "<input>", "exec")
+    except (SyntaxError, OverflowError, ValueError):
+        if code.rstrip().endswith(":") and not code.endswith("\n\n"):
+            return {"status": "incomplete", "indent": indent + "    "}
+        return {"status": "invalid"}
+    if compiled is None:
+        if last.rstrip().endswith(":"):
+            indent += "    "
+        return {"status": "incomplete", "indent": indent}
+    if indent and not code.endswith("\n"):
+        return {"status": "incomplete", "indent": indent}
+    return {"status": "complete"}

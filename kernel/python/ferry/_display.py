@@ -1,0 +1,137 @@
+"""Rich output: turning objects into MIME bundles, and display().
+
+A bundle is what Jupyter frontends render: {"text/plain": ..., "text/html":
+...}.  Objects opt in through IPython's conventions (`_repr_html_`,
+`_repr_mimebundle_`, ...), so libraries that support IPython work unchanged.
+"""
+import base64
+import json
+import pprint
+import uuid
+
+import _ferry_kernel
+
+# Method name -> MIME type, in the order IPython's formatter tries them.
+_REPR_METHODS = (
+    ("_repr_html_", "text/html"),
+    ("_repr_markdown_", "text/markdown"),
+    ("_repr_svg_", "image/svg+xml"),
+    ("_repr_png_", "image/png"),
+    ("_repr_jpeg_", "image/jpeg"),
+    ("_repr_pdf_", "application/pdf"),
+    ("_repr_latex_", "text/latex"),
+    ("_repr_json_", "application/json"),
+    ("_repr_javascript_", "application/javascript"),
+)
+_BINARY = {"image/png", "image/jpeg", "application/pdf"}
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
+def publish(msg_type, content):
+    _ferry_kernel.publish(msg_type, json.dumps(content, default=repr))
+
+
+def _plain(obj):
+    if type(obj) in _CONTAINERS:
+        # IPython keeps insertion order and wraps long containers.
+        return pprint.pformat(obj, sort_dicts=False)
+    return repr(obj)
+
+
+def _encode(mime, value):
+    if mime in _BINARY and isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def _call_repr(obj, name):
+    method = getattr(type(obj), name, None)
+    if method is None or isinstance(obj, type):
+        return None
+    try:
+        return getattr(obj, name)()
+    except Exception:  # a broken repr must not lose the cell's result
+        return None
+
+
+def format_bundle(obj, include=None, exclude=None):
+    """Returns (data, metadata) for obj."""
+    data, metadata = {}, {}
+    bundle = _call_repr(obj, "_repr_mimebundle_") if hasattr(obj, "_repr_mimebundle_") else None
+    if isinstance(bundle, tuple) and len(bundle) == 2:
+        bundle, md = bundle
+        metadata.update(md or {})
+    if isinstance(bundle, dict):
+        for mime, value in bundle.items():
+            data[mime] = _encode(mime, value)
+    for name, mime in _REPR_METHODS:
+        if mime in data:
+            continue
+        value = _call_repr(obj, name)
+        if value is None:
+            continue
+        if isinstance(value, tuple) and len(value) == 2:
+            value, md = value
+            if md:
+                metadata[mime] = md
+        data[mime] = _encode(mime, value)
+    if "text/plain" not in data:
+        try:
+            data["text/plain"] = _plain(obj)
+        except Exception as e:
+            data["text/plain"] = f"<repr of {type(obj).__name__} failed: {e!r}>"
+    if include is not None:
+        data = {k: v for k, v in data.items() if k in include}
+    if exclude is not None:
+        data = {k: v for k, v in data.items() if k not in exclude}
+    return data, metadata
+
+
+class DisplayHandle:
+    """A handle to update or clear one display, as IPython's."""
+
+    def __init__(self, display_id=None):
+        self.display_id = display_id or uuid.uuid4().hex
+
+    def __repr__(self):
+        return f"<DisplayHandle display_id={self.display_id}>"
+
+    def display(self, obj, **kwargs):
+        display(obj, display_id=self.display_id, **kwargs)
+
+    def update(self, obj, **kwargs):
+        display(obj, display_id=self.display_id, update=True, **kwargs)
+
+
+def display(*objs, include=None, exclude=None, metadata=None, transient=None,
+            display_id=None, raw=False, clear=False, update=False, **kwargs):
+    """Shows objects in the frontend, as IPython.display.display does."""
+    if clear:
+        clear_output(wait=True)
+    if display_id is True:
+        display_id = uuid.uuid4().hex
+    transient = dict(transient or {})
+    if display_id:
+        transient["display_id"] = display_id
+    msg_type = "update_display_data" if update else "display_data"
+    for obj in objs:
+        if raw:
+            data, md = obj, {}
+        else:
+            data, md = format_bundle(obj, include, exclude)
+        if metadata:
+            md = {**md, **metadata}
+        publish(msg_type, {"data": data, "metadata": md, "transient": transient})
+    if display_id and not update:
+        return DisplayHandle(display_id)
+    return None
+
+
+def update_display(obj, *, display_id, **kwargs):
+    """Replaces the output shown under display_id."""
+    display(obj, display_id=display_id, update=True, **kwargs)
+
+
+def clear_output(wait=False):
+    """Clears the cell's output, now or (wait=True) when new output comes."""
+    publish("clear_output", {"wait": bool(wait)})

@@ -1,0 +1,83 @@
+"""The kernel's entry points, called from C with one JSON text each.
+
+Each function takes the request's content as JSON text and returns the
+reply's content as JSON text: one crossing into Python per request.
+"""
+import json
+import platform
+import sys
+
+from . import _complete, _history, _shell
+
+shell = None
+hist = None
+
+
+def start(role, runtime_dir, python):
+    global shell, hist
+    import ferry
+    ferry.runtime_dir = runtime_dir
+    shell = _shell.Shell(runtime_dir)
+    hist = _history.History()
+
+
+def kernel_info(_):
+    import ferry
+    version = platform.python_version()
+    return json.dumps({
+        "status": "ok",
+        "protocol_version": "5.3",
+        "implementation": "ferry",
+        "implementation_version": ferry.__version__,
+        "language_info": {
+            "name": "python",
+            "version": version,
+            "mimetype": "text/x-python",
+            "file_extension": ".py",
+            "pygments_lexer": "ipython3",
+            "codemirror_mode": {"name": "ipython", "version": 3},
+            "nbconvert_exporter": "python",
+        },
+        "banner": f"ferry {ferry.__version__} -- Python {version} ({sys.executable})\n"
+                  "Definitions made in cells reach worker processes.",
+        "help_links": [
+            {"text": "Python Reference", "url": "https://docs.python.org/3/"},
+        ],
+        "debugger": False,
+    })
+
+
+def execute(text):
+    req = json.loads(text)
+    code = req.get("code", "")
+    silent = bool(req.get("silent", False))
+    store = bool(req.get("store_history", True)) and not silent
+    reply = shell.run_cell(code, silent=silent, store_history=store,
+                           user_expressions=req.get("user_expressions") or {},
+                           allow_stdin=bool(req.get("allow_stdin", False)))
+    if store:
+        hist.store(reply["execution_count"], code)
+    return json.dumps(reply, default=repr)
+
+
+def complete(text):
+    req = json.loads(text)
+    return json.dumps(_complete.complete(req.get("code", ""), req.get("cursor_pos"), shell.ns))
+
+
+def inspect(text):
+    req = json.loads(text)
+    return json.dumps(_complete.inspect_request(req.get("code", ""), req.get("cursor_pos"),
+                                                req.get("detail_level", 0), shell.ns))
+
+
+def is_complete(text):
+    return json.dumps(_complete.is_complete(json.loads(text).get("code", "")))
+
+
+def history(text):
+    return json.dumps(hist.request(json.loads(text)))
+
+
+def comm_info(text):
+    return json.dumps({"status": "ok", "comms": {}})

@@ -1,0 +1,214 @@
+"""Running cells: one top-level statement at a time, as IPython does.
+
+Each statement that completes is handed to the re-export recorder, so a
+pool dispatched later in the same cell already sees the definitions above
+it.  `if __name__ == "__main__":` blocks run their bodies statement by
+statement too, so what they define is exported like any other definition.
+"""
+import ast
+import asyncio
+import builtins
+import getpass
+import inspect
+import linecache
+import sys
+import types
+
+import _ferry_kernel
+
+from . import _display, _traceback
+
+try:
+    from . import _reexport
+except ImportError:  # the re-export module is optional for the runner
+    _reexport = None
+
+_FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+
+
+class StdinNotImplementedError(RuntimeError):
+    """input() was called, but the frontend does not accept input requests."""
+
+
+class _ExitAsker:
+    """exit() and quit() in a cell ask the frontend to close, as in IPython,
+    rather than ending the kernel process under it."""
+
+    def __init__(self, shell, name):
+        self._shell = shell
+        self._name = name
+
+    def __repr__(self):
+        return f"Use {self._name}() to ask the frontend to exit."
+
+    def __call__(self, keep_kernel=False):
+        self._shell.payloads.append({"source": "ask_exit", "keepkernel": bool(keep_kernel)})
+
+
+class Shell:
+    """The kernel's interpreter state: namespace, counters, In/Out."""
+
+    def __init__(self, runtime_dir):
+        self.main = sys.modules["__main__"]
+        self.ns = self.main.__dict__
+        self.main.__spec__ = None
+        self.execution_count = 1
+        self.unstored = 0
+        self.In = [""]
+        self.Out = {}
+        self.payloads = []
+        self.allow_stdin = False
+        self.loop = None
+        self.recorder = None
+        if _reexport is not None and hasattr(_reexport, "Recorder"):
+            self.recorder = _reexport.Recorder(runtime_dir, self.main)
+            self.recorder.install_hooks()
+        self._install_builtins()
+
+    # ------------------------------------------------------------ set-up
+
+    def _install_builtins(self):
+        self.ns.update({"In": self.In, "Out": self.Out, "_": None, "__": None, "___": None,
+                        "_ih": self.In, "_oh": self.Out, "_i": "", "_ii": "", "_iii": ""})
+        builtins.display = _display.display
+        builtins.update_display = _display.update_display
+        builtins.clear_output = _display.clear_output
+        builtins.input = self.input
+        builtins.exit = _ExitAsker(self, "exit")
+        builtins.quit = _ExitAsker(self, "quit")
+        getpass.getpass = self.getpass
+
+    def input(self, prompt=""):
+        return self._ask(str(prompt), False)
+
+    def getpass(self, prompt="Password: ", stream=None):
+        return self._ask(str(prompt), True)
+
+    def _ask(self, prompt, password):
+        if not self.allow_stdin:
+            raise StdinNotImplementedError(
+                "input() was called, but this frontend does not support input requests")
+        return _ferry_kernel.input(prompt, password)
+
+    # ----------------------------------------------------------- running
+
+    def run_cell(self, code, silent=False, store_history=True, user_expressions=None,
+                 allow_stdin=False):
+        """Runs code; returns the execute_reply content."""
+        self.payloads = []
+        self.allow_stdin = allow_stdin
+        store = store_history and not silent
+        count = self.execution_count
+        if store:
+            filename = f"Cell In[{count}]"
+        else:
+            self.unstored += 1
+            filename = f"<ferry-input-{self.unstored}>"
+        if not silent:
+            _display.publish("execute_input", {"code": code, "execution_count": count})
+        self._remember_source(filename, code)
+        if store:
+            self.In.append(code)
+            self.ns.update({"_iii": self.ns.get("_ii", ""), "_ii": self.ns.get("_i", ""),
+                            "_i": code, f"_i{count}": code})
+            self.execution_count += 1
+        reply = {"execution_count": count}
+        try:
+            self._run_statements(code, filename, count, silent, store)
+        except BaseException as exc:  # everything a cell raises is reported
+            reply.update(self._report(exc, silent))
+        else:
+            reply["status"] = "ok"
+        reply["user_expressions"] = self._user_expressions(user_expressions or {})
+        reply["payload"] = self.payloads
+        return reply
+
+    def _remember_source(self, filename, code):
+        # mtime None: linecache.checkcache never drops it, so tracebacks and
+        # inspect.getsource work for every cell, as in IPython.
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+
+    def _run_statements(self, code, filename, count, silent, store):
+        tree = ast.parse(code, filename)
+        body = tree.body
+        display_last = bool(body) and isinstance(body[-1], ast.Expr) \
+            and not code.rstrip().endswith(";")
+        for i, node in enumerate(body):
+            if display_last and i == len(body) - 1:
+                value = self._eval(node.value, filename)
+                self._display_result(value, count, silent, store)
+            else:
+                self._run_node(node, code, filename)
+
+    def _run_node(self, node, code, filename):
+        if _reexport is not None and hasattr(_reexport, "is_main_guard") \
+                and _reexport.is_main_guard(node):
+            if self._eval(node.test, filename):
+                for child in node.body:
+                    self._run_node(child, code, filename)
+            else:
+                for child in node.orelse:
+                    self._run_node(child, code, filename)
+            return
+        compiled = compile(ast.Module([node], []), filename, "exec", flags=_FLAGS)
+        self._await_if_needed(eval(compiled, self.ns))
+        if self.recorder is not None:
+            self.recorder.record(node, code, filename)
+
+    def _eval(self, expr, filename):
+        compiled = compile(ast.Expression(expr), filename, "eval", flags=_FLAGS)
+        value = eval(compiled, self.ns)
+        if compiled.co_flags & inspect.CO_COROUTINE:
+            value = self._await_if_needed(value)
+        return value
+
+    def _await_if_needed(self, value):
+        if not inspect.iscoroutine(value):
+            return value
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+        return self.loop.run_until_complete(value)
+
+    def _display_result(self, value, count, silent, store):
+        if value is None:
+            return
+        if store:
+            self.Out[count] = value
+            self.ns.update({"___": self.ns.get("__"), "__": self.ns.get("_"), "_": value,
+                            f"_{count}": value})
+        if silent:
+            return
+        data, metadata = _display.format_bundle(value)
+        _display.publish("execute_result", {"execution_count": count, "data": data,
+                                            "metadata": metadata})
+
+    def _report(self, exc, silent):
+        exc = exc.with_traceback(exc.__traceback__)
+        ename = type(exc).__name__
+        if isinstance(exc, SystemExit):
+            lines = [f"{_traceback.RED}SystemExit{_traceback.RESET}: {exc.code}",
+                     "The kernel keeps running: sys.exit() in a cell ends the cell, "
+                     "not the kernel. Use exit() to close the frontend."]
+        else:
+            lines = _traceback.format_exception(exc)
+        content = {"ename": ename, "evalue": str(exc), "traceback": lines}
+        if not silent:
+            _display.publish("error", content)
+        return {"status": "error", **content}
+
+    def _user_expressions(self, expressions):
+        results = {}
+        for name, expr in expressions.items():
+            try:
+                value = eval(compile(expr, "<user_expression>", "eval"), self.ns)
+                data, metadata = _display.format_bundle(value)
+                results[name] = {"status": "ok", "data": data, "metadata": metadata}
+            except BaseException as exc:
+                results[name] = {"status": "error", "ename": type(exc).__name__,
+                                 "evalue": str(exc),
+                                 "traceback": _traceback.format_exception(exc)}
+        return results
+
+
+def new_module_namespace():
+    return types.ModuleType("__main__")

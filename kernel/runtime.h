@@ -1,0 +1,18 @@
+/* runtime.h -- the kernel's private runtime directory.
+ *
+ * Holds the re-export module versions and the workers' ipc endpoints.  It is
+ * mode 0700 and short: ipc endpoint paths must fit in 107 bytes. */
+#ifndef FERRY_RUNTIME_H
+#define FERRY_RUNTIME_H
+
+#include <stddef.h>
+
+/* Creates /tmp/ferry-UID-PID-XXXXXX (or under $FERRY_RUNTIME_ROOT) after
+ * removing directories left by kernels that no longer run.  Writes the
+ * path into buf.  Returns 0 or -1 (errno set). */
+int runtime_dir_create(char *buf, size_t size);
+
+/* Removes the directory and everything in it.  Returns 0 or -1. */
+int runtime_dir_remove(const char *path);
+
+#endif
