@@ -54,8 +54,18 @@ include protocol/build.mk
 -include repl/build.mk
 include tests/build.mk
 
+# The terminal REPL when it is built, else jupyter console on ferry.
+RUN_CMD = $(if $(wildcard repl/build.mk),$(B)/ferry,jupyter console --kernel ferry)
+
 deps:
 	$(Q)sh tools/deps.sh
+
+# Starts ferry on a fresh kernel: the kernelspec is installed for the user so
+# that any frontend finds it too.
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(KERNEL_BIN) install --user >/dev/null
+	$(Q)$(RUN_CMD)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)

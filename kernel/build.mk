@@ -16,3 +16,21 @@ all: $(KERNEL_BIN)
 $(KERNEL_BIN): $(KERNEL_OBJS) $(JP_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(KERNEL_OBJS) $(JP_LIB) $(PKG_LIBS) $(PY_LIBS) -lpthread
+
+# Installed layout: PREFIX/bin/ferry-kernel, the Python part in
+# PREFIX/lib/ferry/ferry (found by the kernel itself, no PYTHONPATH), the
+# logo in PREFIX/share/ferry and the kernelspec in
+# PREFIX/share/jupyter/kernels/ferry.
+KERNEL_PY := $(wildcard kernel/python/ferry/*.py)
+
+install: all
+	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ferry/ferry \
+	    $(DESTDIR)$(PREFIX)/share/ferry $(DESTDIR)$(PREFIX)/share/jupyter/kernels/ferry
+	$(Q)install -m 0755 $(KERNEL_BIN) $(DESTDIR)$(PREFIX)/bin/
+	$(Q)$(if $(wildcard $(B)/ferry),install -m 0755 $(B)/ferry $(DESTDIR)$(PREFIX)/bin/)
+	$(Q)install -m 0644 $(KERNEL_PY) $(DESTDIR)$(PREFIX)/lib/ferry/ferry/
+	$(Q)install -m 0644 kernel/logo-64x64.png $(DESTDIR)$(PREFIX)/share/ferry/
+	$(Q)install -m 0644 kernel/logo-64x64.png $(DESTDIR)$(PREFIX)/share/jupyter/kernels/ferry/
+	$(Q)printf '{\n "argv": ["%s", "-f", "{connection_file}"],\n "display_name": "Python 3 (ferry)",\n "language": "python",\n "interrupt_mode": "signal",\n "metadata": {"debugger": false}\n}\n' \
+	    "$(PREFIX)/bin/ferry-kernel" > $(DESTDIR)$(PREFIX)/share/jupyter/kernels/ferry/kernel.json
+	@echo "installed ferry under $(DESTDIR)$(PREFIX)"

@@ -16,3 +16,10 @@ unit: $(UNIT_BINS)
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory unit
+
+# Python suites: the re-export rules (tests/python) and the real kernel
+# driven by jupyter_client (tests/integration).  Debian's interpreter, as
+# everything else.
+PYTEST = $(PYTHON) -m pytest -q -p no:cacheprovider
+pytests: all
+	$(Q)$(PYTEST) tests/python tests/integration
