@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "pool_py.h"
 #include "pyrt.h"
 #include "runtime.h"
 
@@ -307,8 +308,24 @@ static void *bind_router(kernel *k, jp_channel ch, jp_error *err)
     return s;
 }
 
+static json_t *current_parent(void *owner)
+{
+    kernel *k = owner;
+    return k->current ? k->current->header : NULL;
+}
+
 static int start_python(kernel *k, jp_error *err)
 {
+    static pool_py_ctx pools;
+    static char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    pools = (pool_py_ctx){.zctx = k->zctx, .runtime_dir = k->runtime_dir, .exe = exe,
+                          .io = k->io, .owner = k, .current_parent = current_parent};
+    if (pool_py_register(&pools) < 0) {
+        jp_error_set(err, "cannot register _ferry_pool");
+        return -1;
+    }
     char package_dir[PATH_MAX];
     if (find_package_dir(package_dir, sizeof package_dir) < 0) {
         jp_error_set(err, "cannot find the ferry Python package (set FERRY_PACKAGE_DIR)");

@@ -8,6 +8,11 @@
 #include "install.h"
 #include "kernel.h"
 #include "log.h"
+#include "worker.h"
+
+#ifndef FERRY_PYTHON
+#define FERRY_PYTHON "/usr/bin/python3"
+#endif
 
 #ifndef FERRY_VERSION
 #define FERRY_VERSION "0.1.0"
@@ -35,6 +40,10 @@ int main(int argc, char **argv)
     int level = LOG_WARN;
     if (argc > 1 && strcmp(argv[1], "install") == 0) {
         return install_main(argc - 2, argv + 2);
+    }
+    if (argc == 3 && strcmp(argv[1], "--worker") == 0) {
+        /* Started by a pool (pool.c); logs go where the kernel's go. */
+        return worker_run(argv[2], FERRY_PYTHON);
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

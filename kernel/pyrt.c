@@ -204,6 +204,76 @@ done:
     return result;
 }
 
+static PyObject *frames_to_list(const jp_frame *in, size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *b = PyBytes_FromStringAndSize(in[i].data, (Py_ssize_t)in[i].size);
+        if (b == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, b);
+    }
+    return list;
+}
+
+/* Copies each bytes-like item of seq into a frame. */
+static int list_to_frames(PyObject *seq, jp_frame **out, size_t *n_out)
+{
+    PyObject *fast = PySequence_Fast(seq, "expected a list of bytes");
+    if (fast == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    jp_frame *f = calloc((size_t)n + 1, sizeof *f);
+    int rc = f ? 0 : -1;
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, i), &view, PyBUF_SIMPLE) < 0) {
+            rc = -1;
+            break;
+        }
+        rc = jp_frame_copy(&f[i], view.buf, (size_t)view.len);
+        PyBuffer_Release(&view);
+    }
+    Py_DECREF(fast);
+    if (rc < 0) {
+        for (Py_ssize_t i = 0; f && i < n; i++) {
+            jp_frame_clear(&f[i]);
+        }
+        free(f);
+        return -1;
+    }
+    *out = f;
+    *n_out = (size_t)n;
+    return 0;
+}
+
+int pyrt_call_frames(const char *func, const jp_frame *in, size_t n_in, jp_frame **out,
+                     size_t *n_out, jp_error *err)
+{
+    int rc = -1;
+    *out = NULL;
+    *n_out = 0;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *args = frames_to_list(in, n_in);
+    PyObject *r = args ? PyObject_CallMethod(runner, func, "O", args) : NULL;
+    PyObject *ok = NULL, *frames = NULL;
+    if (r == NULL || !PyArg_ParseTuple(r, "OO", &ok, &frames) ||
+        list_to_frames(frames, out, n_out) < 0) {
+        PyErr_Print();
+        jp_error_set(err, "internal error in ferry._kernel.%s", func);
+        goto done;
+    }
+    rc = PyObject_IsTrue(ok) ? 1 : 0;
+done:
+    Py_XDECREF(args);
+    Py_XDECREF(r);
+    PyGILState_Release(gil);
+    return rc;
+}
+
 void pyrt_discard_signals(void)
 {
     PyGILState_STATE gil = PyGILState_Ensure();

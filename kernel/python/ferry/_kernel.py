@@ -17,8 +17,16 @@ def start(role, runtime_dir, python):
     global shell, hist
     import ferry
     ferry.runtime_dir = runtime_dir
+    if role == "worker":
+        return
     shell = _shell.Shell(runtime_dir)
     hist = _history.History()
+
+
+def run_task(frames):
+    """Runs one pool task in a worker; returns (ok, frames)."""
+    from . import _worker
+    return _worker.run(frames)
 
 
 def kernel_info(_):

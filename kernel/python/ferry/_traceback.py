@@ -18,7 +18,9 @@ def is_cell(filename):
 
 
 def _hidden(filename):
-    return filename.startswith(_HERE + os.sep) and filename.endswith("_shell.py")
+    # ferry's own frames (the runner, the pool's plumbing) say nothing about
+    # the user's code; the error message itself names what went wrong.
+    return filename.startswith(_HERE + os.sep)
 
 
 def _location(frame):

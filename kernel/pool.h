@@ -1,0 +1,70 @@
+/* pool.h -- a pool of worker processes (`ferry-kernel --worker`), driven
+ * from C over ZeroMQ ipc endpoints in the runtime directory.
+ *
+ * One dispatcher thread per pool owns the ROUTER socket the workers connect
+ * to, starts and reaps the workers (pidfds in its poll set), hands each idle
+ * worker one task at a time, forwards the workers' output to iopub under
+ * the cell that asked, and queues results for pool_next.  It is also the
+ * thread that forks the workers, and it lives as long as the pool, because a
+ * worker's parent-death signal fires when the forking thread exits.
+ *
+ * Wire between kernel (ROUTER) and worker (DEALER, routing id "w<pid>"):
+ *   worker -> kernel  ["ready"]
+ *                     ["out", task_id, "stdout"|"stderr", bytes]
+ *                     ["done", task_id, "ok"|"error", payload, buffer...]
+ *   kernel -> worker  ["task", task_id, payload, buffer...]
+ * task_id is 8 bytes, host order (both ends are one machine). */
+#ifndef FERRY_POOL_H
+#define FERRY_POOL_H
+
+#include <stdint.h>
+
+#include "iopub.h"
+#include "jp.h"
+
+typedef struct pool pool;
+
+typedef enum pool_status {
+    POOL_OK = 0,     /* frames hold the pickled results */
+    POOL_ERROR,      /* frames hold the pickled exception */
+    POOL_CRASHED,    /* the worker died; message says how */
+    POOL_CANCELLED,  /* cancelled before it ran */
+} pool_status;
+
+typedef struct pool_result {
+    uint64_t task_id;     /* the task this answers */
+    pool_status status;   /* how it ended */
+    jp_frame *frames;     /* payload then buffers, owned */
+    size_t n_frames;      /* number of frames */
+    char message[256];    /* for POOL_CRASHED: exit code or signal */
+} pool_result;
+
+/* Starts a pool of n workers (n >= 1) running exe --worker.  io receives the
+ * workers' output.  Free with pool_destroy, which stops every worker. */
+pool *pool_new(void *zctx, const char *runtime_dir, const char *exe, iopub *io, int n,
+               jp_error *err);
+void pool_destroy(pool **p);
+
+/* Number of workers asked for; resizing starts or stops workers (a worker
+ * with a task finishes it first). */
+int pool_size(pool *p);
+void pool_resize(pool *p, int n);
+
+/* Queues a task.  frames (payload, then out-of-band buffers) are taken over
+ * and the array freed; parent (copied, may be NULL) is the request whose
+ * cell receives the task's output. */
+int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frame *frames, size_t n);
+
+/* Waits up to timeout_ms (-1: forever) for a result.  Returns 1 with *out
+ * filled (release with pool_result_clear), 0 on timeout, -1 once the pool
+ * is closed. */
+int pool_next(pool *p, pool_result *out, int timeout_ms);
+void pool_result_clear(pool_result *r);
+
+/* Cancels tasks: queued ones end POOL_CANCELLED, running ones get SIGINT. */
+void pool_cancel(pool *p, const uint64_t *ids, size_t n);
+
+/* Process ids of the live workers (for tests and diagnostics). */
+int pool_pids(pool *p, int *pids, int max);
+
+#endif

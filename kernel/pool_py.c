@@ -1,0 +1,260 @@
+/* pool_py.c -- `_ferry_pool`: the C pool (pool.c) as seen from Python.
+ * ferry/_pool.py builds map, submit and Executor on it. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pool_py.h"
+
+#include "pool.h"
+
+static const pool_py_ctx *ctx;
+
+typedef struct holder {
+    pool *p; /* NULL once closed */
+} holder;
+
+static void holder_free(PyObject *capsule)
+{
+    holder *h = PyCapsule_GetPointer(capsule, "ferry.pool");
+    if (h) {
+        pool_destroy(&h->p);
+        free(h);
+    }
+}
+
+static pool *get_pool(PyObject *capsule)
+{
+    holder *h = PyCapsule_GetPointer(capsule, "ferry.pool");
+    if (h == NULL) {
+        return NULL;
+    }
+    if (h->p == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "this pool was shut down");
+    }
+    return h->p;
+}
+
+static PyObject *py_create(PyObject *self, PyObject *args)
+{
+    (void)self;
+    int n;
+    if (!PyArg_ParseTuple(args, "i", &n)) {
+        return NULL;
+    }
+    holder *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        return PyErr_NoMemory();
+    }
+    jp_error err = {0};
+    h->p = pool_new(ctx->zctx, ctx->runtime_dir, ctx->exe, ctx->io, n, &err);
+    if (h->p == NULL) {
+        free(h);
+        return PyErr_Format(PyExc_RuntimeError, "cannot start a worker pool: %s", err.text);
+    }
+    return PyCapsule_New(h, "ferry.pool", holder_free);
+}
+
+static PyObject *py_close(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *capsule;
+    if (!PyArg_ParseTuple(args, "O", &capsule)) {
+        return NULL;
+    }
+    holder *h = PyCapsule_GetPointer(capsule, "ferry.pool");
+    if (h == NULL) {
+        return NULL;
+    }
+    pool *p = h->p;
+    h->p = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    pool_destroy(&p);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_size(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *capsule;
+    int n = -1;
+    if (!PyArg_ParseTuple(args, "O|i", &capsule, &n)) {
+        return NULL;
+    }
+    pool *p = get_pool(capsule);
+    if (p == NULL) {
+        return NULL;
+    }
+    if (n > 0) {
+        pool_resize(p, n);
+    }
+    return PyLong_FromLong(pool_size(p));
+}
+
+static PyObject *py_pids(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *capsule;
+    if (!PyArg_ParseTuple(args, "O", &capsule)) {
+        return NULL;
+    }
+    pool *p = get_pool(capsule);
+    if (p == NULL) {
+        return NULL;
+    }
+    int pids[256];
+    int n = pool_pids(p, pids, 256);
+    PyObject *list = PyList_New(n);
+    for (int i = 0; list && i < n; i++) {
+        PyList_SET_ITEM(list, i, PyLong_FromLong(pids[i]));
+    }
+    return list;
+}
+
+/* submit(pool, task_id, [payload, buffer, ...]) */
+static PyObject *py_submit(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *capsule, *parts;
+    unsigned long long id;
+    if (!PyArg_ParseTuple(args, "OKO!", &capsule, &id, &PyList_Type, &parts)) {
+        return NULL;
+    }
+    pool *p = get_pool(capsule);
+    if (p == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(parts);
+    jp_frame *frames = calloc((size_t)n + 1, sizeof *frames);
+    if (frames == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(parts, i), &view, PyBUF_SIMPLE) < 0) {
+            for (Py_ssize_t j = 0; j < i; j++) {
+                jp_frame_clear(&frames[j]);
+            }
+            free(frames);
+            return NULL;
+        }
+        int rc = jp_frame_copy(&frames[i], view.buf, (size_t)view.len);
+        PyBuffer_Release(&view);
+        if (rc < 0) {
+            for (Py_ssize_t j = 0; j < i; j++) {
+                jp_frame_clear(&frames[j]);
+            }
+            free(frames);
+            return PyErr_NoMemory();
+        }
+    }
+    json_t *parent = ctx->current_parent ? ctx->current_parent(ctx->owner) : NULL;
+    if (pool_submit(p, id, parent, frames, (size_t)n) < 0) {
+        return PyErr_NoMemory();
+    }
+    Py_RETURN_NONE;
+}
+
+static const char *const status_names[] = {"ok", "error", "crashed", "cancelled"};
+
+/* next(pool, timeout_ms) -> None | (task_id, status, [bytes...], message);
+ * raises EOFError once the pool is closed. */
+static PyObject *py_next(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *capsule;
+    int timeout;
+    if (!PyArg_ParseTuple(args, "Oi", &capsule, &timeout)) {
+        return NULL;
+    }
+    holder *h = PyCapsule_GetPointer(capsule, "ferry.pool");
+    if (h == NULL) {
+        return NULL;
+    }
+    pool *p = h->p;
+    if (p == NULL) {
+        PyErr_SetString(PyExc_EOFError, "pool closed");
+        return NULL;
+    }
+    pool_result r;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pool_next(p, &r, timeout);
+    Py_END_ALLOW_THREADS
+    if (rc == 0) {
+        Py_RETURN_NONE;
+    }
+    if (rc < 0) {
+        PyErr_SetString(PyExc_EOFError, "pool closed");
+        return NULL;
+    }
+    PyObject *list = PyList_New((Py_ssize_t)r.n_frames);
+    for (size_t i = 0; list && i < r.n_frames; i++) {
+        PyObject *b = PyBytes_FromStringAndSize(r.frames[i].data, (Py_ssize_t)r.frames[i].size);
+        if (b == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, b);
+    }
+    PyObject *result = list ? Py_BuildValue("KsNs", (unsigned long long)r.task_id,
+                                            status_names[r.status], list, r.message)
+                            : NULL;
+    pool_result_clear(&r);
+    return result;
+}
+
+static PyObject *py_cancel(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *capsule, *ids;
+    if (!PyArg_ParseTuple(args, "OO!", &capsule, &PyList_Type, &ids)) {
+        return NULL;
+    }
+    pool *p = get_pool(capsule);
+    if (p == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(ids);
+    uint64_t *buf = malloc(((size_t)n + 1) * sizeof *buf);
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        buf[i] = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(ids, i));
+    }
+    if (PyErr_Occurred()) {
+        free(buf);
+        return NULL;
+    }
+    pool_cancel(p, buf, (size_t)n);
+    free(buf);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"create", py_create, METH_VARARGS, "create(n) -> pool: start n workers."},
+    {"close", py_close, METH_VARARGS, "close(pool): stop every worker."},
+    {"size", py_size, METH_VARARGS, "size(pool[, n]) -> int: the size, resized to n."},
+    {"pids", py_pids, METH_VARARGS, "pids(pool) -> list: process ids of the workers."},
+    {"submit", py_submit, METH_VARARGS, "submit(pool, task_id, [payload, buffers...])."},
+    {"next", py_next, METH_VARARGS, "next(pool, timeout_ms) -> result or None."},
+    {"cancel", py_cancel, METH_VARARGS, "cancel(pool, [task_id, ...])."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_ferry_pool", "Worker pools driven from C.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+static PyObject *module_init(void)
+{
+    return PyModule_Create(&module);
+}
+
+int pool_py_register(const pool_py_ctx *c)
+{
+    ctx = c;
+    return PyImport_AppendInittab("_ferry_pool", module_init);
+}

@@ -1,0 +1,21 @@
+/* pool_py.h -- the `_ferry_pool` built-in module: pools for Python. */
+#ifndef FERRY_POOL_PY_H
+#define FERRY_POOL_PY_H
+
+#include "iopub.h"
+#include "jp.h"
+
+typedef struct pool_py_ctx {
+    void *zctx;                 /* ZeroMQ context for pool sockets */
+    const char *runtime_dir;    /* where pool endpoints live */
+    const char *exe;            /* ferry-kernel, started with --worker */
+    iopub *io;                  /* receives worker output */
+    void *owner;                /* passed to current_parent */
+    /* Header of the request whose cell is running (borrowed), or NULL. */
+    json_t *(*current_parent)(void *owner);
+} pool_py_ctx;
+
+/* Registers _ferry_pool; call before pyrt_init.  ctx must outlive Python. */
+int pool_py_register(const pool_py_ctx *ctx);
+
+#endif
