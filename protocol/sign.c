@@ -32,8 +32,8 @@ struct jp_signer {
     size_t window;             /* ring capacity */
     size_t count;              /* entries in use (<= window) */
     size_t next;               /* next slot to overwrite */
-    /* Open-addressing index over the ring for O(1) look-ups: slot -> ring
-     * position + 1, 0 = empty, SIZE_MAX = deleted. */
+    /* Linear-probing index over the ring for O(1) look-ups: slot -> ring
+     * position + 1, 0 = empty; never more than half full. */
     size_t *index;             /* table of 2 * window entries */
     size_t index_size;         /* number of entries in index */
 };
@@ -209,55 +209,60 @@ static size_t digest_hash(const unsigned char *d, size_t len)
     return h;
 }
 
+/* The index is a linear-probing table over ring positions.  Deleting by
+ * shifting later entries back (instead of leaving tombstones) keeps it at
+ * most half full forever: with tombstones, a long-running kernel would fill
+ * every empty slot and each look-up would probe the whole table. */
+static size_t home_slot(const jp_signer *s, const unsigned char *digest)
+{
+    return digest_hash(digest, s->digest_len) % s->index_size;
+}
+
+static const unsigned char *ring_entry(const jp_signer *s, size_t v)
+{
+    return s->history + (v - 1) * s->digest_len;
+}
+
+static void index_remove(jp_signer *s, size_t pos)
+{
+    size_t size = s->index_size;
+    size_t hole = home_slot(s, s->history + pos * s->digest_len);
+    while (s->index[hole] != pos + 1) {
+        hole = (hole + 1) % size; /* present: the ring and index agree */
+    }
+    for (size_t j = (hole + 1) % size; s->index[j] != 0; j = (j + 1) % size) {
+        size_t k = home_slot(s, ring_entry(s, s->index[j]));
+        /* Move j into the hole unless its home lies cyclically in (hole, j]. */
+        int stays = hole <= j ? (hole < k && k <= j) : (hole < k || k <= j);
+        if (!stays) {
+            s->index[hole] = s->index[j];
+            hole = j;
+        }
+    }
+    s->index[hole] = 0;
+}
+
 /* Returns 1 when digest was seen (and does nothing), else records it. */
 static int history_check_and_add(jp_signer *s, const unsigned char *digest)
 {
-    size_t mask_size = s->index_size;
-    size_t h = digest_hash(digest, s->digest_len) % mask_size;
-    size_t tomb = SIZE_MAX;
-    for (size_t probe = 0; probe < mask_size; probe++) {
-        size_t slot = (h + probe) % mask_size;
-        size_t v = s->index[slot];
-        if (v == 0) {
-            break;
-        }
-        if (v == SIZE_MAX) {
-            if (tomb == SIZE_MAX) {
-                tomb = slot;
-            }
-            continue;
-        }
-        if (memcmp(s->history + (v - 1) * s->digest_len, digest, s->digest_len) == 0) {
+    size_t slot = home_slot(s, digest);
+    for (; s->index[slot] != 0; slot = (slot + 1) % s->index_size) {
+        if (memcmp(ring_entry(s, s->index[slot]), digest, s->digest_len) == 0) {
             return 1;
         }
     }
-    /* Evict the oldest entry when the ring is full. */
+    /* Evict the oldest entry when the ring is full; that may shift entries
+     * back, so find the free slot again afterwards. */
     if (s->count == s->window) {
-        const unsigned char *old = s->history + s->next * s->digest_len;
-        size_t oh = digest_hash(old, s->digest_len) % mask_size;
-        for (size_t probe = 0; probe < mask_size; probe++) {
-            size_t slot = (oh + probe) % mask_size;
-            if (s->index[slot] == s->next + 1) {
-                s->index[slot] = SIZE_MAX;
-                break;
-            }
-            if (s->index[slot] == 0) {
-                break;
-            }
+        index_remove(s, s->next);
+        slot = home_slot(s, digest);
+        while (s->index[slot] != 0) {
+            slot = (slot + 1) % s->index_size;
         }
     } else {
         s->count++;
     }
     memcpy(s->history + s->next * s->digest_len, digest, s->digest_len);
-    /* Insert at the first tombstone or empty slot on the probe path. */
-    size_t slot = h;
-    if (tomb != SIZE_MAX) {
-        slot = tomb;
-    } else {
-        while (s->index[slot] != 0 && s->index[slot] != SIZE_MAX) {
-            slot = (slot + 1) % mask_size;
-        }
-    }
     s->index[slot] = s->next + 1;
     s->next = (s->next + 1) % s->window;
     return 0;
