@@ -40,7 +40,11 @@ static int is_delimiter(const jp_frame *f)
 static json_t *parse_object(const jp_frame *f, const char *what, jp_error *err)
 {
     json_error_t jerr;
-    json_t *v = json_loadb(f->data, f->size, JSON_REJECT_DUPLICATES, &jerr);
+    /* JSON_ALLOW_NUL: "\u0000" is valid JSON that jupyter_client sends for a
+     * NUL character in a string (say, printed output); without the flag such
+     * a message would be dropped as malformed. */
+    json_t *v = json_loadb(f->data, f->size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                           &jerr);
     if (v == NULL) {
         jp_error_set(err, "%s: invalid JSON: %s", what, jerr.text);
         return NULL;
@@ -198,8 +202,13 @@ int jp_wire_encode(jp_session *s, jp_msg **mp, jp_frame **out, size_t *n_out,
         return -1;
     }
     size_t d = m->n_idents;
-    memcpy(f, m->idents, d * sizeof *f);
-    memcpy(f + d + 6, m->buffers, m->n_buffers * sizeof *f);
+    /* memcpy from NULL is undefined even for 0 bytes (UBSan says so). */
+    if (d) {
+        memcpy(f, m->idents, d * sizeof *f);
+    }
+    if (m->n_buffers) {
+        memcpy(f + d + 6, m->buffers, m->n_buffers * sizeof *f);
+    }
     m->n_idents = m->n_buffers = 0; /* moved into f */
     f[d].data = (void *)JP_DELIMITER;
     f[d].size = DELIM_LEN;
