@@ -21,8 +21,12 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initializati
 define link_test
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $1 $(JP_LIB) $(CMOCKA_LIBS) $(PKG_LIBS) -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $1 $(JP_LIB) \
+	    $(CMOCKA_LIBS) $(PKG_LIBS) -lpthread
 endef
+
+# test_alloc makes libjp's allocations fail one by one (see the file).
+$(B)/tests/test_alloc: TEST_LDFLAGS = -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 
 $(UNIT_BINS): $(B)/tests/%: tests/unit/%.c tests/unit/jp_test.h protocol/jp.h $(JP_LIB)
 	$(call link_test,$<)
