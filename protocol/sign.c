@@ -18,6 +18,10 @@
 #include <openssl/params.h>
 
 #define DEFAULT_REPLAY_WINDOW 65536
+/* The history starts this small and doubles up to the window, so that a
+ * session that sees few messages (a worker link, a test, a fuzz input) does
+ * not pay for 65536 digests up front (3 MB with sha256). */
+#define INITIAL_HISTORY 64
 #define MAX_DIGEST 64
 
 struct jp_signer {
@@ -28,13 +32,14 @@ struct jp_signer {
     size_t key_len;            /* bytes in key */
     size_t digest_len;         /* bytes of raw digest */
     pthread_mutex_t lock;      /* guards the replay history */
-    unsigned char *history;    /* ring of raw digests, window * digest_len */
-    size_t window;             /* ring capacity */
-    size_t count;              /* entries in use (<= window) */
+    unsigned char *history;    /* ring of raw digests, cap * digest_len */
+    size_t window;             /* how many digests to remember at most */
+    size_t cap;                /* ring capacity now (<= window) */
+    size_t count;              /* entries in use (<= cap) */
     size_t next;               /* next slot to overwrite */
     /* Linear-probing index over the ring for O(1) look-ups: slot -> ring
      * position + 1, 0 = empty; never more than half full. */
-    size_t *index;             /* table of 2 * window entries */
+    size_t *index;             /* table of 2 * cap entries */
     size_t index_size;         /* number of entries in index */
 };
 
@@ -117,9 +122,10 @@ jp_signer *jp_signer_new(const char *scheme, const char *key, size_t key_len,
     s->md = md;
     s->digest_len = (size_t)EVP_MD_get_size(md);
     s->window = replay_window ? replay_window : DEFAULT_REPLAY_WINDOW;
-    s->index_size = 2 * s->window;
+    s->cap = s->window < INITIAL_HISTORY ? s->window : INITIAL_HISTORY;
+    s->index_size = 2 * s->cap;
     s->key = malloc(key_len);
-    s->history = malloc(s->window * s->digest_len);
+    s->history = malloc(s->cap * s->digest_len);
     s->index = calloc(s->index_size, sizeof *s->index);
     if (s->key == NULL || s->history == NULL || s->index == NULL) {
         jp_signer_destroy(&s);
@@ -242,6 +248,41 @@ static void index_remove(jp_signer *s, size_t pos)
     s->index[hole] = 0;
 }
 
+/* Doubles the ring (up to the window) when it is full, keeping its entries
+ * oldest first, and rebuilds the index.  On failure nothing changes and the
+ * caller keeps evicting at the current size: a smaller history, not a
+ * rejected message. */
+static int history_grow(jp_signer *s)
+{
+    size_t dl = s->digest_len;
+    size_t cap = s->cap * 2 < s->window ? s->cap * 2 : s->window;
+    unsigned char *history = malloc(cap * dl);
+    size_t *index = calloc(2 * cap, sizeof *index);
+    if (history == NULL || index == NULL) {
+        free(history);
+        free(index);
+        return -1;
+    }
+    for (size_t i = 0; i < s->count; i++) { /* full ring: oldest at next */
+        memcpy(history + i * dl, s->history + ((s->next + i) % s->cap) * dl, dl);
+    }
+    free(s->history);
+    free(s->index);
+    s->history = history;
+    s->index = index;
+    s->cap = cap;
+    s->index_size = 2 * cap;
+    s->next = s->count;
+    for (size_t i = 0; i < s->count; i++) {
+        size_t slot = home_slot(s, history + i * dl);
+        while (index[slot] != 0) {
+            slot = (slot + 1) % s->index_size;
+        }
+        index[slot] = i + 1;
+    }
+    return 0;
+}
+
 /* Returns 1 when digest was seen (and does nothing), else records it. */
 static int history_check_and_add(jp_signer *s, const unsigned char *digest)
 {
@@ -251,20 +292,20 @@ static int history_check_and_add(jp_signer *s, const unsigned char *digest)
             return 1;
         }
     }
-    /* Evict the oldest entry when the ring is full; that may shift entries
-     * back, so find the free slot again afterwards. */
-    if (s->count == s->window) {
+    /* A full ring grows, or else loses its oldest entry.  Either changes
+     * the index, so find the free slot again afterwards. */
+    if (s->count == s->cap && (s->cap == s->window || history_grow(s) < 0)) {
         index_remove(s, s->next);
-        slot = home_slot(s, digest);
-        while (s->index[slot] != 0) {
-            slot = (slot + 1) % s->index_size;
-        }
-    } else {
-        s->count++;
+        s->count--;
     }
+    slot = home_slot(s, digest);
+    while (s->index[slot] != 0) {
+        slot = (slot + 1) % s->index_size;
+    }
+    s->count++;
     memcpy(s->history + s->next * s->digest_len, digest, s->digest_len);
     s->index[slot] = s->next + 1;
-    s->next = (s->next + 1) % s->window;
+    s->next = (s->next + 1) % s->cap;
     return 0;
 }
 

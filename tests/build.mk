@@ -61,7 +61,7 @@ interop: $(INTEROP_BINS) $(INTEROP)/py2c.json
 # (one per core); any crash, leak or sanitizer report fails the target.
 
 FUZZ_CC    ?= clang
-FUZZ_RUNS  ?= 100000
+FUZZ_RUNS  ?= 500000
 FUZZ_ARGS  ?=
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -fno-omit-frame-pointer -g -O1

@@ -27,9 +27,14 @@ char *__wrap_strdup(const char *s);
 
 static long countdown = -1; /* allocations left before one fails; -1: never */
 static int failed;          /* the armed failure happened */
+static int fail_all;        /* every allocation fails */
 
 static int should_fail(void)
 {
+    if (fail_all) {
+        errno = ENOMEM;
+        return 1;
+    }
     if (countdown < 0) {
         return 0;
     }
@@ -202,12 +207,49 @@ static void test_alloc__every_failure_is_clean(void **state)
     printf("[   INFO   ] %ld allocations failed in turn, each cleanly\n", run);
 }
 
+/* Verifies message i (frames differ by i) with s. */
+static int verify_numbered(jp_signer *s, unsigned i)
+{
+    char buf[32], sig[130];
+    snprintf(buf, sizeof buf, "{\"n\":%u}", i);
+    const char *parts[4] = {buf, "{}", "{}", "{}"};
+    test_sign4(s, parts, sig);
+    return jp_signer_verify(s, sig, strlen(sig), (const void *const *)parts,
+                            (const size_t[4]){strlen(buf), 2, 2, 2}, NULL);
+}
+
+static void test_alloc__replay_history_that_cannot_grow_still_verifies(void **state)
+{
+    (void)state;
+    jp_signer *s = jp_signer_new("hmac-sha256", "k", 1, 1000, NULL);
+    assert_non_null(s);
+    fail_all = 1; /* the history cannot grow past its first size */
+    for (unsigned i = 0; i < 500; i++) {
+        assert_int_equal(verify_numbered(s, i), 0);
+    }
+    /* It still rejects recent replays (the last 64 at least) ... */
+    for (unsigned i = 500 - 64; i < 500; i++) {
+        assert_int_equal(verify_numbered(s, i), -1);
+    }
+    fail_all = 0;
+    /* ... and grows again once memory is back. */
+    for (unsigned i = 500; i < 1200; i++) {
+        assert_int_equal(verify_numbered(s, i), 0);
+    }
+    /* The 64 kept while memory was short, and everything since. */
+    for (unsigned i = 500 - 64; i < 1200; i++) {
+        assert_int_equal(verify_numbered(s, i), -1);
+    }
+    jp_signer_destroy(&s);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     json_set_alloc_funcs(json_malloc, free);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc__every_failure_is_clean),
+        cmocka_unit_test(test_alloc__replay_history_that_cannot_grow_still_verifies),
     };
     return cmocka_run_group_tests_name("alloc", tests, NULL, NULL);
 }

@@ -206,6 +206,29 @@ static void test_sign__replay_history_stays_exact_after_many_evictions(void **st
     jp_signer_destroy(&s);
 }
 
+static void test_sign__replay_history_grows_to_the_window(void **state)
+{
+    (void)state;
+    /* The ring starts small and doubles; across each doubling and past the
+     * window (not a power of two) it remembers exactly what it should. */
+    const unsigned window = 1000;
+    jp_signer *s = signer("hmac-sha256", "k", window);
+    for (unsigned i = 0; i < 700; i++) {
+        assert_int_equal(verify_numbered(s, i), 0);
+    }
+    for (unsigned i = 0; i < 700; i++) {
+        assert_int_equal(verify_numbered(s, i), -1);
+    }
+    for (unsigned i = 700; i < 2500; i++) {
+        assert_int_equal(verify_numbered(s, i), 0);
+    }
+    for (unsigned i = 2500 - window; i < 2500; i++) {
+        assert_int_equal(verify_numbered(s, i), -1);
+    }
+    assert_int_equal(verify_numbered(s, 2500 - window - 1), 0);
+    jp_signer_destroy(&s);
+}
+
 static void test_sign__empty_key_means_unsigned(void **state)
 {
     (void)state;
@@ -309,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_sign__rejects_replayed_signature),
         cmocka_unit_test(test_sign__replay_history_is_bounded),
         cmocka_unit_test(test_sign__replay_history_stays_exact_after_many_evictions),
+        cmocka_unit_test(test_sign__replay_history_grows_to_the_window),
         cmocka_unit_test(test_sign__empty_key_means_unsigned),
         cmocka_unit_test(test_sign__rejects_unknown_scheme),
         cmocka_unit_test(test_sign__sign_refuses_too_small_output),
