@@ -38,6 +38,7 @@ unit: $(UNIT_BINS)
 # Python -> C: jupyter_client's Session writes vectors, libjp decodes them.
 # C -> Python: libjp writes messages, jupyter_client's Session reads them.
 
+.PHONY: interop
 INTEROP      := $(B)/interop
 INTEROP_BINS := $(B)/tests/check_py_vectors $(B)/tests/write_c_vectors
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *const valid_json =
@@ -246,17 +247,31 @@ static void test_connection__rejects_unreadable_file(void **state)
 
 static void test_connection__rejects_file_without_read_permission(void **state)
 {
-    if (geteuid() == 0) {
-        skip(); /* root reads a mode-0000 file anyway */
-    }
     jp_connection c;
     jp_error err = {0};
     char path[256];
     path_in(state, "locked.json", path, sizeof path);
     write_file(path, valid_json, 0000);
-    memset(&err, 0, sizeof err);
-    assert_int_equal(jp_connection_load(&c, path, &err), -1);
-    assert_error_contains(err, "Permission denied");
+    if (geteuid() != 0) {
+        assert_int_equal(jp_connection_load(&c, path, &err), -1);
+        assert_error_contains(err, "Permission denied");
+        return;
+    }
+    /* Root reads a mode-0000 file anyway: check as "nobody" in a child. */
+    assert_int_equal(chmod((const char *)*state, 0711), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgid(65534) < 0 || setuid(65534) < 0) {
+            _exit(3);
+        }
+        int rc = jp_connection_load(&c, path, &err);
+        _exit(rc == -1 && strstr(err.text, "Permission denied") ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void test_connection__rejects_what_is_not_a_file(void **state)
