@@ -89,7 +89,7 @@ fuzz: $(FUZZ_BINS) $(INTEROP)/py2c.json
 	( $(call run_fuzz,connection,$(INTEROP)/seeds-connection) ) & c=$$!; \
 	wait $$w; rw=$$?; wait $$c; rc=$$?; \
 	for h in wire connection; do \
-	    grep -h "^Done\|stat::number_of_executed_units\|stat::peak_rss" $(B)/fuzz/$$h.log | \
+	    grep -h "DONE\|^Done\|stat::peak_rss" $(B)/fuzz/$$h.log | \
 	        sed "s/^/   fuzz_$$h: /"; \
 	done; \
 	if [ $$rw -ne 0 ]; then tail -60 $(B)/fuzz/wire.log; fi; \
