@@ -63,13 +63,18 @@ static int write_one(json_t *out, const char *scheme, const char *key, int buffe
         return -1;
     }
     jp_msg *parent = jp_msg_new(s, "kernel_info_request", NULL, NULL, 0);
-    parent->idents = calloc(2, sizeof *parent->idents);
+    if (parent == NULL || (parent->idents = calloc(2, sizeof *parent->idents)) == NULL) {
+        return -1;
+    }
     parent->n_idents = 2;
     if (jp_frame_copy(&parent->idents[0], "ident-1", 7) < 0 ||
         jp_frame_copy(&parent->idents[1], "\x00\x80\x00\x41\xa7", 5) < 0) {
         return -1;
     }
     jp_msg *m = jp_msg_reply(s, parent, "execute_request", content());
+    if (m == NULL) {
+        return -1;
+    }
     json_object_set_new(m->metadata, "cellId", json_string("c-1"));
     if (buffers && (add_buffer(m, 3, 1) < 0 || add_buffer(m, 0, 2) < 0 ||
                     add_buffer(m, 70000, 3) < 0)) {
