@@ -147,7 +147,9 @@ int jp_connection_parse(jp_connection *c, const char *text, size_t len, jp_error
 int jp_connection_load(jp_connection *c, const char *path, jp_error *err)
 {
     memset(c, 0, sizeof *c);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     * writer forever; it changes nothing for the regular files we accept. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         jp_error_set(err, "cannot open connection file %s: %s", path, strerror(errno));
         return -1;
@@ -171,7 +173,18 @@ int jp_connection_load(jp_connection *c, const char *path, jp_error *err)
         return -1;
     }
     char *buf = malloc((size_t)st.st_size + 1);
-    ssize_t got = buf ? read(fd, buf, (size_t)st.st_size) : -1;
+    ssize_t got = buf ? 0 : -1;
+    while (buf && got < st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)(st.st_size - got));
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            got = -1;
+            break;
+        }
+        got += r;
+    }
     close(fd);
     if (got < 0 || got != st.st_size) {
         jp_error_set(err, "cannot read connection file %s", path);
@@ -270,14 +283,16 @@ int jp_connection_save(const jp_connection *c, const char *path, jp_error *err)
         return -1;
     }
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
+    char *tmp = malloc(plen + 8);
     int rc = -1;
     if (tmp == NULL) {
         jp_error_set(err, "out of memory");
         goto done;
     }
-    snprintf(tmp, plen + 16, "%s.tmp%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* mkstemp makes a new file with mode 0600: a stale temp file of any mode,
+     * or a symlink planted at a predictable name, cannot be reused. */
+    snprintf(tmp, plen + 8, "%s.XXXXXX", path);
+    int fd = mkstemp(tmp);
     if (fd < 0) {
         jp_error_set(err, "cannot write %s: %s", tmp, strerror(errno));
         goto done;

@@ -18,6 +18,10 @@
 #include <openssl/params.h>
 
 #define DEFAULT_REPLAY_WINDOW 65536
+/* The history starts this small and doubles up to the window, so that a
+ * session that sees few messages (a worker link, a test, a fuzz input) does
+ * not pay for 65536 digests up front (3 MB with sha256). */
+#define INITIAL_HISTORY 64
 #define MAX_DIGEST 64
 
 struct jp_signer {
@@ -28,13 +32,14 @@ struct jp_signer {
     size_t key_len;            /* bytes in key */
     size_t digest_len;         /* bytes of raw digest */
     pthread_mutex_t lock;      /* guards the replay history */
-    unsigned char *history;    /* ring of raw digests, window * digest_len */
-    size_t window;             /* ring capacity */
-    size_t count;              /* entries in use (<= window) */
+    unsigned char *history;    /* ring of raw digests, cap * digest_len */
+    size_t window;             /* how many digests to remember at most */
+    size_t cap;                /* ring capacity now (<= window) */
+    size_t count;              /* entries in use (<= cap) */
     size_t next;               /* next slot to overwrite */
-    /* Open-addressing index over the ring for O(1) look-ups: slot -> ring
-     * position + 1, 0 = empty, SIZE_MAX = deleted. */
-    size_t *index;             /* table of 2 * window entries */
+    /* Linear-probing index over the ring for O(1) look-ups: slot -> ring
+     * position + 1, 0 = empty; never more than half full. */
+    size_t *index;             /* table of 2 * cap entries */
     size_t index_size;         /* number of entries in index */
 };
 
@@ -117,9 +122,10 @@ jp_signer *jp_signer_new(const char *scheme, const char *key, size_t key_len,
     s->md = md;
     s->digest_len = (size_t)EVP_MD_get_size(md);
     s->window = replay_window ? replay_window : DEFAULT_REPLAY_WINDOW;
-    s->index_size = 2 * s->window;
+    s->cap = s->window < INITIAL_HISTORY ? s->window : INITIAL_HISTORY;
+    s->index_size = 2 * s->cap;
     s->key = malloc(key_len);
-    s->history = malloc(s->window * s->digest_len);
+    s->history = malloc(s->cap * s->digest_len);
     s->index = calloc(s->index_size, sizeof *s->index);
     if (s->key == NULL || s->history == NULL || s->index == NULL) {
         jp_signer_destroy(&s);
@@ -209,57 +215,97 @@ static size_t digest_hash(const unsigned char *d, size_t len)
     return h;
 }
 
+/* The index is a linear-probing table over ring positions.  Deleting by
+ * shifting later entries back (instead of leaving tombstones) keeps it at
+ * most half full forever: with tombstones, a long-running kernel would fill
+ * every empty slot and each look-up would probe the whole table. */
+static size_t home_slot(const jp_signer *s, const unsigned char *digest)
+{
+    return digest_hash(digest, s->digest_len) % s->index_size;
+}
+
+static const unsigned char *ring_entry(const jp_signer *s, size_t v)
+{
+    return s->history + (v - 1) * s->digest_len;
+}
+
+static void index_remove(jp_signer *s, size_t pos)
+{
+    size_t size = s->index_size;
+    size_t hole = home_slot(s, s->history + pos * s->digest_len);
+    while (s->index[hole] != pos + 1) {
+        hole = (hole + 1) % size; /* present: the ring and index agree */
+    }
+    for (size_t j = (hole + 1) % size; s->index[j] != 0; j = (j + 1) % size) {
+        size_t k = home_slot(s, ring_entry(s, s->index[j]));
+        /* Move j into the hole unless its home lies cyclically in (hole, j]. */
+        int stays = hole <= j ? (hole < k && k <= j) : (hole < k || k <= j);
+        if (!stays) {
+            s->index[hole] = s->index[j];
+            hole = j;
+        }
+    }
+    s->index[hole] = 0;
+}
+
+/* Doubles the ring (up to the window) when it is full, keeping its entries
+ * oldest first, and rebuilds the index.  On failure nothing changes and the
+ * caller keeps evicting at the current size: a smaller history, not a
+ * rejected message. */
+static int history_grow(jp_signer *s)
+{
+    size_t dl = s->digest_len;
+    size_t cap = s->cap * 2 < s->window ? s->cap * 2 : s->window;
+    unsigned char *history = malloc(cap * dl);
+    size_t *index = calloc(2 * cap, sizeof *index);
+    if (history == NULL || index == NULL) {
+        free(history);
+        free(index);
+        return -1;
+    }
+    for (size_t i = 0; i < s->count; i++) { /* full ring: oldest at next */
+        memcpy(history + i * dl, s->history + ((s->next + i) % s->cap) * dl, dl);
+    }
+    free(s->history);
+    free(s->index);
+    s->history = history;
+    s->index = index;
+    s->cap = cap;
+    s->index_size = 2 * cap;
+    s->next = s->count;
+    for (size_t i = 0; i < s->count; i++) {
+        size_t slot = home_slot(s, history + i * dl);
+        while (index[slot] != 0) {
+            slot = (slot + 1) % s->index_size;
+        }
+        index[slot] = i + 1;
+    }
+    return 0;
+}
+
 /* Returns 1 when digest was seen (and does nothing), else records it. */
 static int history_check_and_add(jp_signer *s, const unsigned char *digest)
 {
-    size_t mask_size = s->index_size;
-    size_t h = digest_hash(digest, s->digest_len) % mask_size;
-    size_t tomb = SIZE_MAX;
-    for (size_t probe = 0; probe < mask_size; probe++) {
-        size_t slot = (h + probe) % mask_size;
-        size_t v = s->index[slot];
-        if (v == 0) {
-            break;
-        }
-        if (v == SIZE_MAX) {
-            if (tomb == SIZE_MAX) {
-                tomb = slot;
-            }
-            continue;
-        }
-        if (memcmp(s->history + (v - 1) * s->digest_len, digest, s->digest_len) == 0) {
+    size_t slot = home_slot(s, digest);
+    for (; s->index[slot] != 0; slot = (slot + 1) % s->index_size) {
+        if (memcmp(ring_entry(s, s->index[slot]), digest, s->digest_len) == 0) {
             return 1;
         }
     }
-    /* Evict the oldest entry when the ring is full. */
-    if (s->count == s->window) {
-        const unsigned char *old = s->history + s->next * s->digest_len;
-        size_t oh = digest_hash(old, s->digest_len) % mask_size;
-        for (size_t probe = 0; probe < mask_size; probe++) {
-            size_t slot = (oh + probe) % mask_size;
-            if (s->index[slot] == s->next + 1) {
-                s->index[slot] = SIZE_MAX;
-                break;
-            }
-            if (s->index[slot] == 0) {
-                break;
-            }
-        }
-    } else {
-        s->count++;
+    /* A full ring grows, or else loses its oldest entry.  Either changes
+     * the index, so find the free slot again afterwards. */
+    if (s->count == s->cap && (s->cap == s->window || history_grow(s) < 0)) {
+        index_remove(s, s->next);
+        s->count--;
     }
+    slot = home_slot(s, digest);
+    while (s->index[slot] != 0) {
+        slot = (slot + 1) % s->index_size;
+    }
+    s->count++;
     memcpy(s->history + s->next * s->digest_len, digest, s->digest_len);
-    /* Insert at the first tombstone or empty slot on the probe path. */
-    size_t slot = h;
-    if (tomb != SIZE_MAX) {
-        slot = tomb;
-    } else {
-        while (s->index[slot] != 0 && s->index[slot] != SIZE_MAX) {
-            slot = (slot + 1) % mask_size;
-        }
-    }
     s->index[slot] = s->next + 1;
-    s->next = (s->next + 1) % s->window;
+    s->next = (s->next + 1) % s->cap;
     return 0;
 }
 

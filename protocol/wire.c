@@ -40,7 +40,11 @@ static int is_delimiter(const jp_frame *f)
 static json_t *parse_object(const jp_frame *f, const char *what, jp_error *err)
 {
     json_error_t jerr;
-    json_t *v = json_loadb(f->data, f->size, JSON_REJECT_DUPLICATES, &jerr);
+    /* JSON_ALLOW_NUL: "\u0000" is valid JSON that jupyter_client sends for a
+     * NUL character in a string (say, printed output); without the flag such
+     * a message would be dropped as malformed. */
+    json_t *v = json_loadb(f->data, f->size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                           &jerr);
     if (v == NULL) {
         jp_error_set(err, "%s: invalid JSON: %s", what, jerr.text);
         return NULL;
@@ -198,8 +202,13 @@ int jp_wire_encode(jp_session *s, jp_msg **mp, jp_frame **out, size_t *n_out,
         return -1;
     }
     size_t d = m->n_idents;
-    memcpy(f, m->idents, d * sizeof *f);
-    memcpy(f + d + 6, m->buffers, m->n_buffers * sizeof *f);
+    /* memcpy from NULL is undefined even for 0 bytes (UBSan says so). */
+    if (d) {
+        memcpy(f, m->idents, d * sizeof *f);
+    }
+    if (m->n_buffers) {
+        memcpy(f + d + 6, m->buffers, m->n_buffers * sizeof *f);
+    }
     m->n_idents = m->n_buffers = 0; /* moved into f */
     f[d].data = (void *)JP_DELIMITER;
     f[d].size = DELIM_LEN;
@@ -253,30 +262,37 @@ static void free_handover(void *data, void *hint)
     free(h);
 }
 
+static int send_copy(void *socket, jp_frame *f, int flags)
+{
+    int rc;
+    do {
+        rc = zmq_send(socket, f->data, f->size, flags);
+    } while (rc < 0 && errno == EINTR);
+    jp_frame_clear(f);
+    return rc < 0 ? -1 : 0;
+}
+
 static int send_frame(void *socket, jp_frame *f, int more)
 {
     int flags = more ? ZMQ_SNDMORE : 0;
     int rc;
     if (f->free_fn == NULL || f->size <= SMALL_FRAME) {
-        do {
-            rc = zmq_send(socket, f->data, f->size, flags);
-        } while (rc < 0 && errno == EINTR);
-        jp_frame_clear(f);
-        return rc < 0 ? -1 : 0;
+        return send_copy(socket, f, flags);
     }
-    /* Large owned frames (JSON text, buffers) go to ZeroMQ without a copy. */
+    /* Large owned frames (JSON text, buffers) go to ZeroMQ without a copy.
+     * When that cannot be set up, copy instead: giving up here would leave
+     * the parts already sent on the socket as the start of a message that
+     * the next send would silently complete. */
     zmq_msg_t zm;
     struct handover *h = malloc(sizeof *h);
     if (h == NULL) {
-        jp_frame_clear(f);
-        return -1;
+        return send_copy(socket, f, flags);
     }
     h->free_fn = f->free_fn;
     h->hint = f->hint;
     if (zmq_msg_init_data(&zm, f->data, f->size, free_handover, h) < 0) {
         free(h);
-        jp_frame_clear(f);
-        return -1;
+        return send_copy(socket, f, flags);
     }
     memset(f, 0, sizeof *f);
     do {
@@ -331,6 +347,7 @@ static int recv_frame(void *socket, int flags, jp_frame *f)
 {
     zmq_msg_t *zm = malloc(sizeof *zm);
     if (zm == NULL) {
+        errno = ENOMEM;
         return -1;
     }
     zmq_msg_init(zm);
@@ -351,6 +368,23 @@ static int recv_frame(void *socket, int flags, jp_frame *f)
     f->free_fn = free_zmq_msg;
     f->hint = zm;
     return zmq_msg_more(zm);
+}
+
+/* Receives and discards the remaining parts of a multipart message without
+ * allocating, so that the next receive starts at a message boundary. */
+static void drain_rest(void *socket)
+{
+    int more = 1;
+    while (more) {
+        zmq_msg_t zm;
+        zmq_msg_init(&zm);
+        int rc;
+        do {
+            rc = zmq_msg_recv(&zm, socket, 0);
+        } while (rc < 0 && errno == EINTR);
+        more = rc >= 0 && zmq_msg_more(&zm);
+        zmq_msg_close(&zm);
+    }
 }
 
 jp_msg *jp_recv(jp_session *s, void *socket, int flags, jp_error *err)
@@ -378,6 +412,9 @@ jp_msg *jp_recv(jp_session *s, void *socket, int flags, jp_error *err)
         if (more < 0) {
             int saved = errno;
             jp_error_set(err, "receive failed: %s", zmq_strerror(saved));
+            if (n > 0) {
+                drain_rest(socket); /* out of memory mid-message */
+            }
             clear_frames(frames, n);
             free(frames);
             errno = saved;
@@ -386,11 +423,7 @@ jp_msg *jp_recv(jp_session *s, void *socket, int flags, jp_error *err)
         n++;
     }
     if (more) { /* out of memory mid-message: drain and drop the rest */
-        jp_frame junk = {0};
-        while (recv_frame(socket, 0, &junk) > 0) {
-            jp_frame_clear(&junk);
-        }
-        jp_frame_clear(&junk);
+        drain_rest(socket);
         clear_frames(frames, n);
         free(frames);
         errno = ENOMEM;
