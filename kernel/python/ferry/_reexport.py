@@ -345,12 +345,14 @@ _STATEMENT_WORDS = {
 
 class _Entry:
     """One exported statement, in execution order."""
-    __slots__ = ("seq", "filename", "pos", "text", "info", "live", "snap")
+    __slots__ = ("seq", "filename", "pos", "first_line", "text", "info", "live",
+                 "snap")
 
-    def __init__(self, seq, filename, pos, text, info, snap):
+    def __init__(self, seq, filename, pos, first_line, text, info, snap):
         self.seq = seq            # unique, increasing; part of the version key
         self.filename = filename  # the cell's filename ("Cell In[3]")
         self.pos = pos            # (lineno, col, end_lineno, end_col) in the cell
+        self.first_line = first_line  # where it starts, decorators included
         self.text = text          # source, only when pos cannot find it
         self.info = info          # _Exported
         self.live = list(info.names)  # names this entry still provides
@@ -410,8 +412,10 @@ class Recorder:
                 self._bound_by.pop(name, None)
             pos, text = self._locate(node, cell_source, filename)
             self._seq += 1
+            first_line = min([node.lineno] + [d.lineno for d in
+                                              getattr(node, "decorator_list", ())])
             self._entries.append(
-                _Entry(self._seq, filename, pos, text, info, snap))
+                _Entry(self._seq, filename, pos, first_line, text, info, snap))
             self._cells[filename] = cell_source
 
     def _note_unexported(self, node, source, filename):
@@ -526,7 +530,7 @@ class Recorder:
             provided.update(names)
             statements.append((entry.filename, entry.pos, entry.text,
                                tuple(entry.info.names), tuple(entry.info.lambdas),
-                               entry.info.kind))
+                               entry.info.kind, entry.first_line))
         drop = sorted({n for entry, _ in live for n in entry.info.names} - provided)
         lines = [
             "# ferry: definitions re-exported from the notebook's __main__,",

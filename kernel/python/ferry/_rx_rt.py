@@ -159,13 +159,13 @@ def _describe(exc):
 
 
 def _failure_message(name, stmt, exc):
-    filename, pos, _text, _names, _lambdas, kind = stmt
+    filename, _pos, _text, _names, _lambdas, kind, first_line = stmt
     return (
         "ferry could not re-create %r in this worker process: `%s` (%s, line %d) "
         "raised %s when the worker re-ran it. A cell definition that is sent to "
         "workers may only depend on imports, definitions and literal constants "
         "made by top-level statements; computed values are not re-exported."
-        % (name, kind, filename, pos[0], _describe(exc))
+        % (name, kind, filename, first_line, _describe(exc))
     )
 
 
@@ -184,7 +184,7 @@ def _compile(stmt, cells, indexes, flags):
     with its own line numbers, so tracebacks and linecache point into the cell.
     """
     import ast
-    filename, pos, text, _names, _lambdas, _kind = stmt
+    filename, pos, text = stmt[:3]
     if text is None:
         index = indexes.get(filename)
         if index is None:
@@ -210,7 +210,9 @@ def run(ns, cells, statements, drop):
 
     cells: {filename: source}; registered in linecache for tracebacks.
     statements: (filename, (lineno, col, end_lineno, end_col), text or None,
-                 names, lambda_names, kind) in execution order.
+                 names, lambda_names, kind, first_line) in execution order;
+                 text is the statement's source when the cell's parse cannot
+                 find it by position.
     drop: names to delete at the end (bound by a statement kept only because a
           later one depended on it, and no longer exported).
     """
