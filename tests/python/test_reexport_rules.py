@@ -351,3 +351,48 @@ def test_future_annotations_apply_to_later_statements(kernel):
     cell(kernel, "from __future__ import annotations\n")
     cell(kernel, "def f(x: Undefined) -> AlsoUndefined:\n    return 1\n")
     assert run_module(kernel.rec.current(), "print(m.f(0))") == "1"
+
+
+def test_star_import_exports_the_names_it_bound(kernel):
+    cell(kernel, "from keyword import *\n")
+    assert exported(kernel) == ["iskeyword", "issoftkeyword", "kwlist", "softkwlist"]
+
+
+def test_statement_not_found_in_the_cell_source_travels_as_text(kernel):
+    # A runner that transformed the cell (magics) may hand over nodes whose
+    # positions do not match a parse of cell_source.
+    node = ast.parse("\n\ndef f():\n    return 41 + 1\n").body[0]
+    exec(compile(ast.Module([node], []), "Cell In[9]", "exec"), kernel.ns)
+    kernel.rec.record(node, "# %magic\n", "Cell In[9]")
+    assert run_module(kernel.rec.current(), "print(m.f(), m.f.__code__.co_firstlineno)") \
+        == "42 3"
+
+
+def test_export_is_consistent_while_another_thread_asks_for_versions(kernel):
+    import threading
+    stop = threading.Event()
+    errors = []
+
+    def ask():
+        while not stop.is_set():
+            try:
+                path = kernel.rec.current()
+                compile(open(path).read(), path, "exec")
+            except FileNotFoundError:
+                pass  # pruned between current() and open(): allowed
+            except Exception as exc:  # pragma: no cover - the failure
+                errors.append(exc)
+                return
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    try:
+        for i in range(200):
+            cell(kernel, "def f%d():\n    return %d\nV = %d\n" % (i % 7, i, i))
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+    assert exported(kernel)[-2:] == ["f%d" % (199 % 7), "V"]
+    out = run_module(kernel.rec.current(), "print(m.V, m.f%d())" % (199 % 7))
+    assert out == "199 199"

@@ -252,6 +252,33 @@ with cf.ProcessPoolExecutor(1, mp_context=ctx) as ex:
     except ValueError as e:
         print(e.__cause__)
 """),
+    ("nested_class_and_process_subclass", """\
+class Outer:
+    class Inner:
+        def __init__(self, v):
+            self.v = v
+mp.set_start_method(METHOD, force=True)
+class Worker(mp.Process):
+    def __init__(self, q):
+        super().__init__()
+        self.q = q
+    def run(self):
+        self.q.put(Outer.Inner(square(2)))
+with ctx.Pool(2) as pool:
+    r = pool.apply(Outer.Inner, (5,))
+    print(type(r) is Outer.Inner, r.v)
+q = ctx.Queue()
+w = Worker(q)
+w.start()
+r = q.get(timeout=15)
+w.join(15)
+print(type(r) is Outer.Inner, r.v, w.exitcode)
+"""),
+    ("main_untouched", """\
+import sys
+main = sys.modules['__main__']
+print(hasattr(main, '__file__'), main.__spec__, sys.modules['__mp_main__'] is main)
+"""),
     ("side_effects_ran_once", """\
 with open(MARKER) as fh:
     print(sorted(fh.read().split()))
@@ -430,3 +457,11 @@ def test_child_tracebacks_name_the_cell_and_show_the_line(nb):
 def test_statements_that_are_not_definitions_never_run_in_children(nb):
     assert nb.lines("side_effects_ran_once") == ["['cell', 'expression']"]
     assert "SIDE-EFFECT" not in nb.stdout
+
+
+def test_nested_classes_and_process_subclasses(nb):
+    assert nb.lines("nested_class_and_process_subclass") == ["True 5", "True 11 0"]
+
+
+def test_main_module_keeps_no_file_and_no_spec(nb):
+    assert nb.lines("main_untouched") == ["False None True"]

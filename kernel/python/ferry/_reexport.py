@@ -31,6 +31,13 @@ Interface used by the cell runner (one Recorder per kernel)::
         # The two multiprocessing hooks; idempotent.
     rec.exported_names() -> list[str]
         # Names the current version exports, in order (diagnostics, tests).
+    rec.reducer_override(obj)
+        # The pickler hook's logic, for ferry's own picklers.
+
+Call install_hooks() after main_module is sys.modules['__main__'].  The
+package's ``ferry/__init__.py`` must import cleanly (and cheaply) in a plain
+``/usr/bin/python3``: every spawn or forkserver child imports ferry._rx_rt
+through it, while loading its main module and while unpickling a task.
 
 What is exported: ``import``/``from ... import``; ``def``, ``async def`` and
 ``class`` with their decorators; assignments (plain or annotated, to names or
@@ -670,6 +677,21 @@ class Recorder:
                     is not _reducer_override:
                 reduction.ForkingPickler.reducer_override = _reducer_override
             sys.modules["__mp_main__"] = self._main
+            _rx_rt.kernel = (self._pid, self.runtime_dir, self._main)
+
+    def reducer_override(self, obj):
+        """What ForkingPickler.reducer_override does, for ferry's own
+        picklers: a lookup in the current version for a cell function or
+        class, a PicklingError for an unexported one, else NotImplemented."""
+        try:
+            if getattr(obj, "__module__", None) != "__main__":
+                return NotImplemented
+            qualname = getattr(obj, "__qualname__", None)
+        except Exception:
+            return NotImplemented
+        if not isinstance(qualname, str) or isinstance(obj, types.ModuleType):
+            return NotImplemented  # instances: their class comes back here
+        return self._reduce(obj, qualname)
 
 
 def _what(obj):
@@ -712,15 +734,7 @@ def _reducer_override(pickler, obj):
     rec = _active()
     if rec is None:
         return NotImplemented
-    try:
-        if getattr(obj, "__module__", None) != "__main__":
-            return NotImplemented
-        qualname = getattr(obj, "__qualname__", None)
-    except Exception:
-        return NotImplemented
-    if not isinstance(qualname, str) or isinstance(obj, types.ModuleType):
-        return NotImplemented  # instances: their class comes back through here
-    return rec._reduce(obj, qualname)
+    return rec.reducer_override(obj)
 
 
 _FOOTER = '''

@@ -256,6 +256,10 @@ _MISSING = object()
 
 _by_path = {}
 
+# (pid, runtime_dir, __main__) of the kernel process, set by
+# ferry._reexport.Recorder.install_hooks(); None in children.
+kernel = None
+
 
 def module_name(path):
     return os.path.splitext(os.path.basename(path))[0]
@@ -268,6 +272,9 @@ def _load(path):
     mod = _by_path.get(path)
     if mod is not None:
         return mod
+    if kernel is not None and kernel[0] == os.getpid() \
+            and os.path.dirname(path) == kernel[1]:
+        return kernel[2]  # the kernel itself: every version is its __main__
     name = module_name(path)
     mod = sys.modules.get(name)
     if mod is None:
