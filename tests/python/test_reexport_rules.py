@@ -396,3 +396,79 @@ def test_export_is_consistent_while_another_thread_asks_for_versions(kernel):
     assert exported(kernel)[-2:] == ["f%d" % (199 % 7), "V"]
     out = run_module(kernel.rec.current(), "print(m.V, m.f%d())" % (199 % 7))
     assert out == "199 199"
+
+
+# -- child runtime: stand-ins never break unpickling ------------------------
+
+def _pickle_with(module, name, payload, monkeypatch):
+    """Pickle `payload` (which references module.name) and unpickle it with
+    module.name replaced by a stand-in, as a child whose definition failed."""
+    import pickle
+    from ferry import _rx_rt
+    import multiprocessing
+    data = pickle.dumps(payload)
+    standin = _rx_rt.standin_class(name, "ferry could not re-create %r (test)" % name)
+    monkeypatch.setattr(module, name, standin)
+    # Unpickle as a pool worker does: inside multiprocessing's own code.
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    try:
+        writer.send_bytes(data)
+        return reader.recv()
+    finally:
+        reader.close()
+        writer.close()
+
+
+class Cls:
+    def method(self):
+        return 1
+
+
+import enum  # noqa: E402
+
+
+class Colour(enum.Enum):
+    RED = 1
+
+
+def test_stand_in_class_unpickles_instances_that_raise_when_used(monkeypatch):
+    import pickle
+    from ferry._rx_rt import ReexportError
+    obj = _pickle_with(sys.modules[__name__], "Cls", Cls(), monkeypatch)
+    assert type(obj).__name__ == "Cls"
+    with pytest.raises(ReexportError, match="could not re-create 'Cls'"):
+        obj.method()
+    with pytest.raises(ReexportError):
+        pickle.dumps(obj)  # never travels back as a silent husk
+    with pytest.raises(ReexportError):
+        type(obj)()  # a direct call raises at once
+
+
+def test_stand_in_class_rebuilt_by_call_during_unpickling(monkeypatch):
+    from ferry._rx_rt import ReexportError
+    obj = _pickle_with(sys.modules[__name__], "Colour", Colour.RED, monkeypatch)
+    with pytest.raises(ReexportError):
+        obj.value
+
+
+def test_stand_ins_round_trip_through_pickle():
+    import pickle
+    from ferry import _rx_rt
+    fn = pickle.loads(pickle.dumps(_rx_rt.StandIn("f", "msg f")))
+    cls = pickle.loads(pickle.dumps(_rx_rt.standin_class("C", "msg C")))
+    with pytest.raises(_rx_rt.ReexportError, match="msg f"):
+        fn()
+    with pytest.raises(_rx_rt.ReexportError, match="msg f"):
+        fn.cache_clear
+    with pytest.raises(_rx_rt.ReexportError, match="msg C"):
+        cls()
+
+
+def test_lookup_of_a_missing_version_is_a_stand_in(tmp_path):
+    from ferry import _rx_rt
+    path = str(tmp_path / "ferry_main_999999.py")
+    for obj in (_rx_rt.lookup(path, "f"),
+                _rx_rt.make_function(path, b"", "<lambda>", "<lambda>", None, None, None)):
+        with pytest.raises(_rx_rt.ReexportError, match="ferry_main_999999"):
+            obj(1)
+    sys.modules.pop("ferry_main_999999", None)

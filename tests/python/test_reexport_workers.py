@@ -230,6 +230,17 @@ with ctx.Pool(2) as pool:
     except Exception as e:
         print(type(e).__name__, e)
 """),
+    ("failing_enum", """\
+EnumBase = enum.Enum if SCALE else None
+class BadColor(EnumBase):
+    BLUE = 3
+with ctx.Pool(2) as pool:
+    try:
+        pool.map(color_name, [BadColor.BLUE])
+    except Exception as e:
+        print(type(e).__name__, e)
+    print(pool.map(square, [1]))
+"""),
     ("failing_executor", """\
 with cf.ProcessPoolExecutor(2, mp_context=ctx) as ex:
     try:
@@ -431,6 +442,7 @@ def test_unexported_object_is_a_clear_pickling_error(nb, label, name, why):
 @pytest.mark.parametrize("label, name", [
     ("failing_decorator", "decorated_bad"),
     ("failing_base", "Derived"),
+    ("failing_enum", "BadColor"),
     ("failing_executor", "decorated_bad"),
 ])
 def test_definition_failing_in_the_child_is_a_task_error(nb, label, name):

@@ -488,7 +488,7 @@ class Recorder:
         out, kept = [], []
         for entry in self._entries:
             live = [n for n in entry.live
-                    if ns.get(n, _MISSING) is entry.snap.get(n, _MISSING)]
+                    if n in entry.snap and ns.get(n, _MISSING) is entry.snap[n]]
             if len(live) != len(entry.live):
                 for name in entry.live:
                     if name not in live and name not in self._bound_by:
@@ -500,6 +500,9 @@ class Recorder:
                 kept.append(entry)
                 out.append((entry, tuple(live)))
         self._entries = kept
+        if len(self._cells) > len(kept):
+            used = {entry.filename for entry in kept}
+            self._cells = {f: src for f, src in self._cells.items() if f in used}
         return out
 
     def current(self):

@@ -79,13 +79,27 @@ class StandIn:
             self._rx_qualname,)
 
 
+def _unpickling():
+    """True when the code using a stand-in class is the unpickler (called
+    from multiprocessing's or pickle's own frames), not a user's task."""
+    return sys._getframe(2).f_code.co_filename.startswith(_QUIET_CALLERS)
+
+
 class _StandInMeta(type):
-    """Metaclass of stand-in classes: calling one raises, except while the
-    unpickler rebuilds an object (then it yields a poisoned instance)."""
+    """Metaclass of stand-in classes: calling one, or reading an attribute it
+    lacks, raises - except while the unpickler rebuilds an object (an enum
+    member is `getattr(cls, name)`, a namedtuple `cls(*args)`): then it
+    yields a poisoned instance, which raises when the task uses it."""
 
     def __call__(cls, *args, **kwargs):
-        caller = sys._getframe(1).f_code.co_filename
-        if not caller.startswith(_QUIET_CALLERS):
+        if not _unpickling():
+            raise ReexportError(cls._rx_message)
+        return cls.__new__(cls)
+
+    def __getattr__(cls, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        if not _unpickling():
             raise ReexportError(cls._rx_message)
         return cls.__new__(cls)
 
@@ -335,6 +349,9 @@ def make_function(path, code, name, qualname, defaults, kwdefaults, closure):
     try:
         import marshal
         mod = _load(path)
+        load_error = mod.__dict__.get("_ferry_load_error")
+        if load_error is not None:
+            return StandIn(qualname, load_error)
         cells = None
         if closure is not None:
             cells = tuple(types.CellType() if v is _EMPTY_CELL else types.CellType(v[0])
