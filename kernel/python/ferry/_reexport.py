@@ -197,10 +197,19 @@ def _lambda_names(target, value, out):
             _lambda_names(t, v, out)
 
 
-def _first_line(node, source):
-    segment = ast.get_source_segment(source, node) or ast.unparse(node)
-    line = segment.strip().splitlines()[0] if segment.strip() else ""
+def _shorten(text):
+    lines = text.strip().splitlines()
+    line = lines[0] if lines else ""
     return line if len(line) <= 60 else line[:57] + "..."
+
+
+def _first_line(node, source):
+    """The statement's first source line, for messages."""
+    try:
+        segment = ast.get_source_segment(source, node)
+    except Exception:
+        segment = None
+    return _shorten(segment or ast.unparse(node))
 
 
 class _Exported:
@@ -214,7 +223,7 @@ class _Exported:
         self.pinned = pinned      # kept even when all its names are dead
 
 
-def _analyse(node, source, main_ns):
+def _analyse(node, main_ns):
     """_Exported for an exported statement, else None."""
     if isinstance(node, ast.Import):
         names, pinned = [], False
@@ -226,7 +235,7 @@ def _analyse(node, source, main_ns):
                 # `import a.b` also makes a.b importable as an attribute;
                 # dropping it would lose that when `a` is rebound later.
                 pinned = pinned or "." in alias.name
-        return _Exported(_first_line(node, source), names, pinned=pinned)
+        return _Exported(_shorten(ast.unparse(node)), names, pinned=pinned)
     if isinstance(node, ast.ImportFrom):
         names = []
         for alias in node.names:
@@ -234,7 +243,7 @@ def _analyse(node, source, main_ns):
                 names.extend(_star_names(node, main_ns))
             else:
                 names.append(alias.asname or alias.name)
-        return _Exported(_first_line(node, source), names,
+        return _Exported(_shorten(ast.unparse(node)), names,
                          pinned=node.module == "__future__")
     if isinstance(node, ast.FunctionDef):
         return _Exported("def " + node.name, [node.name])
@@ -250,15 +259,15 @@ def _analyse(node, source, main_ns):
             if not _target_names(target, names):
                 return None
             _lambda_names(target, node.value, lambdas)
-        return _Exported(_first_line(node, source), _unique(names),
-                         _unique(lambdas))
+        names = _unique(names)
+        return _Exported("%s = ..." % ", ".join(names), names, _unique(lambdas))
     if isinstance(node, ast.AnnAssign):
         if node.value is None or not isinstance(node.target, ast.Name) \
                 or not _is_literal(node.value):
             return None
         lambdas = []
         _lambda_names(node.target, node.value, lambdas)
-        return _Exported(_first_line(node, source), [node.target.id], lambdas)
+        return _Exported("%s = ..." % node.target.id, [node.target.id], lambdas)
     return None
 
 
@@ -398,7 +407,7 @@ class Recorder:
         """Note that top-level statement `node` of cell `filename` ran."""
         ns = self._main.__dict__
         with self._lock:
-            info = _analyse(node, cell_source, ns)
+            info = _analyse(node, ns)
             if info is None:
                 self._note_unexported(node, cell_source, filename)
                 return

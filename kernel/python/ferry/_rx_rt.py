@@ -41,11 +41,12 @@ class ReexportError(RuntimeError):
 
 # Callers that are part of the unpickling machinery: a stand-in class called
 # from there (an enum member or a namedtuple being rebuilt) must not raise.
+# The ferry package is one of them: its worker loop unpickles tasks.
 _QUIET_CALLERS = tuple(
     os.path.join(os.path.dirname(os.__file__), part)
     for part in ("multiprocessing" + os.sep, "concurrent" + os.sep,
                  "pickle.py", "copyreg.py")
-)
+) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
 
 
 class StandIn:
