@@ -630,7 +630,7 @@ class Recorder:
             if isinstance(obj, types.FunctionType) and obj.__name__ == "<lambda>" \
                     and obj.__globals__ is self._main.__dict__:
                 return self._reduce_lambda(obj)
-            raise pickle.PicklingError(self._unreachable(obj, qualname))
+            raise pickle.PicklingError(self._unreachable(obj, qualname, target))
         with self._lock:
             path = self.current()
             top = qualname.partition(".")[0]
@@ -653,8 +653,14 @@ class Recorder:
                 (self.current(), marshal.dumps(fn.__code__), fn.__name__,
                  fn.__qualname__, fn.__defaults__, fn.__kwdefaults__, closure))
 
-    def _unreachable(self, obj, qualname):
+    def _unreachable(self, obj, qualname, target):
         what = _what(obj)
+        if target is not _MISSING and _what(target) == what:
+            return ("cannot send %s %s to a worker process: it is an earlier "
+                    "definition - __main__.%s has been redefined since - and a "
+                    "worker only has the current one. Re-run the cells that "
+                    "made objects from the old definition." % (what, qualname,
+                                                               qualname))
         if "<locals>" in qualname:
             outer = qualname.partition(".<locals>")[0]
             return ("cannot send %s %s to a worker process: it is defined inside "
