@@ -472,3 +472,12 @@ def test_lookup_of_a_missing_version_is_a_stand_in(tmp_path):
         with pytest.raises(_rx_rt.ReexportError, match="ferry_main_999999"):
             obj(1)
     sys.modules.pop("ferry_main_999999", None)
+
+
+def test_a_reused_cell_filename_keeps_each_cells_statements(kernel):
+    # The runner may reuse a filename (silent executions, say).
+    for source in ("def f():\n    return 'first'\n", "\n\ndef g():\n    return 'second'\n"):
+        tree = ast.parse(source)
+        exec(compile(source, "<silent>", "exec"), kernel.ns)
+        kernel.rec.record(tree.body[0], source, "<silent>")
+    assert run_module(kernel.rec.current(), "print(m.f(), m.g())") == "first second"

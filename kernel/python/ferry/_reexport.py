@@ -361,12 +361,13 @@ _STATEMENT_WORDS = {
 
 class _Entry:
     """One exported statement, in execution order."""
-    __slots__ = ("seq", "filename", "pos", "first_line", "text", "info", "live",
-                 "snap")
+    __slots__ = ("seq", "filename", "source", "pos", "first_line", "text", "info",
+                 "live", "snap")
 
-    def __init__(self, seq, filename, pos, first_line, text, info, snap):
+    def __init__(self, seq, filename, source, pos, first_line, text, info, snap):
         self.seq = seq            # unique, increasing; part of the version key
         self.filename = filename  # the cell's filename ("Cell In[3]")
+        self.source = source      # the cell's source (a filename may be reused)
         self.pos = pos            # (lineno, col, end_lineno, end_col) in the cell
         self.first_line = first_line  # where it starts, decorators included
         self.text = text          # source, only when pos cannot find it
@@ -390,7 +391,6 @@ class Recorder:
         self._pid = os.getpid()
         self._lock = threading.RLock()
         self._entries = []        # [_Entry] in execution order
-        self._cells = {}          # filename -> source, for entries' cells
         self._index_cache = (None, None, None)  # (filename, source, positions)
         self._bound_by = {}       # name -> why it is not exported (for errors)
         self._seq = 0
@@ -430,9 +430,8 @@ class Recorder:
             self._seq += 1
             first_line = min([node.lineno] + [d.lineno for d in
                                               getattr(node, "decorator_list", ())])
-            self._entries.append(
-                _Entry(self._seq, filename, pos, first_line, text, info, snap))
-            self._cells[filename] = cell_source
+            self._entries.append(_Entry(self._seq, filename, cell_source, pos,
+                                        first_line, text, info, snap))
 
     def _note_unexported(self, node, source, filename):
         names = _bound_names(node)
@@ -509,9 +508,6 @@ class Recorder:
                 kept.append(entry)
                 out.append((entry, tuple(live)))
         self._entries = kept
-        if len(self._cells) > len(kept):
-            used = {entry.filename for entry in kept}
-            self._cells = {f: src for f, src in self._cells.items() if f in used}
         return out
 
     def current(self):
@@ -541,13 +537,13 @@ class Recorder:
             return [n for _, names in self._live() for n in names]
 
     def _render(self, live):
-        cells = {}
+        cells = {}  # (filename, source) -> index in _ferry_cells
         statements = []
         provided = set()
         for entry, names in live:
-            cells[entry.filename] = self._cells[entry.filename]
+            cell = cells.setdefault((entry.filename, entry.source), len(cells))
             provided.update(names)
-            statements.append((entry.filename, entry.pos, entry.text,
+            statements.append((cell, entry.pos, entry.text,
                                tuple(entry.info.names), tuple(entry.info.lambdas),
                                entry.info.kind, entry.first_line))
         drop = sorted({n for entry, _ in live for n in entry.info.names} - provided)
@@ -559,11 +555,11 @@ class Recorder:
             "# source, so tracebacks point into the cell, and runs guarded: one",
             "# that fails leaves stand-ins raising a clear error when used.",
             "",
-            "_ferry_cells = {",
+            "_ferry_cells = (",
         ]
-        for filename, source in cells.items():
-            lines.append("    %r: %r," % (filename, source))
-        lines.append("}")
+        for cell in cells:
+            lines.append("    %r," % (cell,))
+        lines.append(")")
         lines.append("_ferry_statements = (")
         for stmt in statements:
             lines.append("    %r," % (stmt,))
@@ -733,7 +729,15 @@ def _wrap_preparation(original):
         data = original(name)
         rec = _active()
         if rec is not None and sys.modules.get("__main__") is rec._main:
-            path = rec.current()
+            try:
+                path = rec.current()
+            except Exception:
+                # Cannot write (disk full?): a pool's respawn thread must not
+                # die here.  Fall back to the last version, if any; lookups
+                # of newer definitions then fail as task errors.
+                path = rec._path
+                if path is None:
+                    return data
             data.pop("init_main_from_name", None)
             # The forkserver reads this through the same function for each
             # child.  (Its own "main_path" preload is left alone: 3.11 runs it

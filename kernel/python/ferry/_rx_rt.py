@@ -173,8 +173,9 @@ def _describe(exc):
     return text
 
 
-def _failure_message(name, stmt, exc):
-    filename, _pos, _text, _names, _lambdas, kind, first_line = stmt
+def _failure_message(name, stmt, cells, exc):
+    cell, _pos, _text, _names, _lambdas, kind, first_line = stmt
+    filename = cells[cell][0]
     return (
         "ferry could not re-create %r in this worker process: `%s` (%s, line %d) "
         "raised %s when the worker re-ran it. A cell definition that is sent to "
@@ -199,13 +200,14 @@ def _compile(stmt, cells, indexes, flags):
     with its own line numbers, so tracebacks and linecache point into the cell.
     """
     import ast
-    filename, pos, text = stmt[:3]
+    cell, pos, text = stmt[:3]
+    filename, source = cells[cell]
     if text is None:
-        index = indexes.get(filename)
+        index = indexes.get(cell)
         if index is None:
-            tree = compile(cells[filename], filename, "exec",
+            tree = compile(source, filename, "exec",
                            ast.PyCF_ONLY_AST | flags, dont_inherit=True)
-            index = indexes[filename] = _statement_index(tree)
+            index = indexes[cell] = _statement_index(tree)
         node = index[pos]
         unit = ast.Module(body=[node], type_ignores=[])
     else:
@@ -223,8 +225,9 @@ def _name_lambdas(ns, lambdas):
 def run(ns, cells, statements, drop):
     """Re-create the recorded definitions in the namespace ``ns``.
 
-    cells: {filename: source}; registered in linecache for tracebacks.
-    statements: (filename, (lineno, col, end_lineno, end_col), text or None,
+    cells: ((filename, source), ...); registered in linecache for tracebacks
+           (a filename may appear twice if the kernel reused it).
+    statements: (cell index, (lineno, col, end_lineno, end_col), text or None,
                  names, lambda_names, kind, first_line) in execution order;
                  text is the statement's source when the cell's parse cannot
                  find it by position.
@@ -232,10 +235,9 @@ def run(ns, cells, statements, drop):
           later one depended on it, and no longer exported).
     """
     import __future__
-    for filename, source in cells.items():
-        if filename not in linecache.cache:
-            linecache.cache[filename] = (
-                len(source), None, source.splitlines(True), filename)
+    for filename, source in cells:
+        linecache.cache[filename] = (
+            len(source), None, source.splitlines(True), filename)
     indexes = {}
     flags = 0
     for stmt in statements:
@@ -255,7 +257,7 @@ def run(ns, cells, statements, drop):
             for name in names:
                 if name in ns and ns[name] is not before.get(name, _MISSING):
                     continue  # bound before the failure (import a, broken)
-                message = _failure_message(name, stmt, exc)
+                message = _failure_message(name, stmt, cells, exc)
                 ns[name] = (standin_class(name, message) if is_class
                             else StandIn(name, message))
     for name in drop:
