@@ -63,6 +63,9 @@ def twice(fn):
 def plus_scale(x):
     return x + SCALE
 cube = lambda x: x ** 3
+@functools.lru_cache(maxsize=None)
+def cached(x):
+    return x * 2
 class Counter:
     def __init__(self, n):
         self.n = n
@@ -91,6 +94,7 @@ with ctx.Pool(2) as pool:
     ("pool_decorated", """\
 with ctx.Pool(2) as pool:
     print(pool.map(plus_scale, [1, 2]))
+    print(pool.map(cached, [4]))
 """),
     ("pool_lambdas", """\
 print(cube.__name__, cube.__qualname__)
@@ -419,7 +423,7 @@ def test_enum_members_round_trip(nb):
 
 
 def test_decorated_function(nb):
-    assert nb.lines("pool_decorated") == ["[22, 24]"]
+    assert nb.lines("pool_decorated") == ["[22, 24]", "[8]"]
 
 
 def test_named_and_anonymous_lambdas(nb):

@@ -750,9 +750,21 @@ def _wrap_preparation(original):
     return get_preparation_data
 
 
+_DEFINITIONS = (type, types.FunctionType)
+_NO_DICT = {}
+
+
 def _reducer_override(pickler, obj):
     """ForkingPickler.reducer_override: cell functions and classes by lookup
-    in the current version; NotImplemented for everything else."""
+    in the current version; NotImplemented for everything else.
+
+    Called for nearly every object pickled, so the common case - an instance
+    or an array - is turned away after two cheap checks: only classes,
+    functions and functools.wraps-style wrappers can be cell definitions.
+    """
+    if not isinstance(obj, _DEFINITIONS) \
+            and "__wrapped__" not in getattr(obj, "__dict__", _NO_DICT):
+        return NotImplemented
     rec = _active()
     if rec is None:
         return NotImplemented
