@@ -28,7 +28,7 @@ import os
 import sys
 import types
 
-__all__ = ["ReexportError", "run", "lookup", "make_function"]
+__all__ = ["ReexportError", "run", "load", "lookup", "make_function"]
 
 
 class ReexportError(RuntimeError):
@@ -282,10 +282,12 @@ def module_name(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def _load(path):
+def load(path):
     """The module for one version file: the kernel's live __main__ in the
-    kernel (registered alias), this child's __mp_main__ if it was started from
-    that very file, else the file run once under its own module name."""
+    kernel, this child's __mp_main__ if it was started from that very file,
+    else the file run once under its own module name (ferry's own workers can
+    call this with the version a task names).  Never raises: a file that
+    cannot be read leaves `_ferry_load_error` in the module."""
     mod = _by_path.get(path)
     if mod is not None:
         return mod
@@ -320,7 +322,7 @@ def lookup(path, qualname):
     """The object ``qualname`` of the re-export version at ``path``, or a
     stand-in that raises a clear ReexportError when used.  Never raises."""
     try:
-        mod = _load(path)
+        mod = load(path)
         obj = mod
         for part in qualname.split("."):
             message = _standin_message(obj)
@@ -351,7 +353,7 @@ def make_function(path, code, name, qualname, defaults, kwdefaults, closure):
     re-export version at ``path`` as its globals.  Never raises."""
     try:
         import marshal
-        mod = _load(path)
+        mod = load(path)
         load_error = mod.__dict__.get("_ferry_load_error")
         if load_error is not None:
             return StandIn(qualname, load_error)
