@@ -84,6 +84,12 @@ How the pieces fit:
   Everything else gets ``NotImplemented`` (ordinary pickling).  Both hooks act
   only in the kernel process itself, not in a forked child that inherited
   them.
+* Failures in children.  A statement that worked in the kernel can fail when
+  a child re-runs it (its decorator or base class reads a computed value).
+  The child then binds stand-ins (ferry._rx_rt) that unpickle fine and raise
+  ``ReexportError`` - naming the name, the statement, the cell and line, and
+  the original exception - when a task uses them, so a stdlib pool reports a
+  task error instead of losing workers to unpickling errors and hanging.
 """
 
 import ast
