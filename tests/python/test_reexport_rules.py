@@ -481,3 +481,12 @@ def test_a_reused_cell_filename_keeps_each_cells_statements(kernel):
         exec(compile(source, "<silent>", "exec"), kernel.ns)
         kernel.rec.record(tree.body[0], source, "<silent>")
     assert run_module(kernel.rec.current(), "print(m.f(), m.g())") == "first second"
+
+
+def test_module_imports_even_where_ferry_is_missing(kernel):
+    cell(kernel, "def f():\n    pass\n")
+    proc = subprocess.run(
+        [PYTHON, "-I", "-c", "import runpy; runpy.run_path(%r); print('ok')"
+         % kernel.rec.current()], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and proc.stdout == "ok\n"
+    assert "importing ferry._rx_rt failed" in proc.stderr

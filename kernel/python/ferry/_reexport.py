@@ -561,17 +561,22 @@ class Recorder:
             "# source, so tracebacks point into the cell, and runs guarded: one",
             "# that fails leaves stand-ins raising a clear error when used.",
             "",
-            "_ferry_cells = (",
+            "# Only dunder names are used here, so no cell name is clobbered.",
+            "try:",
+            "    from ferry._rx_rt import run as __ferry_run__",
+            "except Exception as __ferry_error__:",
+            "    __import__('sys').stderr.write(",
+            "        \"ferry: cannot load the notebook's definitions in this \"",
+            "        \"process: importing ferry._rx_rt failed: %r\\n\" % (__ferry_error__,))",
+            "else:",
+            "    __ferry_run__(globals(), (",
         ]
-        for cell in cells:
-            lines.append("    %r," % (cell,))
-        lines.append(")")
-        lines.append("_ferry_statements = (")
-        for stmt in statements:
-            lines.append("    %r," % (stmt,))
-        lines.append(")")
-        lines.append("_ferry_drop = %r" % (tuple(drop),))
-        lines.append(_FOOTER)
+        lines.extend("        %r," % (cell,) for cell in cells)
+        lines.append("    ), (")
+        lines.extend("        %r," % (stmt,) for stmt in statements)
+        lines.append("    ), %r)" % (tuple(drop),))
+        lines.append("    del __ferry_run__")
+        lines.append("")
         return "\n".join(lines)
 
     def _write(self, path, text):
@@ -775,19 +780,3 @@ def _reducer_override(pickler, obj):
     if rec is None:
         return NotImplemented
     return rec.reducer_override(obj)
-
-
-_FOOTER = '''
-try:
-    from ferry._rx_rt import run as _ferry_run
-except Exception as _ferry_exc:
-    import sys as _ferry_sys
-    _ferry_sys.stderr.write(
-        "ferry: cannot load the notebook's definitions in this process: "
-        "importing ferry._rx_rt failed: %r\\n" % (_ferry_exc,))
-    del _ferry_sys, _ferry_exc
-else:
-    _ferry_run(globals(), _ferry_cells, _ferry_statements, _ferry_drop)
-    del _ferry_run
-del _ferry_cells, _ferry_statements, _ferry_drop
-'''
