@@ -312,6 +312,25 @@ r = q.get(timeout=15)
 w.join(15)
 print(type(r) is Outer.Inner, r.v, w.exitcode)
 """),
+    ("lock_held_while_children_start", """\
+import sys, threading, time
+rx_lock = sys.modules['ferry._reexport']._hooked._lock
+holding = threading.Event()
+def hold_lock():
+    with rx_lock:
+        holding.set()
+        time.sleep(0.3)
+holder = threading.Thread(target=hold_lock)
+holder.start()
+holding.wait()
+pool = ctx.Pool(2)
+holder.join()
+def after_lock(x):
+    return x + 1
+print(pool.map(after_lock, [1, 2]))
+pool.terminate()
+pool.join()
+"""),
     ("main_untouched", """\
 import sys
 main = sys.modules['__main__']
@@ -506,3 +525,7 @@ def test_nested_classes_and_process_subclasses(nb):
 
 def test_main_module_keeps_no_file_and_no_spec(nb):
     assert nb.lines("main_untouched") == ["False None True"]
+
+
+def test_children_started_while_the_export_lock_is_held_do_not_deadlock(nb):
+    assert nb.lines("lock_held_while_children_start") == ["[2, 3]"]
