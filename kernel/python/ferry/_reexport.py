@@ -1,0 +1,782 @@
+"""Re-export of the notebook's ``__main__`` definitions to worker processes.
+
+Pickle sends functions and classes *by reference* (module + qualified name).
+A notebook's definitions live in ``__main__``, which a ``multiprocessing``
+child cannot import, so ferry keeps an importable copy: after each top-level
+statement that defines something, the definition is recorded, and when a child
+or a task needs it, a *version* of the module is written to the kernel's
+runtime directory.  Children load that file; pickles of cell functions and
+classes name it.  DESIGN.md ("The re-export contract") is the specification.
+
+Interface used by the cell runner (one Recorder per kernel)::
+
+    from ferry import _reexport
+    rec = _reexport.Recorder(runtime_dir, main_module)
+    _reexport.is_main_guard(node) -> bool
+        # `if __name__ == "__main__":` (either operand order, any quotes).
+        # The runner runs such a block's body one statement at a time itself
+        # and calls record() for each statement.
+    rec.record(node, cell_source, filename) -> None
+        # After `node` (a top-level statement, or one hoisted out of a main
+        # guard) ran WITHOUT raising.  `filename` is what the statement was
+        # compiled with ("Cell In[3]"); `cell_source` is the whole cell;
+        # node line numbers are relative to cell_source.  Call it for every
+        # statement, exported or not: the others tell it which names were
+        # rebound to something a child cannot re-create.
+    rec.current() -> str
+        # Path of the current version's file.  Written lazily (only when the
+        # exported state changed since the last write), atomically, under a
+        # lock; call it before a dispatch.  Safe from any thread.
+    rec.install_hooks() -> None
+        # The two multiprocessing hooks; idempotent.
+    rec.exported_names() -> list[str]
+        # Names the current version exports, in order (diagnostics, tests).
+    rec.reducer_override(obj)
+        # The pickler hook's logic, for ferry's own picklers.
+
+Call install_hooks() after main_module is sys.modules['__main__'].  The
+package's ``ferry/__init__.py`` must import cleanly (and cheaply) in a plain
+``/usr/bin/python3``: every spawn or forkserver child imports ferry._rx_rt
+through it, while loading its main module and while unpickling a task.
+
+What is exported: ``import``/``from ... import``; ``def``, ``async def`` and
+``class`` with their decorators; assignments (plain or annotated, to names or
+tuples of names) whose value is a literal or a lambda.  A lambda bound to a
+name gets that name as ``__name__`` and ``__qualname__``, in the kernel (done
+by record()) and in children.  Everything else is not exported and never runs
+in a child.  A later binding of a name, exported or not, replaces the earlier
+one; ``del`` removes it.
+
+How the pieces fit:
+
+* Versions.  ``ferry_main_<N>.py`` in the runtime directory (0700), written to
+  a temporary file and renamed.  Each statement is stored as its cell's source
+  plus its position and compiled in the child from that source under the cell
+  filename, so child tracebacks read ``File "Cell In[3]", line 2, in f`` and
+  show the line (the file registers the cells in ``linecache``).  Each
+  statement runs guarded: one that fails in the child leaves stand-ins (see
+  ferry._rx_rt) instead of breaking the import.  Old versions are pruned,
+  keeping the newest few and any written in the last minute, since a child may
+  still be loading one.
+* Liveness.  When a statement is recorded, the objects it bound are
+  remembered.  A name is exported while ``__main__`` still holds exactly that
+  object - so a rebinding ferry cannot see statically (a computed value, a
+  ``global`` assignment in a function, a ``def`` inside a loop) also ends the
+  export.  A statement whose names all died is dropped, unless a later
+  exported statement used one of them while it was defined (``class D(Base)``
+  keeps the ``class Base`` it inherited from, so the child replays the
+  kernel's history) or it imports a submodule (``import a.b``).
+* Preparation data hook.  ``multiprocessing.spawn.get_preparation_data`` (also
+  used by the forkserver) gets ``init_main_from_path`` = the current version,
+  so spawn and forkserver children run it as their ``__mp_main__``;
+  ``__main__.__file__`` is never set and ``__main__.__spec__`` stays None.
+  ``sys.modules['__mp_main__']`` is the notebook's ``__main__``, so results
+  whose classes a child knows as ``__mp_main__.C`` unpickle to the live class.
+* Pickler hook.  ``ForkingPickler.reducer_override`` sends a function or
+  class of ``__main__`` as ``ferry._rx_rt.lookup(<current version>,
+  qualname)``, which works under fork, spawn and forkserver without sys.path
+  changes and reaches pools created before the definition.  The kernel
+  registers each version's module name in ``sys.modules`` as an alias of
+  ``__main__``, so results come back as the live classes.  An anonymous
+  lambda travels by value (its code, with the current version as globals).
+  A ``__main__`` object that is not exported raises ``pickle.PicklingError``
+  in the kernel, naming the object and why - never a hang in a child.
+  Everything else gets ``NotImplemented`` (ordinary pickling).  Both hooks act
+  only in the kernel process itself, not in a forked child that inherited
+  them.
+* Failures in children.  A statement that worked in the kernel can fail when
+  a child re-runs it (its decorator or base class reads a computed value).
+  The child then binds stand-ins (ferry._rx_rt) that unpickle fine and raise
+  ``ReexportError`` - naming the name, the statement, the cell and line, and
+  the original exception - when a task uses them, so a stdlib pool reports a
+  task error instead of losing workers to unpickling errors and hanging.
+"""
+
+import ast
+import os
+import pickle
+import re
+import sys
+import tempfile
+import threading
+import time
+import types
+
+from . import _rx_rt
+
+__all__ = ["Recorder", "is_main_guard"]
+
+# How many versions to keep on disk, and for how long a version stays however
+# many were written after it (a queued task or a starting child may name it).
+KEEP_VERSIONS = 8
+KEEP_SECONDS = 60.0
+# Module-name aliases kept in the kernel's sys.modules: a result pickled by a
+# child against an older version must still resolve.
+KEEP_ALIASES = 256
+
+_PREFIX = "ferry_main_"
+_VERSION_RE = re.compile(r"^ferry_main_(\d+)\.py$")
+_MISSING = object()
+
+# The Recorder whose hooks are installed (one kernel per process).
+_hooked = None
+_install_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------------------
+# Statement analysis
+# ---------------------------------------------------------------------------
+
+def _is_name(node, name):
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _is_str(node, value):
+    return isinstance(node, ast.Constant) and node.value == value \
+        and isinstance(node.value, str)
+
+
+def is_main_guard(node):
+    """True for ``if __name__ == "__main__":`` (or ``"__main__" == __name__``).
+
+    The ``else`` branch, if any, never runs in a kernel, where ``__name__`` is
+    ``"__main__"``; the runner hoists the body only.
+    """
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    left, right = test.left, test.comparators[0]
+    return ((_is_name(left, "__name__") and _is_str(right, "__main__"))
+            or (_is_str(left, "__main__") and _is_name(right, "__name__")))
+
+
+def _is_literal(node):
+    """Literal in the sense of the re-export contract (lambdas allowed inside
+    containers: re-creating one is as cheap and as faithful as a literal)."""
+    if isinstance(node, (ast.Constant, ast.Lambda)):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _is_number(node.operand)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        # complex literals: 1 + 2j, -1.5 - 3j
+        return _is_number(node.left) and _is_number(node.right)
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return all(_is_literal(elt) for elt in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _is_literal(k) for k in node.keys) \
+            and all(_is_literal(v) for v in node.values)
+    return False
+
+
+def _is_number(node):
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _is_number(node.operand)
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float, complex)
+
+
+def _target_names(target, out):
+    """Names bound by an assignment target; False if it is not made only of
+    names (attribute or subscript targets mutate other objects)."""
+    if isinstance(target, ast.Name):
+        out.append(target.id)
+        return True
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value, out)
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return all(_target_names(elt, out) for elt in target.elts)
+    return False
+
+
+def _lambda_names(target, value, out):
+    """Names that a lambda is bound to directly (f = lambda ..., or pairwise
+    in f, g = lambda ..., lambda ...)."""
+    if isinstance(target, ast.Name) and isinstance(value, ast.Lambda):
+        out.append(target.id)
+    elif (isinstance(target, (ast.Tuple, ast.List))
+          and isinstance(value, (ast.Tuple, ast.List))
+          and len(target.elts) == len(value.elts)
+          and not any(isinstance(t, ast.Starred) for t in target.elts)):
+        for t, v in zip(target.elts, value.elts):
+            _lambda_names(t, v, out)
+
+
+def _shorten(text):
+    lines = text.strip().splitlines()
+    line = lines[0] if lines else ""
+    return line if len(line) <= 60 else line[:57] + "..."
+
+
+def _first_line(node, source):
+    """The statement's first source line, for messages."""
+    try:
+        segment = ast.get_source_segment(source, node)
+    except Exception:
+        segment = None
+    return _shorten(segment or ast.unparse(node))
+
+
+class _Exported:
+    """What an exported statement binds."""
+    __slots__ = ("kind", "names", "lambdas", "pinned")
+
+    def __init__(self, kind, names, lambdas=(), pinned=False):
+        self.kind = kind          # short description for messages: "def f"
+        self.names = names        # names it binds, in order
+        self.lambdas = lambdas    # names bound directly to a lambda
+        self.pinned = pinned      # kept even when all its names are dead
+
+
+def _analyse(node, main_ns):
+    """_Exported for an exported statement, else None."""
+    if isinstance(node, ast.Import):
+        names, pinned = [], False
+        for alias in node.names:
+            if alias.asname:
+                names.append(alias.asname)
+            else:
+                names.append(alias.name.partition(".")[0])
+                # `import a.b` also makes a.b importable as an attribute;
+                # dropping it would lose that when `a` is rebound later.
+                pinned = pinned or "." in alias.name
+        return _Exported(_shorten(ast.unparse(node)), names, pinned=pinned)
+    if isinstance(node, ast.ImportFrom):
+        names = []
+        for alias in node.names:
+            if alias.name == "*":
+                names.extend(_star_names(node, main_ns))
+            else:
+                names.append(alias.asname or alias.name)
+        return _Exported(_shorten(ast.unparse(node)), names,
+                         pinned=node.module == "__future__")
+    if isinstance(node, ast.FunctionDef):
+        return _Exported("def " + node.name, [node.name])
+    if isinstance(node, ast.AsyncFunctionDef):
+        return _Exported("async def " + node.name, [node.name])
+    if isinstance(node, ast.ClassDef):
+        return _Exported("class " + node.name, [node.name])
+    if isinstance(node, ast.Assign):
+        names, lambdas = [], []
+        if not _is_literal(node.value):
+            return None
+        for target in node.targets:
+            if not _target_names(target, names):
+                return None
+            _lambda_names(target, node.value, lambdas)
+        names = _unique(names)
+        return _Exported("%s = ..." % ", ".join(names), names, _unique(lambdas))
+    if isinstance(node, ast.AnnAssign):
+        if node.value is None or not isinstance(node.target, ast.Name) \
+                or not _is_literal(node.value):
+            return None
+        lambdas = []
+        _lambda_names(node.target, node.value, lambdas)
+        return _Exported("%s = ..." % node.target.id, [node.target.id], lambdas)
+    return None
+
+
+def _unique(names):
+    return list(dict.fromkeys(names))
+
+
+def _star_names(node, main_ns):
+    mod = sys.modules.get(node.module or "")
+    if mod is None:
+        return []
+    names = getattr(mod, "__all__", None)
+    if names is None:
+        names = [n for n in vars(mod) if not n.startswith("_")]
+    return [n for n in names if n in main_ns]
+
+
+def _loads_at_definition(node):
+    """Names a statement reads while it runs (decorators, bases, default
+    values, annotations, class bodies) - not what its functions read later."""
+    out = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            stack.extend(n.args.defaults)
+            stack.extend(d for d in n.args.kw_defaults if d is not None)
+            if not isinstance(n, ast.Lambda):
+                stack.extend(n.decorator_list)
+                args = n.args
+                for a in args.posonlyargs + args.args + args.kwonlyargs + [
+                        args.vararg, args.kwarg]:
+                    if a is not None and a.annotation is not None:
+                        stack.append(a.annotation)
+                if n.returns is not None:
+                    stack.append(n.returns)
+            continue
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+            out.add(n.id)
+        stack.extend(ast.iter_child_nodes(n))
+    return out
+
+
+def _bound_names(node):
+    """Names a (non-exported) statement may bind or delete at module level."""
+    out = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.append(n.name)
+            continue
+        if isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
+                          ast.GeneratorExp)):
+            continue
+        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            out.append(n.id)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            out.extend(a.asname or a.name.partition(".")[0] for a in n.names
+                       if a.name != "*")
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            out.append(n.name)
+        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+            out.append(n.name)
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            out.append(n.rest)
+        stack.extend(ast.iter_child_nodes(n))
+    return out
+
+
+_STATEMENT_WORDS = {
+    ast.Assign: "an assignment of a computed value",
+    ast.AnnAssign: "an assignment of a computed value",
+    ast.AugAssign: "an augmented assignment",
+    ast.For: "a `for` loop",
+    ast.AsyncFor: "an `async for` loop",
+    ast.While: "a `while` loop",
+    ast.With: "a `with` statement",
+    ast.AsyncWith: "an `async with` statement",
+    ast.Try: "a `try` statement",
+    ast.If: "an `if` statement",
+    ast.Match: "a `match` statement",
+    ast.Delete: "a `del` statement",
+    ast.Expr: "an expression",
+}
+
+
+# ---------------------------------------------------------------------------
+# The recorder
+# ---------------------------------------------------------------------------
+
+class _Entry:
+    """One exported statement, in execution order."""
+    __slots__ = ("seq", "filename", "source", "pos", "first_line", "text", "info",
+                 "live", "snap")
+
+    def __init__(self, seq, filename, source, pos, first_line, text, info, snap):
+        self.seq = seq            # unique, increasing; part of the version key
+        self.filename = filename  # the cell's filename ("Cell In[3]")
+        self.source = source      # the cell's source (a filename may be reused)
+        self.pos = pos            # (lineno, col, end_lineno, end_col) in the cell
+        self.first_line = first_line  # where it starts, decorators included
+        self.text = text          # source, only when pos cannot find it
+        self.info = info          # _Exported
+        self.live = list(info.names)  # names this entry still provides
+        self.snap = snap          # name -> object the statement bound
+
+
+class Recorder:
+    """Records a kernel's exported definitions and writes module versions.
+
+    One per kernel.  All methods are safe to call from any thread of the
+    kernel process; record() is meant for the thread that runs cells.
+    """
+
+    def __init__(self, runtime_dir, main_module):
+        os.makedirs(runtime_dir, mode=0o700, exist_ok=True)
+        os.chmod(runtime_dir, 0o700)
+        self.runtime_dir = os.path.abspath(runtime_dir)
+        self._main = main_module
+        self._pid = os.getpid()
+        self._lock = threading.RLock()
+        self._entries = []        # [_Entry] in execution order
+        self._index_cache = (None, None, None)  # (filename, source, positions)
+        self._bound_by = {}       # name -> why it is not exported (for errors)
+        self._seq = 0
+        self._version = self._highest_version()
+        self._key = None          # what the current version file holds
+        self._path = None         # the current version file
+        self._written = []        # [(path, monotonic time)] oldest first
+        self._aliases = []        # module names aliased to __main__
+        self._exported = frozenset()  # names the current version exports
+
+    # -- recording ---------------------------------------------------------
+
+    def record(self, node, cell_source, filename):
+        """Note that top-level statement `node` of cell `filename` ran."""
+        ns = self._main.__dict__
+        with self._lock:
+            info = _analyse(node, ns)
+            if info is None:
+                self._note_unexported(node, cell_source, filename)
+                return
+            if info.lambdas:
+                for name in info.lambdas:
+                    fn = ns.get(name)
+                    if isinstance(fn, types.FunctionType) and fn.__name__ == "<lambda>":
+                        fn.__name__ = fn.__qualname__ = name
+            snap = {name: ns[name] for name in info.names if name in ns}
+            # Pin the statements this one reads while being defined: the child
+            # must replay them before it, even if their names are rebound later.
+            for name in _loads_at_definition(node):
+                provider = self._provider(name)
+                if provider is not None:
+                    provider.info.pinned = True
+            self._forget(info.names)
+            for name in info.names:
+                self._bound_by.pop(name, None)
+            pos, text = self._locate(node, cell_source, filename)
+            self._seq += 1
+            first_line = min([node.lineno] + [d.lineno for d in
+                                              getattr(node, "decorator_list", ())])
+            self._entries.append(_Entry(self._seq, filename, cell_source, pos,
+                                        first_line, text, info, snap))
+
+    def _note_unexported(self, node, source, filename):
+        names = _bound_names(node)
+        if not names:
+            return
+        if isinstance(node, ast.Delete):
+            why = "deleted by `%s` (%s, line %d)" % (
+                _first_line(node, source), filename, node.lineno)
+        else:
+            what = _STATEMENT_WORDS.get(type(node), "a `%s` statement"
+                                        % type(node).__name__.lower())
+            why = ("bound by %s (%s, line %d: `%s`), which ferry does not "
+                   "re-export" % (what, filename, node.lineno,
+                                  _first_line(node, source)))
+        for name in names:
+            self._bound_by[name] = why
+        if isinstance(node, ast.Delete):
+            self._forget(names)
+        # Other statements may or may not have rebound their names (`if`,
+        # `try`); _live() compares the objects when a version is written.
+
+    def _provider(self, name):
+        for entry in reversed(self._entries):
+            if name in entry.live:
+                return entry
+        return None
+
+    def _forget(self, names):
+        """Later bindings of `names` replace the ones recorded so far."""
+        names = set(names)
+        kept = []
+        for entry in self._entries:
+            if names.intersection(entry.live):
+                entry.live = [n for n in entry.live if n not in names]
+            if entry.live or entry.info.pinned:
+                kept.append(entry)
+        self._entries = kept
+
+    def _locate(self, node, source, filename):
+        """(position, None) if the child can find the statement by position in
+        a parse of the cell, else (position, its unparsed text)."""
+        pos = (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
+        cached_name, cached_source, positions = self._index_cache
+        if cached_name != filename or cached_source != source:
+            try:
+                tree = ast.parse(source, filename)
+                positions = {(n.lineno, n.col_offset, n.end_lineno, n.end_col_offset)
+                             for n in ast.walk(tree) if isinstance(n, ast.stmt)}
+            except SyntaxError:
+                positions = set()
+            self._index_cache = (filename, source, positions)
+        if pos in positions:
+            return pos, None
+        return pos, ast.unparse(node)
+
+    # -- versions ----------------------------------------------------------
+
+    def _live(self):
+        """[(entry, live names)] for the entries a version must hold; drops
+        entries whose names were all rebound behind ferry's back."""
+        ns = self._main.__dict__
+        out, kept = [], []
+        for entry in self._entries:
+            live = [n for n in entry.live
+                    if n in entry.snap and ns.get(n, _MISSING) is entry.snap[n]]
+            if len(live) != len(entry.live):
+                for name in entry.live:
+                    if name not in live and name not in self._bound_by:
+                        self._bound_by[name] = (
+                            "rebound after its definition to a value ferry "
+                            "cannot re-create")
+                entry.live = live
+            if live or entry.info.pinned:
+                kept.append(entry)
+                out.append((entry, tuple(live)))
+        self._entries = kept
+        return out
+
+    def current(self):
+        """Path of the version file holding the current definitions."""
+        with self._lock:
+            live = self._live()
+            key = tuple((entry.seq, names) for entry, names in live)
+            if key == self._key and self._path is not None:
+                return self._path
+            self._version += 1
+            path = os.path.join(self.runtime_dir, "%s%d.py" % (_PREFIX, self._version))
+            self._write(path, self._render(live))
+            name = _PREFIX + str(self._version)
+            sys.modules[name] = self._main
+            self._aliases.append(name)
+            while len(self._aliases) > KEEP_ALIASES:
+                sys.modules.pop(self._aliases.pop(0), None)
+            self._key, self._path = key, path
+            self._exported = frozenset(n for _, names in live for n in names)
+            self._written.append((path, time.monotonic()))
+            self._prune()
+            return path
+
+    def exported_names(self):
+        """Names exported by the current state, in definition order."""
+        with self._lock:
+            return [n for _, names in self._live() for n in names]
+
+    def _render(self, live):
+        cells = {}  # (filename, source) -> index in _ferry_cells
+        statements = []
+        provided = set()
+        for entry, names in live:
+            cell = cells.setdefault((entry.filename, entry.source), len(cells))
+            provided.update(names)
+            statements.append((cell, entry.pos, entry.text,
+                               tuple(entry.info.names), tuple(entry.info.lambdas),
+                               entry.info.kind, entry.first_line))
+        drop = sorted({n for entry, _ in live for n in entry.info.names} - provided)
+        lines = [
+            "# ferry: definitions re-exported from the notebook's __main__,",
+            "# version %d.  Generated by ferry._reexport; do not edit." % self._version,
+            "# Worker processes run this file as their main module, or load it",
+            "# when a task names it.  Each statement is compiled from its cell's",
+            "# source, so tracebacks point into the cell, and runs guarded: one",
+            "# that fails leaves stand-ins raising a clear error when used.",
+            "",
+            "# Only dunder names are used here, so no cell name is clobbered.",
+            "try:",
+            "    from ferry._rx_rt import run as __ferry_run__",
+            "except Exception as __ferry_error__:",
+            "    __import__('sys').stderr.write(",
+            "        \"ferry: cannot load the notebook's definitions in this \"",
+            "        \"process: importing ferry._rx_rt failed: %r\\n\" % (__ferry_error__,))",
+            "else:",
+            "    __ferry_run__(globals(), (",
+        ]
+        lines.extend("        %r," % (cell,) for cell in cells)
+        lines.append("    ), (")
+        lines.extend("        %r," % (stmt,) for stmt in statements)
+        lines.append("    ), %r)" % (tuple(drop),))
+        lines.append("    del __ferry_run__")
+        lines.append("")
+        return "\n".join(lines)
+
+    def _write(self, path, text):
+        fd, tmp = tempfile.mkstemp(prefix=".ferry_main_", suffix=".tmp",
+                                   dir=self.runtime_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    def _prune(self):
+        now = time.monotonic()
+        while len(self._written) > KEEP_VERSIONS:
+            path, when = self._written[0]
+            if now - when < KEEP_SECONDS:
+                break
+            self._written.pop(0)
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    def _highest_version(self):
+        """Start above any version already in the directory, so a file a
+        child is still reading is never replaced by different content."""
+        highest = 0
+        try:
+            for name in os.listdir(self.runtime_dir):
+                m = _VERSION_RE.match(name)
+                if m:
+                    highest = max(highest, int(m.group(1)))
+        except OSError:
+            pass
+        return highest
+
+    # -- pickling ----------------------------------------------------------
+
+    def _reduce(self, obj, qualname):
+        """reducer_override's answer for an object whose __module__ is
+        __main__ and that has a __qualname__ (a function, a class, a
+        functools.wraps-style callable)."""
+        is_def = isinstance(obj, (types.FunctionType, type))
+        target = self._main
+        for part in qualname.split("."):
+            target = getattr(target, part, _MISSING)
+            if target is _MISSING:
+                break
+        if target is not obj:
+            if not is_def:
+                return NotImplemented  # a bound method, a wrapper: pickle knows
+            if isinstance(obj, types.FunctionType) and obj.__name__ == "<lambda>" \
+                    and obj.__globals__ is self._main.__dict__:
+                return self._reduce_lambda(obj)
+            raise pickle.PicklingError(self._unreachable(obj, qualname, target))
+        with self._lock:
+            path = self.current()
+            top = qualname.partition(".")[0]
+            if top not in self._exported:
+                raise pickle.PicklingError(self._unexported(obj, qualname, top))
+        return (_rx_rt.lookup, (path, qualname))
+
+    def _reduce_lambda(self, fn):
+        import marshal
+        closure = None
+        if fn.__closure__ is not None:
+            closure = []
+            for cell in fn.__closure__:
+                try:
+                    closure.append((cell.cell_contents,))
+                except ValueError:
+                    closure.append(None)
+            closure = tuple(closure)
+        return (_rx_rt.make_function,
+                (self.current(), marshal.dumps(fn.__code__), fn.__name__,
+                 fn.__qualname__, fn.__defaults__, fn.__kwdefaults__, closure))
+
+    def _unreachable(self, obj, qualname, target):
+        what = _what(obj)
+        if target is not _MISSING and _what(target) == what:
+            return ("cannot send %s %s to a worker process: it is an earlier "
+                    "definition - __main__.%s has been redefined since - and a "
+                    "worker only has the current one. Re-run the cells that "
+                    "made objects from the old definition." % (what, qualname,
+                                                               qualname))
+        if "<locals>" in qualname:
+            outer = qualname.partition(".<locals>")[0]
+            return ("cannot send %s %s to a worker process: it is defined inside "
+                    "the function %s(), so a worker cannot look it up by name. "
+                    "Define it at the top level of a cell." % (what, qualname, outer))
+        return ("cannot send %s %s to a worker process: __main__.%s is not this "
+                "object (it was created dynamically or its name was rebound), so "
+                "a worker cannot look it up by name. Define it with a top-level "
+                "def or class statement in a cell." % (what, qualname, qualname))
+
+    def _unexported(self, obj, qualname, top):
+        why = self._bound_by.get(top, "not bound by a top-level statement ferry "
+                                      "saw (created with exec or type(), or "
+                                      "through globals())")
+        return ("cannot send %s __main__.%s to a worker process: %r was %s, so "
+                "a worker cannot re-create it. Only top-level def/class/import "
+                "statements and assignments of literals or lambdas are "
+                "re-exported to workers." % (_what(obj), qualname, top, why))
+
+    # -- hooks -------------------------------------------------------------
+
+    def install_hooks(self):
+        """Install the preparation-data and pickler hooks (idempotent)."""
+        global _hooked
+        import multiprocessing.reduction as reduction
+        import multiprocessing.spawn as spawn
+        with _install_lock:
+            _hooked = self
+            if not getattr(spawn.get_preparation_data, "_ferry_wrapped", False):
+                spawn.get_preparation_data = _wrap_preparation(spawn.get_preparation_data)
+            if reduction.ForkingPickler.__dict__.get("reducer_override") \
+                    is not _reducer_override:
+                reduction.ForkingPickler.reducer_override = _reducer_override
+            sys.modules["__mp_main__"] = self._main
+            _rx_rt.kernel = (self._pid, self.runtime_dir, self._main)
+
+    def reducer_override(self, obj):
+        """What ForkingPickler.reducer_override does, for ferry's own
+        picklers: a lookup in the current version for a cell function or
+        class, a PicklingError for an unexported one, else NotImplemented."""
+        try:
+            if getattr(obj, "__module__", None) != "__main__":
+                return NotImplemented
+            qualname = getattr(obj, "__qualname__", None)
+        except Exception:
+            return NotImplemented
+        if not isinstance(qualname, str) or isinstance(obj, types.ModuleType):
+            return NotImplemented  # instances: their class comes back here
+        return self._reduce(obj, qualname)
+
+
+def _what(obj):
+    if isinstance(obj, type):
+        return "class"
+    if isinstance(obj, types.FunctionType):
+        return "function"
+    return "object"
+
+
+def _active():
+    """The hooked Recorder if this is its own process (not a forked child)."""
+    rec = _hooked
+    if rec is not None and rec._pid == os.getpid():
+        return rec
+    return None
+
+
+def _wrap_preparation(original):
+    def get_preparation_data(name):
+        data = original(name)
+        rec = _active()
+        if rec is not None and sys.modules.get("__main__") is rec._main:
+            try:
+                path = rec.current()
+            except Exception:
+                # Cannot write (disk full?): a pool's respawn thread must not
+                # die here.  Fall back to the last version, if any; lookups
+                # of newer definitions then fail as task errors.
+                path = rec._path
+                if path is None:
+                    return data
+            data.pop("init_main_from_name", None)
+            # The forkserver reads this through the same function for each
+            # child.  (Its own "main_path" preload is left alone: 3.11 runs it
+            # before applying sys_path, so ferry would not be importable.)
+            data["init_main_from_path"] = path
+        return data
+
+    get_preparation_data._ferry_wrapped = True
+    get_preparation_data.__wrapped__ = original
+    return get_preparation_data
+
+
+_DEFINITIONS = (type, types.FunctionType)
+_NO_DICT = {}
+
+
+def _reducer_override(pickler, obj):
+    """ForkingPickler.reducer_override: cell functions and classes by lookup
+    in the current version; NotImplemented for everything else.
+
+    Called for nearly every object pickled, so the common case - an instance
+    or an array - is turned away after two cheap checks: only classes,
+    functions and functools.wraps-style wrappers can be cell definitions.
+    """
+    if not isinstance(obj, _DEFINITIONS) \
+            and "__wrapped__" not in getattr(obj, "__dict__", _NO_DICT):
+        return NotImplemented
+    rec = _active()
+    if rec is None:
+        return NotImplemented
+    return rec.reducer_override(obj)

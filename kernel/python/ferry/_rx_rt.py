@@ -1,0 +1,373 @@
+"""Child-side runtime of ferry's re-export (private to ferry._reexport).
+
+Every version of the re-export module (``ferry_main_<N>.py`` in the kernel's
+runtime directory) calls :func:`run` to re-create the notebook's definitions,
+and every cell function or class that the kernel pickles for a
+``multiprocessing`` child travels as ``lookup(path, qualname)`` (or, for an
+anonymous lambda, ``make_function(path, ...)``), resolved here.
+
+Two promises this module keeps, because a stdlib pool depends on them:
+
+* Loading a version never raises.  A statement that fails when a child re-runs
+  it (a decorator that reads a computed value, a class whose base is computed)
+  leaves *stand-ins* under the names it would have bound.
+* Unpickling never raises.  ``multiprocessing.Pool`` kills a worker whose task
+  cannot be unpickled and respawns it forever, so the parent's ``map`` hangs.
+  A lookup that cannot be satisfied returns a stand-in instead; the stand-in
+  raises :class:`ReexportError`, naming the cell, the statement and the
+  original exception, when the task *uses* it - which the pool reports to the
+  parent as an ordinary task error.
+
+Imported in plain ``/usr/bin/python3`` children: only the standard library,
+and nothing heavy at import time.
+"""
+
+import copyreg
+import linecache
+import os
+import sys
+import types
+
+__all__ = ["ReexportError", "run", "load", "lookup", "make_function"]
+
+
+class ReexportError(RuntimeError):
+    """A cell definition could not be re-created in a worker process."""
+
+
+# ---------------------------------------------------------------------------
+# Stand-ins
+# ---------------------------------------------------------------------------
+
+# Callers that are part of the unpickling machinery: a stand-in class called
+# from there (an enum member or a namedtuple being rebuilt) must not raise.
+# The ferry package is one of them: its worker loop unpickles tasks.
+_QUIET_CALLERS = tuple(
+    os.path.join(os.path.dirname(os.__file__), part)
+    for part in ("multiprocessing" + os.sep, "concurrent" + os.sep,
+                 "pickle.py", "copyreg.py")
+) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
+
+
+class StandIn:
+    """Takes the place of a function, module or value that failed to load.
+
+    Pickles and unpickles (so a task naming it still reaches the worker's task
+    loop); raises ReexportError when called or when an attribute is read.
+    """
+
+    __slots__ = ("_rx_qualname", "_rx_message")
+
+    def __init__(self, qualname, message):
+        object.__setattr__(self, "_rx_qualname", qualname)
+        object.__setattr__(self, "_rx_message", message)
+
+    def __call__(self, *args, **kwargs):
+        raise ReexportError(self._rx_message)
+
+    def __getattr__(self, name):
+        # Protocol probes (pickle, copy, inspect) get a plain "no such
+        # attribute"; everything a user would do raises the clear error.
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        raise ReexportError(self._rx_message)
+
+    def __reduce__(self):
+        return (StandIn, (self._rx_qualname, self._rx_message))
+
+    def __repr__(self):
+        return "<ferry stand-in for %s, unavailable in this process>" % (
+            self._rx_qualname,)
+
+
+def _unpickling():
+    """True when the code using a stand-in class is the unpickler (called
+    from multiprocessing's or pickle's own frames), not a user's task."""
+    return sys._getframe(2).f_code.co_filename.startswith(_QUIET_CALLERS)
+
+
+class _StandInMeta(type):
+    """Metaclass of stand-in classes: calling one, or reading an attribute it
+    lacks, raises - except while the unpickler rebuilds an object (an enum
+    member is `getattr(cls, name)`, a namedtuple `cls(*args)`): then it
+    yields a poisoned instance, which raises when the task uses it."""
+
+    def __call__(cls, *args, **kwargs):
+        if not _unpickling():
+            raise ReexportError(cls._rx_message)
+        return cls.__new__(cls)
+
+    def __getattr__(cls, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        if not _unpickling():
+            raise ReexportError(cls._rx_message)
+        return cls.__new__(cls)
+
+
+# Attributes a poisoned instance still answers: what pickle, isinstance and
+# repr need.  Anything else raises ReexportError.
+_INSTANCE_PASS = frozenset((
+    "__class__", "__dict__", "__setstate__", "__reduce__", "__reduce_ex__",
+    "__repr__", "__getstate__", "_rx_message", "_rx_qualname",
+))
+
+
+def _poisoned_getattribute(self, name):
+    if name in _INSTANCE_PASS:
+        return object.__getattribute__(self, name)
+    raise ReexportError(object.__getattribute__(self, "_rx_message"))
+
+
+def _poisoned_setstate(self, state):
+    # The state is dropped: nothing may read it anyway.
+    pass
+
+
+def _poisoned_reduce_ex(self, protocol):
+    # Refuse to travel back to the parent: it would receive a silent husk.
+    raise ReexportError(object.__getattribute__(self, "_rx_message"))
+
+
+def _poisoned_repr(self):
+    return "<ferry stand-in instance of %s, unavailable in this process>" % (
+        object.__getattribute__(self, "_rx_qualname"),)
+
+
+def standin_class(qualname, message):
+    """A class standing in for a class statement that failed to run."""
+    ns = {
+        "__module__": __name__,
+        "__qualname__": qualname,
+        "__getattribute__": _poisoned_getattribute,
+        "__setstate__": _poisoned_setstate,
+        "__reduce_ex__": _poisoned_reduce_ex,
+        "__repr__": _poisoned_repr,
+        "_rx_message": message,
+        "_rx_qualname": qualname,
+    }
+    return _StandInMeta(qualname.rpartition(".")[2], (), ns)
+
+
+def _reduce_standin_class(cls):
+    return (standin_class, (cls._rx_qualname, cls._rx_message))
+
+
+copyreg.pickle(_StandInMeta, _reduce_standin_class)
+
+
+def _standin_message(obj):
+    if isinstance(obj, StandIn):
+        return object.__getattribute__(obj, "_rx_message")
+    if isinstance(obj, _StandInMeta):
+        return obj._rx_message
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Running a version of the module
+# ---------------------------------------------------------------------------
+
+def _describe(exc):
+    text = "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
+    return text
+
+
+def _failure_message(name, stmt, cells, exc):
+    cell, _pos, _text, _names, _lambdas, kind, first_line = stmt
+    filename = cells[cell][0]
+    return (
+        "ferry could not re-create %r in this worker process: `%s` (%s, line %d) "
+        "raised %s when the worker re-ran it. A cell definition that is sent to "
+        "workers may only depend on imports, definitions and literal constants "
+        "made by top-level statements; computed values are not re-exported."
+        % (name, kind, filename, first_line, _describe(exc))
+    )
+
+
+def _statement_index(tree):
+    import ast
+    index = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt):
+            index[(node.lineno, node.col_offset, node.end_lineno,
+                   node.end_col_offset)] = node
+    return index
+
+
+def _compile(stmt, cells, indexes, flags):
+    """Code for one recorded statement, compiled under its cell's filename
+    with its own line numbers, so tracebacks and linecache point into the cell.
+    """
+    import ast
+    cell, pos, text = stmt[:3]
+    filename, source = cells[cell]
+    if text is None:
+        index = indexes.get(cell)
+        if index is None:
+            tree = compile(source, filename, "exec",
+                           ast.PyCF_ONLY_AST | flags, dont_inherit=True)
+            index = indexes[cell] = _statement_index(tree)
+        node = index[pos]
+        unit = ast.Module(body=[node], type_ignores=[])
+    else:
+        unit = "\n" * (pos[0] - 1) + text
+    return compile(unit, filename, "exec", flags, dont_inherit=True)
+
+
+def _name_lambdas(ns, lambdas):
+    for name in lambdas:
+        fn = ns.get(name)
+        if isinstance(fn, types.FunctionType) and fn.__name__ == "<lambda>":
+            fn.__name__ = fn.__qualname__ = name
+
+
+def run(ns, cells, statements, drop):
+    """Re-create the recorded definitions in the namespace ``ns``.
+
+    cells: ((filename, source), ...); registered in linecache for tracebacks
+           (a filename may appear twice if the kernel reused it).
+    statements: (cell index, (lineno, col, end_lineno, end_col), text or None,
+                 names, lambda_names, kind, first_line) in execution order;
+                 text is the statement's source when the cell's parse cannot
+                 find it by position.
+    drop: names to delete at the end (bound by a statement kept only because a
+          later one depended on it, and no longer exported).
+    """
+    import __future__
+    for filename, source in cells:
+        linecache.cache[filename] = (
+            len(source), None, source.splitlines(True), filename)
+    indexes = {}
+    flags = 0
+    for stmt in statements:
+        names = stmt[3]
+        before = {name: ns[name] for name in names if name in ns}
+        try:
+            code = _compile(stmt, cells, indexes, flags)
+            exec(code, ns)
+            _name_lambdas(ns, stmt[4])
+            if stmt[5].startswith("from __future__ import"):
+                for name in names:
+                    feature = getattr(__future__, name, None)
+                    if feature is not None:
+                        flags |= feature.compiler_flag
+        except (Exception, SystemExit) as exc:
+            is_class = stmt[5].startswith("class ")
+            for name in names:
+                if name in ns and ns[name] is not before.get(name, _MISSING):
+                    continue  # bound before the failure (import a, broken)
+                message = _failure_message(name, stmt, cells, exc)
+                ns[name] = (standin_class(name, message) if is_class
+                            else StandIn(name, message))
+    for name in drop:
+        ns.pop(name, None)
+
+
+_MISSING = object()
+
+
+# ---------------------------------------------------------------------------
+# Lookups (what the kernel's pickles call)
+# ---------------------------------------------------------------------------
+
+_by_path = {}
+
+# (pid, runtime_dir, __main__) of the kernel process, set by
+# ferry._reexport.Recorder.install_hooks(); None in children.
+kernel = None
+
+
+def module_name(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def load(path):
+    """The module for one version file: the kernel's live __main__ in the
+    kernel, this child's __mp_main__ if it was started from that very file,
+    else the file run once under its own module name (ferry's own workers can
+    call this with the version a task names).  Never raises: a file that
+    cannot be read leaves `_ferry_load_error` in the module."""
+    mod = _by_path.get(path)
+    if mod is not None:
+        return mod
+    if kernel is not None and kernel[0] == os.getpid() \
+            and os.path.dirname(path) == kernel[1]:
+        return kernel[2]  # the kernel itself: every version is its __main__
+    name = module_name(path)
+    mod = sys.modules.get(name)
+    if mod is None:
+        main = sys.modules.get("__mp_main__")
+        if main is not None and getattr(main, "__file__", None) == path:
+            mod = main
+    if mod is None:
+        mod = types.ModuleType(name)
+        mod.__file__ = path
+        sys.modules[name] = mod  # dataclasses and pickle look it up by name
+        try:
+            with open(path, "rb") as f:
+                source = f.read()
+            exec(compile(source, path, "exec", dont_inherit=True), mod.__dict__)
+        except BaseException as exc:  # noqa: B036 - must never raise here
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            mod.__dict__["_ferry_load_error"] = (
+                "ferry could not load the re-export module %s in this worker "
+                "process: %s" % (path, _describe(exc)))
+    _by_path[path] = mod
+    return mod
+
+
+def lookup(path, qualname):
+    """The object ``qualname`` of the re-export version at ``path``, or a
+    stand-in that raises a clear ReexportError when used.  Never raises."""
+    try:
+        mod = load(path)
+        obj = mod
+        for part in qualname.split("."):
+            message = _standin_message(obj)
+            if message is not None:
+                return StandIn(qualname, message)
+            obj = getattr(obj, part)
+        return obj
+    except Exception as exc:
+        message = None
+        try:
+            message = mod.__dict__.get("_ferry_load_error")
+        except Exception:
+            pass
+        if message is None:
+            message = (
+                "ferry could not find %r in the re-export module %s in this "
+                "worker process: %s" % (qualname, path, _describe(exc)))
+        return StandIn(qualname, message)
+
+
+
+# Closure cells travel as 1-tuples, an empty cell as None.
+_EMPTY_CELL = None
+
+
+def make_function(path, code, name, qualname, defaults, kwdefaults, closure):
+    """Rebuild an anonymous lambda from its marshalled code, with the
+    re-export version at ``path`` as its globals.  Never raises."""
+    try:
+        import marshal
+        mod = load(path)
+        load_error = mod.__dict__.get("_ferry_load_error")
+        if load_error is not None:
+            return StandIn(qualname, load_error)
+        cells = None
+        if closure is not None:
+            cells = tuple(types.CellType() if v is _EMPTY_CELL else types.CellType(v[0])
+                          for v in closure)
+        fn = types.FunctionType(marshal.loads(code), mod.__dict__, name,
+                                defaults, cells)
+        fn.__qualname__ = qualname
+        if kwdefaults:
+            fn.__kwdefaults__ = kwdefaults
+        return fn
+    except Exception as exc:
+        return StandIn(qualname, "ferry could not rebuild the lambda %s in this "
+                                 "worker process: %s" % (qualname, _describe(exc)))
+
