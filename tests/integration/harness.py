@@ -350,7 +350,10 @@ class KernelUnderTest:
         km.shutdown_wait_time = EXIT_TIMEOUT
         self.km = km
         self._log = open(self.log_path, "ab")
-        km.start_kernel(cwd=str(self.cwd), stdout=self._log, stderr=self._log)
+        # Not pytest's variables: ipykernel stops capturing fd-level output
+        # when it sees PYTEST_CURRENT_TEST.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        km.start_kernel(cwd=str(self.cwd), env=env, stdout=self._log, stderr=self._log)
         self.pid = km.provisioner.process.pid
         kc = km.client()
         kc.allow_stdin = True
