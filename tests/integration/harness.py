@@ -353,6 +353,8 @@ class KernelUnderTest:
         # Not pytest's variables: ipykernel stops capturing fd-level output
         # when it sees PYTEST_CURRENT_TEST.
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+        # Keep IPython's history database out of the home directory.
+        env["IPYTHONDIR"] = str(self.workdir / "ipython")
         km.start_kernel(cwd=str(self.cwd), env=env, stdout=self._log, stderr=self._log)
         self.pid = km.provisioner.process.pid
         kc = km.client()
