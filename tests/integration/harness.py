@@ -23,6 +23,7 @@ import shlex
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from queue import Empty
 
@@ -386,6 +387,10 @@ class KernelUnderTest:
             finally:
                 if self._log is not None:
                     self._log.close()
+        forced = getattr(self.km, "_shutdown_status", None)
+        if forced is not None and forced.name in ("SigtermRequest", "SigkillRequest"):
+            warnings.warn(f"kernel {self.pid} ignored shutdown_request for "
+                          f"{EXIT_TIMEOUT / 2}s and got {forced.name}")
         reap_and_check(procs, pgid=self.pid)
 
     def log_tail(self, n=4000):
