@@ -16,3 +16,8 @@ unit: $(UNIT_BINS)
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory unit
+
+# pytest suites that drive real kernels over the protocol (tests/integration).
+# FERRY_TEST_KERNEL=ipykernel runs them against ipykernel, to check the tests.
+integration: all
+	$(Q)$(PYTHON) -m pytest tests/integration -q

@@ -508,6 +508,10 @@ class KernelUnderTest:
             if not self.pump(0.05):
                 break
 
+    def messages_for(self, msg_id):
+        """The Exchange of everything received so far with parent MSG_ID, or None."""
+        return self._buckets.get(msg_id)
+
     def kernel_info(self, timeout=TIMEOUT):
         return self.request("kernel_info_request", timeout=timeout)
 
