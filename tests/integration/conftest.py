@@ -1,7 +1,8 @@
 """Fixtures for the integration tests: real kernels driven over the protocol.
 
 Fixtures
-    kernel          a kernel shared by the tests of one module (KernelUnderTest)
+    kernel          a kernel shared by the tests of one module (KernelUnderTest),
+                    started again if an earlier test left it dead
     fresh_kernel    a kernel of the test's own, for life-cycle tests
     kernel_factory  kernel_factory(interrupt_mode="message") -> a started kernel
                     of the test's own; all are stopped at teardown
@@ -87,11 +88,26 @@ def _skip_or_fail_without_kernel():
 
 
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
+def _module_kernel(tmp_path_factory):
+    holder = {"kernel": None}
+    yield holder
+    if holder["kernel"] is not None:
+        holder["kernel"].stop()
+
+
+@pytest.fixture
+def kernel(_module_kernel, tmp_path_factory):
+    """The module's shared kernel; replaced if an earlier test left it dead, so
+    one crash fails one test, not the rest of the module."""
     _skip_or_fail_without_kernel()
-    k = harness.start_kernel(tmp_path_factory.mktemp("kernel"))
-    yield k
-    k.stop()
+    k = _module_kernel["kernel"]
+    if k is not None and k.returncode() is not None:
+        _module_kernel["kernel"] = None
+        k.stop()  # still checks that the dead kernel left nothing behind
+        k = None
+    if k is None:
+        k = _module_kernel["kernel"] = harness.start_kernel(tmp_path_factory.mktemp("kernel"))
+    return k
 
 
 @pytest.fixture

@@ -148,6 +148,15 @@ def reap_and_check(procs, pgid=None, timeout=EXIT_TIMEOUT):
         raise AssertionError("processes outlived the kernel: " + "; ".join(survivors))
 
 
+def describe_exit(rc):
+    if rc is not None and rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exit status {rc}"
+
+
 # ---------------------------------------------------------------------------
 # One request and what came back for it
 
@@ -274,7 +283,10 @@ class Pending:
         return self.wait_for(lambda x: x.reply is not None, timeout, "reply")
 
     def wait_for(self, predicate, timeout=TIMEOUT, what="condition"):
-        """Pump until PREDICATE(exchange) is true; AssertionError on timeout."""
+        """Pump until PREDICATE(exchange) is true.
+
+        AssertionError on timeout, and at once if the kernel process dies
+        (after a last look at what it sent before dying)."""
         deadline = time.monotonic() + timeout
         while not predicate(self.x):
             left = deadline - time.monotonic()
@@ -282,6 +294,13 @@ class Pending:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
                                      f"got {self.x.describe()}")
             self.kernel.pump(min(left, 0.05))
+            rc = self.kernel.returncode()
+            if rc is not None and not predicate(self.x):
+                self.kernel.pump(0.2)
+                if not predicate(self.x):
+                    raise AssertionError(
+                        f"kernel died ({describe_exit(rc)}) while waiting for {what}; "
+                        f"got {self.x.describe()}\n--- kernel log ---\n{self.kernel.log_tail()}")
         return self.x
 
     def wait_for_stdout(self, text, timeout=TIMEOUT):
@@ -335,6 +354,7 @@ class KernelUnderTest:
         self._pending = {}  # msg_id -> Pending (for stdin handlers)
         self._log = None
         self._stopped = False
+        self._exit_status = None
 
     # -- life cycle --------------------------------------------------------
     def start(self):
@@ -401,7 +421,11 @@ class KernelUnderTest:
 
     def returncode(self):
         """The kernel process's exit status, or None while it runs."""
-        return self.km.provisioner.process.poll()
+        prov = self.km.provisioner if self.km is not None else None
+        if prov is None or prov.process is None:
+            return self._exit_status
+        self._exit_status = prov.process.poll()
+        return self._exit_status
 
     def wait_exit(self, timeout=EXIT_TIMEOUT):
         """Wait for the kernel process to end; return its exit status."""

@@ -5,7 +5,7 @@ import pytest
 import harness
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def info(kernel):
     x = kernel.kernel_info().ok()
     return x.content
