@@ -306,6 +306,17 @@ class Pending:
     def wait_for_stdout(self, text, timeout=TIMEOUT):
         return self.wait_for(lambda x: text in x.stdout, timeout, f"stdout {text!r}")
 
+    def wait_until_running(self, marker="started", timeout=TIMEOUT):
+        """Wait until the cell runs: its execute_input, then its MARKER on
+        stdout.  A missing marker only costs 2 s: stream delivery has tests of
+        its own, so interrupt and concurrency tests do not depend on it."""
+        self.wait_for(lambda x: "execute_input" in x.msg_types, timeout, "execute_input")
+        try:
+            self.wait_for_stdout(marker, timeout=2)
+        except AssertionError:
+            pass
+        return self.x
+
     def finish(self, timeout=TIMEOUT, settle=0.0):
         """Wait for the reply (if one is expected) and the idle status.
 

@@ -23,7 +23,7 @@ def assert_keyboard_interrupt(x):
 
 def test_interrupt_signal_raises_keyboard_interrupt_in_running_cell(kernel):
     p = kernel.submit(SLEEPER, stop_on_error=False)
-    p.wait_for_stdout("started")
+    p.wait_until_running()
     kernel.km.interrupt_kernel()  # interrupt_mode "signal": SIGINT
     assert_keyboard_interrupt(p.finish(timeout=10))
     assert kernel.execute("1 + 1").ok().text == "2"
@@ -39,7 +39,7 @@ def test_interrupt_while_idle_is_harmless(kernel):
 
 def test_interrupt_request_on_control_interrupts_running_cell(kernel):
     p = kernel.submit(SLEEPER, stop_on_error=False)
-    p.wait_for_stdout("started")
+    p.wait_until_running()
     r = kernel.send("interrupt_request", {}, channel="control").wait_for_reply()
     assert r.reply["msg_type"] == "interrupt_reply"
     assert_keyboard_interrupt(p.finish(timeout=10))
@@ -57,7 +57,7 @@ def test_interrupt_reply_has_status_ok(kernel):
 def test_interrupt_message_mode_interrupts_running_cell(kernel_factory):
     k = kernel_factory(interrupt_mode="message")
     p = k.submit(SLEEPER, stop_on_error=False)
-    p.wait_for_stdout("started")
+    p.wait_until_running()
     k.km.interrupt_kernel()  # interrupt_mode "message": interrupt_request on control
     assert_keyboard_interrupt(p.finish(timeout=10))
     assert k.execute("1 + 1").ok().text == "2"

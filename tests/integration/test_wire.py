@@ -10,7 +10,20 @@ import uuid
 import pytest
 import zmq
 
-SLEEPER = "print('started', flush=True)\nimport time\ntime.sleep(2)\n'slept'"
+
+def hold(kernel):
+    """Start a cell that runs until the test releases it (or 20 s pass).
+    Returns (pending, release)."""
+    flag = kernel.cwd / f"release-{uuid.uuid4().hex}"
+    code = ("import os, time\n"
+            "print('started', flush=True)\n"
+            "t0 = time.monotonic()\n"
+            f"while not os.path.exists({str(flag)!r}) and time.monotonic() - t0 < 20:\n"
+            "    time.sleep(0.02)\n"
+            "'released'")
+    p = kernel.submit(code)
+    p.wait_until_running()
+    return p, flag.touch
 
 
 @pytest.fixture
@@ -74,29 +87,31 @@ def test_malformed_frames_are_dropped_and_kernel_keeps_serving(kernel, raw_socke
 
 def test_heartbeat_answers_while_cell_runs(kernel):
     info = kernel.km.get_connection_info()
-    ctx = zmq.Context.instance()
-    hb = ctx.socket(zmq.REQ)
+    hb = zmq.Context.instance().socket(zmq.REQ)
     hb.linger = 0
     hb.connect(f"tcp://{info['ip']}:{info['hb_port']}")
+    p, release = hold(kernel)
     try:
-        p = kernel.submit(SLEEPER)
-        p.wait_for_stdout("started")
         t0 = time.monotonic()
         hb.send(b"ping-ferry")
         assert hb.poll(1000), "no heartbeat within 1s while a cell runs"
         assert hb.recv() == b"ping-ferry"
         assert time.monotonic() - t0 < 1.0
-        assert p.finish().ok().text == "'slept'"
+        assert not p.done
     finally:
+        release()
         hb.close()
+    assert p.finish().ok().text == "'released'"
 
 
 def test_control_answers_while_cell_runs(kernel):
-    p = kernel.submit(SLEEPER)
-    p.wait_for_stdout("started")
-    t0 = time.monotonic()
-    r = kernel.send("kernel_info_request", {}, channel="control").wait_for_reply(timeout=2)
-    assert r.reply["msg_type"] == "kernel_info_reply"
-    assert time.monotonic() - t0 < 1.0
-    assert not p.done, "control reply should not have waited for the cell"
-    assert p.finish().ok().text == "'slept'"
+    p, release = hold(kernel)
+    try:
+        t0 = time.monotonic()
+        r = kernel.send("kernel_info_request", {}, channel="control").wait_for_reply(timeout=2)
+        assert r.reply["msg_type"] == "kernel_info_reply"
+        assert time.monotonic() - t0 < 1.0
+        assert not p.done, "control reply should not have waited for the cell"
+    finally:
+        release()
+    assert p.finish().ok().text == "'released'"
