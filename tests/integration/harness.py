@@ -21,7 +21,6 @@ import os
 import re
 import shlex
 import signal
-import sys
 import time
 import warnings
 from pathlib import Path
