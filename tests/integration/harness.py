@@ -168,6 +168,7 @@ class Exchange:
             status messages included
     stdin   input_request messages for it
     order   ("reply" | "iopub" | "stdin", msg_type) in arrival order
+    times   time.monotonic() of each arrival, parallel to order
     late    messages that arrived for it after reply and idle (settle > 0)
     """
 
@@ -178,6 +179,7 @@ class Exchange:
         self.iopub = []
         self.stdin = []
         self.order = []
+        self.times = []
         self.late = []
 
     # -- shape -------------------------------------------------------------
@@ -521,6 +523,7 @@ class KernelUnderTest:
         if not parent:
             return  # "starting" status and the like
         x = self._buckets.setdefault(parent, Exchange(parent, "?"))
+        x.times.append(time.monotonic())
         if channel == "iopub":
             x.iopub.append(msg)
             x.order.append(("iopub", msg["msg_type"]))
