@@ -34,6 +34,13 @@ def pytest_configure(config):
         "markers", "ferry_only(reason): beyond the spec, ferry-specific; xfail on ipykernel")
 
 
+def pytest_sessionstart(session):
+    # One clear message instead of an error per test.
+    problem = harness.check_kernel_program()
+    if problem:
+        raise pytest.UsageError(problem)
+
+
 def pytest_report_header(config):
     return f"kernel under test: {' '.join(harness.kernel_argv())}"
 
