@@ -114,5 +114,6 @@ PYTEST = $(SAN_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider
 pytests: all
 	$(Q)$(PYTEST) tests/python tests/integration
 
+# FERRY_TEST_KERNEL=ipykernel runs them against ipykernel, to check the tests.
 integration: all
 	$(Q)$(PYTEST) tests/integration

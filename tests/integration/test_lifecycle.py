@@ -1,0 +1,106 @@
+"""Interrupts, shutdown, termination, and cells that try to exit."""
+
+import os
+import signal
+import time
+
+import pytest
+
+SLEEPER = "print('started', flush=True)\nimport time\ntime.sleep(30)\nprint('not interrupted')"
+
+
+# Cells expected to fail here say stop_on_error=False: the abort of queued
+# requests is tested on its own (test_execution_count.py), and ipykernel also
+# aborts requests sent just after the error reply.
+
+
+def assert_keyboard_interrupt(x):
+    assert x.status == "error", x.describe()
+    assert x.content["ename"] == "KeyboardInterrupt"
+    assert len(x.of_type("error")) == 1
+    assert "not interrupted" not in x.stdout
+
+
+def test_interrupt_signal_raises_keyboard_interrupt_in_running_cell(kernel):
+    p = kernel.submit(SLEEPER, stop_on_error=False)
+    p.wait_until_running()
+    kernel.km.interrupt_kernel()  # interrupt_mode "signal": SIGINT
+    assert_keyboard_interrupt(p.finish(timeout=10))
+    assert kernel.execute("1 + 1").ok().text == "2"
+
+
+def test_interrupt_while_idle_is_harmless(kernel):
+    kernel.km.interrupt_kernel()
+    time.sleep(0.5)
+    x = kernel.execute("import time\ntime.sleep(0.2)\n'survived'")
+    assert x.ok().text == "'survived'"
+    assert x.of_type("error") == []
+
+
+def test_interrupt_request_on_control_interrupts_running_cell(kernel):
+    p = kernel.submit(SLEEPER, stop_on_error=False)
+    p.wait_until_running()
+    r = kernel.send("interrupt_request", {}, channel="control").wait_for_reply()
+    assert r.reply["msg_type"] == "interrupt_reply"
+    assert_keyboard_interrupt(p.finish(timeout=10))
+    assert kernel.execute("1 + 1").ok().text == "2"
+
+
+@pytest.mark.ipykernel_wrong("ipykernel echoes the request's empty content, no status")
+def test_interrupt_reply_has_status_ok(kernel):
+    r = kernel.send("interrupt_request", {}, channel="control").wait_for_reply()
+    assert r.content.get("status") == "ok", r.content
+    time.sleep(0.3)
+    assert kernel.execute("1 + 1").ok().text == "2"
+
+
+def test_interrupt_message_mode_interrupts_running_cell(kernel_factory):
+    k = kernel_factory(interrupt_mode="message")
+    p = k.submit(SLEEPER, stop_on_error=False)
+    p.wait_until_running()
+    k.km.interrupt_kernel()  # interrupt_mode "message": interrupt_request on control
+    assert_keyboard_interrupt(p.finish(timeout=10))
+    assert k.execute("1 + 1").ok().text == "2"
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_shutdown_request_echoes_restart_and_exits_cleanly(fresh_kernel, restart):
+    k = fresh_kernel
+    k.execute("x = 1").ok()
+    x = k.send("shutdown_request", {"restart": restart}, channel="control").wait_for_reply()
+    assert x.reply["msg_type"] == "shutdown_reply"
+    assert x.content["status"] == "ok"
+    assert x.content["restart"] is restart
+    assert k.wait_exit() == 0
+
+
+def test_sigterm_exits_cleanly(fresh_kernel):
+    k = fresh_kernel
+    k.execute("x = 1").ok()
+    os.kill(k.pid, signal.SIGTERM)
+    rc = k.wait_exit()
+    # Exit 0 from a handler, or death by the re-raised signal: both are clean
+    # as long as it went promptly and left nothing behind (checked at teardown).
+    assert rc in (0, -signal.SIGTERM), f"exit status {rc}"
+
+
+def test_sys_exit_in_cell_reports_error_and_kernel_survives(kernel):
+    x = kernel.execute("import sys\nsys.exit(3)", stop_on_error=False)
+    assert x.status == "error", x.describe()
+    assert x.content["ename"] == "SystemExit"
+    assert kernel.returncode() is None
+    assert kernel.execute("1 + 1").ok().text == "2"
+
+
+@pytest.mark.ferry_only("ipykernel shuts itself down after exit() (keepkernel False)")
+def test_exit_in_cell_asks_frontend_and_kernel_survives(fresh_kernel):
+    kernel = fresh_kernel
+    x = kernel.execute("exit()", stop_on_error=False)
+    if x.status == "ok":
+        sources = [p.get("source") for p in x.content.get("payload", [])]
+        assert "ask_exit" in sources, x.content
+    else:
+        assert x.content["ename"] == "SystemExit", x.content
+    time.sleep(0.3)
+    assert kernel.returncode() is None
+    assert kernel.execute("1 + 1").ok().text == "2"

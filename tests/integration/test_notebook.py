@@ -1,0 +1,106 @@
+"""A real frontend: notebooks/core.ipynb executed headless by nbconvert.
+
+`jupyter nbconvert --to notebook --execute` finds the kernel by name, so a
+temporary kernelspec "ferry" (argv from FERRY_TEST_KERNEL) is put on
+JUPYTER_PATH.  Connection files go to a private JUPYTER_RUNTIME_DIR, which
+also lets the test find any kernel process left behind.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+import harness
+
+NOTEBOOK = Path(__file__).parent / "notebooks" / "core.ipynb"
+
+
+def texts(cell, output_type, name=None):
+    return "".join(
+        "".join(o["text"]) if isinstance(o["text"], list) else o["text"]
+        for o in cell["outputs"]
+        if o["output_type"] == output_type and (name is None or o.get("name") == name))
+
+
+def bundles(cell, output_type):
+    return [o["data"] for o in cell["outputs"] if o["output_type"] == output_type]
+
+
+def joined(v):
+    return "".join(v) if isinstance(v, list) else v
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    problem = harness.check_kernel_program()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    tmp = tmp_path_factory.mktemp("nb")
+    harness.make_kernelspec_dir(tmp / "jupyter", "ferry")
+    runtime = tmp / "runtime"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(JUPYTER_PATH=str(tmp / "jupyter"), JUPYTER_RUNTIME_DIR=str(runtime),
+               IPYTHONDIR=str(tmp / "ipython"))
+    cmd = [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
+           "--ExecutePreprocessor.kernel_name=ferry", "--ExecutePreprocessor.timeout=60",
+           "--output-dir", str(tmp / "out"), str(NOTEBOOK)]
+    proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=120)
+    found = [p for p in psutil.process_iter(["cmdline"])
+             if str(runtime) in " ".join(p.info["cmdline"] or [])]
+    _, alive = psutil.wait_procs(found, timeout=3)
+    leftovers = []
+    for p in alive:
+        leftovers.append(f"{p.pid} {p.info['cmdline']}")
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    assert proc.returncode == 0, f"nbconvert failed:\n{proc.stderr[-4000:]}"
+    nb = json.loads((tmp / "out" / NOTEBOOK.name).read_text())
+    return {c["id"]: c for c in nb["cells"]}, leftovers
+
+
+def test_notebook_runs_every_cell_in_order(executed):
+    cells, _ = executed
+    counts = [c["execution_count"] for c in cells.values() if c["cell_type"] == "code"]
+    assert counts == list(range(counts[0], counts[0] + len(counts))), counts
+
+
+def test_notebook_streams(executed):
+    cells, _ = executed
+    assert texts(cells["stdout"], "stream", "stdout") == "hello from the notebook\n"
+    assert texts(cells["stderr"], "stream", "stderr") == "to stderr\n"
+
+
+def test_notebook_execute_result(executed):
+    cells, _ = executed
+    (data,) = bundles(cells["result"], "execute_result")
+    assert joined(data["text/plain"]) == "42"
+
+
+def test_notebook_html_repr(executed):
+    cells, _ = executed
+    (data,) = bundles(cells["html"], "execute_result")
+    assert joined(data["text/html"]) == "<b>bold</b>"
+    (shown,) = bundles(cells["display"], "display_data")
+    assert joined(shown["text/html"]) == "<b>bold</b>"
+    assert texts(cells["display"], "stream", "stdout") == "after display\n"
+
+
+def test_notebook_error_cell_allowed_by_tag(executed):
+    cells, _ = executed
+    (err,) = [o for o in cells["error"]["outputs"] if o["output_type"] == "error"]
+    assert err["ename"] == "ValueError" and err["evalue"] == "expected failure"
+    assert texts(cells["after-error"], "stream", "stdout") == "0\n1\n2\n"
+    (data,) = bundles(cells["after-error"], "execute_result")
+    assert joined(data["text/plain"]) == "43"
+
+
+def test_notebook_leaves_no_kernel_behind(executed):
+    _, leftovers = executed
+    assert leftovers == []
