@@ -4,23 +4,35 @@ Each function takes the request's content as JSON text and returns the
 reply's content as JSON text: one crossing into Python per request.
 """
 import json
-import platform
 import sys
-
-from . import _complete, _history, _shell
 
 shell = None
 hist = None
+_runtime_dir = None
 
 
 def start(role, runtime_dir, python):
-    global shell, hist
+    """Kept small: the kernel answers kernel_info before the rest of the
+    runner is imported (warm_up does that while the kernel is idle)."""
+    global _runtime_dir
     import ferry
-    ferry.runtime_dir = runtime_dir
-    if role == "worker":
-        return
-    shell = _shell.Shell(runtime_dir)
-    hist = _history.History()
+    ferry.runtime_dir = _runtime_dir = runtime_dir
+
+
+def _ensure_shell():
+    global shell, hist
+    if shell is None:
+        from . import _history, _shell
+        shell = _shell.Shell(_runtime_dir)
+        hist = _history.History()
+    return shell
+
+
+def warm_up(_):
+    """Imports and sets up what cells need, once, while the kernel is idle."""
+    _ensure_shell()
+    from . import _complete  # noqa: F401
+    return "{}"
 
 
 def run_task(frames):
@@ -31,7 +43,7 @@ def run_task(frames):
 
 def kernel_info(_):
     import ferry
-    version = platform.python_version()
+    version = "%d.%d.%d" % sys.version_info[:3]
     return json.dumps({
         "status": "ok",
         "protocol_version": "5.3",
@@ -56,6 +68,7 @@ def kernel_info(_):
 
 
 def execute(text):
+    _ensure_shell()
     req = json.loads(text)
     code = req.get("code", "")
     silent = bool(req.get("silent", False))
@@ -69,21 +82,27 @@ def execute(text):
 
 
 def complete(text):
+    from . import _complete
+    _ensure_shell()
     req = json.loads(text)
     return json.dumps(_complete.complete(req.get("code", ""), req.get("cursor_pos"), shell.ns))
 
 
 def inspect(text):
+    from . import _complete
+    _ensure_shell()
     req = json.loads(text)
     return json.dumps(_complete.inspect_request(req.get("code", ""), req.get("cursor_pos"),
                                                 req.get("detail_level", 0), shell.ns))
 
 
 def is_complete(text):
+    from . import _complete
     return json.dumps(_complete.is_complete(json.loads(text).get("code", "")))
 
 
 def history(text):
+    _ensure_shell()
     return json.dumps(hist.request(json.loads(text)))
 
 

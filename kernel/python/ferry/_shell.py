@@ -6,12 +6,11 @@ it.  `if __name__ == "__main__":` blocks run their bodies statement by
 statement too, so what they define is exported like any other definition.
 """
 import ast
-import asyncio
 import builtins
 import getpass
-import inspect
 import linecache
 import sys
+import types
 
 import _ferry_kernel
 
@@ -23,6 +22,7 @@ except ImportError:  # the re-export module is optional for the runner
     _reexport = None
 
 _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 
 
 class StdinNotImplementedError(RuntimeError):
@@ -158,14 +158,15 @@ class Shell:
     def _eval(self, expr, filename):
         compiled = compile(ast.Expression(expr), filename, "eval", flags=_FLAGS)
         value = eval(compiled, self.ns)
-        if compiled.co_flags & inspect.CO_COROUTINE:
+        if compiled.co_flags & _CO_COROUTINE:
             value = self._await_if_needed(value)
         return value
 
     def _await_if_needed(self, value):
-        if not inspect.iscoroutine(value):
+        if not isinstance(value, types.CoroutineType):
             return value
         if self.loop is None:
+            import asyncio  # costly, and most sessions never await at top level
             self.loop = asyncio.new_event_loop()
         return self.loop.run_until_complete(value)
 
