@@ -7,7 +7,7 @@ import json
 import platform
 import sys
 
-from . import _complete, _history, _shell
+from . import _complete, _display, _history, _magics, _shell
 
 shell = None
 hist = None
@@ -20,6 +20,7 @@ def start(role, runtime_dir, python):
     if role == "worker":
         return
     shell = _shell.Shell(runtime_dir)
+    _magics.install(shell)
     hist = _history.History()
 
 
@@ -64,8 +65,19 @@ def execute(text):
                            user_expressions=req.get("user_expressions") or {},
                            allow_stdin=bool(req.get("allow_stdin", False)))
     if store:
-        hist.store(reply["execution_count"], code)
+        count = reply["execution_count"]
+        hist.store(count, code, _output_text(count))
     return json.dumps(reply, default=repr)
+
+
+def _output_text(count):
+    """text/plain of cell count's result, for history output=True."""
+    if count not in shell.Out:
+        return None
+    try:
+        return _display._plain(shell.Out[count])
+    except Exception:  # a repr that fails now must not fail the reply
+        return None
 
 
 def complete(text):
@@ -80,7 +92,7 @@ def inspect(text):
 
 
 def is_complete(text):
-    return json.dumps(_complete.is_complete(json.loads(text).get("code", "")))
+    return json.dumps(_magics.is_complete(json.loads(text).get("code", "")))
 
 
 def history(text):

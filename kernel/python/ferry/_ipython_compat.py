@@ -1,0 +1,70 @@
+"""IPython.display in a ferry kernel.
+
+Without a running IPython shell, IPython's own display() prints a repr and
+clear_output() writes terminal escapes.  ferry never imports IPython itself
+(it is slow to import): a finder on sys.meta_path waits for the user to
+import it, and the moment IPython.core.display_functions has been executed,
+points its display, update_display, clear_output and publish_display_data at
+ferry's.  Everything in IPython.display that shows something goes through
+those four (display_html, DisplayHandle, HTML(...) as a cell result), so
+HTML, Markdown, Image, Math, JSON and friends reach the frontend unchanged.
+"""
+import importlib.abc
+import importlib.util
+import sys
+
+from . import _display
+
+_TARGET = "IPython.core.display_functions"
+
+
+def publish_display_data(data, metadata=None, source=None, *, transient=None, **kwargs):
+    """IPython's publish_display_data: sends a ready MIME bundle."""
+    _display.publish("display_data", {"data": data, "metadata": metadata or {},
+                                      "transient": transient or {}})
+
+
+def _clear_output(wait=False):
+    _display.clear_output(wait)
+
+
+def patch(module):
+    module.display = _display.display
+    module.update_display = _display.update_display
+    module.clear_output = _clear_output
+    module.publish_display_data = publish_display_data
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        patch(module)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _TARGET:
+            return None
+        sys.meta_path.remove(self)  # find the real spec, once
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _Loader(spec.loader)
+        return spec
+
+
+def install():
+    if _TARGET in sys.modules:  # imported before the kernel started
+        patch(sys.modules[_TARGET])
+        return
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())

@@ -1,0 +1,571 @@
+"""IPython habits: magics, shell escapes, `obj?`, and get_ipython().
+
+A cell is rewritten before it is parsed, line for line, the way IPython's
+input transformers do it:
+
+    %time f(x)          ->  get_ipython().run_line_magic('time', 'f(x)')
+    files = !ls         ->  files = get_ipython().getoutput('ls')
+    !make               ->  get_ipython().system('make')
+    zip?  / zip??       ->  get_ipython().run_line_magic('pinfo', 'zip')  (pinfo2)
+    %%time  (first line) -> get_ipython().run_cell_magic('time', '', <the rest>)
+
+Only cells that do not parse as Python are rewritten, and only lines that
+start a logical line (not inside a string or brackets), so valid Python is
+never touched.  Each rewritten line stays one line, so line numbers in
+tracebacks and inspect.getsource still match the cell as typed.  The body of
+a cell magic keeps its line numbers too: it is run with the blank lines
+above it put back.
+
+Unknown magics raise UsageError naming the magic, when the line is reached,
+as in IPython.  get_ipython() returns a small FerryShell, not IPython's
+InteractiveShell: run_line_magic, run_cell_magic, system, getoutput,
+user_ns, push, ev, ex.  IPython.get_ipython() still returns None, so
+libraries that probe for a real IPython shell are not misled.
+"""
+import ast
+import builtins
+import io
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import timeit
+import tokenize
+
+_shell = None  # the kernel's Shell, set by install()
+
+_HELP = re.compile(r"^(\s*)(\?\??)?([A-Za-z_][\w.]*)(\?\??)?\s*$")
+_ASSIGN = re.compile(r"^(\s*)([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*([%!])(.*)$")
+
+
+class UsageError(Exception):
+    """A magic was misused or does not exist (IPython's name for it)."""
+
+
+# ------------------------------------------------------------------ rewrite
+
+
+def _is_candidate(line):
+    s = line.strip()
+    if not s:
+        return False
+    if s[0] in "%!" or _ASSIGN.match(line):
+        return True
+    return s.endswith("?") or s.startswith("?")
+
+
+def _logical_starts(lines, candidates):
+    """Line numbers (0-based) that begin a logical line.  Candidate lines are
+    read as `pass` so a shell command's quotes or brackets cannot hide the
+    lines after it."""
+    scan = []
+    for i, line in enumerate(lines):
+        if i in candidates:
+            indent = line[: len(line) - len(line.lstrip())]
+            scan.append(indent + "pass\n")
+        else:
+            scan.append(line if line.endswith("\n") else line + "\n")
+    starts, depth, at_start = set(), 0, True
+    skip = (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+            tokenize.COMMENT, tokenize.ENDMARKER)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO("".join(scan)).readline):
+            if tok.type == tokenize.NEWLINE or (tok.type == tokenize.NL and depth == 0):
+                at_start = True
+                continue
+            if tok.type == tokenize.OP:
+                if tok.string in "([{":
+                    depth += 1
+                elif tok.string in ")]}":
+                    depth = max(0, depth - 1)
+            if at_start and tok.type not in skip:
+                starts.add(tok.start[0] - 1)
+                at_start = False
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass  # the cell is broken further down; what was read still counts
+    return starts
+
+
+def _rewrite_line(line):
+    """The Python line for one magic line, or None if it is not one."""
+    indent = line[: len(line) - len(line.lstrip())]
+    s = line.strip()
+    m = _ASSIGN.match(line)
+    if m and not s.startswith(("%", "!")):
+        target, kind, rest = m.group(2), m.group(3), m.group(4).strip()
+        if kind == "!":
+            return f"{indent}{target} = get_ipython().getoutput({rest!r})"
+        name, _, arg = rest.partition(" ")
+        return f"{indent}{target} = get_ipython().run_line_magic({name!r}, {arg.strip()!r})"
+    if s.startswith("!!"):
+        return f"{indent}get_ipython().getoutput({s[2:].strip()!r})"
+    if s.startswith("!"):
+        return f"{indent}get_ipython().system({s[1:].strip()!r})"
+    if s.startswith("%%"):
+        return f"{indent}get_ipython().run_line_magic({s[:2]!r} + {s[2:].split(' ')[0]!r}, '')"
+    if s.startswith("%"):
+        name, _, arg = s[1:].partition(" ")
+        return f"{indent}get_ipython().run_line_magic({name!r}, {arg.strip()!r})"
+    m = _HELP.match(line)
+    if m and (m.group(2) or m.group(4)):
+        marks = (m.group(2) or "") + (m.group(4) or "")
+        magic = "pinfo2" if len(marks) >= 2 else "pinfo"
+        return f"{indent}get_ipython().run_line_magic({magic!r}, {m.group(3)!r})"
+    return None
+
+
+def transform(code):
+    """Returns code with IPython syntax turned into Python calls."""
+    if "%" not in code and "!" not in code and "?" not in code:
+        return code
+    try:
+        ast.parse(code)
+        return code
+    except (SyntaxError, ValueError):
+        pass
+    lines = code.splitlines(True)
+    first = 0
+    while first < len(lines) and not lines[first].strip():
+        first += 1
+    if first < len(lines) and lines[first].startswith("%%"):
+        head = lines[first].rstrip("\n")
+        name, _, arg = head[2:].partition(" ")
+        body = "\n" * (first + 1) + "".join(lines[first + 1:])
+        return f"get_ipython().run_cell_magic({name!r}, {arg.strip()!r}, {body!r})\n"
+    candidates = {i for i, line in enumerate(lines) if _is_candidate(line)}
+    if not candidates:
+        return code
+    starts = _logical_starts(lines, candidates)
+    out = []
+    for i, line in enumerate(lines):
+        new = _rewrite_line(line) if i in candidates and i in starts else None
+        if new is None:
+            out.append(line)
+        else:
+            out.append(new + ("\n" if line.endswith("\n") else ""))
+    return "".join(out)
+
+
+def is_complete(code):
+    """is_complete_request with IPython's rules for magics."""
+    from . import _complete
+    lines = code.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    if first.startswith("%%"):
+        # A cell magic's body ends with a blank line, as IPython says.
+        if len(lines) > 1 and (code.endswith("\n\n") or not lines[-1].strip()):
+            return {"status": "complete"}
+        if len(lines) == 1 and not code.endswith("\n"):
+            return {"status": "incomplete", "indent": ""}
+        last = lines[-1]
+        return {"status": "incomplete", "indent": last[: len(last) - len(last.lstrip())]}
+    return _complete.is_complete(transform(code))
+
+
+# ------------------------------------------------------------------ the shell
+
+
+def _format_time(seconds):
+    if seconds >= 1:
+        return f"{seconds:.3g} s" if seconds < 60 else \
+            f"{int(seconds // 60)}min {seconds % 60:.0f}s"
+    for unit, scale in (("ms", 1e3), ("µs", 1e6), ("ns", 1e9)):
+        if seconds * scale >= 1 or unit == "ns":
+            return f"{seconds * scale:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def _expand(cmd, ns):
+    """IPython's variable expansion in shell commands: {expr} and $name
+    ($$ and {{ }} stay literal)."""
+    def brace(m):
+        text = m.group(0)
+        if text.startswith("{{"):
+            return text[1:-1]
+        try:
+            return str(eval(m.group(1), ns))
+        except Exception:
+            return text
+
+    def dollar(m):
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1)
+        return str(ns[name]) if name in ns else m.group(0)
+
+    cmd = re.sub(r"\{\{[^{}]*\}\}|\{([^{}]+)\}", brace, cmd)
+    return re.sub(r"\$\$|\$([A-Za-z_]\w*)", dollar, cmd)
+
+
+class FerryShell:
+    """What get_ipython() returns in ferry: the calls notebooks make most."""
+
+    def __init__(self, shell):
+        self._shell = shell
+        self._line = {"time": self._time, "timeit": self._timeit, "cd": self._cd,
+                      "pwd": self._pwd, "env": self._env, "who": self._who,
+                      "who_ls": self._who_ls, "whos": self._whos,
+                      "matplotlib": self._matplotlib, "pinfo": self._pinfo,
+                      "pinfo2": self._pinfo2, "lsmagic": self._lsmagic,
+                      "sx": self.getoutput, "system": self.system}
+        self._cell = {"time": self._cell_time, "timeit": self._cell_timeit,
+                      "bash": self._cell_shell, "sh": self._cell_shell,
+                      "writefile": self._cell_writefile, "capture": None}
+        del self._cell["capture"]
+        self._oldpwd = None
+        self._hidden = set(shell.ns)
+
+    def __repr__(self):
+        return "<ferry.FerryShell: ferry's stand-in for IPython's get_ipython()>"
+
+    # -- IPython's public surface -----------------------------------------
+    @property
+    def user_ns(self):
+        return self._shell.ns
+
+    @property
+    def execution_count(self):
+        return self._shell.execution_count
+
+    def push(self, variables):
+        self._shell.ns.update(variables)
+
+    def ev(self, expr):
+        return eval(expr, self._shell.ns)
+
+    def ex(self, cmd):
+        exec(cmd, self._shell.ns)
+
+    def find_line_magic(self, name):
+        return self._line.get(name)
+
+    def find_cell_magic(self, name):
+        return self._cell.get(name)
+
+    def _unknown(self, prefix, name):
+        if name.startswith("%"):
+            return UsageError(f"%{name}: a cell magic must be the first line of its cell")
+        line = ", ".join("%" + n for n in sorted(self._line) if not n.startswith("pinfo"))
+        cell = ", ".join("%%" + n for n in sorted(self._cell))
+        return UsageError(f"{prefix}{name}: no such magic in ferry. "
+                          f"Line magics: {line}. Cell magics: {cell}.")
+
+    def run_line_magic(self, magic_name, line, _stack_depth=1):
+        fn = self._line.get(magic_name)
+        if fn is None:
+            raise self._unknown("%", magic_name)
+        return fn(line)
+
+    def run_cell_magic(self, magic_name, line, cell):
+        fn = self._cell.get(magic_name)
+        if fn is None:
+            raise self._unknown("%%", magic_name)
+        filename = sys._getframe(1).f_code.co_filename
+        return fn(line, cell, filename)
+
+    def magic(self, arg_s):
+        name, _, line = arg_s.lstrip("%").partition(" ")
+        return self.run_line_magic(name, line)
+
+    def system(self, cmd):
+        """Runs cmd in a shell; its output goes to the cell as it comes.  The
+        exit status is kept in `_exit_code`, as IPython does."""
+        cmd = _expand(cmd, self._shell.ns)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        proc = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            while True:
+                chunk = proc.stdout.read1(65536)
+                if not chunk:
+                    break
+                sys.stdout.write(chunk.decode("utf-8", "replace"))
+                sys.stdout.flush()
+            code = proc.wait()
+        except KeyboardInterrupt:
+            _kill(proc)
+            raise
+        finally:
+            proc.stdout.close()
+        self._shell.ns["_exit_code"] = code if code >= 0 else 128 - code
+        return None
+
+    def getoutput(self, cmd):
+        """Runs cmd in a shell; returns its output as a list of lines."""
+        cmd = _expand(cmd, self._shell.ns)
+        proc = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            out, _ = proc.communicate()
+        except KeyboardInterrupt:
+            _kill(proc)
+            raise
+        self._shell.ns["_exit_code"] = proc.returncode
+        return out.decode("utf-8", "replace").splitlines()
+
+    # -- running code --------------------------------------------------------
+    def _run_body(self, body, filename):
+        """Runs a cell magic's body as the kernel runs a cell (statement by
+        statement, definitions recorded for the workers); returns the value
+        of a trailing expression."""
+        code = transform(body)
+        tree = ast.parse(code, filename)
+        nodes = tree.body
+        last = None
+        if nodes and isinstance(nodes[-1], ast.Expr) and not code.rstrip().endswith(";"):
+            last = nodes.pop()
+        for node in nodes:
+            self._shell._run_node(node, code, filename)
+        return self._shell._eval(last.value, filename) if last is not None else None
+
+    def _compile(self, src, filename="<magic>"):
+        """(code, is_expression) for a line magic's argument."""
+        src = transform(src)
+        try:
+            return compile(src, filename, "eval"), True
+        except SyntaxError:
+            return compile(src, filename, "exec"), False
+
+    # -- the magics ----------------------------------------------------------
+    def _time(self, line):
+        code, is_expr = self._compile(line, "<timed exec>" if line else "<magic>")
+        t0, c0 = time.perf_counter(), os.times()
+        try:
+            value = eval(code, self._shell.ns)
+        finally:
+            _report_time(t0, c0)
+        return value if is_expr else None
+
+    def _cell_time(self, line, cell, filename):
+        t0, c0 = time.perf_counter(), os.times()
+        try:
+            return self._run_body(cell, filename)
+        finally:
+            _report_time(t0, c0)
+
+    def _parse_timeit(self, line):
+        try:
+            args = shlex.split(line, posix=False)
+        except ValueError:
+            args = line.split()
+        opts = {"n": None, "r": 7, "q": False, "o": False}
+        rest = []
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a in ("-n", "-r") and i + 1 < len(args):
+                opts[a[1]] = int(args[i + 1])
+                i += 2
+                continue
+            if re.fullmatch(r"-[nr]\d+", a):
+                opts[a[1]] = int(a[2:])
+            elif a in ("-q", "-o"):
+                opts[a[1]] = True
+            else:
+                rest = args[i:]
+                break
+            i += 1
+        # Keep the statement as typed, not as shlex split it.
+        stmt = line[line.find(rest[0]):] if rest else ""
+        return opts, stmt
+
+    def _timeit(self, line):
+        opts, stmt = self._parse_timeit(line)
+        if not stmt.strip():
+            raise UsageError("%timeit: give a statement to time, e.g. %timeit sum(range(100))")
+        return self._time_repeatedly(opts, stmt, "pass")
+
+    def _cell_timeit(self, line, cell, filename):
+        # The body is the statement; what follows the options is the setup.
+        opts, setup = self._parse_timeit(line)
+        if not cell.strip():
+            raise UsageError("%%timeit: the cell below the magic is what is timed")
+        return self._time_repeatedly(opts, cell.strip("\n"), setup.strip() or "pass")
+
+    def _time_repeatedly(self, opts, stmt, setup):
+        import textwrap
+        timer = timeit.Timer(transform(textwrap.dedent(stmt)), transform(setup),
+                             globals=self._shell.ns)
+        number = opts["n"]
+        if number is None:  # as IPython: grow the loop count until a run takes 0.2 s
+            number = 1
+            for _ in range(10):
+                if timer.timeit(number) >= 0.2:
+                    break
+                number *= 10
+        runs = [t / number for t in timer.repeat(opts["r"], number)]
+        result = TimeitResult(number, opts["r"], runs)
+        if not opts["q"]:
+            print(result)
+        return result if opts["o"] else None
+
+    def _cd(self, line):
+        target = line.strip().strip("'\"")
+        if not target:
+            target = os.path.expanduser("~")
+        elif target == "-":
+            if self._oldpwd is None:
+                raise UsageError("%cd -: no previous directory")
+            target = self._oldpwd
+        target = os.path.expanduser(_expand(target, self._shell.ns))
+        old = os.getcwd()
+        try:
+            os.chdir(target)
+        except OSError as e:
+            raise UsageError(f"%cd: {e.strerror}: {target}") from None
+        self._oldpwd = old
+        print(os.getcwd())
+
+    def _pwd(self, line):
+        return os.getcwd()
+
+    def _env(self, line):
+        line = line.strip()
+        if not line:
+            return dict(os.environ)
+        m = re.match(r"^([^=\s]+)\s*[=\s]\s*(.*)$", line)
+        if m:
+            name, value = m.group(1), _expand(m.group(2), self._shell.ns)
+            os.environ[name] = value
+            print(f"env: {name}={value}")
+            return None
+        if line not in os.environ:
+            raise UsageError(f"%env: environment does not have key: {line}")
+        return os.environ[line]
+
+    def _user_names(self, line=""):
+        types = line.split()
+        names = []
+        for name, value in self._shell.ns.items():
+            if name.startswith("_") or name in self._hidden:
+                continue
+            if types and type(value).__name__ not in types:
+                continue
+            names.append(name)
+        return sorted(names)
+
+    def _who(self, line):
+        names = self._user_names(line)
+        print("\t".join(names) if names else "Interactive namespace is empty.")
+
+    def _who_ls(self, line):
+        return self._user_names(line)
+
+    def _whos(self, line):
+        names = self._user_names(line)
+        if not names:
+            print("Interactive namespace is empty.")
+            return
+        rows = []
+        for name in names:
+            value = self._shell.ns[name]
+            try:
+                text = repr(value)
+            except Exception:
+                text = "<repr failed>"
+            text = text.replace("\n", " ")
+            rows.append((name, type(value).__name__, text[:60]))
+        w0 = max(8, *(len(r[0]) for r in rows)) + 3
+        w1 = max(4, *(len(r[1]) for r in rows)) + 3
+        print("Variable".ljust(w0) + "Type".ljust(w1) + "Data/Info")
+        print("-" * (w0 + w1 + 9))
+        for name, kind, text in rows:
+            print(name.ljust(w0) + kind.ljust(w1) + text)
+
+    def _matplotlib(self, line):
+        gui = line.strip() or "inline"
+        if gui != "inline":
+            raise UsageError(f"%matplotlib {gui}: ferry supports only %matplotlib inline")
+        os.environ["MPLBACKEND"] = "module://ferry._mpl_inline"
+        if "matplotlib" in sys.modules:
+            import matplotlib
+            matplotlib.use("module://ferry._mpl_inline")
+
+    def _lsmagic(self, line):
+        print("Line magics: " + " ".join("%" + n for n in sorted(self._line)))
+        print("Cell magics: " + " ".join("%%" + n for n in sorted(self._cell)))
+
+    def _pinfo(self, name, detail=0):
+        from . import _complete
+        try:
+            obj = _complete._resolve(name, self._shell.ns)
+        except Exception:
+            print(f"Object `{name}` not found.")
+            return
+        text = _complete.describe(obj, name, detail)
+        self._shell.payloads.append({"source": "page", "data": {"text/plain": text},
+                                     "start": 0})
+
+    def _pinfo2(self, name):
+        self._pinfo(name, 1)
+
+    def _cell_shell(self, line, cell, filename):
+        self.system(cell.strip("\n") if cell.strip() else ":")
+
+    def _cell_writefile(self, line, cell, filename):
+        args = line.split()
+        append = "-a" in args or "--append" in args
+        paths = [a for a in args if not a.startswith("-")]
+        if len(paths) != 1:
+            raise UsageError("%%writefile: give one file name, e.g. %%writefile -a out.txt")
+        path = os.path.expanduser(paths[0].strip("'\""))
+        exists = os.path.exists(path)
+        with open(path, "a" if append else "w") as f:
+            f.write(cell.lstrip("\n"))
+        print(("Appending to " if append else "Overwriting " if exists else "Writing ") + path)
+
+
+def _kill(proc):
+    try:
+        os.killpg(proc.pid, 9)
+    except OSError:
+        pass
+    proc.wait()
+
+
+def _report_time(t0, c0):
+    wall = time.perf_counter() - t0
+    c1 = os.times()
+    user = c1.user - c0.user + c1.children_user - c0.children_user
+    syst = c1.system - c0.system + c1.children_system - c0.children_system
+    print(f"CPU times: user {_format_time(user)}, sys: {_format_time(syst)}, "
+          f"total: {_format_time(user + syst)}")
+    print(f"Wall time: {_format_time(wall)}")
+
+
+class TimeitResult:
+    """What %timeit -o returns: loops, repeat, all_runs (per loop), best,
+    worst, average, stdev — the attributes IPython's result has."""
+
+    def __init__(self, loops, repeat, runs):
+        self.loops, self.repeat, self.timings = loops, repeat, runs
+        self.all_runs = [t * loops for t in runs]
+        self.best, self.worst = min(runs), max(runs)
+        self.average = sum(runs) / len(runs)
+        self.stdev = math.sqrt(sum((t - self.average) ** 2 for t in runs) / len(runs))
+
+    def __str__(self):
+        runs = "run" if self.repeat == 1 else "runs"
+        loops = "loop" if self.loops == 1 else "loops"
+        return (f"{_format_time(self.average)} ± {_format_time(self.stdev)} per loop "
+                f"(mean ± std. dev. of {self.repeat} {runs}, {self.loops:,} {loops} each)")
+
+    def __repr__(self):
+        return f"<TimeitResult : {self}>"
+
+
+def install(shell):
+    """Gives the kernel's shell get_ipython(), and IPython.display a way to
+    reach the frontend when the user imports it."""
+    global _shell
+    _shell = FerryShell(shell)
+    builtins.get_ipython = lambda: _shell
+    _shell._hidden.add("get_ipython")
+    from . import _ipython_compat
+    _ipython_compat.install()

@@ -1,0 +1,164 @@
+"""IPython habits in cells: %magics, %%cell magics, !shell, obj? and obj??."""
+
+import os
+
+import pytest
+
+pytestmark = pytest.mark.ferry_only("ferry's own magics; checked against its promises")
+
+
+def test_time_prints_times_and_returns_the_value(kernel):
+    x = kernel.execute("%time sum(range(10))").ok()
+    assert "CPU times: user" in x.stdout and "Wall time:" in x.stdout
+    assert x.text == "45"
+
+
+def test_time_runs_a_statement_in_the_namespace(kernel):
+    kernel.execute("%time timed_value = 6 * 7").ok()
+    assert kernel.execute("timed_value").text == "42"
+
+
+def test_cell_time_runs_the_body_and_shows_its_result(kernel):
+    x = kernel.execute("%%time\ndef cell_timed(n):\n    return n + 1\ncell_timed(1)").ok()
+    assert "Wall time:" in x.stdout
+    assert x.text == "2"
+    assert kernel.execute("cell_timed(41)").text == "42"
+
+
+def test_cell_time_error_points_at_the_body_line(kernel):
+    x = kernel.execute("%%time\na = 1\n1/0")
+    assert x.status == "error" and x.content["ename"] == "ZeroDivisionError"
+    assert "line 3" in x.traceback_text() and "1/0" in x.traceback_text()
+
+
+def test_timeit_reports_mean_and_spread(kernel):
+    x = kernel.execute("%timeit -n 10 -r 3 sum(range(100))").ok()
+    assert "per loop (mean ± std. dev. of 3 runs, 10 loops each)" in x.stdout
+
+
+def test_timeit_o_returns_a_result(kernel):
+    x = kernel.execute("r = %timeit -o -q -n 5 -r 2 len('abc')\n(r.loops, r.repeat, r.best > 0)")
+    assert x.ok().text == "(5, 2, True)"
+
+
+def test_cell_timeit_times_the_body_after_setup(kernel):
+    x = kernel.execute("%%timeit -n 3 -r 2 data = list(range(50))\nsorted(data)").ok()
+    assert "2 runs, 3 loops each" in x.stdout
+
+
+def test_shell_escape_streams_output_and_keeps_the_exit_status(kernel):
+    x = kernel.execute("!echo hello from the shell\n!exit 3").ok()
+    assert "hello from the shell" in x.stdout
+    assert kernel.execute("_exit_code").text == "3"
+
+
+def test_shell_escape_expands_python_values(kernel):
+    kernel.execute("who = 'ferry'").ok()
+    assert "hi ferry 5" in kernel.execute("!echo hi $who {2 + 3}").ok().stdout
+
+
+def test_shell_output_assigned_to_a_name_is_a_list_of_lines(kernel):
+    x = kernel.execute("lines = !printf 'a\\nb\\n'\nlines").ok()
+    assert x.text == "['a', 'b']"
+
+
+def test_shell_escape_inside_a_block(kernel):
+    x = kernel.execute("for i in range(2):\n    !echo loop{i}").ok()
+    assert "loop0" in x.stdout and "loop1" in x.stdout
+
+
+def test_cd_and_pwd(kernel, tmp_path):
+    x = kernel.execute(f"%cd {tmp_path}").ok()
+    assert str(tmp_path) in x.stdout
+    assert kernel.execute("%pwd").text == repr(str(tmp_path))
+    assert kernel.execute("import os; os.getcwd()").text == repr(str(tmp_path))
+    kernel.execute("%cd -").ok()
+    assert kernel.execute("%pwd").text != repr(str(tmp_path))
+
+
+def test_env_sets_and_reads_variables(kernel):
+    x = kernel.execute("%env FERRY_MAGIC_TEST=on").ok()
+    assert "env: FERRY_MAGIC_TEST=on" in x.stdout
+    assert kernel.execute("%env FERRY_MAGIC_TEST").text == "'on'"
+    assert kernel.execute("import os; os.environ['FERRY_MAGIC_TEST']").text == "'on'"
+    assert "FERRY_MAGIC_TEST" in kernel.execute("%env").text
+
+
+def test_who_lists_user_variables_only(fresh_kernel):
+    k = fresh_kernel
+    k.execute("alpha = 1\nbeta = 'b'\ndef gamma(): pass").ok()
+    assert k.execute("%who").stdout.split() == ["alpha", "beta", "gamma"]
+    assert k.execute("%who int").stdout.split() == ["alpha"]
+
+
+def test_matplotlib_inline_is_accepted(kernel):
+    kernel.execute("%matplotlib inline").ok()
+
+
+def test_unknown_magic_is_a_clear_error(kernel):
+    x = kernel.execute("%nosuchmagic 1 2")
+    assert x.status == "error"
+    assert x.content["ename"] == "UsageError"
+    assert "%nosuchmagic" in x.content["evalue"]
+
+
+def test_unknown_cell_magic_is_a_clear_error(kernel):
+    x = kernel.execute("%%nosuchcell\nbody")
+    assert x.content["ename"] == "UsageError" and "%%nosuchcell" in x.content["evalue"]
+
+
+def test_valid_python_with_percent_and_bang_is_untouched(kernel):
+    x = kernel.execute("s = '''\n%notamagic\n!notashell\n'''\nv = (10\n% 3)\n(s.split(), v)")
+    assert x.ok().text == "(['%notamagic', '!notashell'], 1)"
+
+
+def test_magic_after_code_runs_in_order(kernel):
+    x = kernel.execute("order = [1]\n%time order.append(2)\norder").ok()
+    assert x.text == "[1, 2]"
+
+
+def test_question_mark_pages_help(kernel):
+    x = kernel.execute("len?").ok()
+    (page,) = x.content["payload"]
+    assert page["source"] == "page" and page["start"] == 0
+    assert "Return the number of items" in page["data"]["text/plain"]
+
+
+def test_double_question_mark_shows_source(kernel):
+    kernel.execute("def documented(a, b=2):\n    '''Adds.'''\n    return a + b").ok()
+    text = kernel.execute("documented??").ok().content["payload"][0]["data"]["text/plain"]
+    assert "return a + b" in text and "documented(a, b=2)" in text
+
+
+def test_question_mark_on_unknown_name_says_not_found(kernel):
+    x = kernel.execute("no_such_name_here?").ok()
+    assert "not found" in x.stdout and x.content["payload"] == []
+
+
+def test_get_ipython_runs_line_magics(kernel):
+    x = kernel.execute("ip = get_ipython()\n(ip.run_line_magic('pwd', '') == __import__('os').getcwd(), "
+                       "'ip' in ip.user_ns)")
+    assert x.ok().text == "(True, True)"
+
+
+def test_writefile_and_bash_cell_magics(kernel, tmp_path):
+    path = tmp_path / "out.txt"
+    kernel.execute(f"%%writefile {path}\nline one\n").ok()
+    assert path.read_text() == "line one\n"
+    assert "from bash" in kernel.execute("%%bash\necho from bash").ok().stdout
+
+
+def test_exception_with_broken_str_reported_under_its_name(kernel):
+    x = kernel.execute("class Odd(Exception):\n    def __str__(self):\n        raise RuntimeError\n"
+                       "raise Odd()")
+    assert x.status == "error" and x.content["ename"] == "Odd"
+    assert any(m["content"]["ename"] == "Odd" for m in x.of_type("error"))
+
+
+def test_definitions_next_to_magics_are_exported_for_workers(kernel):
+    # The re-export analysis sees the rewritten cell: definitions beside a
+    # magic, and in a %%time body, are exported; the magic calls are not.
+    kernel.execute("%time noop = None\ndef beside_magic(x):\n    return x * 3").ok()
+    kernel.execute("%%time\ndef in_cell_magic(x):\n    return x").ok()
+    names = kernel.execute("from ferry import _kernel\n_kernel.shell.recorder.exported_names()").text
+    assert "'beside_magic'" in names and "'in_cell_magic'" in names
