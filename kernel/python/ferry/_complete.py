@@ -47,6 +47,8 @@ def _namespace_matches(text, ns):
     m = _IDENT_TAIL.search(text)
     word = m.group(0) if m else ""
     before = text[: len(text) - len(word)]
+    if before.endswith("."):
+        return None  # an attribute of a call's or subscript's result: jedi infers it
     if before.rstrip().endswith(("import", "from")) or re.search(r"\bimport\s", before):
         return None  # module names: jedi knows the import system
     if "." in word:
@@ -71,6 +73,13 @@ def _namespace_matches(text, ns):
     return matches, start
 
 
+def _kernel_builtins():
+    # Built-ins the kernel adds at run time, which jedi's static view of the
+    # builtins module does not know.
+    names = ("get_ipython", "display", "update_display", "clear_output")
+    return {n: getattr(builtins, n) for n in names if hasattr(builtins, n)}
+
+
 def _jedi_matches(code, cursor, ns):
     try:
         import jedi
@@ -82,7 +91,7 @@ def _jedi_matches(code, cursor, ns):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            completions = jedi.Interpreter(code, [ns]).complete(line, column)
+            completions = jedi.Interpreter(code, [ns, _kernel_builtins()]).complete(line, column)
         except Exception:
             return [], cursor
     if not completions:

@@ -560,12 +560,17 @@ class TimeitResult:
         return f"<TimeitResult : {self}>"
 
 
+def get_ipython() -> FerryShell:
+    """The kernel's shell: ferry's stand-in for IPython's get_ipython()."""
+    return _shell
+
+
 def install(shell):
     """Gives the kernel's shell get_ipython(), and IPython.display a way to
     reach the frontend when the user imports it."""
     global _shell
     _shell = FerryShell(shell)
-    builtins.get_ipython = lambda: _shell
+    builtins.get_ipython = get_ipython
     _shell._hidden.add("get_ipython")
     from . import _ipython_compat
     _ipython_compat.install()
