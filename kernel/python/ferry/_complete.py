@@ -3,15 +3,18 @@
 Names and attributes of live objects come straight from the namespace,
 which is fast and exact; jedi (imported on first need) answers the rest.
 """
+import ast
 import builtins
 import codeop
 import inspect
 import keyword
+import linecache
 import re
 import warnings
 
 _DOTTED = re.compile(r"[A-Za-z_][\w.]*$")
 _IDENT_TAIL = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*\.?$|$")
+_MAGIC = re.compile(r"(?:^|\n)[ \t]*(%%?)(\w*)$")
 _DICT_KEY = re.compile(r"([A-Za-z_][\w.]*)\[\s*(['\"])([^'\"]*)$")
 
 
@@ -100,10 +103,24 @@ def _jedi_matches(code, cursor, ns):
     return [c.name for c in completions], cursor - prefix_len
 
 
+def _magic_matches(percent, prefix):
+    shell = getattr(builtins, "get_ipython", lambda: None)()
+    if shell is None:
+        return []
+    names = [] if percent == "%%" else \
+        ["%" + n for n in shell._line if not n.startswith("pinfo")]
+    names += ["%%" + n for n in shell._cell]
+    return sorted(n for n in names if n.lstrip("%").startswith(prefix))
+
+
 def complete(code, cursor, ns):
     if cursor is None:
         cursor = len(code)
     text = code[:cursor]
+    m = _MAGIC.search(text)
+    if m:
+        return {"status": "ok", "matches": _magic_matches(m.group(1), m.group(2)),
+                "cursor_start": m.start(1), "cursor_end": cursor, "metadata": {}}
     found = _namespace_matches(text, ns)
     if found is None or not found[0]:
         matches, start = _jedi_matches(code, cursor, ns)
@@ -126,29 +143,70 @@ def _name_at(code, cursor):
     return name.rstrip(".")
 
 
+def _cell_class_source(cls):
+    """Source of a class defined in a cell: Python 3.11's inspect looks for
+    the file of __main__, which a notebook does not have, so find the class
+    through the cell its methods were compiled from."""
+    for value in vars(cls).values():
+        func = inspect.unwrap(getattr(value, "__func__", value))
+        code = getattr(func, "__code__", None)
+        if code is None:
+            continue
+        source = "".join(linecache.getlines(code.co_filename))
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == cls.__name__ \
+                    and node.lineno <= code.co_firstlineno <= node.end_lineno:
+                first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+                return "".join(source.splitlines(True)[first - 1:node.end_lineno])
+    return None
+
+
+def _source(obj):
+    try:
+        return inspect.getsource(obj)
+    except Exception:  # OSError, TypeError, and whatever a proxy object raises
+        return _cell_class_source(obj) if isinstance(obj, type) else None
+
+
+def _file(obj):
+    try:
+        return inspect.getfile(obj)
+    except Exception:
+        return None
+
+
 def describe(obj, name, detail=0):
-    """Text for obj? (detail 0) and obj?? (detail 1)."""
+    """Text for obj? (detail 0) and obj?? (detail 1), laid out as IPython's."""
     lines = [f"Type:      {type(obj).__name__}"]
     if callable(obj):
         try:
-            lines.append(f"Signature: {name}{inspect.signature(obj)}")
+            label = "Init signature" if isinstance(obj, type) else "Signature"
+            lines.append(f"{label}: {name}{inspect.signature(obj)}")
         except (TypeError, ValueError):
             pass
     if not callable(obj) or isinstance(obj, (int, float, str, list, dict, tuple, set)):
-        text = repr(obj)
-        lines.append("Value:     " + (text if len(text) < 200 else text[:200] + "..."))
-    if detail:
         try:
-            lines.append("Source:\n" + inspect.getsource(obj))
-        except (OSError, TypeError):
-            pass
-    doc = inspect.getdoc(obj)
-    if doc and not (detail and len(lines) > 2 and lines[-1].startswith("Source:")):
-        lines.append("Docstring:\n" + doc)
-    try:
-        lines.append(f"File:      {inspect.getfile(obj)}")
-    except TypeError:
-        pass
+            text = repr(obj)
+        except Exception as e:
+            text = f"<repr failed: {e!r}>"
+        lines.append("Value:     " + (text if len(text) < 200 else text[:200] + "..."))
+    source = _source(obj) if detail else None
+    if source:
+        lines.append("Source:\n" + source.rstrip("\n"))
+    else:
+        try:
+            doc = inspect.getdoc(obj)
+        except Exception:
+            doc = None
+        if doc:
+            lines.append("Docstring:\n" + doc)
+    where = _file(obj)
+    if where:
+        lines.append(f"File:      {where}")
     return "\n".join(lines)
 
 
