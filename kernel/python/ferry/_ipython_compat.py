@@ -5,7 +5,8 @@ clear_output() writes terminal escapes.  ferry never imports IPython itself
 (it is slow to import): a finder on sys.meta_path waits for the user to
 import it, and the moment IPython.core.display_functions has been executed,
 points its display, update_display, clear_output and publish_display_data at
-ferry's.  Everything in IPython.display that shows something goes through
+ferry's.  IPython.core.getipython is wrapped the same way (see
+_wrap_get_ipython).  Everything in IPython.display that shows something goes through
 those four (display_html, DisplayHandle, HTML(...) as a cell result), so
 HTML, Markdown, Image, Math, JSON and friends reach the frontend unchanged.
 """
@@ -15,7 +16,9 @@ import sys
 
 from . import _display
 
-_TARGET = "IPython.core.display_functions"
+_DISPLAY = "IPython.core.display_functions"
+_GETIPYTHON = "IPython.core.getipython"
+_TARGETS = (_DISPLAY, _GETIPYTHON)
 
 
 def publish_display_data(data, metadata=None, source=None, *, transient=None, **kwargs):
@@ -28,7 +31,27 @@ def _clear_output(wait=False):
     _display.clear_output(wait)
 
 
+def _wrap_get_ipython(original):
+    """IPython.get_ipython(), as called from a cell, returns ferry's shell
+    (what the builtin get_ipython() returns); called from anywhere else, it
+    returns what IPython says (None: no IPython shell runs), so libraries
+    that probe for IPython do not take ferry for it."""
+    def get_ipython():
+        from . import _magics
+        shell = _magics.get_ipython()
+        if shell is not None and sys._getframe(1).f_globals is shell.user_ns:
+            return shell
+        return original()
+    get_ipython.__doc__ = original.__doc__
+    get_ipython.__wrapped__ = original
+    return get_ipython
+
+
 def patch(module):
+    if module.__name__ == _GETIPYTHON:
+        if not hasattr(module.get_ipython, "__wrapped__"):
+            module.get_ipython = _wrap_get_ipython(module.get_ipython)
+        return
     module.display = _display.display
     module.update_display = _display.update_display
     module.clear_output = _clear_output
@@ -49,7 +72,7 @@ class _Loader(importlib.abc.Loader):
 
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
-        if fullname != _TARGET:
+        if fullname not in _TARGETS:
             return None
         sys.meta_path.remove(self)  # find the real spec, once
         try:
@@ -63,8 +86,8 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 
 def install():
-    if _TARGET in sys.modules:  # imported before the kernel started
-        patch(sys.modules[_TARGET])
-        return
+    for name in _TARGETS:
+        if name in sys.modules:  # imported before the kernel started
+            patch(sys.modules[name])
     if not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
