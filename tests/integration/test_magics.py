@@ -1,6 +1,6 @@
 """IPython habits in cells: %magics, %%cell magics, !shell, obj? and obj??."""
 
-import os
+import importlib.util
 
 import pytest
 
@@ -93,6 +93,23 @@ def test_who_lists_user_variables_only(fresh_kernel):
 
 def test_matplotlib_inline_is_accepted(kernel):
     kernel.execute("%matplotlib inline").ok()
+
+
+def test_matplotlib_gui_backends_are_refused_clearly(kernel):
+    x = kernel.execute("%matplotlib qt")
+    assert x.content["ename"] == "UsageError" and "inline" in x.content["evalue"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                    reason="matplotlib is not installed")
+def test_matplotlib_figures_show_inline_at_cell_end_and_at_show(kernel):
+    x = kernel.execute("%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+                       "plt.plot([1, 2, 3]);", timeout=60).ok()
+    (fig,) = x.of_type("display_data")
+    assert fig["content"]["data"]["image/png"].startswith("iVBORw0KGgo")
+    x = kernel.execute("plt.figure(); plt.plot([3, 1]); plt.show()\nprint('after')\n"
+                       "len(plt.get_fignums())").ok()
+    assert len(x.of_type("display_data")) == 1 and x.text == "0"
 
 
 def test_unknown_magic_is_a_clear_error(kernel):

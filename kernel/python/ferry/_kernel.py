@@ -64,6 +64,8 @@ def execute(text):
     reply = shell.run_cell(code, silent=silent, store_history=store,
                            user_expressions=req.get("user_expressions") or {},
                            allow_stdin=bool(req.get("allow_stdin", False)))
+    if not silent:
+        _magics.post_execute()
     if store:
         count = reply["execution_count"]
         hist.store(count, code, _output_text(count))

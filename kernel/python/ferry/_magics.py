@@ -36,6 +36,7 @@ import timeit
 import tokenize
 
 _shell = None  # the kernel's Shell, set by install()
+INLINE_BACKEND = "module://ferry._mpl_inline"
 
 _HELP = re.compile(r"^(\s*)(\?\??)?([A-Za-z_][\w.]*)(\?\??)?\s*$")
 _ASSIGN = re.compile(r"^(\s*)([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*([%!])(.*)$")
@@ -482,10 +483,10 @@ class FerryShell:
         gui = line.strip() or "inline"
         if gui != "inline":
             raise UsageError(f"%matplotlib {gui}: ferry supports only %matplotlib inline")
-        os.environ["MPLBACKEND"] = "module://ferry._mpl_inline"
+        os.environ["MPLBACKEND"] = INLINE_BACKEND
         if "matplotlib" in sys.modules:
             import matplotlib
-            matplotlib.use("module://ferry._mpl_inline")
+            matplotlib.use(INLINE_BACKEND)
 
     def _lsmagic(self, line):
         print("Line magics: " + " ".join("%" + n for n in sorted(self._line)))
@@ -565,10 +566,23 @@ def get_ipython() -> FerryShell:
     return _shell
 
 
+def post_execute():
+    """After each (non-silent) cell: show the figures it drew inline."""
+    backend = sys.modules.get("ferry._mpl_inline")
+    if backend is None:
+        return
+    try:
+        backend.flush()
+    except Exception as e:  # a figure that fails to draw must not fail the reply
+        print(f"ferry: could not show a matplotlib figure: {e!r}", file=sys.stderr)
+
+
 def install(shell):
     """Gives the kernel's shell get_ipython(), and IPython.display a way to
-    reach the frontend when the user imports it."""
+    reach the frontend when the user imports it.  matplotlib draws inline
+    by default, as under ipykernel, unless MPLBACKEND says otherwise."""
     global _shell
+    os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
     _shell = FerryShell(shell)
     builtins.get_ipython = get_ipython
     _shell._hidden.add("get_ipython")
