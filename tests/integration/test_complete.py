@@ -159,3 +159,7 @@ def test_comm_open_to_unknown_target_is_closed(kernel):
     assert not x.of_type("error")
     # and the kernel is fine afterwards
     assert kernel.execute("1 + 1").text == "2"
+
+
+def test_inspect_with_question_marks_inspects_the_name(k):
+    assert inspect(k, "widget.frobnicate?")["found"]

@@ -179,3 +179,16 @@ def test_definitions_next_to_magics_are_exported_for_workers(kernel):
     kernel.execute("%%time\ndef in_cell_magic(x):\n    return x").ok()
     names = kernel.execute("from ferry import _kernel\n_kernel.shell.recorder.exported_names()").text
     assert "'beside_magic'" in names and "'in_cell_magic'" in names
+
+
+def test_time_inside_a_function_sees_its_locals(kernel):
+    x = kernel.execute("def timed_inside():\n    local_value = 20\n"
+                       "    result = %time local_value + 1\n    return result\ntimed_inside()").ok()
+    assert x.text == "21" and "Wall time:" in x.stdout
+
+
+def test_html_and_markdown_cell_magics_display_the_cell(kernel):
+    x = kernel.execute("%%html\n<b>bold</b>\n").ok()
+    assert x.of_type("display_data")[0]["content"]["data"] == {"text/html": "<b>bold</b>"}
+    x = kernel.execute("%%markdown\n# Title").ok()
+    assert x.of_type("display_data")[0]["content"]["data"] == {"text/markdown": "# Title"}

@@ -133,7 +133,8 @@ def complete(code, cursor, ns):
 
 
 def _name_at(code, cursor):
-    left = re.search(r"[A-Za-z_][\w.]*$", code[:cursor])
+    before = code[:cursor].rstrip("?")  # zip? and zip?? inspect zip
+    left = re.search(r"[A-Za-z_][\w.]*$", before)
     right = re.match(r"\w*", code[cursor:])
     name = (left.group(0) if left else "") + (right.group(0) if right else "")
     if not name:

@@ -42,6 +42,12 @@ _HELP = re.compile(r"^(\s*)(\?\??)?([A-Za-z_][\w.]*)(\?\??)?\s*$")
 _ASSIGN = re.compile(r"^(\s*)([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*([%!])(.*)$")
 
 
+# Cell magics whose body is shown as it is, under this MIME type.
+_RAW_CELLS = {"html": "text/html", "markdown": "text/markdown", "latex": "text/latex",
+              "svg": "image/svg+xml", "javascript": "application/javascript",
+              "js": "application/javascript"}
+
+
 class UsageError(Exception):
     """A magic was misused or does not exist (IPython's name for it)."""
 
@@ -214,8 +220,9 @@ class FerryShell:
                       "sx": self.getoutput, "system": self.system}
         self._cell = {"time": self._cell_time, "timeit": self._cell_timeit,
                       "bash": self._cell_shell, "sh": self._cell_shell,
-                      "writefile": self._cell_writefile, "capture": None}
-        del self._cell["capture"]
+                      "writefile": self._cell_writefile}
+        for name, mime in _RAW_CELLS.items():
+            self._cell[name] = self._raw_display(mime)
         self._oldpwd = None
         self._hidden = set(shell.ns)
 
@@ -258,6 +265,10 @@ class FerryShell:
         fn = self._line.get(magic_name)
         if fn is None:
             raise self._unknown("%", magic_name)
+        if magic_name in ("time", "timeit"):
+            # Inside a function, time the code in the function's scope.
+            frame = sys._getframe(_stack_depth)
+            return fn(line, frame.f_globals, frame.f_locals)
         return fn(line)
 
     def run_cell_magic(self, magic_name, line, cell):
@@ -334,11 +345,12 @@ class FerryShell:
             return compile(src, filename, "exec"), False
 
     # -- the magics ----------------------------------------------------------
-    def _time(self, line):
+    def _time(self, line, glob=None, local=None):
         code, is_expr = self._compile(line, "<timed exec>" if line else "<magic>")
+        glob = self._shell.ns if glob is None else glob
         t0, c0 = time.perf_counter(), os.times()
         try:
-            value = eval(code, self._shell.ns)
+            value = eval(code, glob, glob if local is None else local)
         finally:
             _report_time(t0, c0)
         return value if is_expr else None
@@ -376,11 +388,14 @@ class FerryShell:
         stmt = line[line.find(rest[0]):] if rest else ""
         return opts, stmt
 
-    def _timeit(self, line):
+    def _timeit(self, line, glob=None, local=None):
         opts, stmt = self._parse_timeit(line)
         if not stmt.strip():
             raise UsageError("%timeit: give a statement to time, e.g. %timeit sum(range(100))")
-        return self._time_repeatedly(opts, stmt, "pass")
+        ns = None
+        if glob is not None and local is not None and local is not glob:
+            ns = {**glob, **local}
+        return self._time_repeatedly(opts, stmt, "pass", ns)
 
     def _cell_timeit(self, line, cell, filename):
         # The body is the statement; what follows the options is the setup.
@@ -389,10 +404,10 @@ class FerryShell:
             raise UsageError("%%timeit: the cell below the magic is what is timed")
         return self._time_repeatedly(opts, cell.strip("\n"), setup.strip() or "pass")
 
-    def _time_repeatedly(self, opts, stmt, setup):
+    def _time_repeatedly(self, opts, stmt, setup, ns=None):
         import textwrap
         timer = timeit.Timer(transform(textwrap.dedent(stmt)), transform(setup),
-                             globals=self._shell.ns)
+                             globals=self._shell.ns if ns is None else ns)
         number = opts["n"]
         if number is None:  # as IPython: grow the loop count until a run takes 0.2 s
             number = 1
@@ -508,6 +523,13 @@ class FerryShell:
 
     def _cell_shell(self, line, cell, filename):
         self.system(cell.strip("\n") if cell.strip() else ":")
+
+    @staticmethod
+    def _raw_display(mime):
+        def show(line, cell, filename):
+            from . import _display
+            _display.display({mime: cell.strip("\n")}, raw=True)
+        return show
 
     def _cell_writefile(self, line, cell, filename):
         args = line.split()
