@@ -192,3 +192,18 @@ def test_html_and_markdown_cell_magics_display_the_cell(kernel):
     assert x.of_type("display_data")[0]["content"]["data"] == {"text/html": "<b>bold</b>"}
     x = kernel.execute("%%markdown\n# Title").ok()
     assert x.of_type("display_data")[0]["content"]["data"] == {"text/markdown": "# Title"}
+
+
+def test_interrupt_stops_a_shell_command(fresh_kernel, tmp_path):
+    import psutil
+    k = fresh_kernel
+    marker = tmp_path / "pid"
+    p = k.submit(f"!echo started; sleep 30 & echo $! > {marker}; wait")
+    p.wait_for_stdout("started")
+    p.wait_for(lambda x: marker.exists() and marker.read_text().strip(), what="pid file")
+    pid = int(marker.read_text())
+    k.km.interrupt_kernel()
+    x = p.finish(timeout=10)
+    assert x.content["ename"] == "KeyboardInterrupt"
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert k.execute("1 + 1").text == "2"

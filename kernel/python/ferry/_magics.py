@@ -24,6 +24,7 @@ libraries that probe for a real IPython shell are not misled.
 """
 import ast
 import builtins
+import codecs
 import io
 import math
 import os
@@ -291,13 +292,17 @@ class FerryShell:
         proc = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
+        # Incremental: a character split across two reads stays whole.
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
         try:
             while True:
                 chunk = proc.stdout.read1(65536)
+                text = decoder.decode(chunk, final=not chunk)
+                if text:
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
                 if not chunk:
                     break
-                sys.stdout.write(chunk.decode("utf-8", "replace"))
-                sys.stdout.flush()
             code = proc.wait()
         except KeyboardInterrupt:
             _kill(proc)
