@@ -2,6 +2,8 @@
 
 import pytest
 
+from harness import strip_ansi
+
 SETUP = (
     "settings = {'alpha': 1, 'beta': 2, 'another': 3}\n"
     "class Widget:\n"
@@ -32,7 +34,10 @@ def inspect(k, code, detail=0, cursor=None):
     cursor = len(code) if cursor is None else cursor
     x = k.request("inspect_request", {"code": code, "cursor_pos": cursor,
                                       "detail_level": detail}).ok()
-    return x.content
+    c = x.content
+    if "text/plain" in c.get("data", {}):  # IPython colours it
+        c["data"]["text/plain"] = strip_ansi(c["data"]["text/plain"])
+    return c
 
 
 def is_complete(k, code):
@@ -52,6 +57,7 @@ def test_complete_attribute_of_a_live_object(k):
     assert matches == ["frobnicate"] and start == len("widget.")
 
 
+@pytest.mark.ferry_only("IPython offers the keys without the closing quote and bracket")
 def test_complete_dict_keys(k):
     matches, start = complete(k, "settings['a")
     assert set(matches) == {"alpha']", "another']"} and start == len("settings['")
@@ -83,7 +89,7 @@ def test_complete_in_the_middle_of_the_code(k):
 
 def test_complete_magics(k):
     matches, start = complete(k, "%ti")  # line and cell magics, as IPython offers
-    assert matches == ["%%time", "%%timeit", "%time", "%timeit"] and start == 0
+    assert sorted(matches) == ["%%time", "%%timeit", "%time", "%timeit"] and start == 0
     assert complete(k, "x = 1\n%%wr")[0] == ["%%writefile"]
 
 
@@ -107,6 +113,7 @@ def test_inspect_inside_call_parentheses_inspects_the_callee(k):
         c["data"]["text/plain"]
 
 
+@pytest.mark.ferry_only("IPython finds no source for a class defined in a cell")
 def test_inspect_detail_1_gives_source_of_a_cell_class(k):
     c = inspect(k, "Widget", detail=1)
     assert c["found"] and "def frobnicate(self, level" in c["data"]["text/plain"]

@@ -85,7 +85,9 @@ class FerryConformanceTests(jkt.KernelTests):
     invalid_code_samples = ["import = 7q", "x = )"]
     code_inspect_sample = "zip"
     code_history_pattern = "1?2*"
-    supported_history_operations = ("tail", "range", "search")
+    # ipykernel answers a range request from the wrong session (see test_history).
+    supported_history_operations = ("tail", "search") if harness.is_ipykernel() \
+        else ("tail", "range", "search")
     code_clear_output = DISPLAY_PRELUDE + "clear_output()"
     code_page_something = "zip?"
 

@@ -8,7 +8,10 @@ import sqlite3
 
 import pytest
 
-pytestmark = pytest.mark.ferry_only("ferry's history database")
+# ipykernel does not log outputs, answers range from its own session only, and
+# knows nothing of FERRY_HISTORY_FILE.
+FERRY_ONLY = pytest.mark.ferry_only("ferry's history database")
+
 
 
 def history(k, **content):
@@ -30,6 +33,7 @@ def test_tail_returns_the_last_inputs_in_order(fresh_kernel):
     assert h[0][0] == h[1][0]  # one session
 
 
+@FERRY_ONLY
 def test_tail_with_output_pairs_input_and_result(fresh_kernel):
     k = fresh_kernel
     run(k, "x = 5", "x * 2")
@@ -37,6 +41,7 @@ def test_tail_with_output_pairs_input_and_result(fresh_kernel):
     assert [entry[2] for entry in h] == [["x = 5", None], ["x * 2", "10"]]
 
 
+@FERRY_ONLY
 def test_range_returns_the_session_asked_for(fresh_kernel):
     k = fresh_kernel
     run(k, "'one'", "'two'", "'three'")
@@ -74,6 +79,7 @@ def test_magic_cells_are_stored_as_typed(fresh_kernel):
     assert history(k, hist_access_type="tail", n=1)[0][2] == "%pwd"
 
 
+@FERRY_ONLY
 def test_history_survives_a_restart_as_a_new_session(kernel_factory, tmp_path):
     db = tmp_path / "history.sqlite"
     first = kernel_factory(history_file=db)
@@ -93,6 +99,7 @@ def test_history_survives_a_restart_as_a_new_session(kernel_factory, tmp_path):
         [[old_session, 1, "before = 'restart'"]]
 
 
+@FERRY_ONLY
 def test_two_kernels_share_one_history_file(kernel_factory, tmp_path):
     db = tmp_path / "history.sqlite"
     a = kernel_factory(history_file=db)
@@ -112,6 +119,7 @@ def test_two_kernels_share_one_history_file(kernel_factory, tmp_path):
         assert conn.execute("SELECT count(*) FROM history").fetchone()[0] == 10
 
 
+@FERRY_ONLY
 def test_unknown_access_type_is_an_error_reply(kernel):
     x = kernel.request("history_request", {"hist_access_type": "sideways", "output": False,
                                            "raw": True})

@@ -61,7 +61,6 @@ def test_raw_display_functions(k):
     assert x.of_type("display_data")[0]["content"]["data"]["text/html"] == "<u>raw</u>"
 
 
-@pytest.mark.ferry_only("ferry's get_ipython() stand-in")
 def test_get_ipython_from_ipython_in_a_cell_is_ferrys_shell(k):
     x = k.execute("from IPython import get_ipython\n"
                   "ip = get_ipython()\n"

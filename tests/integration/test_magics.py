@@ -4,7 +4,9 @@ import importlib.util
 
 import pytest
 
-pytestmark = pytest.mark.ferry_only("ferry's own magics; checked against its promises")
+# What ipykernel does differently (or not at all); the rest holds for both.
+FERRY_ONLY = pytest.mark.ferry_only("ferry's magics go further than IPython's here")
+
 
 
 def test_time_prints_times_and_returns_the_value(kernel):
@@ -25,6 +27,7 @@ def test_cell_time_runs_the_body_and_shows_its_result(kernel):
     assert kernel.execute("cell_timed(41)").text == "42"
 
 
+@FERRY_ONLY
 def test_cell_time_error_points_at_the_body_line(kernel):
     x = kernel.execute("%%time\na = 1\n1/0")
     assert x.status == "error" and x.content["ename"] == "ZeroDivisionError"
@@ -95,6 +98,7 @@ def test_matplotlib_inline_is_accepted(kernel):
     kernel.execute("%matplotlib inline").ok()
 
 
+@FERRY_ONLY
 def test_matplotlib_gui_backends_are_refused_clearly(kernel):
     x = kernel.execute("%matplotlib qt")
     assert x.content["ename"] == "UsageError" and "inline" in x.content["evalue"]
@@ -141,6 +145,7 @@ def test_question_mark_pages_help(kernel):
     assert "Return the number of items" in page["data"]["text/plain"]
 
 
+@FERRY_ONLY
 def test_double_question_mark_shows_source(kernel):
     kernel.execute("def documented(a, b=2):\n    '''Adds.'''\n    return a + b").ok()
     text = kernel.execute("documented??").ok().content["payload"][0]["data"]["text/plain"]
@@ -165,6 +170,7 @@ def test_writefile_and_bash_cell_magics(kernel, tmp_path):
     assert "from bash" in kernel.execute("%%bash\necho from bash").ok().stdout
 
 
+@FERRY_ONLY
 def test_exception_with_broken_str_reported_under_its_name(kernel):
     x = kernel.execute("class Odd(Exception):\n    def __str__(self):\n        raise RuntimeError\n"
                        "raise Odd()")
@@ -172,6 +178,7 @@ def test_exception_with_broken_str_reported_under_its_name(kernel):
     assert any(m["content"]["ename"] == "Odd" for m in x.of_type("error"))
 
 
+@FERRY_ONLY
 def test_definitions_next_to_magics_are_exported_for_workers(kernel):
     # The re-export analysis sees the rewritten cell: definitions beside a
     # magic, and in a %%time body, are exported; the magic calls are not.
@@ -187,6 +194,7 @@ def test_time_inside_a_function_sees_its_locals(kernel):
     assert x.text == "21" and "Wall time:" in x.stdout
 
 
+@FERRY_ONLY
 def test_html_and_markdown_cell_magics_display_the_cell(kernel):
     x = kernel.execute("%%html\n<b>bold</b>\n").ok()
     assert x.of_type("display_data")[0]["content"]["data"] == {"text/html": "<b>bold</b>"}
@@ -194,6 +202,7 @@ def test_html_and_markdown_cell_magics_display_the_cell(kernel):
     assert x.of_type("display_data")[0]["content"]["data"] == {"text/markdown": "# Title"}
 
 
+@FERRY_ONLY
 def test_interrupt_stops_a_shell_command(fresh_kernel, tmp_path):
     import psutil
     k = fresh_kernel
