@@ -216,3 +216,8 @@ def test_interrupt_stops_a_shell_command(fresh_kernel, tmp_path):
     assert x.content["ename"] == "KeyboardInterrupt"
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert k.execute("1 + 1").text == "2"
+
+
+def test_pip_runs_the_kernels_own_pip(kernel):
+    x = kernel.execute("%pip --version", timeout=30).ok()
+    assert "pip " in x.stdout and kernel.execute("_exit_code").text == "0"

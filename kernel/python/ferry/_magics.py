@@ -218,7 +218,7 @@ class FerryShell:
                       "who_ls": self._who_ls, "whos": self._whos,
                       "matplotlib": self._matplotlib, "pinfo": self._pinfo,
                       "pinfo2": self._pinfo2, "lsmagic": self._lsmagic,
-                      "sx": self.getoutput, "system": self.system}
+                      "sx": self.getoutput, "system": self.system, "pip": self._pip}
         self._cell = {"time": self._cell_time, "timeit": self._cell_timeit,
                       "bash": self._cell_shell, "sh": self._cell_shell,
                       "writefile": self._cell_writefile}
@@ -507,6 +507,11 @@ class FerryShell:
         if "matplotlib" in sys.modules:
             import matplotlib
             matplotlib.use(INLINE_BACKEND)
+
+    def _pip(self, line):
+        """pip for the kernel's own interpreter, whatever `pip` is on PATH."""
+        self.system(f"{shlex.quote(sys.executable)} -m pip {line}")
+        print("Note: you may need to restart the kernel to use updated packages.")
 
     def _lsmagic(self, line):
         print("Line magics: " + " ".join("%" + n for n in sorted(self._line)))
