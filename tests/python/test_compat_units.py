@@ -8,7 +8,6 @@ import threading
 
 import pytest
 
-import fakekernel  # noqa: F401  (puts kernel/python on sys.path)
 from ferry import _history, _magics
 
 
