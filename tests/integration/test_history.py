@@ -124,3 +124,16 @@ def test_unknown_access_type_is_an_error_reply(kernel):
     x = kernel.request("history_request", {"hist_access_type": "sideways", "output": False,
                                            "raw": True})
     assert x.content["status"] == "error"
+
+
+@FERRY_ONLY
+def test_history_survives_a_kernel_manager_restart(fresh_kernel):
+    k = fresh_kernel
+    run(k, "'before restart'")
+    old = history(k, hist_access_type="tail", n=1)[0]
+    k.km.restart_kernel(now=False)  # what a frontend's "Restart kernel" does
+    k.pid = k.km.provisioner.process.pid
+    k.kc.wait_for_ready(timeout=30)
+    run(k, "'after restart'")
+    h = history(k, hist_access_type="tail", n=2)
+    assert h == [old, [old[0] + 1, 1, "'after restart'"]]
