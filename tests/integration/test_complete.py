@@ -170,3 +170,11 @@ def test_comm_open_to_unknown_target_is_closed(kernel):
 
 def test_inspect_with_question_marks_inspects_the_name(k):
     assert inspect(k, "widget.frobnicate?")["found"]
+
+
+def test_complete_survives_objects_whose_dir_raises(kernel):
+    kernel.execute("class Hostile:\n    def __dir__(self):\n        raise RuntimeError('no')\n"
+                   "hostile = Hostile()").ok()
+    x = kernel.request("complete_request", {"code": "hostile.x", "cursor_pos": 9})
+    assert x.content["status"] == "ok" and x.content["matches"] == []
+    assert kernel.execute("1 + 1").text == "2"

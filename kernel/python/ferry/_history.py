@@ -86,7 +86,7 @@ class History:
                                     (self.session, line, output[:_OUTPUT_LIMIT]))
                 self.db.execute("UPDATE sessions SET num_cmds = ?, end = ? WHERE session = ?",
                                 (line, datetime.datetime.now().isoformat(" "), self.session))
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeError, ValueError) as e:  # lone surrogates, ...
             print(f"ferry: history not saved: {e}", file=sys.__stderr__)
 
     # -------------------------------------------------------------- queries

@@ -82,15 +82,35 @@ def _output_text(count):
         return None
 
 
+def _logged(what):
+    # A user object whose dir() or property raises must not turn a completion
+    # into an error reply; the kernel log keeps the traceback.
+    import traceback
+    print(f"ferry: {what} failed:\n{traceback.format_exc()}", file=sys.__stderr__)
+
+
 def complete(text):
     req = json.loads(text)
-    return json.dumps(_complete.complete(req.get("code", ""), req.get("cursor_pos"), shell.ns))
+    code, cursor = req.get("code", ""), req.get("cursor_pos")
+    try:
+        reply = _complete.complete(code, cursor, shell.ns)
+    except Exception:
+        _logged("complete")
+        cursor = len(code) if cursor is None else cursor
+        reply = {"status": "ok", "matches": [], "cursor_start": cursor, "cursor_end": cursor,
+                 "metadata": {}}
+    return json.dumps(reply)
 
 
 def inspect(text):
     req = json.loads(text)
-    return json.dumps(_complete.inspect_request(req.get("code", ""), req.get("cursor_pos"),
-                                                req.get("detail_level", 0), shell.ns))
+    try:
+        reply = _complete.inspect_request(req.get("code", ""), req.get("cursor_pos"),
+                                          req.get("detail_level", 0), shell.ns)
+    except Exception:
+        _logged("inspect")
+        reply = {"status": "ok", "found": False, "data": {}, "metadata": {}}
+    return json.dumps(reply)
 
 
 def is_complete(text):
