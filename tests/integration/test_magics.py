@@ -121,6 +121,8 @@ def test_unknown_magic_is_a_clear_error(kernel):
     assert x.status == "error"
     assert x.content["ename"] == "UsageError"
     assert "%nosuchmagic" in x.content["evalue"]
+    # as in IPython, the message alone: no traceback through the kernel
+    assert "Traceback" not in x.traceback_text()
 
 
 def test_unknown_cell_magic_is_a_clear_error(kernel):

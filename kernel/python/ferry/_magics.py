@@ -50,7 +50,9 @@ _RAW_CELLS = {"html": "text/html", "markdown": "text/markdown", "latex": "text/l
 
 
 class UsageError(Exception):
-    """A magic was misused or does not exist (IPython's name for it)."""
+    """A magic was misused or does not exist (IPython's name for it).  Shown
+    as its message alone, without a traceback, as IPython does."""
+    _ferry_brief = True
 
 
 # ------------------------------------------------------------------ rewrite

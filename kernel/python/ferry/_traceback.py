@@ -83,6 +83,8 @@ def _one(exc):
     ename = type(exc).__name__
     if isinstance(exc, SyntaxError):
         return [_syntax_error(exc), f"{RED}{ename}{RESET}: {exc.msg}"]
+    if getattr(exc, "_ferry_brief", False):  # a misused magic: the message says it all
+        return [f"{RED}{ename}{RESET}: {safe_str(exc)}"]
     header = f"{RED}{ename}{RESET}" + " " * max(1, 42 - len(ename)) + "Traceback (most recent call last)"
     return [_RULE, header] + _frames(exc.__traceback__) + [f"{RED}{ename}{RESET}: {safe_str(exc)}"]
 
