@@ -126,7 +126,6 @@ def test_unknown_access_type_is_an_error_reply(kernel):
     assert x.content["status"] == "error"
 
 
-@FERRY_ONLY
 def test_history_survives_a_kernel_manager_restart(fresh_kernel):
     k = fresh_kernel
     run(k, "'before restart'")
