@@ -223,3 +223,34 @@ def test_interrupt_stops_a_shell_command(fresh_kernel, tmp_path):
 def test_pip_runs_the_kernels_own_pip(kernel):
     x = kernel.execute("%pip --version", timeout=30).ok()
     assert "pip " in x.stdout and kernel.execute("_exit_code").text == "0"
+
+
+def test_run_executes_a_script_as_main_with_argv(kernel, tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text("import sys\nargs = sys.argv[1:]\n"
+                      "if __name__ == '__main__':\n    print('ran as main')\n")
+    x = kernel.execute(f"%run {script} one two").ok()
+    assert "ran as main" in x.stdout
+    assert kernel.execute("args").text == "['one', 'two']"
+
+
+def test_run_missing_file_is_a_usage_error(kernel):
+    x = kernel.execute("%run /no/such/script.py")
+    assert x.content["ename"] == "UsageError" and "not found" in x.content["evalue"]
+
+
+@FERRY_ONLY
+def test_autoreload_picks_up_edited_modules(fresh_kernel):
+    k = fresh_kernel
+    mod = k.cwd / "edited_mod.py"
+    mod.write_text("def answer():\n    return 1\n")
+    k.execute("%load_ext autoreload\n%autoreload 2\nimport edited_mod\n"
+              "f = edited_mod.answer\nf()").ok()
+    mod.write_text("def answer():\n    return 4200  # edited\n")
+    # both the module and the function object taken before the edit see it
+    assert k.execute("(edited_mod.answer(), f())").ok().text == "(4200, 4200)"
+
+
+def test_load_ext_of_other_extensions_is_a_clear_error(kernel):
+    x = kernel.execute("%load_ext some_extension_nobody_has")
+    assert x.status == "error" and "some_extension_nobody_has" in x.content["evalue"]

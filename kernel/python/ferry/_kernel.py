@@ -61,11 +61,11 @@ def execute(text):
     code = req.get("code", "")
     silent = bool(req.get("silent", False))
     store = bool(req.get("store_history", True)) and not silent
+    _magics.pre_execute()
     reply = shell.run_cell(code, silent=silent, store_history=store,
                            user_expressions=req.get("user_expressions") or {},
                            allow_stdin=bool(req.get("allow_stdin", False)))
-    if not silent:
-        _magics.post_execute()
+    _magics.post_execute(silent)
     if store:
         count = reply["execution_count"]
         hist.store(count, code, _output_text(count))

@@ -220,7 +220,9 @@ class FerryShell:
                       "who_ls": self._who_ls, "whos": self._whos,
                       "matplotlib": self._matplotlib, "pinfo": self._pinfo,
                       "pinfo2": self._pinfo2, "lsmagic": self._lsmagic,
-                      "sx": self.getoutput, "system": self.system, "pip": self._pip}
+                      "sx": self.getoutput, "system": self.system, "pip": self._pip,
+                      "run": self._run, "load_ext": self._load_ext,
+                      "autoreload": self._autoreload}
         self._cell = {"time": self._cell_time, "timeit": self._cell_timeit,
                       "bash": self._cell_shell, "sh": self._cell_shell,
                       "writefile": self._cell_writefile}
@@ -515,6 +517,53 @@ class FerryShell:
         self.system(f"{shlex.quote(sys.executable)} -m pip {line}")
         print("Note: you may need to restart the kernel to use updated packages.")
 
+    def _run(self, line):
+        """%run script.py args: runs the script as __main__ with sys.argv
+        set, then puts what it defined into the notebook's namespace."""
+        import runpy
+        try:
+            args = shlex.split(line)
+        except ValueError as e:
+            raise UsageError(f"%run: {e}") from None
+        if not args:
+            raise UsageError("%run: give a script, e.g. %run analysis.py --fast")
+        if args[0] == "-m" and len(args) > 1:
+            target, runner = args[1], runpy.run_module
+            argv = args[1:]
+        else:
+            target = os.path.expanduser(args[0])
+            if not os.path.exists(target) and os.path.exists(target + ".py"):
+                target += ".py"
+            if not os.path.exists(target):
+                raise UsageError(f"%run: file not found: {args[0]}")
+            runner, argv = runpy.run_path, [target] + args[1:]
+        saved = sys.argv
+        sys.argv = argv
+        try:
+            result = runner(target, run_name="__main__")
+        finally:
+            sys.argv = saved
+        self._shell.ns.update({k: v for k, v in result.items()
+                               if not (k.startswith("__") and k.endswith("__"))})
+
+    def _load_ext(self, line):
+        name = line.strip()
+        if name != "autoreload":
+            raise UsageError(f"%load_ext {name}: ferry loads no IPython extensions "
+                             "(it has %autoreload built in)")
+
+    def _autoreload(self, line):
+        mode = line.strip() or "now"
+        if mode == "now":
+            _autoreloader.check(force=True)
+        elif mode in ("0", "off"):
+            _autoreloader.enabled = False
+        elif mode in ("1", "2", "3", "all", "complete", "explicit"):
+            _autoreloader.enabled = True
+            _autoreloader.check()  # take the modules' current times as the baseline
+        else:
+            raise UsageError(f"%autoreload {mode}: use %autoreload 2 (on), 0 (off) or now")
+
     def _lsmagic(self, line):
         print("Line magics: " + " ".join("%" + n for n in sorted(self._line)))
         print("Cell magics: " + " ".join("%%" + n for n in sorted(self._cell)))
@@ -600,9 +649,100 @@ def get_ipython() -> FerryShell:
     return _shell
 
 
-def post_execute():
-    """After each (non-silent) cell: show the figures it drew inline."""
-    backend = sys.modules.get("ferry._mpl_inline")
+class _Autoreloader:
+    """%autoreload: before each cell, reload the modules whose source file
+    changed, and point the old functions and classes' methods at the new
+    code, so objects made before the edit see it too (IPython's mode 2).
+    Modules of the standard library and of site/dist-packages are never
+    reloaded."""
+
+    def __init__(self):
+        self.enabled = False
+        self.mtimes = {}  # module name -> mtime of its file when last seen
+
+    @staticmethod
+    def _watched(module):
+        path = getattr(module, "__file__", None)
+        if not path or not path.endswith(".py"):
+            return None
+        if "-packages" + os.sep in path or path.startswith(sys.base_prefix + os.sep):
+            return None
+        if getattr(module, "__name__", "").startswith("ferry"):
+            return None
+        return path
+
+    def check(self, force=False, reload=True):
+        """Reloads what changed since last seen; a module seen for the first
+        time only has its time noted (reload=False: note times only)."""
+        for name, module in list(sys.modules.items()):
+            path = self._watched(module) if module is not None else None
+            if path is None:
+                continue
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                continue
+            seen = self.mtimes.get(name)
+            if seen is not None and not reload:
+                continue  # an edit made while a cell ran is reloaded before the next
+            self.mtimes[name] = mtime
+            if reload and seen is not None and (mtime != seen or force):
+                self._reload(module)
+
+    @staticmethod
+    def _reload(module):
+        import importlib
+        import types
+        old = dict(module.__dict__)
+        try:
+            importlib.reload(module)
+        except Exception as e:
+            print(f"[autoreload of {module.__name__} failed: {type(e).__name__}: {e}]",
+                  file=sys.stderr)
+            return
+        for name, before in old.items():
+            after = module.__dict__.get(name)
+            if after is None or after is before:
+                continue
+            if isinstance(before, types.FunctionType) and isinstance(after, types.FunctionType):
+                _update_function(before, after)
+            elif isinstance(before, type) and isinstance(after, type):
+                for attr, value in list(vars(after).items()):
+                    current = before.__dict__.get(attr)
+                    if isinstance(current, types.FunctionType) and \
+                            isinstance(value, types.FunctionType):
+                        _update_function(current, value)
+                    elif attr not in ("__dict__", "__weakref__", "__doc__"):
+                        try:
+                            setattr(before, attr, value)
+                        except (AttributeError, TypeError):
+                            pass
+
+
+def _update_function(old, new):
+    for attr in ("__code__", "__defaults__", "__kwdefaults__", "__doc__", "__dict__",
+                 "__annotations__"):
+        try:
+            setattr(old, attr, getattr(new, attr))
+        except (AttributeError, TypeError, ValueError):
+            pass  # e.g. a closure with a different number of free variables
+
+
+_autoreloader = _Autoreloader()
+
+
+def pre_execute():
+    """Before each cell: %autoreload's check, when it is on."""
+    if _autoreloader.enabled:
+        _autoreloader.check()
+
+
+def post_execute(silent=False):
+    """After each cell: note the modules it imported (%autoreload compares
+    with these times), and show the figures it drew inline."""
+    if _autoreloader.enabled:
+        _autoreloader.check(reload=False)
+    backend = None if silent else sys.modules.get("ferry._mpl_inline")
     if backend is None:
         return
     try:
