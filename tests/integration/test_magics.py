@@ -234,12 +234,12 @@ def test_run_executes_a_script_as_main_with_argv(kernel, tmp_path):
     assert kernel.execute("args").text == "['one', 'two']"
 
 
+@FERRY_ONLY
 def test_run_missing_file_is_a_usage_error(kernel):
     x = kernel.execute("%run /no/such/script.py")
     assert x.content["ename"] == "UsageError" and "not found" in x.content["evalue"]
 
 
-@FERRY_ONLY
 def test_autoreload_picks_up_edited_modules(fresh_kernel):
     k = fresh_kernel
     mod = k.cwd / "edited_mod.py"
