@@ -147,3 +147,22 @@ def test_history_writers_in_parallel_lose_nothing(db):
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM history").fetchone()[0] == 200
         assert conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 4
+
+
+IPYTHON_CASES = [
+    "class A:\n  pass\n", "def f(x):\n  x*2", "if x:\n    y = [1,", "a = 1\\", "@dec",
+    "x = )", "print('''hello", "%time", "%%time", "%%time\nx=1\n", "%%time\nx=1\n\n", "!ls",
+    "zip?", "for i in range(3):\n    print(i)\n", "", "  ", "x = 1\n    y = 2", "return 5",
+    "def f():\n  return 1\n \n", "if True:\n    pass\nelse:", "1 +* 2", "x = [1,\n2]",
+    "try:\n  pass\n", "async def f():\n    await g()", "with open(p) as f:\n    f.read()\n\n",
+]
+
+
+@pytest.mark.parametrize("code", IPYTHON_CASES)
+def test_is_complete_agrees_with_ipython(code):
+    inputtransformer2 = pytest.importorskip("IPython.core.inputtransformer2")
+    status, indent = inputtransformer2.TransformerManager().check_complete(code)
+    ours = _magics.is_complete(code)
+    assert ours["status"] == status
+    if indent is not None:
+        assert ours["indent"] == " " * indent
