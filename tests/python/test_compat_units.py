@@ -166,3 +166,15 @@ def test_is_complete_agrees_with_ipython(code):
     assert ours["status"] == status
     if indent is not None:
         assert ours["indent"] == " " * indent
+
+
+@pytest.mark.parametrize("cell", [
+    "%time f(x)", "%pwd", "!ls -l", "!!ls", "files = !ls *.py", "here = %pwd", "zip?", "?zip",
+    "os.path.join??", "for i in x:\n    !echo {i}", "a = 1\n%time b = 2\n!echo hi\nc = 3\nzip?\n",
+    "x = 10 % 3",
+])
+def test_transform_agrees_with_ipython(cell):
+    # Cell magics differ on purpose: ferry keeps the body's line numbers.
+    inputtransformer2 = pytest.importorskip("IPython.core.inputtransformer2")
+    expected = inputtransformer2.TransformerManager().transform_cell(cell)
+    assert _magics.transform(cell).rstrip("\n") == expected.rstrip("\n")
