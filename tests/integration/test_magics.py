@@ -87,11 +87,20 @@ def test_env_sets_and_reads_variables(kernel):
     assert "FERRY_MAGIC_TEST" in kernel.execute("%env").text
 
 
+def test_env_listing_hides_likely_secrets(kernel):
+    kernel.execute("%env FERRY_API_TOKEN=s3cr3t").ok()
+    listing = kernel.execute("%env").text
+    assert "s3cr3t" not in listing and "'FERRY_API_TOKEN': '<hidden>'" in listing
+
+
 def test_who_lists_user_variables_only(fresh_kernel):
     k = fresh_kernel
     k.execute("alpha = 1\nbeta = 'b'\ndef gamma(): pass").ok()
     assert k.execute("%who").stdout.split() == ["alpha", "beta", "gamma"]
     assert k.execute("%who int").stdout.split() == ["alpha"]
+    assert k.execute("%who_ls").text == "['alpha', 'beta', 'gamma']"
+    whos = k.execute("%whos").stdout
+    assert "Variable" in whos and "alpha" in whos and "int" in whos
 
 
 def test_matplotlib_inline_is_accepted(kernel):

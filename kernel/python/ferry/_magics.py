@@ -453,7 +453,10 @@ class FerryShell:
     def _env(self, line):
         line = line.strip()
         if not line:
-            return dict(os.environ)
+            # as IPython: a listing that ends up in a shared notebook hides
+            # what looks like a secret
+            return {k: "<hidden>" if any(s in k.lower() for s in ("key", "token", "secret"))
+                    else v for k, v in os.environ.items()}
         m = re.match(r"^([^=\s]+)\s*[=\s]\s*(.*)$", line)
         if m:
             name, value = m.group(1), _expand(m.group(2), self._shell.ns)
