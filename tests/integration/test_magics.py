@@ -263,3 +263,15 @@ def test_autoreload_picks_up_edited_modules(fresh_kernel):
 def test_load_ext_of_other_extensions_is_a_clear_error(kernel):
     x = kernel.execute("%load_ext some_extension_nobody_has")
     assert x.status == "error" and "some_extension_nobody_has" in x.content["evalue"]
+
+
+@FERRY_ONLY
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                    reason="matplotlib is not installed")
+def test_child_processes_can_still_import_pyplot(kernel):
+    # The inline backend is chosen in the kernel process only: a script run
+    # from a cell inherits the environment and must not be sent to ferry's.
+    x = kernel.execute("import matplotlib\n"
+                       "out = !/usr/bin/python3 -c 'import matplotlib.pyplot as p; print(p.get_backend())'\n"
+                       "(matplotlib.get_backend(), out[-1].lower())", timeout=60).ok()
+    assert x.text == "('module://ferry._mpl_inline', 'agg')"

@@ -1,4 +1,4 @@
-"""IPython.display in a ferry kernel.
+"""IPython.display, IPython.get_ipython and matplotlib in a ferry kernel.
 
 Without a running IPython shell, IPython's own display() prints a repr and
 clear_output() writes terminal escapes.  ferry never imports IPython itself
@@ -9,6 +9,11 @@ ferry's.  IPython.core.getipython is wrapped the same way (see
 _wrap_get_ipython).  Everything in IPython.display that shows something goes through
 those four (display_html, DisplayHandle, HTML(...) as a cell result), so
 HTML, Markdown, Image, Math, JSON and friends reach the frontend unchanged.
+
+matplotlib gets the same treatment: once it is imported, it is pointed at
+ferry's inline backend, unless MPLBACKEND says otherwise.  The environment
+variable itself is left alone, because every child process inherits it: a
+plain `python plot.py` run from a cell cannot import ferry's backend.
 """
 import importlib.abc
 import importlib.util
@@ -18,7 +23,10 @@ from . import _display
 
 _DISPLAY = "IPython.core.display_functions"
 _GETIPYTHON = "IPython.core.getipython"
-_TARGETS = (_DISPLAY, _GETIPYTHON)
+_MATPLOTLIB = "matplotlib"
+_TARGETS = (_DISPLAY, _GETIPYTHON, _MATPLOTLIB)
+INLINE_BACKEND = "module://ferry._mpl_inline"
+force_inline = False  # %matplotlib inline ran before matplotlib was imported
 
 
 def publish_display_data(data, metadata=None, source=None, *, transient=None, **kwargs):
@@ -47,7 +55,15 @@ def _wrap_get_ipython(original):
     return get_ipython
 
 
+def select_inline_backend(matplotlib):
+    if force_inline or "MPLBACKEND" not in __import__("os").environ:
+        matplotlib.use(INLINE_BACKEND)
+
+
 def patch(module):
+    if module.__name__ == _MATPLOTLIB:
+        select_inline_backend(module)
+        return
     if module.__name__ == _GETIPYTHON:
         if not hasattr(module.get_ipython, "__wrapped__"):
             module.get_ipython = _wrap_get_ipython(module.get_ipython)

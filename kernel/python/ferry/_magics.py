@@ -37,7 +37,6 @@ import timeit
 import tokenize
 
 _shell = None  # the kernel's Shell, set by install()
-INLINE_BACKEND = "module://ferry._mpl_inline"
 
 _HELP = re.compile(r"^(\s*)(\?\??)?([A-Za-z_][\w.]*)(\?\??)?\s*$")
 _ASSIGN = re.compile(r"^(\s*)([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*([%!])(.*)$")
@@ -510,10 +509,10 @@ class FerryShell:
         gui = line.strip() or "inline"
         if gui != "inline":
             raise UsageError(f"%matplotlib {gui}: ferry supports only %matplotlib inline")
-        os.environ["MPLBACKEND"] = INLINE_BACKEND
+        from . import _ipython_compat
+        _ipython_compat.force_inline = True
         if "matplotlib" in sys.modules:
-            import matplotlib
-            matplotlib.use(INLINE_BACKEND)
+            sys.modules["matplotlib"].use(_ipython_compat.INLINE_BACKEND)
 
     def _pip(self, line):
         """pip for the kernel's own interpreter, whatever `pip` is on PATH."""
@@ -759,7 +758,6 @@ def install(shell):
     reach the frontend when the user imports it.  matplotlib draws inline
     by default, as under ipykernel, unless MPLBACKEND says otherwise."""
     global _shell
-    os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
     _shell = FerryShell(shell)
     builtins.get_ipython = get_ipython
     _shell._hidden.add("get_ipython")

@@ -1,7 +1,7 @@
 """A matplotlib backend that shows figures in the cell, as PNG images.
 
-`%matplotlib inline` selects it (MPLBACKEND=module://ferry._mpl_inline), so
-it also holds without the magic when a user sets it.  As with IPython's
+The kernel selects it when matplotlib is imported (unless MPLBACKEND names
+another), and `%matplotlib inline` selects it in any case.  As with IPython's
 inline backend, figures drawn by a cell are shown when the cell ends
 (flush(), called by the kernel after each cell) or at plt.show(), then
 closed, so the next cell starts with none.
@@ -12,13 +12,12 @@ import io
 from matplotlib.backend_bases import FigureManagerBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from . import _display
-
 FigureCanvas = FigureCanvasAgg
 FigureManager = FigureManagerBase
 
 
 def _publish(figure):
+    from . import _display  # only in the kernel; show() is never reached elsewhere
     buf = io.BytesIO()
     figure.savefig(buf, format="png", bbox_inches="tight",
                    facecolor=figure.get_facecolor())
