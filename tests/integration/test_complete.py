@@ -178,3 +178,15 @@ def test_complete_survives_objects_whose_dir_raises(kernel):
     x = kernel.request("complete_request", {"code": "hostile.x", "cursor_pos": 9})
     assert x.content["status"] == "ok" and x.content["matches"] == []
     assert kernel.execute("1 + 1").text == "2"
+
+
+def test_complete_metadata_gives_types(k):
+    def types(code):
+        x = k.request("complete_request", {"code": code, "cursor_pos": len(code)}).ok()
+        return {t["text"]: t["type"] for t in
+                x.content["metadata"]["_jupyter_types_experimental"]}
+
+    assert types("zi")["zip"] in ("class", "function")  # a class; jedi says function
+    assert types("widget.frob")["frobnicate"] == "function"
+    assert types("impo")["import"] == "keyword"
+    assert types("import collec")["collections"] == "module"

@@ -87,7 +87,7 @@ def _jedi_matches(code, cursor, ns):
     try:
         import jedi
     except ImportError:
-        return [], cursor
+        return [], cursor, []
     before = code[:cursor]
     line = before.count("\n") + 1
     column = len(before) - (before.rfind("\n") + 1)
@@ -96,11 +96,14 @@ def _jedi_matches(code, cursor, ns):
         try:
             completions = jedi.Interpreter(code, [ns, _kernel_builtins()]).complete(line, column)
         except Exception:
-            return [], cursor
+            return [], cursor, []
     if not completions:
-        return [], cursor
+        return [], cursor, []
     prefix_len = len(completions[0].name) - len(completions[0].complete)
-    return [c.name for c in completions], cursor - prefix_len
+    start = cursor - prefix_len
+    types = [{"start": start, "end": cursor, "text": c.name, "type": c.type, "signature": ""}
+             for c in completions]
+    return [c.name for c in completions], start, types
 
 
 def _magic_matches(percent, prefix):
@@ -113,23 +116,76 @@ def _magic_matches(percent, prefix):
     return sorted(n for n in names if n.lstrip("%").startswith(prefix))
 
 
+_TYPED_LIMIT = 300  # matches beyond this get no type: a frontend shows a few
+
+
+def _kind(value):
+    """The completion type JupyterLab draws an icon for."""
+    if inspect.ismodule(value):
+        return "module"
+    if isinstance(value, type):
+        return "class"
+    if isinstance(value, property):
+        return "property"
+    if callable(value) or isinstance(value, (staticmethod, classmethod)):
+        return "function"
+    return "instance"
+
+
+def _types(matches, start, cursor, text, ns):
+    """IPython's metadata["_jupyter_types_experimental"], from the live
+    objects, read statically (no property runs for a completion)."""
+    head = None
+    m = _IDENT_TAIL.search(text)
+    word = m.group(0) if m else ""
+    if "." in word:
+        try:
+            head = _resolve(word.rpartition(".")[0], ns)
+        except Exception:
+            return []
+    out = []
+    for name in matches[:_TYPED_LIMIT]:
+        kind = "instance"
+        try:
+            if head is not None:
+                kind = _kind(inspect.getattr_static(head, name))
+            elif name in ns:
+                kind = _kind(ns[name])
+            elif keyword.iskeyword(name):
+                kind = "keyword"
+            elif hasattr(builtins, name):
+                kind = _kind(getattr(builtins, name))
+        except Exception:
+            pass
+        out.append({"start": start, "end": cursor, "text": name, "type": kind,
+                    "signature": ""})
+    return out
+
+
 def complete(code, cursor, ns):
     if cursor is None:
         cursor = len(code)
     text = code[:cursor]
     m = _MAGIC.search(text)
     if m:
-        return {"status": "ok", "matches": _magic_matches(m.group(1), m.group(2)),
-                "cursor_start": m.start(1), "cursor_end": cursor, "metadata": {}}
+        matches = _magic_matches(m.group(1), m.group(2))
+        types = [{"start": m.start(1), "end": cursor, "text": t, "type": "magic",
+                  "signature": ""} for t in matches]
+        return {"status": "ok", "matches": matches, "cursor_start": m.start(1),
+                "cursor_end": cursor, "metadata": {"_jupyter_types_experimental": types}}
     found = _namespace_matches(text, ns)
+    types = None
     if found is None or not found[0]:
-        matches, start = _jedi_matches(code, cursor, ns)
+        matches, start, types = _jedi_matches(code, cursor, ns)
         if not matches and found is not None:
             matches, start = found
+            types = None
     else:
         matches, start = found
+    if types is None:
+        types = _types(matches, start, cursor, text, ns)
     return {"status": "ok", "matches": matches, "cursor_start": start,
-            "cursor_end": cursor, "metadata": {}}
+            "cursor_end": cursor, "metadata": {"_jupyter_types_experimental": types}}
 
 
 def _name_at(code, cursor):
