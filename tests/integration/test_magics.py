@@ -275,3 +275,15 @@ def test_child_processes_can_still_import_pyplot(kernel):
                        "out = !/usr/bin/python3 -c 'import matplotlib.pyplot as p; print(p.get_backend())'\n"
                        "(matplotlib.get_backend(), out[-1].lower())", timeout=60).ok()
     assert x.text == "('module://ferry._mpl_inline', 'agg')"
+
+
+def test_capture_holds_output_back_and_keeps_it(kernel):
+    x = kernel.execute("%%capture cap\nprint('hidden out')\nimport sys\n"
+                       "print('hidden err', file=sys.stderr)\n!echo hidden shell\n"
+                       "display('hidden display')\n42").ok()
+    assert "hidden" not in x.stdout + x.stderr
+    assert not x.of_type("display_data") and x.result is None
+    x = kernel.execute("(cap.stdout.replace('\\r', ''), cap.stderr, len(cap.outputs))").ok()
+    assert x.text == "('hidden out\\nhidden shell\\n', 'hidden err\\n', 2)"  # IPython: \r\n
+    shown = kernel.execute("cap.show()").ok()
+    assert "hidden out" in shown.stdout and len(shown.of_type("display_data")) == 2

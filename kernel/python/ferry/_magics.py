@@ -224,7 +224,7 @@ class FerryShell:
                       "autoreload": self._autoreload}
         self._cell = {"time": self._cell_time, "timeit": self._cell_timeit,
                       "bash": self._cell_shell, "sh": self._cell_shell,
-                      "writefile": self._cell_writefile}
+                      "writefile": self._cell_writefile, "capture": self._cell_capture}
         for name, mime in _RAW_CELLS.items():
             self._cell[name] = self._raw_display(mime)
         self._oldpwd = None
@@ -594,6 +594,41 @@ class FerryShell:
             _display.display({mime: cell.strip("\n")}, raw=True)
         return show
 
+    def _cell_capture(self, line, cell, filename):
+        """%%capture [--no-stdout] [--no-stderr] [--no-display] [name]: runs
+        the body with its Python-level output and displays held back; with a
+        name, keeps them in a CapturedIO (.stdout, .stderr, .outputs,
+        .show()).  Output written straight to file descriptors 1 and 2 (a C
+        library, a subprocess not started by !cmd) is not captured."""
+        import contextlib
+        from . import _display
+        args = line.split()
+        name = next((a for a in args if not a.startswith("-")), None)
+        out, err = io.StringIO(), io.StringIO()
+        captured = CapturedIO(out, err)
+        publish = _display.publish
+
+        def hold(msg_type, content):
+            if msg_type in ("display_data", "update_display_data", "clear_output") \
+                    and "--no-display" not in args:
+                captured.outputs.append((msg_type, content))
+            else:
+                publish(msg_type, content)
+
+        with contextlib.ExitStack() as stack:
+            if "--no-stdout" not in args:
+                stack.enter_context(contextlib.redirect_stdout(out))
+            if "--no-stderr" not in args:
+                stack.enter_context(contextlib.redirect_stderr(err))
+            _display.publish = hold
+            stack.callback(setattr, _display, "publish", publish)
+            value = self._run_body(cell, filename)
+            if value is not None:
+                data, metadata = _display.format_bundle(value)
+                hold("display_data", {"data": data, "metadata": metadata, "transient": {}})
+        if name:
+            self._shell.ns[name] = captured
+
     def _cell_writefile(self, line, cell, filename):
         args = line.split()
         append = "-a" in args or "--append" in args
@@ -623,6 +658,36 @@ def _report_time(t0, c0):
     print(f"CPU times: user {_format_time(user)}, sys: {_format_time(syst)}, "
           f"total: {_format_time(user + syst)}")
     print(f"Wall time: {_format_time(wall)}")
+
+
+class CapturedIO:
+    """What %%capture name keeps: stdout and stderr text, the displays."""
+
+    def __init__(self, out, err):
+        self._out, self._err = out, err
+        self.outputs = []  # (msg_type, content) in the order they came
+
+    @property
+    def stdout(self):
+        return self._out.getvalue()
+
+    @property
+    def stderr(self):
+        return self._err.getvalue()
+
+    def show(self):
+        """Replays the captured output into the current cell."""
+        from . import _display
+        sys.stdout.write(self.stdout)
+        sys.stderr.write(self.stderr)
+        for msg_type, content in self.outputs:
+            _display.publish(msg_type, content)
+
+    __call__ = show
+
+    def __repr__(self):
+        return f"<CapturedIO: {len(self.stdout)} chars of stdout, " \
+               f"{len(self.stderr)} of stderr, {len(self.outputs)} displays>"
 
 
 class TimeitResult:
