@@ -287,3 +287,19 @@ def test_capture_holds_output_back_and_keeps_it(kernel):
     assert x.text == "('hidden out\\nhidden shell\\n', 'hidden err\\n', 2)"  # IPython: \r\n
     shown = kernel.execute("cap.show()").ok()
     assert "hidden out" in shown.stdout and len(shown.of_type("display_data")) == 2
+
+
+def test_reset_f_deletes_user_variables(fresh_kernel):
+    k = fresh_kernel
+    k.execute("doomed = 1\ndef doomed_f(): pass").ok()
+    k.execute("%reset -f").ok()
+    x = k.execute("[n for n in ('doomed', 'doomed_f', 'In', 'Out') if n in globals()]").ok()
+    assert x.text == "['In', 'Out']"
+
+
+def test_reset_asks_first(fresh_kernel):
+    k = fresh_kernel
+    k.execute("kept = 1").ok()
+    x = k.execute("%reset", stdin_handler=lambda content: "n").ok()
+    assert "Nothing done." in x.stdout
+    assert k.execute("kept").text == "1"

@@ -221,7 +221,7 @@ class FerryShell:
                       "pinfo2": self._pinfo2, "lsmagic": self._lsmagic,
                       "sx": self.getoutput, "system": self.system, "pip": self._pip,
                       "run": self._run, "load_ext": self._load_ext,
-                      "autoreload": self._autoreload}
+                      "autoreload": self._autoreload, "reset": self._reset}
         self._cell = {"time": self._cell_time, "timeit": self._cell_timeit,
                       "bash": self._cell_shell, "sh": self._cell_shell,
                       "writefile": self._cell_writefile, "capture": self._cell_capture}
@@ -565,6 +565,21 @@ class FerryShell:
             _autoreloader.check()  # take the modules' current times as the baseline
         else:
             raise UsageError(f"%autoreload {mode}: use %autoreload 2 (on), 0 (off) or now")
+
+    def _reset(self, line):
+        """%reset [-f]: deletes the user's variables (asks first unless -f)."""
+        args = line.split()
+        if "-f" not in args:
+            answer = input("Once deleted, variables cannot be recovered. Proceed (y/[n])? ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("Nothing done.")
+                return
+        ns = self._shell.ns
+        for name in list(ns):
+            if name not in self._hidden and not (name.startswith("__") and name.endswith("__")):
+                del ns[name]
+        self._shell.Out.clear()
+        ns.update({"_": None, "__": None, "___": None})
 
     def _lsmagic(self, line):
         print("Line magics: " + " ".join("%" + n for n in sorted(self._line)))
