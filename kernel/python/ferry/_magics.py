@@ -284,7 +284,7 @@ class FerryShell:
 
     def magic(self, arg_s):
         name, _, line = arg_s.lstrip("%").partition(" ")
-        return self.run_line_magic(name, line)
+        return self.run_line_magic(name, line, _stack_depth=2)
 
     def system(self, cmd):
         """Runs cmd in a shell; its output goes to the cell as it comes.  The
