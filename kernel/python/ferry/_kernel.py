@@ -23,7 +23,9 @@ def _ensure_shell():
     global shell, hist
     if shell is None:
         from . import _history, _shell
+        from . import _magics
         shell = _shell.Shell(_runtime_dir)
+        _magics.install(shell)
         hist = _history.History()
     return shell
 
@@ -68,37 +70,72 @@ def kernel_info(_):
 
 
 def execute(text):
+    from . import _magics
     _ensure_shell()
     req = json.loads(text)
     code = req.get("code", "")
     silent = bool(req.get("silent", False))
     store = bool(req.get("store_history", True)) and not silent
+    _magics.pre_execute()
     reply = shell.run_cell(code, silent=silent, store_history=store,
                            user_expressions=req.get("user_expressions") or {},
                            allow_stdin=bool(req.get("allow_stdin", False)))
+    _magics.post_execute(silent)
     if store:
-        hist.store(reply["execution_count"], code)
+        count = reply["execution_count"]
+        hist.store(count, code, _output_text(count))
     return json.dumps(reply, default=repr)
+
+
+def _output_text(count):
+    """text/plain of cell count's result, for history output=True."""
+    from . import _display
+    if count not in shell.Out:
+        return None
+    try:
+        return _display._plain(shell.Out[count])
+    except Exception:  # a repr that fails now must not fail the reply
+        return None
+
+
+def _logged(what):
+    # A user object whose dir() or property raises must not turn a completion
+    # into an error reply; the kernel log keeps the traceback.
+    import traceback
+    print(f"ferry: {what} failed:\n{traceback.format_exc()}", file=sys.__stderr__)
 
 
 def complete(text):
     from . import _complete
     _ensure_shell()
     req = json.loads(text)
-    return json.dumps(_complete.complete(req.get("code", ""), req.get("cursor_pos"), shell.ns))
+    code, cursor = req.get("code", ""), req.get("cursor_pos")
+    try:
+        reply = _complete.complete(code, cursor, shell.ns)
+    except Exception:
+        _logged("complete")
+        cursor = len(code) if cursor is None else cursor
+        reply = {"status": "ok", "matches": [], "cursor_start": cursor, "cursor_end": cursor,
+                 "metadata": {}}
+    return json.dumps(reply)
 
 
 def inspect(text):
     from . import _complete
     _ensure_shell()
     req = json.loads(text)
-    return json.dumps(_complete.inspect_request(req.get("code", ""), req.get("cursor_pos"),
-                                                req.get("detail_level", 0), shell.ns))
+    try:
+        reply = _complete.inspect_request(req.get("code", ""), req.get("cursor_pos"),
+                                          req.get("detail_level", 0), shell.ns)
+    except Exception:
+        _logged("inspect")
+        reply = {"status": "ok", "found": False, "data": {}, "metadata": {}}
+    return json.dumps(reply)
 
 
 def is_complete(text):
-    from . import _complete
-    return json.dumps(_complete.is_complete(json.loads(text).get("code", "")))
+    from . import _magics
+    return json.dumps(_magics.is_complete(json.loads(text).get("code", "")))
 
 
 def history(text):

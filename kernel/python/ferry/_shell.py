@@ -14,7 +14,7 @@ import types
 
 import _ferry_kernel
 
-from . import _display, _streams, _traceback
+from . import _display, _magics, _streams, _traceback
 
 try:
     from . import _reexport
@@ -114,7 +114,9 @@ class Shell:
             self.execution_count += 1
         reply = {"execution_count": count}
         try:
-            self._run_statements(code, filename, count, silent, store)
+            # %magics, !cmd and obj? become Python first, so the re-export
+            # analysis sees the code that actually runs.
+            self._run_statements(_magics.transform(code), filename, count, silent, store)
         except BaseException as exc:  # everything a cell raises is reported
             reply.update(self._report(exc, silent))
         else:
@@ -185,14 +187,13 @@ class Shell:
 
     def _report(self, exc, silent):
         ename = type(exc).__name__
-        evalue = _safe_str(exc)
         if isinstance(exc, SystemExit):
             lines = [f"{_traceback.RED}SystemExit{_traceback.RESET}: {exc.code}",
                      "The kernel keeps running: sys.exit() in a cell ends the cell, "
                      "not the kernel. Use exit() to close the frontend."]
         else:
             lines = _traceback.format_exception(exc)
-        content = {"ename": ename, "evalue": evalue, "traceback": lines}
+        content = {"ename": ename, "evalue": _traceback.safe_str(exc), "traceback": lines}
         if not silent:
             _display.publish("error", content)
         return {"status": "error", **content}
@@ -206,13 +207,8 @@ class Shell:
                 results[name] = {"status": "ok", "data": data, "metadata": metadata}
             except BaseException as exc:
                 results[name] = {"status": "error", "ename": type(exc).__name__,
-                                 "evalue": _safe_str(exc),
+                                 "evalue": _traceback.safe_str(exc),
                                  "traceback": _traceback.format_exception(exc)}
         return results
 
 
-def _safe_str(exc):
-    try:
-        return str(exc)
-    except Exception:
-        return f"<exception str() failed: {type(exc).__name__}>"
