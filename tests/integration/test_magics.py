@@ -3,7 +3,6 @@
 import importlib.util
 import time
 
-
 import pytest
 
 # What ipykernel does differently (or not at all); the rest holds for both.
