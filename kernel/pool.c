@@ -220,11 +220,12 @@ static void reap_worker(pool *p, worker *w)
 
 /* -------------------------------------------------------- the wire */
 
-static int send_frames(void *sock, jp_frame *frames, size_t n)
+/* Sends n frames; with more_after the last one is not the message's end. */
+static int send_frames(void *sock, jp_frame *frames, size_t n, int more_after)
 {
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        int flags = i + 1 < n ? ZMQ_SNDMORE : 0;
+        int flags = i + 1 < n || more_after ? ZMQ_SNDMORE : 0;
         int sent;
         do {
             sent = zmq_send(sock, frames[i].data, frames[i].size, flags);
@@ -247,8 +248,10 @@ static void send_task(pool *p, worker *w, task *t)
     int len = snprintf(ident, sizeof ident, "w%d", (int)w->pid);
     head[0].data = ident;
     head[0].size = (size_t)len;
-    if (send_frames(p->router, head, 3) < 0 ||
-        (t->n && send_frames(p->router, t->frames, t->n) < 0)) {
+    /* One message: the head must not end it, or the payload would go out
+     * as a message of its own that the ROUTER cannot route. */
+    if (send_frames(p->router, head, 3, t->n > 0) < 0 ||
+        (t->n && send_frames(p->router, t->frames, t->n, 0) < 0)) {
         LOG_W("pool: cannot send a task to worker %d", (int)w->pid);
     }
     /* zmq_send copied the bytes; the frames are no longer needed. */
