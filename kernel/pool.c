@@ -35,6 +35,7 @@ typedef struct worker {
     int ready;             /* said "ready" */
     task *running;         /* its task, or NULL when idle */
     int retiring;          /* stop it once idle (pool shrank) */
+    int killed;            /* SIGKILL sent at stop */
 } worker;
 
 typedef struct result_node {
@@ -55,6 +56,8 @@ struct pool {
     task *pending, *pending_tail;   /* submitted, not dispatched */
     uint64_t *cancels;          /* ids to cancel, for the dispatcher */
     size_t n_cancels, cap_cancels;
+    uint64_t *interrupts;       /* running ones among them to SIGINT */
+    size_t n_interrupts, cap_interrupts;
     result_node *results, *results_tail;
     int target;                 /* workers asked for */
     int stopping;               /* pool_destroy began */
@@ -137,6 +140,11 @@ static void spawn_worker(pool *p)
         return;
     }
     pid_t parent = getpid();
+    int logfd = log_fd();
+    const char *level = log_enabled(LOG_DEBUG) ? "debug"
+                        : log_enabled(LOG_INFO) ? "info"
+                        : log_enabled(LOG_WARN) ? "warn"
+                                                : "error";
     pid_t pid = fork();
     if (pid < 0) {
         LOG_E("pool: cannot fork a worker: %s", strerror(errno));
@@ -154,7 +162,15 @@ static void spawn_worker(pool *p)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        char *argv[] = {p->exe, (char *)"--worker", p->endpoint, NULL};
+        /* fds 1 and 2 are the kernel's capture pipes: what the worker says
+         * before it captures its own output would land in some cell.  Give
+         * it the kernel's log instead. */
+        if (logfd != 2) {
+            dup2(logfd, 2);
+        }
+        dup2(2, 1);
+        char *argv[] = {p->exe, (char *)"--worker", p->endpoint, (char *)"--log-level",
+                        (char *)level, NULL};
         execv(p->exe, argv);
         _exit(127);
     }
@@ -198,11 +214,18 @@ static void describe_exit(int status, char *buf, size_t size)
 static void reap_worker(pool *p, worker *w)
 {
     int status = 0;
-    if (waitpid(w->pid, &status, WNOHANG) <= 0) {
+    char how[200];
+    pid_t rc = waitpid(w->pid, &status, WNOHANG);
+    if (rc == 0 || (rc < 0 && errno != ECHILD)) {
         return;
     }
-    char how[200];
-    describe_exit(status, how, sizeof how);
+    if (rc < 0) {
+        /* Someone else reaped it (SIGCHLD ignored in a cell?): the pidfd
+         * says it is gone, the status is lost. */
+        snprintf(how, sizeof how, "the worker process ended (exit status unknown)");
+    } else {
+        describe_exit(status, how, sizeof how);
+    }
     if (w->running) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s while running a task (pid %d)", how, (int)w->pid);
@@ -352,6 +375,10 @@ static void apply_cancels(pool *p)
     size_t n = p->n_cancels;
     p->cancels = NULL;
     p->n_cancels = p->cap_cancels = 0;
+    uint64_t *ints = p->interrupts;
+    size_t n_ints = p->n_interrupts;
+    p->interrupts = NULL;
+    p->n_interrupts = p->cap_interrupts = 0;
     task *keep = NULL, *keep_tail = NULL, *dropped = NULL;
     for (task *t = p->pending, *next; t; t = next) {
         next = t->next;
@@ -380,14 +407,15 @@ static void apply_cancels(pool *p)
     }
     for (int i = 0; i < MAX_WORKERS; i++) {
         worker *w = &p->workers[i];
-        for (size_t j = 0; w->running && j < n; j++) {
-            if (w->running->id == ids[j]) {
+        for (size_t j = 0; w->running && j < n_ints; j++) {
+            if (w->running->id == ints[j]) {
                 kill(w->pid, SIGINT);
                 break;
             }
         }
     }
     free(ids);
+    free(ints);
 }
 
 /* Starts or retires workers to match the target size. */
@@ -444,6 +472,18 @@ static int any_workers(pool *p)
     return 0;
 }
 
+/* At stop: every worker goes now, busy or not; the pidfds reap them. */
+static void kill_all(pool *p)
+{
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        worker *w = &p->workers[i];
+        if (w->pid != 0 && !w->killed) {
+            kill(w->pid, SIGKILL);
+            w->killed = 1;
+        }
+    }
+}
+
 static void *dispatcher_main(void *arg)
 {
     pool *p = arg;
@@ -463,8 +503,11 @@ static void *dispatcher_main(void *arg)
         pthread_mutex_lock(&p->lock);
         int stopping = p->stopping;
         pthread_mutex_unlock(&p->lock);
-        if (stopping && !any_workers(p)) {
-            break;
+        if (stopping) {
+            kill_all(p);
+            if (!any_workers(p)) {
+                break;
+            }
         }
         if (zmq_poll(items, n, stopping ? 100 : -1) < 0 && errno != EINTR) {
             LOG_E("pool: poll failed: %s", zmq_strerror(errno));
@@ -542,23 +585,25 @@ pool *pool_new(void *zctx, const char *runtime_dir, const char *exe, iopub *io, 
     return NULL;
 }
 
+void pool_stop(pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int first = !p->stopping;
+    p->stopping = 1;
+    pthread_mutex_unlock(&p->lock);
+    if (first) {
+        wake(p);
+        pthread_join(p->thread, NULL);
+    }
+}
+
 void pool_destroy(pool **pp)
 {
     if (pp == NULL || *pp == NULL) {
         return;
     }
     pool *p = *pp;
-    pthread_mutex_lock(&p->lock);
-    p->stopping = 1;
-    pthread_mutex_unlock(&p->lock);
-    /* Workers with a task are told to stop now, idle ones by apply_size. */
-    for (int i = 0; i < MAX_WORKERS; i++) {
-        if (p->workers[i].pid != 0) {
-            kill(p->workers[i].pid, SIGKILL);
-        }
-    }
-    wake(p);
-    pthread_join(p->thread, NULL);
+    pool_stop(p);
     task *t = p->pending;
     while (t) {
         task *next = t->next;
@@ -573,6 +618,7 @@ void pool_destroy(pool **pp)
         r = next;
     }
     free(p->cancels);
+    free(p->interrupts);
     close(p->wake_fd);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->results_cond);
@@ -664,22 +710,35 @@ void pool_result_clear(pool_result *r)
     memset(r, 0, sizeof *r);
 }
 
-void pool_cancel(pool *p, const uint64_t *ids, size_t n)
+/* Appends n ids to a growable array; -1 when out of memory. */
+static int ids_append(uint64_t **arr, size_t *len, size_t *cap, const uint64_t *ids,
+                      size_t n)
+{
+    if (*len + n > *cap) {
+        size_t grown_cap = (*len + n) * 2;
+        uint64_t *grown = realloc(*arr, grown_cap * sizeof *grown);
+        if (grown == NULL) {
+            return -1;
+        }
+        *arr = grown;
+        *cap = grown_cap;
+    }
+    memcpy(*arr + *len, ids, n * sizeof *ids);
+    *len += n;
+    return 0;
+}
+
+void pool_cancel(pool *p, const uint64_t *ids, size_t n, int interrupt)
 {
     pthread_mutex_lock(&p->lock);
-    if (p->n_cancels + n > p->cap_cancels) {
-        size_t cap = (p->n_cancels + n) * 2;
-        uint64_t *grown = realloc(p->cancels, cap * sizeof *grown);
-        if (grown == NULL) {
-            pthread_mutex_unlock(&p->lock);
-            return;
-        }
-        p->cancels = grown;
-        p->cap_cancels = cap;
+    int rc = ids_append(&p->cancels, &p->n_cancels, &p->cap_cancels, ids, n);
+    if (rc == 0 && interrupt) {
+        rc = ids_append(&p->interrupts, &p->n_interrupts, &p->cap_interrupts, ids, n);
     }
-    memcpy(p->cancels + p->n_cancels, ids, n * sizeof *ids);
-    p->n_cancels += n;
     pthread_mutex_unlock(&p->lock);
+    if (rc < 0) {
+        LOG_E("pool: out of memory cancelling tasks");
+    }
     wake(p);
 }
 

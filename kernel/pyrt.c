@@ -204,11 +204,16 @@ done:
     return result;
 }
 
+/* The first frame becomes bytes, the others (out-of-band pickle buffers)
+ * bytearrays, so that arrays rebuilt on them are writable. */
 static PyObject *frames_to_list(const jp_frame *in, size_t n)
 {
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list && i < n; i++) {
-        PyObject *b = PyBytes_FromStringAndSize(in[i].data, (Py_ssize_t)in[i].size);
+        const char *data = in[i].data;
+        Py_ssize_t size = (Py_ssize_t)in[i].size;
+        PyObject *b = i == 0 ? PyBytes_FromStringAndSize(data, size)
+                             : PyByteArray_FromStringAndSize(data, size);
         if (b == NULL) {
             Py_CLEAR(list);
             break;

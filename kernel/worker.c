@@ -45,6 +45,7 @@ typedef struct wstate {
     int has_result;       /* result is valid */
     uint64_t running;     /* id of the task being run, for output frames */
     int gone;             /* the kernel went away: stop */
+    pid_t parent;         /* the kernel; another parent means it died */
 } wstate;
 
 static void send_parts(void *sock, const void *const *data, const size_t *len, size_t n,
@@ -155,7 +156,7 @@ static void *io_main(void *arg)
         };
         /* A parent gone (kernel killed) ends the worker even if the
          * parent-death signal was missed. */
-        if (getppid() == 1) {
+        if (getppid() != w->parent) {
             break;
         }
         int rc = zmq_poll(items, 4, 1000);
@@ -279,6 +280,7 @@ static int no_input(void *ctx, const char *prompt, int password, char **value,
 int worker_run(const char *endpoint, const char *python)
 {
     static wstate w;
+    w.parent = getppid();
     char package_dir[PATH_MAX], runtime_dir[PATH_MAX];
     /* The endpoint is ipc://RUNTIME_DIR/pool-N. */
     snprintf(runtime_dir, sizeof runtime_dir, "%s",

@@ -76,7 +76,19 @@ def _one(exc):
     if isinstance(exc, SyntaxError):
         return [_syntax_error(exc), f"{RED}{ename}{RESET}: {exc.msg}"]
     header = f"{RED}{ename}{RESET}" + " " * max(1, 42 - len(ename)) + "Traceback (most recent call last)"
+    remote = getattr(exc, "_ferry_remote", None)
+    if remote is not None:
+        return [_RULE, header] + _frames(exc.__traceback__) + _remote(*remote)
     return [_RULE, header] + _frames(exc.__traceback__) + [f"{RED}{ename}{RESET}: {exc}"]
+
+
+def _remote(pid, lines):
+    """The traceback a pool worker sent (ferry._worker), under the frames of
+    the cell that waited for it; it ends with the exception line itself."""
+    lines = list(lines)
+    if len(lines) >= 2 and lines[0] == _RULE:
+        lines = lines[2:]  # its rule and header repeat ours
+    return [f"{BOLD}In worker process {pid}:{RESET}"] + lines
 
 
 def format_exception(exc):
