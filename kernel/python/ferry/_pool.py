@@ -21,8 +21,6 @@ import time
 import types
 import weakref
 
-from multiprocessing.reduction import ForkingPickler
-
 from . import _check
 
 try:
@@ -48,7 +46,7 @@ def _context():
 def _dumps(obj):
     buf = io.BytesIO()
     buffers = []
-    ForkingPickler(buf, 5, True, buffers.append).dump(obj)
+    _check.TaskPickler(buf, 5, True, buffers.append).dump(obj)
     return [buf.getbuffer()] + [b.raw() for b in buffers]
 
 

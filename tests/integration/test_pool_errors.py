@@ -1,0 +1,225 @@
+"""What goes wrong with ferry's pool, and what the cell is told: pickling
+preflight and ferry.check, unexported notebook globals, task exceptions with
+the worker's traceback, crashed workers, interrupts.
+"""
+import ast
+import os
+import time
+
+import pytest
+
+
+pytestmark = pytest.mark.ferry_only("the ferry module exists only in ferry")
+
+T = 20.0
+
+
+def run(k, code, timeout=T):
+    return k.execute(code, timeout=timeout).ok()
+
+
+def fails(k, code, timeout=T):
+    x = k.execute(code, timeout=timeout)
+    assert x.status == "error", x.describe()
+    return x
+
+
+def result(k, code):
+    """The value of the cell's last expression (a literal).  Read from the
+    execute_result: it is always filed under its cell, where a print at the
+    very start of a cell can race the kernel's switch of iopub parent."""
+    return ast.literal_eval(run(k, code).text)
+
+
+def worker_pids(k):
+    return set(result(k, "from ferry import _pool\n_pool.shared().pids()"))
+
+
+# ------------------------------------------------------------ preflight
+
+def test_unpicklable_argument_is_named_before_anything_is_sent(kernel):
+    run(kernel, "import ferry, threading\nferry.workers(2)\n"
+                "def first(x):\n    return x\nferry.map(first, [0])")
+    before = worker_pids(kernel)
+    x = fails(kernel, "ferry.submit(first, {'lock': threading.Lock()})")
+    assert x.content["ename"] == "PicklingError"
+    msg = x.content["evalue"]
+    assert "args[0]['lock']" in msg  # where
+    assert "_thread.lock" in msg  # what
+    assert "live OS resource" in msg  # why
+    assert "Fix:" in msg  # and what to do
+    assert "During handling" not in x.traceback_text()
+    run(kernel, "import pickle\nassert issubclass(ferry.PicklingError, pickle.PicklingError)")
+    assert worker_pids(kernel) == before  # no worker was touched
+
+
+def test_unpicklable_item_of_map_is_named(kernel):
+    x = fails(kernel, "ferry.map(first, [1, 2, {'k': [threading.Lock()]}])")
+    assert x.content["ename"] == "PicklingError"
+    assert "iterable[2]['k'][0]" in x.content["evalue"]
+    assert "_thread.lock" in x.content["evalue"]
+    assert "During handling" not in x.traceback_text()
+
+
+def test_unpicklable_keyword_argument_is_named(kernel):
+    x = fails(kernel, "ferry.submit(first, x=open(__import__('os').devnull))")
+    assert x.content["ename"] == "PicklingError"
+    assert "kwargs['x']" in x.content["evalue"]
+    assert "open file" in x.content["evalue"]
+
+
+def test_nested_function_is_explained_with_its_enclosing_function(kernel):
+    x = fails(kernel, "def outer():\n    def inner(x):\n        return x\n    return inner\n"
+                      "ferry.map(outer(), [1])")
+    assert x.content["ename"] == "PicklingError"
+    msg = x.content["evalue"]
+    assert "inner" in msg and "outer()" in msg and "top level" in msg
+
+
+def test_closure_over_a_value_travels(kernel):
+    # A lambda made inside a cell function goes by value, with its closure.
+    run(kernel, "def adder(k):\n    return lambda x: x + k")
+    x = run(kernel, "print(ferry.map(adder(10), [1, 2]))")
+    assert x.stdout.strip() == "[11, 12]"
+
+
+def test_closure_over_a_lock_names_the_variable(kernel):
+    x = fails(kernel, "def guarded():\n    lk = threading.Lock()\n"
+                      "    return lambda x: lk\nferry.map(guarded(), [1])")
+    msg = x.content["evalue"]
+    assert x.content["ename"] == "PicklingError"
+    assert "guarded" in msg and "'lk'" in msg and "_thread.lock" in msg
+
+
+def test_check_returns_quietly_or_raises_the_same_diagnosis(kernel):
+    run(kernel, "ferry.check([1, 'two', {3: first}])")
+    x = fails(kernel, "ferry.check({'conn': __import__('socket').socket()})")
+    assert x.content["ename"] == "PicklingError"
+    assert "['conn']" in x.content["evalue"] and "socket" in x.content["evalue"]
+
+
+def test_function_reading_a_computed_global_gets_a_clear_error(kernel):
+    run(kernel, "def load():\n    return [1, 2, 3]\ndata = load()\n"
+                "def uses_data(i):\n    return data[i]")
+    before = worker_pids(kernel)
+    x = fails(kernel, "ferry.map(uses_data, [0, 1])")
+    assert x.content["ename"] == "PicklingError"
+    msg = x.content["evalue"]
+    assert "'data'" in msg and "uses_data" in msg
+    assert "data = load()" in msg  # the statement that bound it
+    assert "argument" in msg  # the fix
+    assert worker_pids(kernel) == before
+
+
+def test_computed_global_read_through_a_helper_is_caught(kernel):
+    run(kernel, "def via_helper(i):\n    return uses_data(i)")
+    x = fails(kernel, "ferry.submit(via_helper, 0)")
+    assert x.content["ename"] == "PicklingError" and "'data'" in x.content["evalue"]
+
+
+def test_attribute_named_like_a_computed_global_is_not_an_error(kernel):
+    run(kernel, "class Box:\n    data = 5\ndef attr(b):\n    return b.data")
+    x = run(kernel, "print(ferry.map(attr, [Box()]))")
+    assert x.stdout.strip() == "[5]"
+
+
+# ------------------------------------------------------------- exceptions
+
+def test_task_exception_is_reraised_as_its_type_with_worker_traceback(kernel):
+    run(kernel, "def explode(x):\n    if x == 3:\n        raise KeyError(f'bad {x}')\n"
+                "    return x")
+    x = fails(kernel, "ferry.map(explode, range(6), chunksize=1)")
+    assert x.content["ename"] == "KeyError"
+    assert "bad 3" in x.content["evalue"]
+    tb = x.traceback_text()
+    assert "In worker process" in tb
+    assert "in explode()" in tb
+    assert "raise KeyError(f'bad {x}')" in tb  # the worker's line, with its source
+    assert "concurrent/futures" not in tb and "_worker.py" not in tb
+    run(kernel, "print(ferry.map(explode, [1, 2]))")  # the pool goes on
+
+
+def test_cell_defined_exception_class_can_be_caught(kernel):
+    x = run(kernel, "class Oops(Exception):\n    pass\n"
+                    "def oops(x):\n    raise Oops(x)\n"
+                    "try:\n    ferry.submit(oops, 5).result(timeout=15)\n"
+                    "except Oops as e:\n    print('caught', type(e) is Oops, e.args)")
+    assert x.stdout.strip() == "caught True (5,)"
+
+
+def test_unpicklable_result_is_a_task_error(kernel):
+    x = fails(kernel, "def give_lock(x):\n    import threading\n"
+                      "    return threading.Lock()\nferry.map(give_lock, [1])")
+    assert x.content["ename"] == "TypeError" and "lock" in x.content["evalue"]
+
+
+# ----------------------------------------------------------------- crashes
+
+CRASHERS = {
+    "exit": ("__import__('os')._exit(7)", "code 7"),
+    "sigkill": ("__import__('os').kill(__import__('os').getpid(), 9)", "SIGKILL"),
+    "segfault": ("__import__('ctypes').string_at(0)", "SIGSEGV"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(CRASHERS))
+def test_worker_crash_fails_only_its_task_and_is_replaced(kernel, how):
+    body, named = CRASHERS[how]
+    run(kernel, "import ferry\nferry.workers(2)\nferry.map(abs, range(4), chunksize=1)")
+    before = worker_pids(kernel)
+    run(kernel, f"def crash_{how}(x):\n    if x == 2:\n        {body}\n"
+                "    import time\n    time.sleep(0.05)\n    return x * 10\n"
+                f"futures = [ferry.submit(crash_{how}, i) for i in range(6)]")
+    x = run(kernel, "import concurrent.futures as cf\ncf.wait(futures, timeout=15)\n"
+                    "for f in futures:\n"
+                    "    e = f.exception()\n"
+                    "    print(type(e).__name__ + ': ' + str(e) if e else f.result())")
+    lines = x.stdout.strip().splitlines()
+    assert lines[:2] == ["0", "10"] and lines[3:] == ["30", "40", "50"], lines
+    assert lines[2].startswith("WorkerCrashed: ") and named in lines[2], lines[2]
+    # The dead worker was replaced: the pool has two workers again.
+    after = set(result(kernel, "import time\nend = time.time() + 10\n"
+                               "while len(_pool.shared().pids()) != 2 and time.time() < end:\n"
+                               "    time.sleep(0.05)\n_pool.shared().pids()"))
+    assert len(after) == 2 and after != before
+    assert value_of(kernel, "ferry.map(abs, [-1, -2, -3], chunksize=1)") == "[1, 2, 3]"
+
+
+def test_worker_crash_in_map_raises_worker_crashed(kernel):
+    x = fails(kernel, "def die(x):\n    import os\n    os._exit(3)\nferry.map(die, [1])")
+    assert x.content["ename"] == "WorkerCrashed"
+    assert "code 3" in x.content["evalue"]
+    run(kernel, "assert issubclass(ferry.WorkerCrashed, Exception)")
+    assert value_of(kernel, "ferry.map(abs, [-5])") == "[5]"
+
+
+def value_of(k, expr):
+    return repr(result(k, expr))
+
+
+# --------------------------------------------------------------- interrupt
+
+def test_interrupt_during_map_cancels_and_leaves_the_pool_usable(kernel, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    run(kernel, "import ferry\nferry.workers(2)\nferry.map(abs, range(4), chunksize=1)")
+    before = worker_pids(kernel)
+    run(kernel, f"MARKS = {str(marks)!r}\n"
+                "def slow(x):\n    import os, time\n"
+                "    open(os.path.join(MARKS, str(x)), 'w').close()\n"
+                "    time.sleep(30)\n    return x")
+    p = kernel.submit("print('started', flush=True)\nferry.map(slow, range(8), chunksize=1)")
+    p.wait_until_running()
+    deadline = time.monotonic() + 10
+    while len(os.listdir(marks)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir(marks)) == 2  # two running, six queued
+    kernel.km.interrupt_kernel()
+    x = p.finish(timeout=10)
+    assert x.status == "error" and x.content["ename"] == "KeyboardInterrupt"
+    time.sleep(0.5)
+    assert sorted(os.listdir(marks)) == ["0", "1"]  # the queued ones never ran
+    # Same workers (SIGINT interrupted their tasks, it did not kill them),
+    # and they take new work at once.
+    assert worker_pids(kernel) == before
+    assert value_of(kernel, "ferry.map(abs, [-1, -2, -3, -4], chunksize=1)") == "[1, 2, 3, 4]"
