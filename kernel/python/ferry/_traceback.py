@@ -76,7 +76,10 @@ def _one(exc):
     if isinstance(exc, SyntaxError):
         return [_syntax_error(exc), f"{RED}{ename}{RESET}: {exc.msg}"]
     header = f"{RED}{ename}{RESET}" + " " * max(1, 42 - len(ename)) + "Traceback (most recent call last)"
-    remote = getattr(exc, "_ferry_remote", None)
+    try:
+        remote = exc.__dict__.get("_ferry_remote")
+    except Exception:  # no __dict__, or a hostile __getattribute__
+        remote = None
     if remote is not None:
         return [_RULE, header] + _frames(exc.__traceback__) + _remote(*remote)
     return [_RULE, header] + _frames(exc.__traceback__) + [f"{RED}{ename}{RESET}: {exc}"]
