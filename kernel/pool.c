@@ -243,21 +243,45 @@ static void reap_worker(pool *p, worker *w)
 
 /* -------------------------------------------------------- the wire */
 
-/* Sends n frames; with more_after the last one is not the message's end. */
+/* Sends n frames; with more_after the last one is not the message's end.
+ * A frame that owns its memory is handed to ZeroMQ without a copy and
+ * cleared; the others are copied. */
 static int send_frames(void *sock, jp_frame *frames, size_t n, int more_after)
 {
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         int flags = i + 1 < n || more_after ? ZMQ_SNDMORE : 0;
+        jp_frame *f = &frames[i];
+        zmq_msg_t m;
+        if (f->free_fn != NULL && f->size > 0 &&
+            zmq_msg_init_data(&m, f->data, f->size, f->free_fn, f->hint) == 0) {
+            memset(f, 0, sizeof *f); /* ZeroMQ frees it once sent */
+        } else if (zmq_msg_init_size(&m, f->size) == 0) {
+            if (f->size) {
+                memcpy(zmq_msg_data(&m), f->data, f->size);
+            }
+        } else {
+            rc = -1;
+            continue;
+        }
         int sent;
         do {
-            sent = zmq_send(sock, frames[i].data, frames[i].size, flags);
+            sent = zmq_msg_send(&m, sock, flags);
         } while (sent < 0 && errno == EINTR);
         if (sent < 0) {
             rc = -1;
         }
+        zmq_msg_close(&m); /* no-op after a successful send */
     }
     return rc;
+}
+
+/* A jp_frame free function for a received message kept as is. */
+static void msg_free(void *data, void *hint)
+{
+    (void)data;
+    zmq_msg_close(hint);
+    free(hint);
 }
 
 static void send_task(pool *p, worker *w, task *t)
@@ -277,14 +301,15 @@ static void send_task(pool *p, worker *w, task *t)
         (t->n && send_frames(p->router, t->frames, t->n, 0) < 0)) {
         LOG_W("pool: cannot send a task to worker %d", (int)w->pid);
     }
-    /* zmq_send copied the bytes; the frames are no longer needed. */
+    /* ZeroMQ owns the bytes now (send_frames cleared the frames). */
     for (size_t i = 0; i < t->n; i++) {
         jp_frame_clear(&t->frames[i]);
     }
     w->running = t;
 }
 
-/* Receives one multipart message into frames (max 4096 parts). */
+/* Receives one multipart message into frames, each keeping its ZeroMQ
+ * message: results reach Python without a copy (pyframe.c). */
 static size_t recv_parts(void *sock, jp_frame **out)
 {
     size_t n = 0, cap = 8;
@@ -311,10 +336,16 @@ static size_t recv_parts(void *sock, jp_frame **out)
             f = g;
             cap *= 2;
         }
-        if (jp_frame_copy(&f[n], zmq_msg_data(&m), zmq_msg_size(&m)) == 0) {
-            n++;
+        zmq_msg_t *keep = malloc(sizeof *keep);
+        if (keep == NULL) {
+            zmq_msg_close(&m);
+            break;
         }
+        zmq_msg_init(keep);
+        zmq_msg_move(keep, &m);
         zmq_msg_close(&m);
+        f[n++] = (jp_frame){.data = zmq_msg_data(keep), .size = zmq_msg_size(keep),
+                            .free_fn = msg_free, .hint = keep};
     }
     *out = f;
     return n;

@@ -6,6 +6,7 @@
 #include "pool_py.h"
 
 #include "pool.h"
+#include "pyframe.h"
 
 static const pool_py_ctx *ctx;
 
@@ -189,20 +190,9 @@ static PyObject *py_next(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_EOFError, "pool closed");
         return NULL;
     }
-    PyObject *list = PyList_New((Py_ssize_t)r.n_frames);
-    for (size_t i = 0; list && i < r.n_frames; i++) {
-        /* Out-of-band buffers become bytearrays: arrays rebuilt on them
-         * must be writable, as they were in the worker. */
-        const char *data = r.frames[i].data;
-        Py_ssize_t size = (Py_ssize_t)r.frames[i].size;
-        PyObject *b = i == 0 ? PyBytes_FromStringAndSize(data, size)
-                             : PyByteArray_FromStringAndSize(data, size);
-        if (b == NULL) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, b);
-    }
+    /* Writable views over the received messages themselves: an array
+     * rebuilt from an out-of-band buffer is writable, and not copied. */
+    PyObject *list = pyframe_list(r.frames, r.n_frames);
     PyObject *result = list ? Py_BuildValue("KsNs", (unsigned long long)r.task_id,
                                             status_names[r.status], list, r.message)
                             : NULL;

@@ -79,6 +79,34 @@ static void drain_output(wstate *w)
     }
 }
 
+/* Hands a frame's memory to ZeroMQ without a copy when the frame owns it;
+ * the frame is cleared either way. */
+static void send_frame(void *sock, jp_frame *f, int flags)
+{
+    zmq_msg_t m;
+    if (f->free_fn != NULL && f->size > 0 &&
+        zmq_msg_init_data(&m, f->data, f->size, f->free_fn, f->hint) == 0) {
+        memset(f, 0, sizeof *f); /* ZeroMQ frees it once sent */
+    } else if (zmq_msg_init_size(&m, f->size) == 0) {
+        memcpy(zmq_msg_data(&m), f->data, f->size);
+        jp_frame_clear(f);
+    } else {
+        jp_frame_clear(f);
+        return;
+    }
+    while (zmq_msg_send(&m, sock, flags) < 0 && errno == EINTR) {
+    }
+    zmq_msg_close(&m); /* no-op after a successful send */
+}
+
+/* A jp_frame free function for a received message kept as is. */
+static void msg_free(void *data, void *hint)
+{
+    (void)data;
+    zmq_msg_close(hint);
+    free(hint);
+}
+
 static void send_result(wstate *w)
 {
     pthread_mutex_lock(&w->lock);
@@ -95,10 +123,7 @@ static void send_result(wstate *w)
     size_t len[3] = {4, sizeof r.id, strlen(status)};
     send_parts(w->sock, data, len, 3, r.n > 0);
     for (size_t i = 0; i < r.n; i++) {
-        const void *d = r.frames[i].data;
-        size_t l = r.frames[i].size;
-        send_parts(w->sock, &d, &l, 1, i + 1 < r.n);
-        jp_frame_clear(&r.frames[i]);
+        send_frame(w->sock, &r.frames[i], i + 1 < r.n ? ZMQ_SNDMORE : 0);
     }
     free(r.frames);
 }
@@ -122,12 +147,18 @@ static void receive_task(wstate *w)
         memcpy(&t.id, zmq_msg_data(&parts[1]), sizeof t.id);
         t.n = n - 2;
         t.frames = calloc(t.n, sizeof *t.frames);
+        /* The messages themselves become the frames: Python reads the
+         * payload and buffers in place. */
         for (size_t i = 0; t.frames && i < t.n; i++) {
-            if (jp_frame_copy(&t.frames[i], zmq_msg_data(&parts[i + 2]),
-                              zmq_msg_size(&parts[i + 2])) < 0) {
+            zmq_msg_t *keep = malloc(sizeof *keep);
+            if (keep == NULL) {
                 t.n = i;
                 break;
             }
+            zmq_msg_init(keep);
+            zmq_msg_move(keep, &parts[i + 2]);
+            t.frames[i] = (jp_frame){.data = zmq_msg_data(keep), .size = zmq_msg_size(keep),
+                                     .free_fn = msg_free, .hint = keep};
         }
         pthread_mutex_lock(&w->lock);
         w->task = t;
@@ -213,10 +244,7 @@ static void run_tasks(wstate *w)
         job r = {.id = t.id};
         jp_error err = {0};
         int rc = pyrt_call_frames("run_task", t.frames, t.n, &r.frames, &r.n, &err);
-        for (size_t i = 0; i < t.n; i++) {
-            jp_frame_clear(&t.frames[i]);
-        }
-        free(t.frames);
+        free(t.frames); /* the frames themselves went to Python */
         if (rc < 0) {
             LOG_E("worker: %s", err.text);
             _exit(70); /* the kernel reports the crash with this code */

@@ -244,3 +244,19 @@ def test_executor_refuses_work_after_shutdown(kernel):
     x = kernel.execute("ex = ferry.Executor(1)\nex.submit(abs, 1).result(timeout=15)\n"
                        "ex.shutdown()\nex.submit(abs, 1)", timeout=T)
     assert x.status == "error" and x.content["ename"] == "RuntimeError"
+
+
+def test_numpy_arrays_are_rebuilt_on_the_received_message_without_a_copy(kernel):
+    pytest.importorskip("numpy")
+    # Both ways, the unpickled array's memory is the ZeroMQ message ferry
+    # received (a _ferry_frame), not a bytes object it was copied into.
+    run(kernel, "import numpy as np\n"
+                "def owner(a):\n"
+                "    while getattr(a, 'base', None) is not None:\n"
+                "        a = a.base\n"
+                "    return type(a.obj).__name__ if isinstance(a, memoryview) else type(a).__name__\n"
+                "def inside(a):\n    return owner(a), a.flags.writeable\n")
+    assert value(kernel, "ferry.submit(inside, np.zeros((100, 100))).result(timeout=15)") \
+        == ("_ferry_frame", True)
+    assert value(kernel, "owner(ferry.map(np.negative, [np.ones((300, 20))])[0])") \
+        == "_ferry_frame"
