@@ -11,10 +11,11 @@ import pytest
 pytestmark = pytest.mark.ferry_only("the ferry module exists only in ferry")
 
 T = 20.0  # one cell that starts or uses workers
+PRELUDE = "import ferry, threading\nfrom ferry import _pool\n"
 
 
 def run(k, code, timeout=T):
-    return k.execute(code, timeout=timeout).ok()
+    return k.execute(PRELUDE + code, timeout=timeout).ok()
 
 
 def value(k, expr, timeout=T):

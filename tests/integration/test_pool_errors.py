@@ -11,15 +11,16 @@ import pytest
 
 pytestmark = pytest.mark.ferry_only("the ferry module exists only in ferry")
 
-T = 20.0
+T = 20.0  # one cell that starts or uses workers
+PRELUDE = "import ferry, threading\nfrom ferry import _pool\n"
 
 
 def run(k, code, timeout=T):
-    return k.execute(code, timeout=timeout).ok()
+    return k.execute(PRELUDE + code, timeout=timeout).ok()
 
 
 def fails(k, code, timeout=T):
-    x = k.execute(code, timeout=timeout)
+    x = k.execute(PRELUDE + code, timeout=timeout)
     assert x.status == "error", x.describe()
     return x
 
