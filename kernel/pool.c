@@ -20,6 +20,9 @@
 #include "log.h"
 
 #define MAX_WORKERS 256
+/* Workers in a row that die before saying "ready" before the pool stops
+ * starting new ones and fails the queued tasks instead of looping. */
+#define MAX_FAILED_STARTS 3
 
 typedef struct task {
     uint64_t id;           /* chosen by the caller */
@@ -60,9 +63,12 @@ struct pool {
     size_t n_interrupts, cap_interrupts;
     result_node *results, *results_tail;
     int target;                 /* workers asked for */
+    int retry;                  /* a task came: try starting workers again */
     int stopping;               /* pool_destroy began */
     int closed;                 /* the dispatcher has exited */
     worker workers[MAX_WORKERS];/* dispatcher-owned */
+    int failed_starts;          /* dispatcher: workers in a row that died unready */
+    char start_error[200];      /* dispatcher: how the last of them ended */
 };
 
 static int pool_counter;
@@ -235,6 +241,10 @@ static void reap_worker(pool *p, worker *w)
     } else if (!w->retiring && !p->stopping) {
         LOG_W("pool: idle worker %d died: %s", (int)w->pid, how);
     }
+    if (!w->ready && !w->retiring && !w->killed) {
+        p->failed_starts++;
+        snprintf(p->start_error, sizeof p->start_error, "%s", how);
+    }
     if (w->pidfd >= 0) {
         close(w->pidfd);
     }
@@ -376,6 +386,7 @@ static void handle_worker_message(pool *p)
     }
     if (frame_is(&f[1], "ready")) {
         w->ready = 1;
+        p->failed_starts = 0;
     } else if (frame_is(&f[1], "out") && n == 5) {
         json_t *parent = w->running ? w->running->parent : NULL;
         iopub_stream(p->io, parent, frame_is(&f[3], "stderr") ? "stderr" : "stdout",
@@ -503,6 +514,28 @@ static int any_workers(pool *p)
     return 0;
 }
 
+/* Workers cannot start (a broken install, no memory): the queued tasks fail
+ * with how the last one ended, rather than wait forever. */
+static void fail_pending(pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    task *t = p->pending;
+    p->pending = p->pending_tail = NULL;
+    pthread_mutex_unlock(&p->lock);
+    if (t == NULL) {
+        return;
+    }
+    char msg[360];
+    snprintf(msg, sizeof msg, "no worker process could start: %s (%d tries; the kernel log "
+             "says why)", p->start_error, p->failed_starts);
+    LOG_E("pool: %s", msg);
+    for (task *next; t; t = next) {
+        next = t->next;
+        post_result(p, t->id, POOL_CRASHED, NULL, 0, msg);
+        task_free(t);
+    }
+}
+
 /* At stop: every worker goes now, busy or not; the pidfds reap them. */
 static void kill_all(pool *p)
 {
@@ -559,7 +592,17 @@ static void *dispatcher_main(void *arg)
                 reap_worker(p, owners[i]);
             }
         }
-        if (!stopping) {
+        pthread_mutex_lock(&p->lock);
+        if (p->retry) {
+            p->retry = 0;
+            p->failed_starts = 0;
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (stopping) {
+            /* nothing to start */
+        } else if (p->failed_starts >= MAX_FAILED_STARTS) {
+            fail_pending(p);
+        } else {
             apply_size(p); /* replaces workers that died */
         }
         dispatch_pending(p);
@@ -691,6 +734,7 @@ int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frame *frames, siz
         p->pending = t;
     }
     p->pending_tail = t;
+    p->retry = 1;
     pthread_mutex_unlock(&p->lock);
     wake(p);
     return 0;

@@ -250,6 +250,9 @@ static void run_tasks(wstate *w)
             _exit(70); /* the kernel reports the crash with this code */
         }
         r.ok = rc;
+        /* Output of C code in the task sits in stdio's buffers (the fds are
+         * pipes): out it goes, before the result. */
+        fflush(NULL);
         pthread_mutex_lock(&w->lock);
         w->result = r;
         w->has_result = 1;

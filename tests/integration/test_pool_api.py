@@ -261,3 +261,11 @@ def test_numpy_arrays_are_rebuilt_on_the_received_message_without_a_copy(kernel)
         == ("_ferry_frame", True)
     assert value(kernel, "owner(ferry.map(np.negative, [np.ones((300, 20))])[0])") \
         == "_ferry_frame"
+
+
+def test_output_of_c_code_in_a_task_reaches_the_cell(kernel):
+    run(kernel, "def c_print(x):\n    import ctypes\n"
+                "    ctypes.CDLL(None).printf(b'from C %d\\n', x)\n    return x")
+    x = run(kernel, "r = ferry.map(c_print, [1, 2], chunksize=1)\nprint('done', r)")
+    assert "from C 1" in x.stdout and "from C 2" in x.stdout
+    assert x.stdout.index("from C 2") < x.stdout.index("done [1, 2]")

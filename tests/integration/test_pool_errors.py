@@ -237,3 +237,19 @@ def test_interrupt_during_map_cancels_and_leaves_the_pool_usable(kernel, tmp_pat
     # and they take new work at once.
     assert worker_pids(kernel) == before
     assert value_of(kernel, "ferry.map(abs, [-1, -2, -3, -4], chunksize=1)") == "[1, 2, 3, 4]"
+
+
+def test_workers_that_cannot_start_fail_the_tasks_instead_of_hanging(kernel):
+    # Workers read FERRY_PACKAGE_DIR at start: a wrong one makes each of
+    # them exit before it is ready.
+    x = fails(kernel, "import os\nos.environ['FERRY_PACKAGE_DIR'] = '/nonexistent'\n"
+                      "try:\n"
+                      "    with ferry.Executor(1) as ex:\n"
+                      "        ex.submit(abs, -1).result(timeout=15)\n"
+                      "finally:\n"
+                      "    del os.environ['FERRY_PACKAGE_DIR']")
+    assert x.content["ename"] == "WorkerCrashed"
+    assert "no worker process could start" in x.content["evalue"]
+    assert "code 1" in x.content["evalue"]
+    assert result(kernel, "with ferry.Executor(1) as ex:\n"
+                          "    r = ex.submit(abs, -1).result(timeout=15)\nr") == 1
