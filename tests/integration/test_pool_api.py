@@ -26,6 +26,12 @@ def value(k, expr, timeout=T):
     return ast.literal_eval(x.text)
 
 
+def test_first_map_in_a_kernel_returns(kernel):
+    # It used to hang: the task's payload went out as a message of its own.
+    assert value(kernel, "import math\nferry.map(math.sqrt, range(10))") \
+        == [i ** 0.5 for i in range(10)]
+
+
 def test_map_returns_results_in_order(kernel):
     assert value(kernel, "ferry.map(abs, range(-20, 0))") == list(range(20, 0, -1))
 

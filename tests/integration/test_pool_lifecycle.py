@@ -5,6 +5,7 @@ an updating progress display.
 import ast
 import os
 import signal
+import warnings
 
 import psutil
 import pytest
@@ -49,6 +50,17 @@ def test_workers_are_in_their_own_process_group(fresh_kernel):
 def test_shutdown_stops_the_workers(fresh_kernel):
     procs = start_workers(fresh_kernel)
     fresh_kernel.stop()
+    assert_gone(procs)
+
+
+def test_shutdown_during_a_map_stops_the_busy_workers(fresh_kernel):
+    procs = start_workers(fresh_kernel)
+    p = fresh_kernel.submit("print('started', flush=True)\n"
+                            "ferry.map(time.sleep, [60] * 4, chunksize=1)")
+    p.wait_until_running()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a kernel that had to be killed fails
+        fresh_kernel.stop()
     assert_gone(procs)
 
 
@@ -114,3 +126,10 @@ def test_long_map_shows_a_progress_display_that_ends_at_100_percent(kernel):
 def test_short_map_shows_no_progress(kernel):
     x = kernel.execute("ferry.map(abs, range(100))", timeout=T).ok()
     assert not x.of_type("display_data") and not x.of_type("update_display_data")
+
+
+def test_pool_starts_on_first_use(fresh_kernel):
+    k = fresh_kernel
+    assert result(k, "import ferry\nferry.workers()") >= 1
+    assert len(harness.process_tree(k.pid)) == 1  # asking the size starts nothing
+    start_workers(k)
