@@ -128,48 +128,86 @@ static void send_result(wstate *w)
     free(r.frames);
 }
 
+/* Receives one multipart message into frames that keep their ZeroMQ
+ * messages (Python reads the payload and buffers in place).  Returns the
+ * number of frames (*out malloc'd, caller clears and frees), 0 when
+ * nothing could be read. */
+static size_t recv_frames(void *sock, jp_frame **out)
+{
+    size_t n = 0, cap = 8;
+    jp_frame *f = malloc(cap * sizeof *f);
+    int more = f != NULL;
+    int dropping = 0; /* out of memory: read the rest of the message, keep none */
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        int rc;
+        do {
+            rc = zmq_msg_recv(&m, sock, 0);
+        } while (rc < 0 && errno == EINTR);
+        if (rc < 0) {
+            zmq_msg_close(&m);
+            break;
+        }
+        more = zmq_msg_more(&m);
+        if (!dropping && n == cap) {
+            jp_frame *grown = realloc(f, 2 * cap * sizeof *grown);
+            if (grown != NULL) {
+                f = grown;
+                cap *= 2;
+            }
+        }
+        zmq_msg_t *keep = dropping || n == cap ? NULL : malloc(sizeof *keep);
+        if (keep == NULL) {
+            dropping = 1;
+            zmq_msg_close(&m);
+            continue;
+        }
+        zmq_msg_init(keep);
+        zmq_msg_move(keep, &m);
+        zmq_msg_close(&m);
+        f[n++] = (jp_frame){.data = zmq_msg_data(keep), .size = zmq_msg_size(keep),
+                            .free_fn = msg_free, .hint = keep};
+    }
+    if (dropping) {
+        LOG_E("worker: out of memory receiving a task");
+        for (size_t i = 0; i < n; i++) {
+            jp_frame_clear(&f[i]);
+        }
+        n = 0;
+    }
+    *out = f;
+    return n;
+}
+
+/* ["task", id, payload, buffer...]: hands the task to the main thread. */
 static void receive_task(wstate *w)
 {
-    zmq_msg_t parts[64];
-    size_t n = 0;
-    int more = 1;
-    while (more && n < 64) {
-        zmq_msg_init(&parts[n]);
-        if (zmq_msg_recv(&parts[n], w->sock, 0) < 0) {
-            zmq_msg_close(&parts[n]);
-            return;
-        }
-        more = zmq_msg_more(&parts[n]);
-        n++;
-    }
-    if (n >= 3 && zmq_msg_size(&parts[0]) == 4 && memcmp(zmq_msg_data(&parts[0]), "task", 4) == 0) {
+    jp_frame *f = NULL;
+    size_t n = recv_frames(w->sock, &f);
+    if (n >= 3 && f[0].size == 4 && memcmp(f[0].data, "task", 4) == 0 &&
+        f[1].size == sizeof(uint64_t)) {
         job t = {0};
-        memcpy(&t.id, zmq_msg_data(&parts[1]), sizeof t.id);
+        memcpy(&t.id, f[1].data, sizeof t.id);
         t.n = n - 2;
-        t.frames = calloc(t.n, sizeof *t.frames);
-        /* The messages themselves become the frames: Python reads the
-         * payload and buffers in place. */
-        for (size_t i = 0; t.frames && i < t.n; i++) {
-            zmq_msg_t *keep = malloc(sizeof *keep);
-            if (keep == NULL) {
-                t.n = i;
-                break;
-            }
-            zmq_msg_init(keep);
-            zmq_msg_move(keep, &parts[i + 2]);
-            t.frames[i] = (jp_frame){.data = zmq_msg_data(keep), .size = zmq_msg_size(keep),
-                                     .free_fn = msg_free, .hint = keep};
+        t.frames = malloc(t.n * sizeof *t.frames);
+        if (t.frames != NULL) {
+            memcpy(t.frames, f + 2, t.n * sizeof *t.frames);
+            memset(f + 2, 0, t.n * sizeof *t.frames);
+            pthread_mutex_lock(&w->lock);
+            w->task = t;
+            w->has_task = 1;
+            w->running = t.id;
+            pthread_cond_signal(&w->task_cond);
+            pthread_mutex_unlock(&w->lock);
         }
-        pthread_mutex_lock(&w->lock);
-        w->task = t;
-        w->has_task = 1;
-        w->running = t.id;
-        pthread_cond_signal(&w->task_cond);
-        pthread_mutex_unlock(&w->lock);
+    } else if (n > 0) {
+        LOG_W("worker: dropping a malformed message from the kernel");
     }
     for (size_t i = 0; i < n; i++) {
-        zmq_msg_close(&parts[i]);
+        jp_frame_clear(&f[i]);
     }
+    free(f);
 }
 
 static void *io_main(void *arg)

@@ -275,3 +275,12 @@ def test_output_of_c_code_in_a_task_reaches_the_cell(kernel):
     x = run(kernel, "r = ferry.map(c_print, [1, 2], chunksize=1)\nprint('done', r)")
     assert "from C 1" in x.stdout and "from C 2" in x.stdout
     assert x.stdout.index("from C 2") < x.stdout.index("done [1, 2]")
+
+
+def test_a_chunk_with_hundreds_of_buffers_arrives_whole(kernel):
+    pytest.importorskip("numpy")
+    # Each distinct array is a frame of its own, both ways.
+    assert value(kernel, "import numpy as np\n"
+                         "arrs = [np.full(100, i, dtype=np.int64) for i in range(300)]\n"
+                         "out = ferry.map(np.negative, arrs, chunksize=150)\n"
+                         "[int(a.sum()) for a in out] == [-100 * i for i in range(300)]")
