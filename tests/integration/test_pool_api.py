@@ -127,15 +127,15 @@ def test_workers_rejects_a_size_below_one(kernel):
 SPY = (
     "from ferry import _pool\n"
     "def chunk_sizes(fn, items, **kw):\n"
-    "    sizes, send = [], _pool.Pool._send\n"
-    "    def spy(self, f, kind, work):\n"
-    "        sizes.append(len(work))\n"
-    "        return send(self, f, kind, work)\n"
-    "    _pool.Pool._send = spy\n"
+    "    sizes, dumps = [], _pool._dumps\n"
+    "    def spy(task):\n"
+    "        sizes.append(len(task[3]))\n"
+    "        return dumps(task)\n"
+    "    _pool._dumps = spy\n"
     "    try:\n"
     "        assert ferry.map(fn, items, **kw) == [fn(i) for i in items]\n"
     "    finally:\n"
-    "        _pool.Pool._send = send\n"
+    "        _pool._dumps = dumps\n"
     "    return sizes\n"
 )
 

@@ -64,6 +64,15 @@ def test_unpicklable_item_of_map_is_named(kernel):
     assert "During handling" not in x.traceback_text()
 
 
+def test_map_with_one_bad_item_runs_no_task_at_all(kernel, tmp_path):
+    run(kernel, f"MARK_DIR = {str(tmp_path)!r}\n"
+                "def mark(x):\n    import os\n"
+                "    open(os.path.join(MARK_DIR, str(x)), 'w').close()\n")
+    x = fails(kernel, "ferry.map(mark, list(range(20)) + [threading.Lock()], chunksize=1)")
+    assert x.content["ename"] == "PicklingError" and "iterable[20]" in x.content["evalue"]
+    assert os.listdir(tmp_path) == []
+
+
 def test_unpicklable_keyword_argument_is_named(kernel):
     x = fails(kernel, "ferry.submit(first, x=open(__import__('os').devnull))")
     assert x.content["ename"] == "PicklingError"

@@ -120,7 +120,8 @@ def _unexported_globals(fn, rec):
     return sorted(missing.items())
 
 
-def _preflight(fn, args=(), kwargs=None):
+def _preflight(fn):
+    """Checks, before anything is pickled, what fn needs in a worker."""
     rec = _refresh_reexport()
     missing = _unexported_globals(fn, rec)
     if missing:
@@ -135,12 +136,21 @@ def _preflight(fn, args=(), kwargs=None):
             + (f" ({whys})" if whys else "") +
             f". Fix: pass {names} to the function as an argument, or compute it inside "
             f"the function.")
-    parts = [(fn, "fn")] + [(a, f"args[{i}]") for i, a in enumerate(args)] + \
-        [(v, f"kwargs[{k!r}]") for k, v in (kwargs or {}).items()]
+    message = _check.diagnose(fn, "fn")
+    if message:
+        raise _check.PicklingError(message)
+
+
+def _explain(exc, parts):
+    """Pickling a task failed with exc: raises ferry.PicklingError naming the
+    first of parts [(obj, path)] that cannot be pickled, else exc itself.
+    Arguments are diagnosed only after a failure, so a large array is not
+    pickled twice."""
     for obj, path in parts:
         message = _check.diagnose(obj, path)
         if message:
-            raise _check.PicklingError(message)
+            raise _check.PicklingError(message) from None
+    raise exc.with_traceback(None) from None
 
 
 # ------------------------------------------------------------------ futures
@@ -253,19 +263,24 @@ class Pool:
 
     # ------------------------------------------------------- submitting
 
-    def _send(self, fn, kind, work):
+    def _send(self, fn, kind, work, frames=None):
+        if frames is None:
+            frames = _dumps((_context(), fn, kind, work))  # before any worker starts
         handle = self._start()
         future = _Future()
         task_id = next(_ids)
-        frames = _dumps((_context(), fn, kind, work))
         self._pending[task_id] = future
         future.task_id = task_id
         _ferry_pool.submit(handle, task_id, frames)
         return future
 
     def submit(self, fn, *args, **kwargs):
-        _preflight(fn, args, kwargs)
-        future = self._send(fn, "call", (args, kwargs))
+        _preflight(fn)
+        try:
+            future = self._send(fn, "call", (args, kwargs))
+        except Exception as exc:
+            _explain(exc, [(a, f"args[{i}]") for i, a in enumerate(args)] +
+                     [(v, f"kwargs[{k!r}]") for k, v in kwargs.items()])
         future.set_running_or_notify_cancel()
         return future
 
@@ -281,20 +296,22 @@ class Pool:
         chunksize = int(chunksize)
         if not items:
             return []
+        # Every chunk is pickled before the first is sent: an item that
+        # cannot travel stops the map before any work starts.
+        context, payloads, sizes = _context(), [], []
+        for i in range(0, len(items), chunksize):
+            chunk = items[i:i + chunksize]
+            try:
+                payloads.append(_dumps((context, fn, "map", chunk)))
+            except Exception as exc:
+                _explain(exc, [(item, f"iterable[{i + j}]") for j, item in enumerate(chunk)])
+            sizes.append(len(chunk))
         futures = []
         try:
-            for i in range(0, len(items), chunksize):
-                chunk = items[i:i + chunksize]
-                try:
-                    futures.append(self._send(fn, "map", chunk))
-                except Exception as exc:
-                    for j, item in enumerate(chunk):
-                        message = _check.diagnose(item, f"iterable[{i + j}]")
-                        if message:
-                            raise _check.PicklingError(message) from None
-                    raise exc.with_traceback(None) from None
-            return self._gather(futures, [len(items[i:i + chunksize])
-                                          for i in range(0, len(items), chunksize)])
+            for frames in payloads:
+                futures.append(self._send(fn, "map", None, frames))
+            del payloads
+            return self._gather(futures, sizes)
         except KeyboardInterrupt:
             self.cancel(futures, interrupt=True)
             raise
