@@ -66,9 +66,8 @@ def test_warm_pool_sees_a_redefined_helper_called_by_the_task(kernel):
 
 
 def test_function_defined_and_used_in_the_same_cell(kernel):
-    x = run(kernel, "import ferry\ndef same_cell(x):\n    return x + 100\n"
-                    "print(ferry.map(same_cell, [1, 2]))")
-    assert x.stdout.strip() == "[101, 102]"
+    assert value(kernel, "def same_cell(x):\n    return x + 100\n"
+                         "ferry.map(same_cell, [1, 2])") == [101, 102]
 
 
 def test_literal_constant_and_named_lambda_reach_workers(kernel):
@@ -83,16 +82,15 @@ def test_anonymous_lambda_is_sent_by_value(kernel):
 def test_cell_class_instances_round_trip_as_the_same_class(kernel):
     run(kernel, "import ferry\nclass Point:\n    def __init__(self, x):\n        self.x = x\n"
                 "def make(x):\n    return Point(x)\n")
-    x = run(kernel, "pts = ferry.map(make, [1, 2])\n"
-                    "print(all(type(p) is Point for p in pts), [p.x for p in pts])")
-    assert x.stdout.strip() == "True [1, 2]"
+    assert value(kernel, "pts = ferry.map(make, [1, 2])\n"
+                         "(all(type(p) is Point for p in pts), [p.x for p in pts])") \
+        == (True, [1, 2])
 
 
 def test_submit_returns_a_future(kernel):
     run(kernel, "def power(b, e=2):\n    return b ** e")
-    x = run(kernel, "import concurrent.futures as cf\nf = ferry.submit(power, 3, e=3)\n"
-                    "print(isinstance(f, cf.Future), f.result(timeout=15))")
-    assert x.stdout.strip() == "True 27"
+    assert value(kernel, "import concurrent.futures as cf\nf = ferry.submit(power, 3, e=3)\n"
+                         "(isinstance(f, cf.Future), f.result(timeout=15))") == (True, 27)
 
 
 def test_workers_reports_usable_cpus_and_resizes(kernel, tmp_path):
@@ -110,8 +108,8 @@ def test_workers_reports_usable_cpus_and_resizes(kernel, tmp_path):
                 "    while len(os.listdir(BARRIER)) < 3 and time.time() < end:\n"
                 "        time.sleep(0.02)\n"
                 "    return os.getpid()\n")
-    x = run(kernel, "print(ferry.workers(), len(set(ferry.map(meet, range(3), chunksize=1))))")
-    assert x.stdout.split() == ["3", "3"]
+    assert value(kernel, "(ferry.workers(), len(set(ferry.map(meet, range(3), chunksize=1))))") \
+        == (3, 3)
     run(kernel, "ferry.workers(2)")
     assert value(kernel, "import time\ndeadline = time.time() + 10\n"
                          "while len(_pool.shared().pids()) != 2 and time.time() < deadline:\n"
@@ -219,8 +217,8 @@ def test_numpy_buffers_are_separate_frames(kernel):
     # The pickled task names the array's bytes as an out-of-band buffer.
     x = run(kernel, "from ferry import _pool\n"
                     "frames = _pool._dumps((None, abs, 'map', [np.zeros(50000)]))\n"
-                    "print(len(frames), len(frames[0]) < 1000, frames[1].nbytes)")
-    assert x.stdout.split() == ["2", "True", "400000"]
+                    "(len(frames), len(frames[0]) < 1000, frames[1].nbytes)")
+    assert ast.literal_eval(x.text) == (2, True, 400000)
 
 
 def test_pickle_buffer_arguments_and_results(kernel):
@@ -228,8 +226,8 @@ def test_pickle_buffer_arguments_and_results(kernel):
     run(kernel, "def to_buffer(b):\n    import pickle\n"
                 "    return pickle.PickleBuffer(bytearray(bytes(memoryview(b))[::-1]))")
     x = run(kernel, "import pickle\nr = ferry.submit(to_buffer, pickle.PickleBuffer(b'abc'))"
-                    ".result(timeout=15)\nprint(bytes(r))")
-    assert x.stdout.strip() == "b'cba'"
+                    ".result(timeout=15)\nbytes(r)")
+    assert ast.literal_eval(x.text) == b"cba"
 
 
 def test_executor_runs_tasks_in_workers_of_its_own(kernel):
@@ -242,9 +240,9 @@ def test_executor_runs_tasks_in_workers_of_its_own(kernel):
                     "    mapped = list(ex.map(abs, [-1, -2]))\n"
                     "    own = set(ex._pool.pids())\n"
                     "shared = set(ferry._pool.shared().pids())\n"
-                    "print(isinstance(ex, cf.Executor), pids <= own, not (pids & shared), mapped,\n"
-                    "      ex._pool.pids())")
-    assert x.stdout.strip() == "True True True [1, 2] []"
+                    "(isinstance(ex, cf.Executor), pids <= own, not (pids & shared), mapped,\n"
+                    " ex._pool.pids())")
+    assert ast.literal_eval(x.text) == (True, True, True, [1, 2], [])
 
 
 def test_executor_refuses_work_after_shutdown(kernel):

@@ -91,8 +91,7 @@ def test_nested_function_is_explained_with_its_enclosing_function(kernel):
 def test_closure_over_a_value_travels(kernel):
     # A lambda made inside a cell function goes by value, with its closure.
     run(kernel, "def adder(k):\n    return lambda x: x + k")
-    x = run(kernel, "print(ferry.map(adder(10), [1, 2]))")
-    assert x.stdout.strip() == "[11, 12]"
+    assert result(kernel, "ferry.map(adder(10), [1, 2])") == [11, 12]
 
 
 def test_closure_over_a_lock_names_the_variable(kernel):
@@ -131,8 +130,7 @@ def test_computed_global_read_through_a_helper_is_caught(kernel):
 
 def test_attribute_named_like_a_computed_global_is_not_an_error(kernel):
     run(kernel, "class Box:\n    data = 5\ndef attr(b):\n    return b.data")
-    x = run(kernel, "print(ferry.map(attr, [Box()]))")
-    assert x.stdout.strip() == "[5]"
+    assert result(kernel, "ferry.map(attr, [Box()])") == [5]
 
 
 # ------------------------------------------------------------- exceptions
@@ -148,7 +146,7 @@ def test_task_exception_is_reraised_as_its_type_with_worker_traceback(kernel):
     assert "in explode()" in tb
     assert "raise KeyError(f'bad {x}')" in tb  # the worker's line, with its source
     assert "concurrent/futures" not in tb and "_worker.py" not in tb
-    run(kernel, "print(ferry.map(explode, [1, 2]))")  # the pool goes on
+    assert result(kernel, "ferry.map(explode, [1, 2])") == [1, 2]  # the pool goes on
 
 
 def test_cell_defined_exception_class_can_be_caught(kernel):
@@ -191,11 +189,9 @@ def test_worker_crash_fails_only_its_task_and_is_replaced(kernel, how):
     run(kernel, f"def crash_{how}(x):\n    if x == 2:\n        {body}\n"
                 "    import time\n    time.sleep(0.05)\n    return x * 10\n"
                 f"futures = [ferry.submit(crash_{how}, i) for i in range(6)]")
-    x = run(kernel, "import concurrent.futures as cf\ncf.wait(futures, timeout=15)\n"
-                    "for f in futures:\n"
-                    "    e = f.exception()\n"
-                    "    print(type(e).__name__ + ': ' + str(e) if e else f.result())")
-    lines = x.stdout.strip().splitlines()
+    lines = result(kernel, "import concurrent.futures as cf\ncf.wait(futures, timeout=15)\n"
+                           "[type(f.exception()).__name__ + ': ' + str(f.exception())\n"
+                           " if f.exception() else str(f.result()) for f in futures]")
     assert lines[:2] == ["0", "10"] and lines[3:] == ["30", "40", "50"], lines
     if how == "segfault" and _sanitized():
         named = "exited with code 1"  # AddressSanitizer catches the SIGSEGV
