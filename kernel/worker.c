@@ -36,6 +36,8 @@ typedef struct wstate {
     void *zctx;           /* context */
     void *sock;           /* DEALER, io thread only */
     int out_fd[2];        /* read ends of the stdout / stderr pipes */
+    char carry[2][4];     /* an unfinished UTF-8 character at a read's end */
+    size_t n_carry[2];    /* its length */
     int result_fd;        /* eventfd: a result is ready */
     pthread_mutex_t lock; /* guards task / result */
     pthread_cond_t task_cond;  /* a task arrived */
@@ -58,23 +60,50 @@ static void send_parts(void *sock, const void *const *data, const size_t *len, s
     }
 }
 
-/* Sends what the pipes hold as "out" frames for the running task. */
-static void drain_output(wstate *w)
+/* Length of the longest prefix of buf[0..n) that does not end inside a
+ * UTF-8 character (the kernel sanitises each chunk on its own, so a
+ * character split between two chunks would turn into two U+FFFD). */
+static size_t utf8_complete(const unsigned char *buf, size_t n)
+{
+    for (size_t back = 1; back <= 4 && back <= n; back++) {
+        unsigned char c = buf[n - back];
+        if ((c & 0xC0) != 0x80) { /* a lead byte or ASCII */
+            size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+            return need > back ? n - back : n;
+        }
+    }
+    return n; /* not UTF-8 anyway: send as is */
+}
+
+/* Sends what the pipes hold as "out" frames for the running task; with
+ * final, also a character left unfinished (the task is over). */
+static void drain_output(wstate *w, int final)
 {
     static const char *const names[2] = {"stdout", "stderr"};
-    char buf[65536];
+    char buf[65536 + 4];
     for (int i = 0; i < 2; i++) {
         for (;;) {
-            ssize_t n = read(w->out_fd[i], buf, sizeof buf);
+            size_t have = w->n_carry[i];
+            memcpy(buf, w->carry[i], have);
+            ssize_t n = read(w->out_fd[i], buf + have, sizeof buf - 4);
             if (n < 0 && errno == EINTR) {
                 continue;
+            }
+            size_t total = have + (n > 0 ? (size_t)n : 0);
+            size_t send = n > 0 ? utf8_complete((unsigned char *)buf, total) : 0;
+            if (n <= 0 && final) {
+                send = total;
+            }
+            w->n_carry[i] = total - send;
+            memcpy(w->carry[i], buf + send, total - send);
+            if (send > 0) {
+                const void *data[4] = {"out", &w->running, names[i], buf};
+                size_t len[4] = {3, sizeof w->running, strlen(names[i]), send};
+                send_parts(w->sock, data, len, 4, 0);
             }
             if (n <= 0) {
                 break;
             }
-            const void *data[4] = {"out", &w->running, names[i], buf};
-            size_t len[4] = {3, sizeof w->running, strlen(names[i]), (size_t)n};
-            send_parts(w->sock, data, len, 4, 0);
         }
     }
 }
@@ -117,7 +146,7 @@ static void send_result(wstate *w)
     job r = w->result;
     w->has_result = 0;
     pthread_mutex_unlock(&w->lock);
-    drain_output(w);
+    drain_output(w, 1);
     const char *status = r.ok ? "ok" : "error";
     const void *data[3] = {"done", &r.id, status};
     size_t len[3] = {4, sizeof r.id, strlen(status)};
@@ -233,7 +262,7 @@ static void *io_main(void *arg)
             break;
         }
         if (items[2].revents || items[3].revents) {
-            drain_output(w);
+            drain_output(w, 0);
         }
         if (items[1].revents & ZMQ_POLLIN) {
             uint64_t c;

@@ -282,3 +282,10 @@ def test_a_chunk_with_hundreds_of_buffers_arrives_whole(kernel):
                          "arrs = [np.full(100, i, dtype=np.int64) for i in range(300)]\n"
                          "out = ferry.map(np.negative, arrs, chunksize=150)\n"
                          "[int(a.sum()) for a in out] == [-100 * i for i in range(300)]")
+
+
+def test_long_non_ascii_output_of_a_task_arrives_intact(kernel):
+    # 300 kB of two- and three-byte characters cross many pipe reads.
+    run(kernel, "def accents(n):\n    print('é€' * n, end='')\n    return n")
+    x = run(kernel, "ferry.map(accents, [60000], chunksize=1)")
+    assert x.stdout == "é€" * 60000
