@@ -122,6 +122,11 @@ def test_function_reading_a_computed_global_gets_a_clear_error(kernel):
     assert worker_pids(kernel) == before
 
 
+def test_check_of_a_function_reading_a_computed_global_says_so(kernel):
+    x = fails(kernel, "ferry.check(uses_data)")
+    assert x.content["ename"] == "PicklingError" and "'data'" in x.content["evalue"]
+
+
 def test_computed_global_read_through_a_helper_is_caught(kernel):
     run(kernel, "def via_helper(i):\n    return uses_data(i)")
     x = fails(kernel, "ferry.submit(via_helper, 0)")

@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 # Set by the kernel at start; None outside a ferry kernel.
 runtime_dir = None
 
-from ._check import PicklingError, check  # noqa: E402
-from ._pool import Executor, WorkerCrashed  # noqa: E402
+from ._check import PicklingError  # noqa: E402
+from ._pool import Executor, WorkerCrashed, check  # noqa: E402
 
 __all__ = ["map", "submit", "workers", "Executor", "check", "PicklingError",
            "WorkerCrashed", "runtime_dir"]

@@ -120,9 +120,9 @@ def _unexported_globals(fn, rec):
     return sorted(missing.items())
 
 
-def _preflight(fn):
+def _preflight(fn, path="fn"):
     """Checks, before anything is pickled, what fn needs in a worker."""
-    rec = _refresh_reexport()
+    rec = _refresh_reexport() if _ferry_pool is not None else None
     missing = _unexported_globals(fn, rec)
     if missing:
         names = ", ".join(repr(n) for n, _ in missing)
@@ -136,9 +136,16 @@ def _preflight(fn):
             + (f" ({whys})" if whys else "") +
             f". Fix: pass {names} to the function as an argument, or compute it inside "
             f"the function.")
-    message = _check.diagnose(fn, "fn")
+    message = _check.diagnose(fn, path)
     if message:
         raise _check.PicklingError(message)
+
+
+def check(obj):
+    """ferry.check: the diagnosis map and submit run before dispatch - a
+    function reading a notebook global that workers lack, or anything that
+    cannot be pickled - raising ferry.PicklingError, else returning None."""
+    _preflight(obj, "obj")
 
 
 def _explain(exc, parts):
