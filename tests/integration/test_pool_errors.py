@@ -263,3 +263,22 @@ def test_workers_that_cannot_start_fail_the_tasks_instead_of_hanging(kernel):
     assert "code 1" in x.content["evalue"]
     assert result(kernel, "with ferry.Executor(1) as ex:\n"
                           "    r = ex.submit(abs, -1).result(timeout=15)\nr") == 1
+
+
+def test_interrupt_request_message_during_map_works_the_same(kernel_factory, tmp_path):
+    k = kernel_factory(interrupt_mode="message")
+    run(k, f"MARKS = {str(tmp_path)!r}\n"
+           "def slow(x):\n    import os, time\n"
+           "    open(os.path.join(MARKS, str(x)), 'w').close()\n"
+           "    time.sleep(30)\n")
+    p = k.submit("print('started', flush=True)\nferry.workers(2)\n"
+                 "ferry.map(slow, range(6), chunksize=1)")
+    p.wait_until_running()
+    deadline = time.monotonic() + 10
+    while len(os.listdir(tmp_path)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    k.send("interrupt_request", {}, channel="control").wait_for_reply()
+    x = p.finish(timeout=10)
+    assert x.content["ename"] == "KeyboardInterrupt"
+    assert value_of(k, "ferry.map(abs, [-1, -2], chunksize=1)") == "[1, 2]"
+    assert sorted(os.listdir(tmp_path)) == ["0", "1"]
