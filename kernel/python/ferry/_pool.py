@@ -34,6 +34,7 @@ class WorkerCrashed(RuntimeError):
     code or signal.  The pool replaces the worker; other tasks go on."""
 
 
+MAX_WORKERS = 256  # pool.c's limit
 _ids = itertools.count(1)
 _pools = weakref.WeakSet()
 
@@ -197,9 +198,9 @@ class Pool:
     def __init__(self, workers=None):
         if _ferry_pool is None:
             raise RuntimeError("ferry pools run inside the ferry kernel")
-        if workers is not None and int(workers) < 1:
-            raise ValueError("a pool needs at least one worker")
-        self._n = int(workers) if workers else len(os.sched_getaffinity(0))
+        if workers is not None and not 1 <= int(workers) <= MAX_WORKERS:
+            raise ValueError(f"a pool has 1 to {MAX_WORKERS} workers, not {workers}")
+        self._n = int(workers) if workers else min(len(os.sched_getaffinity(0)), MAX_WORKERS)
         self._handle = None
         self._lock = threading.Lock()
         self._pending = {}  # task id -> future
@@ -220,8 +221,8 @@ class Pool:
 
     def size(self, n=None):
         if n is not None:
-            if int(n) < 1:
-                raise ValueError("a pool needs at least one worker")
+            if not 1 <= int(n) <= MAX_WORKERS:
+                raise ValueError(f"a pool has 1 to {MAX_WORKERS} workers, not {n}")
             self._n = int(n)
             if self._handle is not None:
                 _ferry_pool.size(self._handle, self._n)
