@@ -3,6 +3,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -175,6 +176,13 @@ static void spawn_worker(pool *p)
             dup2(logfd, 2);
         }
         dup2(2, 1);
+        /* No frontend behind the kernel's stdin: input() in a task gets
+         * EOFError at once instead of blocking on whatever fd 0 is. */
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0 && null != 0) {
+            dup2(null, 0);
+            close(null);
+        }
         char *argv[] = {p->exe, (char *)"--worker", p->endpoint, (char *)"--log-level",
                         (char *)level, NULL};
         execv(p->exe, argv);

@@ -282,3 +282,8 @@ def test_interrupt_request_message_during_map_works_the_same(kernel_factory, tmp
     assert x.content["ename"] == "KeyboardInterrupt"
     assert value_of(k, "ferry.map(abs, [-1, -2], chunksize=1)") == "[1, 2]"
     assert sorted(os.listdir(tmp_path)) == ["0", "1"]
+
+
+def test_input_in_a_task_fails_at_once(kernel):
+    x = fails(kernel, "def ask(x):\n    return input('name? ')\nferry.map(ask, [1])")
+    assert x.content["ename"] == "EOFError"
