@@ -330,23 +330,28 @@ class Pool:
             _flush()
 
     def _gather(self, futures, sizes):
-        total = sum(sizes)
-        progress = _Progress(total)
-        not_done = set(futures)
+        # The base class's result/exception: _Future's would flush iopub once
+        # per task; map flushes once at the end.
+        base = concurrent.futures.Future
+        progress = _Progress(sum(sizes))
+        index = {f: i for i, f in enumerate(futures)}
+        not_done, finished = set(futures), 0
         while not_done:
-            _, not_done = concurrent.futures.wait(
+            done, not_done = concurrent.futures.wait(
                 not_done, timeout=_Progress.TICK,
                 return_when=concurrent.futures.FIRST_EXCEPTION)
-            for future in futures:  # the first failure in task order wins
-                if future.done() and not future.cancelled() and future.exception():
-                    # Raised from here, not from inside concurrent.futures, so
-                    # the cell's traceback shows the cell, then the worker.
-                    raise future.exception().with_traceback(None)
-            progress.update(sum(n for f, n in zip(futures, sizes) if f.done()))
+            failed = [f for f in done if not f.cancelled() and base.exception(f) is not None]
+            if failed:
+                # Raised from here, not from inside concurrent.futures, so the
+                # cell's traceback shows the cell, then the worker.
+                first = min(failed, key=index.get)
+                raise base.exception(first).with_traceback(None)
+            finished += sum(sizes[index[f]] for f in done)
+            progress.update(finished)
         progress.done()
         results = []
         for future in futures:
-            results.extend(future.result())
+            results.extend(base.result(future))
         return results
 
     def cancel(self, futures, interrupt=True):
