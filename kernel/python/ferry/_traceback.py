@@ -82,7 +82,11 @@ def _one(exc):
         remote = None
     if remote is not None:
         return [_RULE, header] + _frames(exc.__traceback__) + _remote(*remote)
-    return [_RULE, header] + _frames(exc.__traceback__) + [f"{RED}{ename}{RESET}: {exc}"]
+    try:
+        text = str(exc)
+    except Exception:
+        text = f"<exception str() failed: {ename}>"
+    return [_RULE, header] + _frames(exc.__traceback__) + [f"{RED}{ename}{RESET}: {text}"]
 
 
 def _remote(pid, lines):
