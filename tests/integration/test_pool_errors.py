@@ -287,3 +287,19 @@ def test_interrupt_request_message_during_map_works_the_same(kernel_factory, tmp
 def test_input_in_a_task_fails_at_once(kernel):
     x = fails(kernel, "def ask(x):\n    return input('name? ')\nferry.map(ask, [1])")
     assert x.content["ename"] == "EOFError"
+
+
+def test_interrupting_the_wait_for_a_submitted_task_interrupts_the_task(kernel, tmp_path):
+    run(kernel, f"DONE_DIR = {str(tmp_path)!r}\n"
+                "def nap(x):\n    import os, time\n    time.sleep(30)\n"
+                "    open(os.path.join(DONE_DIR, 'finished'), 'w').close()\n")
+    before = worker_pids(kernel)
+    p = kernel.submit("f = ferry.submit(nap, 1)\nprint('started', flush=True)\nf.result()")
+    p.wait_until_running()
+    time.sleep(0.3)
+    kernel.km.interrupt_kernel()
+    assert p.finish(timeout=10).content["ename"] == "KeyboardInterrupt"
+    # The task ended with KeyboardInterrupt in its worker, which lives on.
+    assert result(kernel, "type(f.exception(timeout=10)).__name__") == "KeyboardInterrupt"
+    assert os.listdir(tmp_path) == []
+    assert worker_pids(kernel) == before

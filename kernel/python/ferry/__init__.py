@@ -43,7 +43,8 @@ def map(fn, iterable, *, chunksize=None):
 
 def submit(fn, *args, **kwargs):
     """Runs fn(*args, **kwargs) in the shared pool; returns a
-    concurrent.futures.Future (same checks and errors as map)."""
+    concurrent.futures.Future (same checks and errors as map).  Interrupting
+    the kernel while a cell waits on its result() interrupts the task too."""
     from . import _pool
     return _pool.shared().submit(fn, *args, **kwargs)
 

@@ -164,17 +164,31 @@ def _explain(exc, parts):
 # ------------------------------------------------------------------ futures
 
 class _Future(concurrent.futures.Future):
-    """A Future whose result() also publishes the task's output first."""
+    """A Future whose result() also publishes the task's output first, and
+    whose wait, when interrupted, interrupts the task too (as in map)."""
+
+    _ferry_pool = None  # the Pool that runs the task
+
+    def _interrupted(self):
+        pool = self._ferry_pool
+        if pool is not None:
+            pool.cancel([self], interrupt=True)
 
     def result(self, timeout=None):
         try:
             return super().result(timeout)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
         finally:
             _flush()
 
     def exception(self, timeout=None):
         try:
             return super().exception(timeout)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
         finally:
             _flush()
 
@@ -279,6 +293,7 @@ class Pool:
         task_id = next(_ids)
         self._pending[task_id] = future
         future.task_id = task_id
+        future._ferry_pool = self
         _ferry_pool.submit(handle, task_id, frames)
         return future
 
