@@ -24,6 +24,10 @@
 /* Workers in a row that die before saying "ready" before the pool stops
  * starting new ones and fails the queued tasks instead of looping. */
 #define MAX_FAILED_STARTS 3
+/* How long a task may ignore its SIGINT before its worker is killed (and
+ * replaced): an interrupt must free the pool for the next cell even when a
+ * task blocks signals or loops in C. */
+#define INTERRUPT_GRACE_MS 2000
 
 typedef struct task {
     uint64_t id;           /* chosen by the caller */
@@ -40,6 +44,7 @@ typedef struct worker {
     task *running;         /* its task, or NULL when idle */
     int retiring;          /* stop it once idle (pool shrank) */
     int killed;            /* SIGKILL sent at stop */
+    long long interrupted; /* monotonic ms of the SIGINT to its task, or 0 */
 } worker;
 
 typedef struct result_node {
@@ -73,6 +78,13 @@ struct pool {
 };
 
 static int pool_counter;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ----------------------------------------------------------- helpers */
 
@@ -324,6 +336,7 @@ static void send_task(pool *p, worker *w, task *t)
         jp_frame_clear(&t->frames[i]);
     }
     w->running = t;
+    w->interrupted = 0;
 }
 
 /* Receives one multipart message into frames, each keeping its ZeroMQ
@@ -412,6 +425,7 @@ static void handle_worker_message(pool *p)
         post_result(p, w->running->id, st, payload, payload ? k : 0, NULL);
         task_free(w->running);
         w->running = NULL;
+        w->interrupted = 0;
     }
     frames_free(f, n);
 }
@@ -460,6 +474,7 @@ static void apply_cancels(pool *p)
         for (size_t j = 0; w->running && j < n_ints; j++) {
             if (w->running->id == ints[j]) {
                 kill(w->pid, SIGINT);
+                w->interrupted = now_ms();
                 break;
             }
         }
@@ -522,6 +537,29 @@ static int any_workers(pool *p)
     return 0;
 }
 
+/* Kills the workers whose interrupted task outlived its grace; returns the
+ * poll timeout until the next such deadline (-1: none). */
+static int enforce_interrupts(pool *p)
+{
+    long long now = now_ms(), next = -1;
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        worker *w = &p->workers[i];
+        if (w->pid == 0 || w->running == NULL || w->interrupted == 0 || w->killed) {
+            continue;
+        }
+        long long left = w->interrupted + INTERRUPT_GRACE_MS - now;
+        if (left <= 0) {
+            LOG_W("pool: worker %d ignored an interrupt for %d ms; killing it", (int)w->pid,
+                  INTERRUPT_GRACE_MS);
+            kill(w->pid, SIGKILL);
+            w->killed = 1;
+        } else if (next < 0 || left < next) {
+            next = left;
+        }
+    }
+    return next < 0 ? -1 : (int)next + 1;
+}
+
 /* Workers cannot start (a broken install, no memory): the queued tasks fail
  * with how the last one ended, rather than wait forever. */
 static void fail_pending(pool *p)
@@ -581,7 +619,11 @@ static void *dispatcher_main(void *arg)
                 break;
             }
         }
-        if (zmq_poll(items, n, stopping ? 100 : -1) < 0 && errno != EINTR) {
+        int timeout = enforce_interrupts(p);
+        if (stopping) {
+            timeout = 100;
+        }
+        if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
             LOG_E("pool: poll failed: %s", zmq_strerror(errno));
             break;
         }

@@ -303,3 +303,24 @@ def test_interrupting_the_wait_for_a_submitted_task_interrupts_the_task(kernel, 
     assert result(kernel, "type(f.exception(timeout=10)).__name__") == "KeyboardInterrupt"
     assert os.listdir(tmp_path) == []
     assert worker_pids(kernel) == before
+
+
+def test_a_task_that_ignores_the_interrupt_loses_its_worker(kernel, tmp_path):
+    run(kernel, "ferry.workers(2)\nferry.map(abs, range(2), chunksize=1)\n"
+                "def stubborn(x):\n    import signal, time\n"
+                "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                "    time.sleep(60)\n")
+    before = worker_pids(kernel)
+    p = kernel.submit("print('started', flush=True)\nferry.map(stubborn, [1, 2], chunksize=1)")
+    p.wait_until_running()
+    time.sleep(0.5)
+    kernel.km.interrupt_kernel()
+    assert p.finish(timeout=10).content["ename"] == "KeyboardInterrupt"
+    # Killed after the grace period and replaced, and the pool goes on.
+    assert value_of(kernel, "ferry.map(abs, [-1, -2], chunksize=1)") == "[1, 2]"
+    after = set(result(kernel, f"import time\nend = time.time() + 10\n"
+                               f"while (len(_pool.shared().pids()) != 2 or\n"
+                               f"       set(_pool.shared().pids()) & {before!r}) \\\n"
+                               f"        and time.time() < end:\n"
+                               f"    time.sleep(0.05)\n_pool.shared().pids()"))
+    assert len(after) == 2 and not after & before
