@@ -118,7 +118,7 @@ def test_workers_reports_usable_cpus_and_resizes(kernel, tmp_path):
 
 
 def test_workers_rejects_a_size_below_one(kernel):
-    x = kernel.execute("import ferry\nferry.workers(0)", timeout=T)
+    x = kernel.execute("import ferry\nferry.workers(0)", timeout=T, stop_on_error=False)
     assert x.status == "error" and x.content["ename"] == "ValueError"
 
 
@@ -151,7 +151,8 @@ def test_chunksize_none_picks_a_chunk_size(kernel):
 
 
 def test_chunksize_below_one_is_an_error(kernel):
-    x = kernel.execute("ferry.map(abs, [1], chunksize=0)", timeout=T)
+    x = kernel.execute("ferry.map(abs, [1], chunksize=0)", timeout=T,
+                       stop_on_error=False)
     assert x.status == "error" and x.content["ename"] == "ValueError"
 
 
@@ -247,7 +248,7 @@ def test_executor_runs_tasks_in_workers_of_its_own(kernel):
 
 def test_executor_refuses_work_after_shutdown(kernel):
     x = kernel.execute("ex = ferry.Executor(1)\nex.submit(abs, 1).result(timeout=15)\n"
-                       "ex.shutdown()\nex.submit(abs, 1)", timeout=T)
+                       "ex.shutdown()\nex.submit(abs, 1)", timeout=T, stop_on_error=False)
     assert x.status == "error" and x.content["ename"] == "RuntimeError"
 
 

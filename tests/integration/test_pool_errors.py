@@ -22,7 +22,9 @@ def run(k, code, timeout=T):
 
 
 def fails(k, code, timeout=T):
-    x = k.execute(PRELUDE + code, timeout=timeout)
+    # stop_on_error=False: the kernel aborts what it receives just after a
+    # failed cell's idle, which can be this test's next request.
+    x = k.execute(PRELUDE + code, timeout=timeout, stop_on_error=False)
     assert x.status == "error", x.describe()
     return x
 
@@ -232,7 +234,8 @@ def test_interrupt_during_map_cancels_and_leaves_the_pool_usable(kernel, tmp_pat
                 "def slow(x):\n    import os, time\n"
                 "    open(os.path.join(MARKS, str(x)), 'w').close()\n"
                 "    time.sleep(30)\n    return x")
-    p = kernel.submit("print('started', flush=True)\nferry.map(slow, range(8), chunksize=1)")
+    p = kernel.submit("print('started', flush=True)\nferry.map(slow, range(8), chunksize=1)",
+                      stop_on_error=False)
     p.wait_until_running()
     deadline = time.monotonic() + 10
     while len(os.listdir(marks)) < 2 and time.monotonic() < deadline:
@@ -272,7 +275,7 @@ def test_interrupt_request_message_during_map_works_the_same(kernel_factory, tmp
            "    open(os.path.join(MARKS, str(x)), 'w').close()\n"
            "    time.sleep(30)\n")
     p = k.submit("print('started', flush=True)\nferry.workers(2)\n"
-                 "ferry.map(slow, range(6), chunksize=1)")
+                 "ferry.map(slow, range(6), chunksize=1)", stop_on_error=False)
     p.wait_until_running()
     deadline = time.monotonic() + 10
     while len(os.listdir(tmp_path)) < 2 and time.monotonic() < deadline:
@@ -294,7 +297,8 @@ def test_interrupting_the_wait_for_a_submitted_task_interrupts_the_task(kernel, 
                 "def nap(x):\n    import os, time\n    time.sleep(30)\n"
                 "    open(os.path.join(DONE_DIR, 'finished'), 'w').close()\n")
     before = worker_pids(kernel)
-    p = kernel.submit("f = ferry.submit(nap, 1)\nprint('started', flush=True)\nf.result()")
+    p = kernel.submit("f = ferry.submit(nap, 1)\nprint('started', flush=True)\nf.result()",
+                      stop_on_error=False)
     p.wait_until_running()
     time.sleep(0.3)
     kernel.km.interrupt_kernel()
@@ -311,7 +315,8 @@ def test_a_task_that_ignores_the_interrupt_loses_its_worker(kernel, tmp_path):
                 "    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                 "    time.sleep(60)\n")
     before = worker_pids(kernel)
-    p = kernel.submit("print('started', flush=True)\nferry.map(stubborn, [1, 2], chunksize=1)")
+    p = kernel.submit("print('started', flush=True)\nferry.map(stubborn, [1, 2], chunksize=1)",
+                      stop_on_error=False)
     p.wait_until_running()
     time.sleep(0.5)
     kernel.km.interrupt_kernel()
