@@ -329,3 +329,18 @@ def test_a_task_that_ignores_the_interrupt_loses_its_worker(kernel, tmp_path):
                                f"        and time.time() < end:\n"
                                f"    time.sleep(0.05)\n_pool.shared().pids()"))
     assert len(after) == 2 and not after & before
+
+
+def test_a_forked_child_neither_uses_nor_stops_the_kernel_pools(kernel):
+    # A child that exits normally runs atexit handlers (here called by hand,
+    # as a cell cannot exit): they must not touch the parent's pools, whose
+    # dispatcher threads the child does not have.
+    assert result(kernel, "import os\nferry.map(abs, [1])\npid = os.fork()\n"
+                          "if pid == 0:\n"
+                          "    code = 1\n"
+                          "    try:\n        ferry.map(abs, [1])\n"
+                          "    except RuntimeError:\n        code = 7\n"
+                          "    finally:\n"
+                          "        _pool._stop_all()\n        os._exit(code)\n"
+                          "os.waitpid(pid, 0)[1] >> 8") == 7
+    assert value_of(kernel, "ferry.map(abs, [-3])") == "[3]"

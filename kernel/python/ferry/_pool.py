@@ -37,6 +37,11 @@ class WorkerCrashed(RuntimeError):
 MAX_WORKERS = 256  # pool.c's limit
 _ids = itertools.count(1)
 _pools = weakref.WeakSet()
+_owner = os.getpid()  # a forked child (multiprocessing's fork) has no dispatchers
+
+
+def _in_owner():
+    return os.getpid() == _owner
 
 
 def _context():
@@ -54,7 +59,7 @@ def _dumps(obj):
 def _flush():
     """Publishes the worker output forwarded so far, so that it comes before
     whatever the cell prints next."""
-    if _ferry_pool is not None:
+    if _ferry_pool is not None and _in_owner():  # a fork has no publisher
         _ferry_pool.flush()
 
 
@@ -224,6 +229,9 @@ class Pool:
     # ------------------------------------------------------------- life
 
     def _start(self):
+        if not _in_owner():
+            raise RuntimeError("ferry pools run in the kernel process, not in a forked "
+                               "child of it")
         with self._lock:
             if self._handle is None:
                 self._handle = _ferry_pool.create(self._n)
@@ -488,7 +496,10 @@ def shared():
 @atexit.register
 def _stop_all():
     # At kernel shutdown and restart: the workers go before the interpreter
-    # (the parent-death signal would get them too, only later).
+    # (the parent-death signal would get them too, only later).  Not in a
+    # forked child: its copies of the pools have no dispatcher to stop.
+    if not _in_owner():
+        return
     for pool in list(_pools):
         try:
             pool.shutdown()
