@@ -290,3 +290,14 @@ def test_long_non_ascii_output_of_a_task_arrives_intact(kernel):
     run(kernel, "def accents(n):\n    print('é€' * n, end='')\n    return n")
     x = run(kernel, "ferry.map(accents, [60000], chunksize=1)")
     assert x.stdout == "é€" * 60000
+
+
+def test_submits_from_several_threads_all_complete(kernel):
+    assert value(kernel, "import threading\nok = []\n"
+                         "def go(k):\n"
+                         "    fs = [ferry.submit(pow, k, i) for i in range(100)]\n"
+                         "    ok.append([f.result(timeout=15) for f in fs] == "
+                         "[k ** i for i in range(100)])\n"
+                         "ts = [threading.Thread(target=go, args=(k,)) for k in range(2, 6)]\n"
+                         "[t.start() for t in ts]\n[t.join(30) for t in ts]\nok") \
+        == [True] * 4
