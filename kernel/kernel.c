@@ -84,7 +84,7 @@ static void handle_in_python(kernel *k, void *sock, const jp_msg *req)
 
 /* Replies "aborted" to the execute requests queued behind a failed cell,
  * as stop_on_error asks; other requests are still answered. */
-static void abort_queued(kernel *k, void *sock);
+static size_t abort_queued(kernel *k, void *sock, jp_msg **deferred, size_t max);
 
 static void handle_execute(kernel *k, void *sock, const jp_msg *req)
 {
@@ -100,8 +100,9 @@ static void handle_execute(kernel *k, void *sock, const jp_msg *req)
     /* Output the cell wrote reaches iopub before the reply. */
     iopub_flush(k->io);
     kernel_reply(k, sock, req, "execute_reply", content);
-    /* The requests queued behind a failed cell are aborted once its idle
-     * is out (dispatch does it), as stop_on_error asks. */
+    /* The requests queued behind a failed cell are aborted before its idle
+     * (dispatch does it), as stop_on_error asks: a client that waits for
+     * idle before sending more is never aborted. */
     k->abort_queued = failed && (stop == NULL || json_is_true(stop));
 }
 
@@ -172,39 +173,55 @@ static void dispatch(kernel *k, void *sock, const jp_msg *req)
     } else {
         LOG_W("unknown request type '%s' on shell: no reply", type);
     }
+    jp_msg *deferred[64];
+    size_t n_deferred = 0;
+    if (k->abort_queued) {
+        k->abort_queued = 0;
+        n_deferred = abort_queued(k, sock, deferred, 64);
+    }
     iopub_status(k->io, "idle");
     atomic_store(&k->busy, 0);
     k->current = NULL;
-    if (k->abort_queued) {
-        k->abort_queued = 0;
-        abort_queued(k, sock);
+    for (size_t i = 0; i < n_deferred; i++) {
+        dispatch(k, sock, deferred[i]);
+        jp_msg_destroy(&deferred[i]);
     }
 }
 
-static void abort_queued(kernel *k, void *sock)
+static void status_under(kernel *k, const jp_msg *req, const char *state)
 {
-    for (;;) {
+    iopub_publish_under(k->io, req->header, "status",
+                        json_pack("{s:s}", "execution_state", state));
+}
+
+/* Drains the shell socket: execute requests get an "aborted" reply (their
+ * status published under their own header, so the failed cell's parent
+ * stays current until its idle); other requests are returned, in order,
+ * to be handled after that idle.  Returns how many were deferred. */
+static size_t abort_queued(kernel *k, void *sock, jp_msg **deferred, size_t max)
+{
+    size_t n = 0;
+    while (n < max) { /* the rest waits on the socket, handled as usual */
         jp_error err = {0};
         jp_msg *req = jp_recv(k->session, sock, ZMQ_DONTWAIT, &err);
         if (req == NULL) {
             if (errno == EAGAIN) {
-                return;
+                return n;
             }
             LOG_W("dropping malformed message on shell: %s", err.text);
             continue;
         }
         if (strcmp(jp_msg_type(req), "execute_request") == 0) {
-            iopub_set_parent(k->io, req);
-            iopub_status(k->io, "busy");
+            status_under(k, req, "busy");
             kernel_reply(k, sock, req, "execute_reply",
-                         json_pack("{s:s, s:i}", "status", "aborted", "execution_count",
-                                   0));
-            iopub_status(k->io, "idle");
+                         json_pack("{s:s, s:i}", "status", "aborted", "execution_count", 0));
+            status_under(k, req, "idle");
+            jp_msg_destroy(&req);
         } else {
-            dispatch(k, sock, req);
+            deferred[n++] = req;
         }
-        jp_msg_destroy(&req);
     }
+    return n;
 }
 
 /* --------------------------------------------------------------- stdin */

@@ -43,6 +43,11 @@ typedef struct pool_result {
  * workers' output.  Free with pool_destroy, which stops every worker. */
 pool *pool_new(void *zctx, const char *runtime_dir, const char *exe, iopub *io, int n,
                jp_error *err);
+/* Kills every worker and ends the dispatcher; returns once they are reaped.
+ * Idempotent.  The pool stays allocated: pool_next (maybe waiting in
+ * another thread) returns -1 from now on.  Call pool_destroy only once no
+ * thread can be inside pool_next. */
+void pool_stop(pool *p);
 void pool_destroy(pool **p);
 
 /* Number of workers asked for; resizing starts or stops workers (a worker
@@ -61,8 +66,10 @@ int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frame *frames, siz
 int pool_next(pool *p, pool_result *out, int timeout_ms);
 void pool_result_clear(pool_result *r);
 
-/* Cancels tasks: queued ones end POOL_CANCELLED, running ones get SIGINT. */
-void pool_cancel(pool *p, const uint64_t *ids, size_t n);
+/* Cancels tasks: queued ones end POOL_CANCELLED; with interrupt, running
+ * ones get SIGINT (they end POOL_ERROR with KeyboardInterrupt), else they
+ * run to the end. */
+void pool_cancel(pool *p, const uint64_t *ids, size_t n, int interrupt);
 
 /* Process ids of the live workers (for tests and diagnostics). */
 int pool_pids(pool *p, int *pids, int max);

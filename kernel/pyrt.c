@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pyframe.h"
 
 static pyrt_hooks hooks;
 static PyThreadState *main_state; /* saved while the GIL is released */
@@ -220,21 +221,8 @@ done:
     return result;
 }
 
-static PyObject *frames_to_list(const jp_frame *in, size_t n)
-{
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list && i < n; i++) {
-        PyObject *b = PyBytes_FromStringAndSize(in[i].data, (Py_ssize_t)in[i].size);
-        if (b == NULL) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, b);
-    }
-    return list;
-}
-
-/* Copies each bytes-like item of seq into a frame. */
+/* Copies each bytes-like item of seq into a frame.  The one copy on the way
+ * out: the io thread sends while the next task may change the objects. */
 static int list_to_frames(PyObject *seq, jp_frame **out, size_t *n_out)
 {
     PyObject *fast = PySequence_Fast(seq, "expected a list of bytes");
@@ -266,14 +254,14 @@ static int list_to_frames(PyObject *seq, jp_frame **out, size_t *n_out)
     return 0;
 }
 
-int pyrt_call_frames(const char *func, const jp_frame *in, size_t n_in, jp_frame **out,
+int pyrt_call_frames(const char *func, jp_frame *in, size_t n_in, jp_frame **out,
                      size_t *n_out, jp_error *err)
 {
     int rc = -1;
     *out = NULL;
     *n_out = 0;
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *args = frames_to_list(in, n_in);
+    PyObject *args = pyframe_list(in, n_in);
     PyObject *r = args ? PyObject_CallMethod(runner, func, "O", args) : NULL;
     PyObject *ok = NULL, *frames = NULL;
     if (r == NULL || !PyArg_ParseTuple(r, "OO", &ok, &frames) ||
