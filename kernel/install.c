@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "paths.h"
 
 #ifndef FERRY_PYTHON_PREFIX
 #define FERRY_PYTHON_PREFIX "/usr"
@@ -144,12 +145,10 @@ int install_main(int argc, char **argv)
         }
     }
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0) {
+    if (paths_self_exe(exe, sizeof exe) < 0) {
         perror("ferry-kernel install: /proc/self/exe");
         return 1;
     }
-    exe[n] = '\0';
     char dir[PATH_MAX];
     int len = snprintf(dir, sizeof dir, "%s/kernels/%s", base, name);
     if (len < 0 || (size_t)len >= sizeof dir) {

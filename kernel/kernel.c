@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "paths.h"
 #include "pool_py.h"
 #include "pyrt.h"
 #include "runtime.h"
@@ -284,39 +285,6 @@ static void write_from_python(void *ctx, const char *name, const char *text, siz
 
 /* ------------------------------------------------------------- set-up */
 
-/* The ferry Python package: beside the build tree's binary, under
- * PREFIX/lib/ferry when installed, or where FERRY_PACKAGE_DIR says. */
-static int find_package_dir(char *buf, size_t size)
-{
-    const char *env = getenv("FERRY_PACKAGE_DIR");
-    if (env && *env) {
-        snprintf(buf, size, "%s", env);
-        return 0;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0) {
-        return -1;
-    }
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash) {
-        *slash = '\0';
-    }
-    static const char *const candidates[] = {"/../kernel/python", "/../lib/ferry"};
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        char probe[PATH_MAX + 64];
-        snprintf(probe, sizeof probe, "%s%s", exe, candidates[i]);
-        char init[PATH_MAX + 96];
-        snprintf(init, sizeof init, "%s/ferry/_kernel.py", probe);
-        if (access(init, R_OK) == 0 && realpath(probe, buf) != NULL) {
-            (void)size;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static void *bind_router(kernel *k, jp_channel ch, jp_error *err)
 {
     char endpoint[300];
@@ -345,8 +313,10 @@ static int start_python(kernel *k, jp_error *err)
 {
     static pool_py_ctx pools;
     static char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
+    if (paths_self_exe(exe, sizeof exe) < 0) {
+        jp_error_set(err, "cannot find the kernel binary (/proc/self/exe)");
+        return -1;
+    }
     pools = (pool_py_ctx){.zctx = k->zctx, .runtime_dir = k->runtime_dir, .exe = exe,
                           .io = k->io, .owner = k, .current_parent = current_parent};
     if (pool_py_register(&pools) < 0) {
@@ -354,7 +324,7 @@ static int start_python(kernel *k, jp_error *err)
         return -1;
     }
     char package_dir[PATH_MAX];
-    if (find_package_dir(package_dir, sizeof package_dir) < 0) {
+    if (paths_package_dir(package_dir, sizeof package_dir) < 0) {
         jp_error_set(err, "cannot find the ferry Python package (set FERRY_PACKAGE_DIR)");
         return -1;
     }

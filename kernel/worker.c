@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +22,7 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "paths.h"
 #include "pyrt.h"
 
 typedef struct job {
@@ -330,33 +330,6 @@ static void run_tasks(wstate *w)
     }
 }
 
-static int find_package_dir(char *buf, size_t size)
-{
-    const char *env = getenv("FERRY_PACKAGE_DIR");
-    if (env && *env) {
-        snprintf(buf, size, "%s", env);
-        return 0;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0) {
-        return -1;
-    }
-    exe[n] = '\0';
-    char *dir = dirname(exe);
-    static const char *const candidates[] = {"/../kernel/python", "/../lib/ferry"};
-    for (size_t i = 0; i < 2; i++) {
-        char probe[PATH_MAX + 64], init[PATH_MAX + 96];
-        snprintf(probe, sizeof probe, "%s%s", dir, candidates[i]);
-        snprintf(init, sizeof init, "%s/ferry/_kernel.py", probe);
-        if (access(init, R_OK) == 0 && realpath(probe, buf) != NULL) {
-            (void)size;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static void no_publish(void *ctx, const char *msg_type, json_t *content)
 {
     (void)ctx;
@@ -402,7 +375,7 @@ int worker_run(const char *endpoint, const char *python)
         return 1;
     }
     if (capture(1, &w.out_fd[0]) < 0 || capture(2, &w.out_fd[1]) < 0 ||
-        find_package_dir(package_dir, sizeof package_dir) < 0) {
+        paths_package_dir(package_dir, sizeof package_dir) < 0) {
         LOG_E("worker: cannot set up output capture or find the ferry package");
         return 1;
     }
