@@ -96,7 +96,8 @@ static void handle_execute(kernel *k, void *sock, const jp_msg *req)
     if (content == NULL) {
         content = internal_error_reply(&err);
     }
-    int failed = strcmp(json_string_value(json_object_get(content, "status")), "error") == 0;
+    int failed =
+        strcmp(json_string_value(json_object_get(content, "status")), "error") == 0;
     json_t *stop = json_object_get(req->content, "stop_on_error");
     /* Output the cell wrote reaches iopub before the reply. */
     iopub_flush(k->io);
@@ -112,8 +113,7 @@ static void handle_comm_open(kernel *k, void *sock, const jp_msg *req)
     (void)sock;
     /* No comm targets exist yet: close the comm as the spec asks. */
     json_t *id = json_object_get(req->content, "comm_id");
-    iopub_publish(k->io, "comm_close",
-                  json_pack("{s:O?, s:{}}", "comm_id", id, "data"));
+    iopub_publish(k->io, "comm_close", json_pack("{s:O?, s:{}}", "comm_id", id, "data"));
     LOG_I("comm_open for unknown target %s",
           json_string_value(json_object_get(req->content, "target_name")));
 }
@@ -128,8 +128,9 @@ static void handle_ignored(kernel *k, void *sock, const jp_msg *req)
 static void handle_shutdown(kernel *k, void *sock, const jp_msg *req)
 {
     json_t *restart = json_object_get(req->content, "restart");
-    kernel_reply(k, sock, req, "shutdown_reply",
-                 json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
+    kernel_reply(
+        k, sock, req, "shutdown_reply",
+        json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
     kernel_request_stop(k);
 }
 
@@ -214,8 +215,9 @@ static size_t abort_queued(kernel *k, void *sock, jp_msg **deferred, size_t max)
         }
         if (strcmp(jp_msg_type(req), "execute_request") == 0) {
             status_under(k, req, "busy");
-            kernel_reply(k, sock, req, "execute_reply",
-                         json_pack("{s:s, s:i}", "status", "aborted", "execution_count", 0));
+            kernel_reply(
+                k, sock, req, "execute_reply",
+                json_pack("{s:s, s:i}", "status", "aborted", "execution_count", 0));
             status_under(k, req, "idle");
             jp_msg_destroy(&req);
         } else {
@@ -233,12 +235,13 @@ static int stdin_input(void *ctx, const char *prompt, int password, char **value
     kernel *k = ctx;
     if (!k->allow_stdin || k->current == NULL) {
         jp_error_set(err, "StdinNotImplementedError: input() was called, but this "
-                     "frontend does not support input requests");
+                          "frontend does not support input requests");
         return -1;
     }
     iopub_flush(k->io); /* the prompt comes after the output before it */
     if (kernel_reply(k, k->stdin_sock, k->current, "input_request",
-                     json_pack("{s:s, s:b}", "prompt", prompt, "password", password)) < 0) {
+                     json_pack("{s:s, s:b}", "prompt", prompt, "password", password)) <
+        0) {
         jp_error_set(err, "cannot send input_request");
         return -1;
     }
@@ -317,8 +320,12 @@ static int start_python(kernel *k, jp_error *err)
         jp_error_set(err, "cannot find the kernel binary (/proc/self/exe)");
         return -1;
     }
-    pools = (pool_py_ctx){.zctx = k->zctx, .runtime_dir = k->runtime_dir, .exe = exe,
-                          .io = k->io, .owner = k, .current_parent = current_parent};
+    pools = (pool_py_ctx){.zctx = k->zctx,
+                          .runtime_dir = k->runtime_dir,
+                          .exe = exe,
+                          .io = k->io,
+                          .owner = k,
+                          .current_parent = current_parent};
     if (pool_py_register(&pools) < 0) {
         jp_error_set(err, "cannot register _ferry_pool");
         return -1;

@@ -30,11 +30,11 @@
 #define INTERRUPT_GRACE_MS 2000
 
 typedef struct task {
-    uint64_t id;           /* chosen by the caller */
-    json_t *parent;        /* header of the request that asked, or NULL */
-    jp_frame *frames;      /* payload and buffers, owned */
-    size_t n;              /* number of frames */
-    struct task *next;     /* queue link */
+    uint64_t id;       /* chosen by the caller */
+    json_t *parent;    /* header of the request that asked, or NULL */
+    jp_frame *frames;  /* payload and buffers, owned */
+    size_t n;          /* number of frames */
+    struct task *next; /* queue link */
 } task;
 
 typedef struct worker {
@@ -48,33 +48,33 @@ typedef struct worker {
 } worker;
 
 typedef struct result_node {
-    pool_result r;              /* the result */
-    struct result_node *next;   /* queue link */
+    pool_result r;            /* the result */
+    struct result_node *next; /* queue link */
 } result_node;
 
 struct pool {
-    void *zctx;                 /* context for the ROUTER */
-    void *router;               /* owned by the dispatcher thread */
-    char endpoint[320];         /* ipc://RUNTIME/pool-N */
-    char exe[PATH_MAX];         /* ferry-kernel */
-    iopub *io;                  /* where worker output goes */
-    pthread_t thread;           /* the dispatcher */
-    int wake_fd;                /* eventfd: commands are waiting */
-    pthread_mutex_t lock;       /* guards everything below */
-    pthread_cond_t results_cond;/* signalled when a result is queued */
-    task *pending, *pending_tail;   /* submitted, not dispatched */
-    uint64_t *cancels;          /* ids to cancel, for the dispatcher */
+    void *zctx;                   /* context for the ROUTER */
+    void *router;                 /* owned by the dispatcher thread */
+    char endpoint[320];           /* ipc://RUNTIME/pool-N */
+    char exe[PATH_MAX];           /* ferry-kernel */
+    iopub *io;                    /* where worker output goes */
+    pthread_t thread;             /* the dispatcher */
+    int wake_fd;                  /* eventfd: commands are waiting */
+    pthread_mutex_t lock;         /* guards everything below */
+    pthread_cond_t results_cond;  /* signalled when a result is queued */
+    task *pending, *pending_tail; /* submitted, not dispatched */
+    uint64_t *cancels;            /* ids to cancel, for the dispatcher */
     size_t n_cancels, cap_cancels;
-    uint64_t *interrupts;       /* running ones among them to SIGINT */
+    uint64_t *interrupts; /* running ones among them to SIGINT */
     size_t n_interrupts, cap_interrupts;
     result_node *results, *results_tail;
-    int target;                 /* workers asked for */
-    int retry;                  /* a task came: try starting workers again */
-    int stopping;               /* pool_destroy began */
-    int closed;                 /* the dispatcher has exited */
-    worker workers[MAX_WORKERS];/* dispatcher-owned */
-    int failed_starts;          /* dispatcher: workers in a row that died unready */
-    char start_error[200];      /* dispatcher: how the last of them ended */
+    int target;                  /* workers asked for */
+    int retry;                   /* a task came: try starting workers again */
+    int stopping;                /* pool_destroy began */
+    int closed;                  /* the dispatcher has exited */
+    worker workers[MAX_WORKERS]; /* dispatcher-owned */
+    int failed_starts;           /* dispatcher: workers in a row that died unready */
+    char start_error[200];       /* dispatcher: how the last of them ended */
 };
 
 static int pool_counter;
@@ -160,7 +160,7 @@ static void spawn_worker(pool *p)
     }
     pid_t parent = getpid();
     int logfd = log_fd();
-    const char *level = log_enabled(LOG_DEBUG) ? "debug"
+    const char *level = log_enabled(LOG_DEBUG)  ? "debug"
                         : log_enabled(LOG_INFO) ? "info"
                         : log_enabled(LOG_WARN) ? "warn"
                                                 : "error";
@@ -195,7 +195,8 @@ static void spawn_worker(pool *p)
             dup2(null, 0);
             close(null);
         }
-        char *argv[] = {p->exe, (char *)"--worker", p->endpoint, (char *)"--log-level",
+        char *argv[] = {p->exe,        (char *)"--worker",
+                        p->endpoint,   (char *)"--log-level",
                         (char *)level, NULL};
         execv(p->exe, argv);
         _exit(127);
@@ -232,7 +233,8 @@ static void describe_exit(int status, char *buf, size_t size)
         snprintf(buf, size, "the worker process was killed by signal %d (SIG%s)", sig,
                  name ? name : "?");
     } else {
-        snprintf(buf, size, "the worker process exited with code %d", WEXITSTATUS(status));
+        snprintf(buf, size, "the worker process exited with code %d",
+                 WEXITSTATUS(status));
     }
 }
 
@@ -375,8 +377,10 @@ static size_t recv_parts(void *sock, jp_frame **out)
         zmq_msg_init(keep);
         zmq_msg_move(keep, &m);
         zmq_msg_close(&m);
-        f[n++] = (jp_frame){.data = zmq_msg_data(keep), .size = zmq_msg_size(keep),
-                            .free_fn = msg_free, .hint = keep};
+        f[n++] = (jp_frame){.data = zmq_msg_data(keep),
+                            .size = zmq_msg_size(keep),
+                            .free_fn = msg_free,
+                            .hint = keep};
     }
     *out = f;
     return n;
@@ -549,8 +553,8 @@ static int enforce_interrupts(pool *p)
         }
         long long left = w->interrupted + INTERRUPT_GRACE_MS - now;
         if (left <= 0) {
-            LOG_W("pool: worker %d ignored an interrupt for %d ms; killing it", (int)w->pid,
-                  INTERRUPT_GRACE_MS);
+            LOG_W("pool: worker %d ignored an interrupt for %d ms; killing it",
+                  (int)w->pid, INTERRUPT_GRACE_MS);
             kill(w->pid, SIGKILL);
             w->killed = 1;
         } else if (next < 0 || left < next) {
@@ -572,8 +576,10 @@ static void fail_pending(pool *p)
         return;
     }
     char msg[360];
-    snprintf(msg, sizeof msg, "no worker process could start: %s (%d tries; the kernel log "
-             "says why)", p->start_error, p->failed_starts);
+    snprintf(msg, sizeof msg,
+             "no worker process could start: %s (%d tries; the kernel log "
+             "says why)",
+             p->start_error, p->failed_starts);
     LOG_E("pool: %s", msg);
     for (task *next; t; t = next) {
         next = t->next;
@@ -607,7 +613,8 @@ static void *dispatcher_main(void *arg)
         for (int i = 0; i < MAX_WORKERS; i++) {
             if (p->workers[i].pid != 0 && p->workers[i].pidfd >= 0) {
                 owners[n] = &p->workers[i];
-                items[n++] = (zmq_pollitem_t){.fd = p->workers[i].pidfd, .events = ZMQ_POLLIN};
+                items[n++] =
+                    (zmq_pollitem_t){.fd = p->workers[i].pidfd, .events = ZMQ_POLLIN};
             }
         }
         pthread_mutex_lock(&p->lock);
@@ -693,7 +700,8 @@ pool *pool_new(void *zctx, const char *runtime_dir, const char *exe, iopub *io, 
     } else if (p->wake_fd < 0 || p->router == NULL ||
                zmq_setsockopt(p->router, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
                zmq_bind(p->router, p->endpoint) < 0) {
-        jp_error_set(err, "cannot bind the pool on %s: %s", p->endpoint, zmq_strerror(errno));
+        jp_error_set(err, "cannot bind the pool on %s: %s", p->endpoint,
+                     zmq_strerror(errno));
     } else if (pthread_create(&p->thread, NULL, dispatcher_main, p) != 0) {
         jp_error_set(err, "cannot start the pool's dispatcher");
     } else {
@@ -807,9 +815,8 @@ int pool_next(pool *p, pool_result *out, int timeout_ms)
     while (p->results == NULL && !p->closed) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&p->results_cond, &p->lock);
-        } else if (timeout_ms == 0 ||
-                   pthread_cond_timedwait(&p->results_cond, &p->lock, &deadline) ==
-                       ETIMEDOUT) {
+        } else if (timeout_ms == 0 || pthread_cond_timedwait(&p->results_cond, &p->lock,
+                                                             &deadline) == ETIMEDOUT) {
             break;
         }
     }

@@ -25,18 +25,18 @@
 typedef struct pool pool;
 
 typedef enum pool_status {
-    POOL_OK = 0,     /* frames hold the pickled results */
-    POOL_ERROR,      /* frames hold the pickled exception */
-    POOL_CRASHED,    /* the worker died; message says how */
-    POOL_CANCELLED,  /* cancelled before it ran */
+    POOL_OK = 0,    /* frames hold the pickled results */
+    POOL_ERROR,     /* frames hold the pickled exception */
+    POOL_CRASHED,   /* the worker died; message says how */
+    POOL_CANCELLED, /* cancelled before it ran */
 } pool_status;
 
 typedef struct pool_result {
-    uint64_t task_id;     /* the task this answers */
-    pool_status status;   /* how it ended */
-    jp_frame *frames;     /* payload then buffers, owned */
-    size_t n_frames;      /* number of frames */
-    char message[256];    /* for POOL_CRASHED: exit code or signal */
+    uint64_t task_id;   /* the task this answers */
+    pool_status status; /* how it ended */
+    jp_frame *frames;   /* payload then buffers, owned */
+    size_t n_frames;    /* number of frames */
+    char message[256];  /* for POOL_CRASHED: exit code or signal */
 } pool_result;
 
 /* Starts a pool of n workers (n >= 1) running exe --worker.  io receives the

@@ -14,8 +14,8 @@ static const pool_py_ctx *ctx;
  * the capsule: the collector thread holds the capsule while it waits in
  * pool_next, so the pool cannot be freed under it. */
 typedef struct holder {
-    pool *p;     /* the pool, until the capsule dies */
-    int closed;  /* close() was called */
+    pool *p;    /* the pool, until the capsule dies */
+    int closed; /* close() was called */
 } holder;
 
 static void holder_free(PyObject *capsule)
@@ -55,7 +55,8 @@ static PyObject *py_create(PyObject *self, PyObject *args)
     h->p = pool_new(ctx->zctx, ctx->runtime_dir, ctx->exe, ctx->io, n, &err);
     if (h->p == NULL) {
         free(h);
-        return PyErr_Format(PyExc_RuntimeError, "cannot start a worker pool: %s", err.text);
+        return PyErr_Format(PyExc_RuntimeError, "cannot start a worker pool: %s",
+                            err.text);
     }
     return PyCapsule_New(h, "ferry.pool", holder_free);
 }
@@ -73,10 +74,8 @@ static PyObject *py_close(PyObject *self, PyObject *args)
     }
     pool *p = h->p;
     h->closed = 1;
-    Py_BEGIN_ALLOW_THREADS
-    pool_stop(p);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS pool_stop(p);
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 static PyObject *py_size(PyObject *self, PyObject *args)
@@ -180,10 +179,9 @@ static PyObject *py_next(PyObject *self, PyObject *args)
     pool *p = h->p;
     pool_result r;
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = pool_next(p, &r, timeout);
-    Py_END_ALLOW_THREADS
-    if (rc == 0) {
+    Py_BEGIN_ALLOW_THREADS rc = pool_next(p, &r, timeout);
+    Py_END_ALLOW_THREADS if (rc == 0)
+    {
         Py_RETURN_NONE;
     }
     if (rc < 0) {
@@ -235,10 +233,8 @@ static PyObject *py_flush(PyObject *self, PyObject *args)
 {
     (void)self;
     (void)args;
-    Py_BEGIN_ALLOW_THREADS
-    iopub_flush(ctx->io);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS iopub_flush(ctx->io);
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
@@ -248,15 +244,24 @@ static PyMethodDef methods[] = {
     {"pids", py_pids, METH_VARARGS, "pids(pool) -> list: process ids of the workers."},
     {"submit", py_submit, METH_VARARGS, "submit(pool, task_id, [payload, buffers...])."},
     {"next", py_next, METH_VARARGS, "next(pool, timeout_ms) -> result or None."},
-    {"cancel", py_cancel, METH_VARARGS, "cancel(pool, [task_id, ...], interrupt=True): drop queued tasks; "
+    {"cancel", py_cancel, METH_VARARGS,
+     "cancel(pool, [task_id, ...], interrupt=True): drop queued tasks; "
      "with interrupt, SIGINT running ones."},
-    {"flush", py_flush, METH_NOARGS, "flush(): publish the worker output received so far."},
+    {"flush", py_flush, METH_NOARGS,
+     "flush(): publish the worker output received so far."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_ferry_pool", "Worker pools driven from C.", -1, methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "_ferry_pool",
+    "Worker pools driven from C.",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 static PyObject *module_init(void)

@@ -6,8 +6,7 @@
 #include "pyframe.h"
 
 typedef struct frame_object {
-    PyObject_HEAD
-    jp_frame frame; /* owned; cleared when the object dies */
+    PyObject_HEAD jp_frame frame; /* owned; cleared when the object dies */
 } frame_object;
 
 static char empty[1]; /* what an empty frame's views point at */
@@ -31,8 +30,7 @@ static PyBufferProcs frame_as_buffer = {
 };
 
 static PyTypeObject frame_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "_ferry_frame",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_ferry_frame",
     .tp_doc = "Bytes received by ferry, shared with ZeroMQ without a copy.",
     .tp_basicsize = sizeof(frame_object),
     .tp_flags = Py_TPFLAGS_DEFAULT,

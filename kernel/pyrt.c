@@ -57,10 +57,9 @@ static PyObject *kernel_input(PyObject *self, PyObject *args)
     char *value = NULL;
     jp_error err = {0};
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = hooks.input(hooks.ctx, prompt, password, &value, &err);
-    Py_END_ALLOW_THREADS
-    if (rc == -2) {
+    Py_BEGIN_ALLOW_THREADS rc = hooks.input(hooks.ctx, prompt, password, &value, &err);
+    Py_END_ALLOW_THREADS if (rc == -2)
+    {
         /* The wait was cut by SIGINT: let Python's handler raise. */
         if (PyErr_CheckSignals() < 0) {
             return NULL;
@@ -87,8 +86,15 @@ static PyMethodDef kernel_methods[] = {
 };
 
 static struct PyModuleDef kernel_module = {
-    PyModuleDef_HEAD_INIT, "_ferry_kernel", "The ferry kernel's C side.", -1,
-    kernel_methods, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "_ferry_kernel",
+    "The ferry kernel's C side.",
+    -1,
+    kernel_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 static PyObject *kernel_module_init(void)
@@ -234,7 +240,8 @@ static int list_to_frames(PyObject *seq, jp_frame **out, size_t *n_out)
     int rc = f ? 0 : -1;
     for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
         Py_buffer view;
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, i), &view, PyBUF_SIMPLE) < 0) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, i), &view, PyBUF_SIMPLE) <
+            0) {
             rc = -1;
             break;
         }

@@ -10,7 +10,7 @@
 #include "jp.h"
 
 typedef struct pyrt_hooks {
-    void *ctx;  /* passed back to every hook */
+    void *ctx; /* passed back to every hook */
     /* A message for iopub under the current parent; content stolen. */
     void (*publish)(void *ctx, const char *msg_type, json_t *content);
     /* Text written to sys.stdout or sys.stderr ("stdout" / "stderr"). */
@@ -22,11 +22,11 @@ typedef struct pyrt_hooks {
 } pyrt_hooks;
 
 typedef struct pyrt_config {
-    const char *python;       /* the interpreter children should run */
-    const char *package_dir;  /* directory holding the ferry package */
-    const char *runtime_dir;  /* the kernel's private runtime directory */
-    const char *role;         /* "kernel" or "worker" */
-    pyrt_hooks hooks;         /* callbacks from Python into the kernel */
+    const char *python;      /* the interpreter children should run */
+    const char *package_dir; /* directory holding the ferry package */
+    const char *runtime_dir; /* the kernel's private runtime directory */
+    const char *role;        /* "kernel" or "worker" */
+    pyrt_hooks hooks;        /* callbacks from Python into the kernel */
 } pyrt_config;
 
 /* Initialises the interpreter on the calling thread and imports the runner

@@ -26,28 +26,28 @@
 #include "pyrt.h"
 
 typedef struct job {
-    uint64_t id;          /* task id */
-    jp_frame *frames;     /* task: payload + buffers; result: the same */
-    size_t n;             /* number of frames */
-    int ok;               /* result: 1 ok, 0 error */
+    uint64_t id;      /* task id */
+    jp_frame *frames; /* task: payload + buffers; result: the same */
+    size_t n;         /* number of frames */
+    int ok;           /* result: 1 ok, 0 error */
 } job;
 
 typedef struct wstate {
-    void *zctx;           /* context */
-    void *sock;           /* DEALER, io thread only */
-    int out_fd[2];        /* read ends of the stdout / stderr pipes */
-    char carry[2][4];     /* an unfinished UTF-8 character at a read's end */
-    size_t n_carry[2];    /* its length */
-    int result_fd;        /* eventfd: a result is ready */
-    pthread_mutex_t lock; /* guards task / result */
-    pthread_cond_t task_cond;  /* a task arrived */
-    job task;             /* the task to run (frames NULL when none) */
-    int has_task;         /* task is valid */
-    job result;           /* the result to send */
-    int has_result;       /* result is valid */
-    uint64_t running;     /* id of the task being run, for output frames */
-    int gone;             /* the kernel went away: stop */
-    pid_t parent;         /* the kernel; another parent means it died */
+    void *zctx;               /* context */
+    void *sock;               /* DEALER, io thread only */
+    int out_fd[2];            /* read ends of the stdout / stderr pipes */
+    char carry[2][4];         /* an unfinished UTF-8 character at a read's end */
+    size_t n_carry[2];        /* its length */
+    int result_fd;            /* eventfd: a result is ready */
+    pthread_mutex_t lock;     /* guards task / result */
+    pthread_cond_t task_cond; /* a task arrived */
+    job task;                 /* the task to run (frames NULL when none) */
+    int has_task;             /* task is valid */
+    job result;               /* the result to send */
+    int has_result;           /* result is valid */
+    uint64_t running;         /* id of the task being run, for output frames */
+    int gone;                 /* the kernel went away: stop */
+    pid_t parent;             /* the kernel; another parent means it died */
 } wstate;
 
 static void send_parts(void *sock, const void *const *data, const size_t *len, size_t n,
@@ -195,8 +195,10 @@ static size_t recv_frames(void *sock, jp_frame **out)
         zmq_msg_init(keep);
         zmq_msg_move(keep, &m);
         zmq_msg_close(&m);
-        f[n++] = (jp_frame){.data = zmq_msg_data(keep), .size = zmq_msg_size(keep),
-                            .free_fn = msg_free, .hint = keep};
+        f[n++] = (jp_frame){.data = zmq_msg_data(keep),
+                            .size = zmq_msg_size(keep),
+                            .free_fn = msg_free,
+                            .hint = keep};
     }
     if (dropping) {
         LOG_E("worker: out of memory receiving a task");
@@ -368,7 +370,8 @@ int worker_run(const char *endpoint, const char *python)
     char ident[32];
     int len = snprintf(ident, sizeof ident, "w%d", (int)getpid());
     int linger = 2000;
-    if (w.sock == NULL || zmq_setsockopt(w.sock, ZMQ_ROUTING_ID, ident, (size_t)len) < 0 ||
+    if (w.sock == NULL ||
+        zmq_setsockopt(w.sock, ZMQ_ROUTING_ID, ident, (size_t)len) < 0 ||
         zmq_setsockopt(w.sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
         zmq_connect(w.sock, endpoint) < 0) {
         LOG_E("worker: cannot connect to %s: %s", endpoint, zmq_strerror(errno));
