@@ -111,6 +111,7 @@ test: deps
 
 .PHONY: pytests integration
 PYTEST = $(SAN_ENV) FERRY_TEST_KERNEL=$(abspath $(B))/ferry-kernel \
+         FERRY_BIN=$(abspath $(B))/ferry FERRY_REPL_TEST_KERNELS="python3 ferry" \
          $(PYTHON) -m pytest -q -p no:cacheprovider
 
 pytests: all

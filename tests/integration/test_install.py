@@ -91,3 +91,14 @@ def test_make_install_gives_a_working_kernel_outside_the_tree(tmp_path):
     out = execute_with_kernelspec(prefix / "share/jupyter",
                                   "import ferry, os; print(os.path.dirname(ferry.__file__))")
     assert out.strip() == str(prefix / "lib/ferry/ferry")
+
+
+def test_make_run_answers_piped_cells_and_exits(tmp_path):
+    # make run installs the kernelspec for the user: keep that in tmp_path.
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), HOME=str(tmp_path))
+    r = subprocess.run(["make", "-s", "-C", str(harness.REPO_ROOT), "run",
+                        f"B={KERNEL.parent}"], input="x = 6 * 7\nprint(x)\nx + 1\n",
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[-2:] == ["42", "43"]
+    assert (tmp_path / "data/jupyter/kernels/ferry/kernel.json").exists()
