@@ -501,22 +501,22 @@ int kernel_run(const char *connection_file)
     jp_error err = {0};
     k.main_thread = pthread_self();
     k.wake_fd = -1;
-    /* Threads inherit this mask: only the main thread takes SIGINT, and
-     * SIGTERM is taken by the control module's signal thread. */
+    /* Threads inherit this mask: the kernel's own threads never take SIGINT
+     * or SIGTERM.  The main thread unblocks both once they run, so it takes
+     * SIGINT (Python's handler) and SIGTERM (control.c's), and processes
+     * that cells start inherit no blocked signals. */
     sigset_t blocked;
     sigemptyset(&blocked);
     sigaddset(&blocked, SIGINT);
     sigaddset(&blocked, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
     int rc = 1;
-    if (kernel_setup(&k, connection_file, &err) < 0 || control_start(&k, &err) < 0) {
+    if (kernel_setup(&k, connection_file, &err) < 0 || control_start(&k, &err) < 0 ||
+        control_install_sigterm(&err) < 0) {
         LOG_E("%s", err.text);
         goto done;
     }
-    sigset_t sigint;
-    sigemptyset(&sigint);
-    sigaddset(&sigint, SIGINT);
-    pthread_sigmask(SIG_UNBLOCK, &sigint, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &blocked, NULL);
     iopub_set_parent(k.io, NULL);
     iopub_status(k.io, "starting");
     LOG_I("kernel ready; runtime directory %s", k.runtime_dir);

@@ -49,5 +49,7 @@ int kernel_reply(kernel *k, void *sock, const jp_msg *req, const char *msg_type,
 /* The control and heartbeat threads (control.c). */
 int control_start(kernel *k, jp_error *err);
 void control_join(kernel *k);
+/* Installs the SIGTERM handler that wakes the signal thread. */
+int control_install_sigterm(jp_error *err);
 
 #endif

@@ -603,6 +603,12 @@ static void kill_all(pool *p)
 static void *dispatcher_main(void *arg)
 {
     pool *p = arg;
+    /* Interrupts are the cell thread's; the workers reset their own mask. */
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &blocked, NULL);
     apply_size(p);
     for (;;) {
         zmq_pollitem_t items[2 + MAX_WORKERS];
