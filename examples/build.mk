@@ -14,8 +14,7 @@
 EXAMPLES_OUT := $(B)/examples
 EXAMPLES_ENV  = JUPYTER_PATH=$(CURDIR)/$(EXAMPLES_OUT)/jupyter/share/jupyter \
                 JUPYTER_RUNTIME_DIR=$(CURDIR)/$(EXAMPLES_OUT)/runtime \
-                IPYTHONDIR=$(CURDIR)/$(EXAMPLES_OUT)/ipython \
-                PYDEVD_DISABLE_FILE_VALIDATION=1 PYTHONDONTWRITEBYTECODE=1
+                IPYTHONDIR=$(CURDIR)/$(EXAMPLES_OUT)/ipython PYTHONDONTWRITEBYTECODE=1
 EXAMPLES_RUN  = $(EXAMPLES_ENV) $(PYTHON) examples/tools/run_examples.py
 
 $(EXAMPLES_OUT)/jupyter/share/jupyter/kernels/ferry/kernel.json: $(KERNEL_BIN)

@@ -50,19 +50,29 @@ class Run:
         return f"<Run {self.status} after {self.seconds:.1f} s>"
 
 
+_EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception|Interrupt|Exit)\b")
+
+
 def _fold(text, head, tail):
-    """Keeps the first `head` and last `tail` lines of a long output, and
-    collapses a traceback that a pool repeats for every worker it respawns."""
+    """Keeps the first `head` and last `tail` lines of a long output, and in
+    between only the exception lines, each once: a pool repeats the same
+    traceback for every worker it loses."""
     lines = text.rstrip("\n").splitlines()
     if len(lines) <= head + tail + 1:
         return "\n".join(lines)
-    cut = len(lines) - head - tail
+    middle = lines[head:len(lines) - tail]
+    kept = []
+    for line in middle:
+        if _EXCEPTION_LINE.match(line) and line not in kept \
+                and line not in lines[:head]:
+            kept.append(line)
     tracebacks = sum(1 for line in lines if line.startswith("Traceback"))
-    note = f"    [... {cut} more lines"
+    note = f"    [... {len(middle) - len(kept)} more lines"
     if tracebacks > 1:
         note += f"; {tracebacks} tracebacks in all"
-    note += " ...]"
-    return "\n".join(lines[:head] + [note] + lines[-tail:])
+    note += "; the errors among them:]" if kept else " ...]"
+    return "\n".join(lines[:head] + [note] + kept + ["    [...]"] * bool(kept)
+                     + lines[-tail:])
 
 
 def _report(label, status, seconds, returncode, output, head, tail):
@@ -147,6 +157,9 @@ def ipykernel(code, *, expect=None, timeout=4, head=18, tail=4):
     terminal showed).  A cell still running after
     `timeout` seconds is reported as hung; the kernel is then shut down,
     workers included.  expect is as for plain()."""
+    # jupyter_client imports ipykernel (and so debugpy) in this process to find
+    # the python3 kernelspec; without this, debugpy warns on our stderr.
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     from jupyter_client.manager import KernelManager
 
     code = textwrap.dedent(code)
@@ -165,7 +178,6 @@ def ipykernel(code, *, expect=None, timeout=4, head=18, tail=4):
             open(os.path.join(tmp, "kernel.log"), "w+") as log:
         km = KernelManager(kernel_name="python3")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env.update(PYDEVD_DISABLE_FILE_VALIDATION="1", JPY_PARENT_PID=str(os.getpid()))
         km.start_kernel(stdout=log, stderr=log, cwd=tmp, env=env,
                         extra_arguments=["--HistoryManager.enabled=False"])
         kc = km.client()
