@@ -102,13 +102,10 @@ with open(log_path) as f:
             print(f"{name}: {err}", end="\n\n")
 
 # %% [markdown]
-# Sockets are a special case. `pickle` refuses them, but `multiprocessing`'s own
-# pickler (which every pool uses, and so `ferry.check`) *can* send a socket to a
-# child of this process: it duplicates the file descriptor through a helper
-# thread. So a socket passes `ferry.check` and travels to pool workers — as a
-# second handle on the **same** connection, not as a new one. Two processes
-# reading one connection is rarely what you want: open the connection inside the
-# task instead.
+# Sockets are a special case. `pickle` refuses them; `multiprocessing`'s own
+# pickler *can* hand a socket to a child of this process, by duplicating the file
+# descriptor — a second handle on the **same** connection, not a new one, which is
+# rarely what a task wants. `ferry.check` says what to do instead:
 
 # %%
 sock = socket.socket()
@@ -116,8 +113,11 @@ try:
     pickle.dumps({"conn": sock})
 except TypeError as err:
     print(f"pickle.dumps: TypeError: {err}")
-ferry.check({"conn": sock})
-print("ferry.check: fine - multiprocessing can duplicate it")
+try:
+    ferry.check({"conn": sock})
+    print("ferry.check: no objection (multiprocessing can duplicate it)")
+except ferry.PicklingError as err:
+    print(f"ferry.check: {err}")
 sock.close()
 
 # %% [markdown]
