@@ -14,12 +14,13 @@ those sources; this program checks they agree.
     --refresh                         also store the outputs back in examples/*.ipynb
 
 A run fails on any error output in a cell not tagged raises-exception, on any
-stderr output in a cell not tagged allow-stderr, and on a cell that times
-out.  The kernel is found by name through JUPYTER_PATH (see examples/build.mk).
+stderr output in a cell not tagged allow-stderr, on a cell that times out,
+and on any process it started that outlives it.  The kernel is found by name through JUPYTER_PATH (see examples/build.mk).
 """
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -181,6 +182,27 @@ def run_demo(outdir):
     return time.monotonic() - started, errors
 
 
+def leftovers():
+    """Processes this run started that are still alive (kernels, workers,
+    resource trackers): killed, and returned as descriptions."""
+    import psutil
+
+    runtime = os.environ.get("JUPYTER_RUNTIME_DIR", "")
+    found = psutil.Process().children(recursive=True)
+    if runtime:
+        found += [p for p in psutil.process_iter(["cmdline"])
+                  if runtime in " ".join(p.info["cmdline"] or []) and p not in found]
+    _, alive = psutil.wait_procs(found, timeout=5)
+    described = []
+    for p in alive:
+        try:
+            described.append(f"{p.pid} {' '.join(p.cmdline())[:120]}")
+            p.kill()
+        except psutil.Error:
+            pass
+    return described
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("outdir", nargs="?")
@@ -214,6 +236,9 @@ def main():
         print(f"  {'FAIL' if errors else 'ok  '} {'demo.py (one cell)':<40} {seconds:5.1f} s")
         for text in errors:
             print("       " + text.replace("\n", "\n       "))
+    for text in leftovers():
+        failed += 1
+        print(f"  FAIL left running: {text}")
     print(f"examples: {failed} failed, {time.monotonic() - total:.1f} s in all; "
           f"executed copies in {outdir}")
     return 1 if failed else 0
