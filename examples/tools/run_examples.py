@@ -187,11 +187,17 @@ def leftovers():
     resource trackers): killed, and returned as descriptions."""
     import psutil
 
-    runtime = os.environ.get("JUPYTER_RUNTIME_DIR", "")
-    found = psutil.Process().children(recursive=True)
+    me = psutil.Process()
+    found = me.children(recursive=True)
+    # A kernel whose parent died is no longer our child; its connection file
+    # (in our runtime directory) still names it.  make's shell, an ancestor,
+    # names the directory too.
+    runtime = os.environ.get("JUPYTER_RUNTIME_DIR")
     if runtime:
+        ours = {p.pid for p in found} | {p.pid for p in me.parents()} | {me.pid}
         found += [p for p in psutil.process_iter(["cmdline"])
-                  if runtime in " ".join(p.info["cmdline"] or []) and p not in found]
+                  if p.pid not in ours
+                  and any(a.startswith(runtime + "/") for a in p.info["cmdline"] or [])]
     _, alive = psutil.wait_procs(found, timeout=5)
     described = []
     for p in alive:
