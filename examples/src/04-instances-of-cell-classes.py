@@ -75,8 +75,9 @@ print(all(isinstance(r, Summary) for r in results))
 # ## An instance of an *old* definition
 #
 # Redefine a class and the objects made before still belong to the old class,
-# which no longer exists anywhere a worker could look. Plain Python would fail in
-# the worker; ferry says so in the notebook:
+# which no longer exists anywhere a worker could look. Plain `pickle` refuses with
+# "it's not the same object as `__main__.Order`"; ferry says what happened and
+# what to do:
 
 # %%
 old_order = Order("coffee", 2.8)
