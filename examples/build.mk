@@ -20,9 +20,18 @@ EXAMPLES_RUN  = $(EXAMPLES_ENV) $(PYTHON) examples/tools/run_examples.py
 $(EXAMPLES_OUT)/jupyter/share/jupyter/kernels/ferry/kernel.json: $(KERNEL_BIN)
 	$(Q)$(KERNEL_BIN) install --prefix $(CURDIR)/$(EXAMPLES_OUT)/jupyter >/dev/null
 
+# Once the terminal REPL is built, demo.py also runs the way its docstring
+# says, `ferry examples/demo.py` (the REPL exits non-zero when the cell fails).
+EXAMPLES_REPL = $(if $(wildcard repl/build.mk),$(B)/ferry)
+
 examples: all $(EXAMPLES_OUT)/jupyter/share/jupyter/kernels/ferry/kernel.json
 	@echo "== examples: notebooks and demo.py under the ferry kernel"
 	$(Q)$(EXAMPLES_RUN) $(EXAMPLES_OUT)
+ifneq ($(EXAMPLES_REPL),)
+	@echo "== examples: $(EXAMPLES_REPL) examples/demo.py"
+	$(Q)$(EXAMPLES_ENV) timeout 120 $(EXAMPLES_REPL) examples/demo.py \
+	    >$(EXAMPLES_OUT)/demo-repl.out 2>&1 || { cat $(EXAMPLES_OUT)/demo-repl.out; exit 1; }
+endif
 
 examples-refresh: all $(EXAMPLES_OUT)/jupyter/share/jupyter/kernels/ferry/kernel.json
 	$(Q)$(EXAMPLES_RUN) --refresh $(EXAMPLES_OUT)
