@@ -128,6 +128,16 @@ except ferry.PicklingError as err:
     print(err)
 
 # %% [markdown]
+# `ferry.map` runs the same check before it sends anything, so with ferry's own
+# pool the error you get is already the diagnosis:
+
+# %%
+try:
+    ferry.map(run_job, jobs)
+except ferry.PicklingError as err:
+    print(f"ferry.PicklingError: {err}")
+
+# %% [markdown]
 # It also knows what a worker will and will not be able to look up — the part
 # `pickle.dumps` cannot tell you:
 
