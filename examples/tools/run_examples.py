@@ -6,7 +6,8 @@ drop their leading "# ", `# %% tags=["raises-exception"]` tags a cell), so
 that it reviews and diffs as Python.  examples/*.ipynb are generated from
 those sources; this program checks they agree.
 
-    run_examples.py --sync            rewrite examples/*.ipynb from src/ (no outputs)
+    run_examples.py --sync            rewrite the examples/*.ipynb whose cells differ
+                                      from src/ (their outputs are dropped)
     run_examples.py OUTDIR [NB ...]   check sync, execute each notebook headless with
                                       the kernel named ferry (nbclient), write the
                                       executed copies to OUTDIR, and run demo.py as
@@ -91,10 +92,14 @@ def same_cells(a, b):
 
 
 def sync():
+    """Rewrites the notebooks whose cells differ from their source; the others
+    keep their stored outputs."""
     for src in sources():
-        nb = build_notebook(src)
+        nb, path = build_notebook(src), notebook_path(src)
+        if path.exists() and same_cells(nb, nbformat.read(path, 4)):
+            continue
         nbformat.validate(nb)
-        nbformat.write(nb, notebook_path(src))
+        nbformat.write(nb, path)
         print(f"wrote {notebook_path(src).relative_to(EXAMPLES.parent)}")
 
 
