@@ -112,6 +112,11 @@ def check_sync():
     if stale:
         raise SystemExit(f"out of date with examples/src: {', '.join(stale)}; "
                          f"run `make examples-sync`")
+    readme = (EXAMPLES / "README.md").read_text()
+    unlisted = [notebook_path(s).name for s in sources()
+                if f"({notebook_path(s).name})" not in readme]
+    if unlisted:
+        raise SystemExit(f"examples/README.md does not link {', '.join(unlisted)}")
 
 
 def problems(nb):
