@@ -96,6 +96,22 @@ def _kill_group(proc):
         pass
 
 
+def _descendants(pid):
+    try:
+        import psutil
+        return psutil.Process(pid).children(recursive=True) if pid else []
+    except Exception:  # psutil missing, or the process already gone
+        return []
+
+
+def _kill_all(procs):
+    for proc in procs:
+        try:
+            proc.kill()
+        except Exception:  # already gone
+            pass
+
+
 def plain(code, *, expect=None, timeout=4, script=False, head=18, tail=4,
           start_method=None, cwd=None):
     """Runs `code` in a fresh /usr/bin/python3 and prints how it went.
@@ -194,8 +210,12 @@ def ipykernel(code, *, expect=None, timeout=4, head=18, tail=4):
                 status = "hung"
             seconds = time.monotonic() - started
         finally:
+            # The kernel's pool workers are its children: take them down too,
+            # whatever state the hang left them in.
+            children = _descendants(getattr(km.provisioner, "pid", None))
             kc.stop_channels()
             km.shutdown_kernel(now=True)
+            _kill_all(children)
         log.seek(0)
         terminal = "".join(line for line in log
                            if "Debugger warning" not in line and not line.startswith("0.00s"))
