@@ -42,8 +42,9 @@ if __name__ == "__main__":
 #
 # ferry exports the definitions found inside `if __name__ == "__main__":` blocks
 # too (hoisted out of the block): in a notebook, `__name__` is always
-# `"__main__"`, so they are ordinary definitions of the notebook. The same code
-# pasted from the script runs unchanged:
+# `"__main__"`, so they are ordinary definitions of the notebook. The same code,
+# pasted from the script — with the start method taken from a context, since
+# `set_start_method` may be called only once per process and a cell runs again:
 
 # %%
 def run(task):
