@@ -97,6 +97,7 @@ fuzz: $(FUZZ_BINS) $(INTEROP)/py2c.json
 	[ $$rw -eq 0 ] && [ $$rc -eq 0 ]
 
 test: deps
+	$(Q)$(MAKE) --no-print-directory format-check
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory interop
