@@ -20,6 +20,7 @@ or times out.  Only the standard library and jupyter_client are used, and only
 Debian's /usr/bin/python3 is started.
 """
 
+import json
 import os
 import re
 import signal
@@ -35,6 +36,19 @@ PYTHON = "/usr/bin/python3"
 # kernel: spawn and forkserver children then have no script to re-run, so
 # they cannot see what the cell defined.
 _INTERACTIVE = "import sys; exec(compile(sys.stdin.read(), '<cell>', 'exec'))"
+
+# A child inherits its parent's blocked signals, and a kernel may block some
+# in the thread that runs cells (ferry blocks SIGTERM there for its signal
+# thread).  A plain interpreter whose pool workers ignore SIGTERM can hang in
+# Pool.terminate(), which is not the failure being taught; so every run starts
+# through this shim, which unblocks all signals and execs the real command.
+_CLEAN_SIGNALS = ("import os, signal, sys; "
+                  "signal.pthread_sigmask(signal.SIG_SETMASK, []); "
+                  "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def _clean(argv):
+    return [PYTHON, "-c", _CLEAN_SIGNALS] + argv
 
 
 class Run:
@@ -145,7 +159,7 @@ def plain(code, *, expect=None, timeout=4, script=False, head=18, tail=4,
             argv, stdin = [PYTHON, "-c", _INTERACTIVE], subprocess.PIPE
             label = "plain python3, code typed into an interactive __main__"
         started = time.monotonic()
-        proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(_clean(argv), stdin=stdin, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, cwd=cwd or tmp, env=env,
                                 start_new_session=True, text=True)
         try:
@@ -173,9 +187,10 @@ def ipykernel(code, *, expect=None, timeout=4, head=18, tail=4):
     terminal showed).  A cell still running after
     `timeout` seconds is reported as hung; the kernel is then shut down,
     workers included.  expect is as for plain()."""
-    # jupyter_client imports ipykernel (and so debugpy) in this process to find
-    # the python3 kernelspec; without this, debugpy warns on our stderr.
+    # jupyter_client may import ipykernel (and so debugpy) in this process when
+    # it lists kernelspecs; without this, debugpy warns on our stderr.
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
     code = textwrap.dedent(code)
@@ -192,7 +207,15 @@ def ipykernel(code, *, expect=None, timeout=4, head=18, tail=4):
 
     with tempfile.TemporaryDirectory(prefix="contrast-") as tmp, \
             open(os.path.join(tmp, "kernel.log"), "w+") as log:
-        km = KernelManager(kernel_name="python3")
+        spec_dir = os.path.join(tmp, "kernels", "ipykernel")
+        os.makedirs(spec_dir)
+        with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
+            json.dump({"argv": _clean([PYTHON, "-m", "ipykernel_launcher",
+                                       "-f", "{connection_file}"]),
+                       "display_name": "ipykernel", "language": "python"}, f)
+        km = KernelManager(kernel_name="ipykernel",
+                           kernel_spec_manager=KernelSpecManager(
+                               kernel_dirs=[os.path.dirname(spec_dir)]))
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         km.start_kernel(stdout=log, stderr=log, cwd=tmp, env=env,
                         extra_arguments=["--HistoryManager.enabled=False"])
