@@ -83,7 +83,7 @@ print(f"π ≈ {4 * sum(serial) / points:.5f}; speed-up over serial: "
 #
 # ## Word count over a small corpus
 #
-# `data/corpus/` holds twelve chapters of generated prose, about 180 KB. Count the
+# `data/corpus/` holds twelve chapters of generated prose, about 155 KB. Count the
 # words of each file in parallel, then add the counters up.
 
 # %%

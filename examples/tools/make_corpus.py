@@ -3,7 +3,7 @@ the word-count example.
 
 The text is generated here from word lists and sentence patterns written for
 this project (so it is free of any copyright but ours), and seeded, so the
-files - and the word counts the notebooks print - never change.  About 240 KB
+files - and the word counts the notebooks print - never change.  About 155 KB
 in 12 files; run it again only if you change it, and commit the output.
 """
 import random
