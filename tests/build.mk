@@ -103,6 +103,7 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory interop
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)$(MAKE) --no-print-directory pytests
+	$(Q)$(MAKE) --no-print-directory examples
 
 # ------------------------------------------------------------- Python
 # The re-export rules and the stdlib pools (tests/python), and the real
