@@ -14,9 +14,25 @@ $(B)/kernel/install.o: EXTRA_CFLAGS += -DFERRY_PYTHON_PREFIX='"$(PY_PREFIX)"'
 
 all: $(KERNEL_BIN)
 
-$(KERNEL_BIN): $(KERNEL_OBJS) $(JP_LIB)
+# CPython is linked in statically, as Debian links /usr/bin/python3: code in
+# cells and in workers runs about a quarter faster than with Debian's
+# libpython3.11.so (measured on a pure-Python loop: 0.095 s against 0.121 s,
+# /usr/bin/python3 0.094 s).  The C-API is exported for extension modules.
+# Sanitizer builds keep the shared library, which the LSan suppressions
+# name.
+PY_VAR       = $(shell $(PYTHON) -c 'import sysconfig, sys; print(" ".join(str(sysconfig.get_config_var(v) or "") for v in sys.argv[1:]))' $(1))
+PY_STATIC    = $(call PY_VAR,LIBPL)/$(call PY_VAR,LIBRARY)
+ifdef SANITIZE
+KERNEL_PY_LIBS = $(PY_LIBS)
+else
+KERNEL_PY_LIBS = -no-pie -Wl,--dynamic-list=kernel/python-exports.list $(PY_STATIC) \
+                 $(call PY_VAR,MODLIBS LIBS SYSLIBS)
+endif
+
+$(KERNEL_BIN): $(KERNEL_OBJS) $(JP_LIB) kernel/python-exports.list
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(KERNEL_OBJS) $(JP_LIB) $(PKG_LIBS) $(PY_LIBS) -lpthread
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(KERNEL_OBJS) $(JP_LIB) $(PKG_LIBS) $(KERNEL_PY_LIBS) \
+	    -lpthread
 
 # Installed layout: PREFIX/bin/ferry-kernel, the Python part in
 # PREFIX/lib/ferry/ferry (found by the kernel itself, no PYTHONPATH), the
