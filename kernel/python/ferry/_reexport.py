@@ -368,9 +368,9 @@ _STATEMENT_WORDS = {
 class _Entry:
     """One exported statement, in execution order."""
     __slots__ = ("seq", "filename", "source", "pos", "first_line", "text", "info",
-                 "live", "snap")
+                 "live", "snap", "refs")
 
-    def __init__(self, seq, filename, source, pos, first_line, text, info, snap):
+    def __init__(self, seq, filename, source, pos, first_line, text, info, snap, refs):
         self.seq = seq            # unique, increasing; part of the version key
         self.filename = filename  # the cell's filename ("Cell In[3]")
         self.source = source      # the cell's source (a filename may be reused)
@@ -380,6 +380,7 @@ class _Entry:
         self.info = info          # _Exported
         self.live = list(info.names)  # names this entry still provides
         self.snap = snap          # name -> object the statement bound
+        self.refs = refs          # every name it mentions (its functions' too)
 
 
 class Recorder:
@@ -436,8 +437,9 @@ class Recorder:
             self._seq += 1
             first_line = min([node.lineno] + [d.lineno for d in
                                               getattr(node, "decorator_list", ())])
+            refs = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
             self._entries.append(_Entry(self._seq, filename, cell_source, pos,
-                                        first_line, text, info, snap))
+                                        first_line, text, info, snap, refs))
 
     def _note_unexported(self, node, source, filename):
         names = _bound_names(node)
@@ -520,12 +522,13 @@ class Recorder:
         """Path of the version file holding the current definitions."""
         with self._lock:
             live = self._live()
-            key = tuple((entry.seq, names) for entry, names in live)
+            unavailable = self._unavailable(live)
+            key = (tuple((entry.seq, names) for entry, names in live), unavailable)
             if key == self._key and self._path is not None:
                 return self._path
             self._version += 1
             path = os.path.join(self.runtime_dir, "%s%d.py" % (_PREFIX, self._version))
-            self._write(path, self._render(live))
+            self._write(path, self._render(live, unavailable))
             name = _PREFIX + str(self._version)
             sys.modules[name] = self._main
             self._aliases.append(name)
@@ -542,7 +545,31 @@ class Recorder:
         with self._lock:
             return [n for _, names in self._live() for n in names]
 
-    def _render(self, live):
+    def _unavailable(self, live):
+        """((name, message), ...) for the names that exported statements
+        mention but that the kernel holds as something not re-exported: the
+        child binds stand-ins that say why, instead of a bare NameError.
+        Only mentioned names count, so that binding computed values which
+        no definition reads does not make a new version."""
+        ns = self._main.__dict__
+        exported = {n for _, names in live for n in names}
+        mentioned = set()
+        for entry, _ in live:
+            mentioned.update(entry.refs)
+        out = []
+        for name in sorted(mentioned - exported):
+            why = self._bound_by.get(name)
+            if why is None or name not in ns or (
+                    name.startswith("__") and name.endswith("__")):
+                continue  # a builtin, a local, or never bound in the notebook
+            out.append((name, (
+                "ferry did not re-export %r to this worker process: in the "
+                "notebook it was %s. Pass its value to the task as an argument, "
+                "or bind it with a top-level def, class or import statement or "
+                "an assignment of a literal." % (name, why))))
+        return tuple(out)
+
+    def _render(self, live, unavailable=()):
         cells = {}  # (filename, source) -> index in _ferry_cells
         statements = []
         provided = set()
@@ -574,7 +601,7 @@ class Recorder:
         lines.extend("        %r," % (cell,) for cell in cells)
         lines.append("    ), (")
         lines.extend("        %r," % (stmt,) for stmt in statements)
-        lines.append("    ), %r)" % (tuple(drop),))
+        lines.append("    ), %r, %r)" % (tuple(drop), unavailable))
         lines.append("    del __ferry_run__")
         lines.append("")
         return "\n".join(lines)

@@ -28,7 +28,7 @@ import os
 import sys
 import types
 
-__all__ = ["ReexportError", "run", "load", "lookup", "make_function"]
+__all__ = ["ReexportError", "run", "load", "lookup", "make_function", "Unavailable"]
 
 
 class ReexportError(RuntimeError):
@@ -41,12 +41,25 @@ class ReexportError(RuntimeError):
 
 # Callers that are part of the unpickling machinery: a stand-in class called
 # from there (an enum member or a namedtuple being rebuilt) must not raise.
-# The ferry package is one of them: its worker loop unpickles tasks.
+# The C unpickler has no frame of its own, so its caller is whatever called
+# pickle.loads: multiprocessing's connections and queues, spawn's bootstrap,
+# and ferry's own worker loop.
+_STDLIB = os.path.dirname(os.__file__)
 _QUIET_CALLERS = tuple(
-    os.path.join(os.path.dirname(os.__file__), part)
+    os.path.join(_STDLIB, part)
     for part in ("multiprocessing" + os.sep, "concurrent" + os.sep,
                  "pickle.py", "copyreg.py")
 ) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
+# ... except the stdlib frames that call the task itself (Pool's worker and
+# mapstar, Process.run, ProcessPoolExecutor's worker): a task that calls a
+# stand-in class there must fail at once with the clear error, not get a
+# poisoned instance that only fails when the result is sent back.
+_TASK_CALLERS = tuple(
+    os.path.join(_STDLIB, part)
+    for part in (os.path.join("multiprocessing", "pool.py"),
+                 os.path.join("multiprocessing", "process.py"),
+                 os.path.join("concurrent", "futures", "process.py"))
+)
 
 
 class StandIn:
@@ -80,10 +93,49 @@ class StandIn:
             self._rx_qualname,)
 
 
+class Unavailable(StandIn):
+    """Takes the place of a notebook name that was not re-exported (bound by
+    a computed value, a loop, a `with`...) and that a re-exported definition
+    reads.  Without it a task would fail with a bare "NameError: name 'x' is
+    not defined" for a name the user can see in the notebook; with it, any
+    use - a call, an attribute, an operator, a comparison, iteration, str(),
+    using it as a base class - raises ReexportError saying why.  It never
+    travels back to the parent as a result.
+    """
+
+    __slots__ = ()
+
+    def _rx_raise(self, *args, **kwargs):
+        raise ReexportError(object.__getattribute__(self, "_rx_message"))
+
+    def __reduce__(self):
+        self._rx_raise()
+
+    def __repr__(self):
+        return "<ferry: %s is not available in worker processes>" % (
+            object.__getattribute__(self, "_rx_qualname"),)
+
+
+# Every operation a task could apply to a value: each raises the clear error,
+# so nothing falls back silently (`x != y` would otherwise compare identities).
+for _name in (
+        "eq ne lt le gt ge hash bool len iter next reversed contains getitem "
+        "setitem delitem setattr delattr str bytes format int float complex index "
+        "round trunc floor ceil neg pos abs invert enter exit aenter aexit await "
+        "aiter anext fspath mro_entries instancecheck subclasscheck "
+        "add sub mul matmul truediv floordiv mod divmod pow lshift rshift and xor "
+        "or radd rsub rmul rmatmul rtruediv rfloordiv rmod rdivmod rpow rlshift "
+        "rrshift rand rxor ror iadd isub imul imatmul itruediv ifloordiv imod ipow "
+        "ilshift irshift iand ixor ior").split():
+    setattr(Unavailable, "__%s__" % _name, Unavailable._rx_raise)
+del _name
+
+
 def _unpickling():
     """True when the code using a stand-in class is the unpickler (called
     from multiprocessing's or pickle's own frames), not a user's task."""
-    return sys._getframe(2).f_code.co_filename.startswith(_QUIET_CALLERS)
+    filename = sys._getframe(2).f_code.co_filename
+    return filename.startswith(_QUIET_CALLERS) and filename not in _TASK_CALLERS
 
 
 class _StandInMeta(type):
@@ -222,7 +274,7 @@ def _name_lambdas(ns, lambdas):
             fn.__name__ = fn.__qualname__ = name
 
 
-def run(ns, cells, statements, drop):
+def run(ns, cells, statements, drop, unavailable=()):
     """Re-create the recorded definitions in the namespace ``ns``.
 
     cells: ((filename, source), ...); registered in linecache for tracebacks
@@ -233,11 +285,16 @@ def run(ns, cells, statements, drop):
                  find it by position.
     drop: names to delete at the end (bound by a statement kept only because a
           later one depended on it, and no longer exported).
+    unavailable: ((name, message), ...) for names the definitions read but
+          the kernel did not export: bound to Unavailable stand-ins, before
+          the statements run (a decorator may read one) and again after drop.
     """
     import __future__
     for filename, source in cells:
         linecache.cache[filename] = (
             len(source), None, source.splitlines(True), filename)
+    for name, message in unavailable:
+        ns[name] = Unavailable(name, message)
     indexes = {}
     flags = 0
     for stmt in statements:
@@ -262,6 +319,9 @@ def run(ns, cells, statements, drop):
                             else StandIn(name, message))
     for name in drop:
         ns.pop(name, None)
+    for name, message in unavailable:
+        if name not in ns:
+            ns[name] = Unavailable(name, message)
 
 
 _MISSING = object()
