@@ -1,15 +1,16 @@
-/* iopub.c -- the publisher thread: a locked event queue, captured output,
- * stream batching. */
+/* iopub.c -- the publisher thread: a locked event queue, captured output
+ * released by byte marks, stream batching. */
 #define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ */
 #include "iopub.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,41 +25,52 @@
 #define STREAM_MAX (256 * 1024)
 #define READ_CHUNK (64 * 1024)
 
-enum event_kind { EV_PUBLISH, EV_SET_PARENT, EV_STREAM, EV_FLUSH, EV_STOP };
+enum event_kind { EV_PUBLISH, EV_SET_PARENT, EV_WRITE, EV_STREAM, EV_FLUSH, EV_STOP };
 
 typedef struct event {
     enum event_kind kind;     /* what to do */
+    uint64_t marks[2];        /* pipe byte counts when queued */
     char *msg_type;           /* EV_PUBLISH: the message type */
     json_t *content;          /* EV_PUBLISH: content, owned */
     json_t *parent;           /* parent header, owned, or NULL */
-    char *text;               /* EV_STREAM: bytes, owned */
-    size_t len;               /* EV_STREAM: length of text */
-    char name[8];             /* EV_STREAM: "stdout" or "stderr" */
-    unsigned long long seq;   /* EV_FLUSH: the ticket to mark done */
+    char *text;               /* EV_WRITE, EV_STREAM: valid UTF-8, owned */
+    size_t len;               /* length of text */
+    char name[8];             /* EV_WRITE, EV_STREAM: "stdout" or "stderr" */
     struct event *next;       /* queue link */
 } event;
 
 typedef struct capture {
     int fd;                   /* read end of the pipe, -1 when not capturing */
     const char *name;         /* "stdout" or "stderr" */
-    unsigned char *buf;       /* bytes read, not yet published */
-    size_t len;               /* bytes in buf */
-    size_t cap;               /* capacity of buf */
+    unsigned char *raw;       /* bytes read, not yet released */
+    size_t raw_len;           /* bytes in raw */
+    size_t raw_cap;           /* capacity of raw */
+    uint64_t bytes_read;      /* total read from the pipe (under cap_lock) */
 } capture;
+
+typedef struct stream_buf {
+    char name[8];             /* stream the text belongs to */
+    char *text;               /* valid UTF-8, not yet published */
+    size_t len;               /* bytes in text */
+    size_t cap;               /* capacity of text */
+} stream_buf;
 
 struct iopub {
     void *pub;                /* the PUB socket, used only by the thread */
     jp_session *session;      /* signs messages (not owned) */
     pthread_t thread;         /* the publisher */
     int wake_fd;              /* eventfd: the queue is not empty */
-    pthread_mutex_t lock;     /* guards the queue and done_seq */
+    atomic_int wake_pending;  /* a wake-up is already on its way */
+    pthread_mutex_t lock;     /* guards the queue and the flush tickets */
     pthread_cond_t flushed;   /* signalled as flush tickets complete */
     event *head, *tail;       /* the queue */
-    unsigned long long next_seq;  /* next flush ticket */
-    unsigned long long done_seq;  /* last flush ticket completed */
-    json_t *parent;           /* current parent header (thread only) */
+    unsigned long long next_seq;  /* last flush ticket handed out */
+    unsigned long long done_seq;  /* flush tickets completed */
+    pthread_mutex_t cap_lock; /* makes bytes_read + FIONREAD consistent */
     capture out[2];           /* fds 1 and 2 */
-    long long deadline_ms;    /* when buffered output must go, 0 = none */
+    stream_buf stream;        /* batched text under the current parent */
+    json_t *parent;           /* current parent header (thread only) */
+    long long deadline_ms;    /* when batched output must go, 0 = none */
     char topic_prefix[64];    /* "kernel.<session>." */
 };
 
@@ -96,76 +108,142 @@ static void send_stream(iopub *io, json_t *parent, const char *name, const char 
     send_message(io, parent, "stream", content);
 }
 
-/* Publishes the buffered output of c; with final, a cut-off multi-byte
- * sequence at the end is published as U+FFFD rather than kept. */
-static void capture_publish(iopub *io, capture *c, int final)
+static void stream_publish(iopub *io)
 {
-    if (c->len == 0) {
-        return;
+    if (io->stream.len) {
+        send_stream(io, io->parent, io->stream.name, io->stream.text, io->stream.len);
+        io->stream.len = 0;
     }
-    char *text = malloc(3 * c->len + 1);
-    if (text == NULL) {
-        return;
-    }
-    size_t text_len;
-    size_t used = utf8_sanitize(c->buf, c->len, final, text, &text_len);
-    if (text_len > 0) {
-        send_stream(io, io->parent, c->name, text, text_len);
-    }
-    memmove(c->buf, c->buf + used, c->len - used);
-    c->len -= used;
-    free(text);
 }
 
-/* Reads what the pipe holds now; returns bytes read (0 when empty). */
-static size_t capture_read(iopub *io, capture *c)
+/* Adds text to the batch; text of the other stream first publishes the
+ * batch, so stdout and stderr keep their order. */
+static void stream_append(iopub *io, const char *name, const char *text, size_t len)
 {
-    size_t total = 0;
-    for (;;) {
-        if (c->cap - c->len < READ_CHUNK) {
-            size_t cap = c->cap ? 2 * c->cap : 2 * READ_CHUNK;
-            unsigned char *grown = realloc(c->buf, cap);
-            if (grown == NULL) {
-                return total;
-            }
-            c->buf = grown;
-            c->cap = cap;
+    stream_buf *s = &io->stream;
+    if (len == 0) {
+        return;
+    }
+    if (s->len && strcmp(s->name, name) != 0) {
+        stream_publish(io);
+    }
+    if (s->cap - s->len < len) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap - s->len < len) {
+            cap *= 2;
         }
-        ssize_t n = read(c->fd, c->buf + c->len, READ_CHUNK);
+        char *grown = realloc(s->text, cap);
+        if (grown == NULL) {
+            LOG_E("iopub: out of memory; output dropped");
+            return;
+        }
+        s->text = grown;
+        s->cap = cap;
+    }
+    memcpy(s->text + s->len, text, len);
+    s->len += len;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    if (s->len >= STREAM_MAX) {
+        stream_publish(io);
+    }
+    if (io->deadline_ms == 0) {
+        io->deadline_ms = now_ms() + FLUSH_INTERVAL_MS;
+    }
+}
+
+/* ------------------------------------------------------------- capture */
+
+/* Reads what the pipe holds now into raw. */
+static void capture_read(iopub *io, capture *c)
+{
+    for (;;) {
+        if (c->raw_cap - c->raw_len < READ_CHUNK) {
+            size_t cap = c->raw_cap ? 2 * c->raw_cap : 2 * READ_CHUNK;
+            unsigned char *grown = realloc(c->raw, cap);
+            if (grown == NULL) {
+                return;
+            }
+            c->raw = grown;
+            c->raw_cap = cap;
+        }
+        pthread_mutex_lock(&io->cap_lock);
+        ssize_t n = read(c->fd, c->raw + c->raw_len, READ_CHUNK);
+        if (n > 0) {
+            c->bytes_read += (uint64_t)n;
+        }
+        pthread_mutex_unlock(&io->cap_lock);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
-            return total;
+            return;
         }
-        c->len += (size_t)n;
-        total += (size_t)n;
-        if (c->len >= STREAM_MAX) {
-            capture_publish(io, c, 0);
+        c->raw_len += (size_t)n;
+        if (io->deadline_ms == 0) {
+            io->deadline_ms = now_ms() + FLUSH_INTERVAL_MS;
         }
     }
 }
 
-/* Drains both pipes and publishes everything they held. */
-static void capture_flush_all(iopub *io, int final)
+/* Releases the captured bytes up to pipe position mark into the batch; a
+ * multi-byte sequence cut at the end waits for its rest unless final. */
+static void capture_release(iopub *io, capture *c, uint64_t mark, int final)
+{
+    if (c->fd < 0) {
+        return;
+    }
+    if (mark > c->bytes_read) {
+        capture_read(io, c); /* the bytes are in the pipe: read them now */
+    }
+    uint64_t start = c->bytes_read - c->raw_len;
+    size_t count = mark <= start ? 0 : (size_t)(mark - start);
+    if (count > c->raw_len) {
+        count = c->raw_len;
+    }
+    if (count == 0) {
+        return;
+    }
+    char *text = malloc(3 * count + 1);
+    if (text == NULL) {
+        return;
+    }
+    size_t text_len;
+    size_t used = utf8_sanitize(c->raw, count, final, text, &text_len);
+    stream_append(io, c->name, text, text_len);
+    free(text);
+    memmove(c->raw, c->raw + used, c->raw_len - used);
+    c->raw_len -= used;
+}
+
+static void release_marks(iopub *io, const uint64_t marks[2], int final)
 {
     for (int i = 0; i < 2; i++) {
-        if (io->out[i].fd >= 0) {
-            capture_read(io, &io->out[i]);
-            capture_publish(io, &io->out[i], final);
-        }
+        capture_release(io, &io->out[i], marks[i], final);
     }
-    io->deadline_ms = 0;
+}
+
+/* The pipe positions now: what has been written to fds 1 and 2 so far. */
+static void take_marks(iopub *io, uint64_t marks[2])
+{
+    pthread_mutex_lock(&io->cap_lock);
+    for (int i = 0; i < 2; i++) {
+        int pending = 0;
+        if (io->out[i].fd >= 0 && ioctl(io->out[i].fd, FIONREAD, &pending) < 0) {
+            pending = 0;
+        }
+        marks[i] = io->out[i].bytes_read + (uint64_t)pending;
+    }
+    pthread_mutex_unlock(&io->cap_lock);
 }
 
 /* ------------------------------------------------------------ the queue */
 
-static void enqueue(iopub *io, event *ev)
+/* Queues ev; returns its flush ticket (tickets follow queue order). */
+static unsigned long long enqueue(iopub *io, event *ev)
 {
+    take_marks(io, ev->marks);
     pthread_mutex_lock(&io->lock);
-    if (ev->kind == EV_FLUSH) {
-        ev->seq = ++io->next_seq; /* tickets in queue order */
-    }
+    unsigned long long ticket = ev->kind == EV_FLUSH ? ++io->next_seq : 0;
     if (io->tail) {
         io->tail->next = ev;
     } else {
@@ -173,9 +251,13 @@ static void enqueue(iopub *io, event *ev)
     }
     io->tail = ev;
     pthread_mutex_unlock(&io->lock);
-    uint64_t one = 1;
-    ssize_t rc = write(io->wake_fd, &one, sizeof one);
-    (void)rc; /* an eventfd write fails only on overflow, and it is awake */
+    /* One wake-up per batch of events: writes are the hot path. */
+    if (!atomic_exchange(&io->wake_pending, 1)) {
+        uint64_t one = 1;
+        ssize_t rc = write(io->wake_fd, &one, sizeof one);
+        (void)rc;
+    }
+    return ticket;
 }
 
 static event *event_new(enum event_kind kind)
@@ -202,6 +284,13 @@ static void event_free(event *ev)
 static int handle_event(iopub *io, event *ev)
 {
     int stop = 0;
+    release_marks(io, ev->marks, ev->kind == EV_FLUSH);
+    if (ev->kind == EV_WRITE) {
+        stream_append(io, ev->name, ev->text, ev->len);
+        event_free(ev);
+        return 0;
+    }
+    stream_publish(io);
     switch (ev->kind) {
     case EV_PUBLISH:
         send_message(io, ev->parent ? ev->parent : io->parent, ev->msg_type, ev->content);
@@ -217,21 +306,23 @@ static int handle_event(iopub *io, event *ev)
         break;
     case EV_FLUSH:
         pthread_mutex_lock(&io->lock);
-        io->done_seq = ev->seq;
+        io->done_seq++;
         pthread_cond_broadcast(&io->flushed);
         pthread_mutex_unlock(&io->lock);
         break;
     case EV_STOP:
         stop = 1;
         break;
+    case EV_WRITE:
+        break;
     }
     event_free(ev);
     return stop;
 }
 
-/* Runs the queued events in order; returns 1 when told to stop. */
-static int run_queue(iopub *io)
+static event *take_queue(iopub *io)
 {
+    atomic_store(&io->wake_pending, 0);
     uint64_t count;
     ssize_t rc = read(io->wake_fd, &count, sizeof count);
     (void)rc;
@@ -239,15 +330,45 @@ static int run_queue(iopub *io)
     event *ev = io->head;
     io->head = io->tail = NULL;
     pthread_mutex_unlock(&io->lock);
+    return ev;
+}
+
+/* Runs the queued events in order; returns 1 when told to stop. */
+static int run_queue(iopub *io)
+{
     int stop = 0;
-    while (ev) {
-        event *next = ev->next;
-        /* Output written before the event was queued is in the pipes now. */
-        capture_flush_all(io, ev->kind == EV_FLUSH);
+    for (event *ev = take_queue(io), *next; ev; ev = next) {
+        next = ev->next;
         stop |= handle_event(io, ev);
-        ev = next;
     }
     return stop;
+}
+
+static int queue_empty(iopub *io)
+{
+    pthread_mutex_lock(&io->lock);
+    int empty = io->head == NULL;
+    pthread_mutex_unlock(&io->lock);
+    return empty;
+}
+
+/* Publishes the batch when it has waited long enough.  Queued events go
+ * first: their marks say which captured bytes belong to which parent. */
+static int flush_due(iopub *io)
+{
+    if (io->deadline_ms == 0 || now_ms() < io->deadline_ms) {
+        return 0;
+    }
+    if (!queue_empty(io)) {
+        return run_queue(io);
+    }
+    /* Nothing queued: every captured byte was written under the current
+     * parent (a new parent would have been queued before its output). */
+    uint64_t all[2] = {io->out[0].bytes_read, io->out[1].bytes_read};
+    release_marks(io, all, 0);
+    stream_publish(io);
+    io->deadline_ms = 0;
+    return 0;
 }
 
 static void *publisher_main(void *arg)
@@ -263,9 +384,7 @@ static void *publisher_main(void *arg)
         long timeout = -1;
         if (io->deadline_ms) {
             timeout = io->deadline_ms - now_ms();
-            if (timeout < 0) {
-                timeout = 0;
-            }
+            timeout = timeout < 0 ? 0 : timeout;
         }
         int rc = zmq_poll(items, n_items, timeout);
         if (rc < 0 && errno != EINTR) {
@@ -273,15 +392,14 @@ static void *publisher_main(void *arg)
             break;
         }
         for (int i = 1; i < n_items; i++) {
-            if ((items[i].revents & ZMQ_POLLIN) && capture_read(io, &io->out[i - 1]) &&
-                io->deadline_ms == 0) {
-                io->deadline_ms = now_ms() + FLUSH_INTERVAL_MS;
+            if (items[i].revents & ZMQ_POLLIN) {
+                capture_read(io, &io->out[i - 1]);
             }
         }
-        if (io->deadline_ms && now_ms() >= io->deadline_ms) {
-            capture_flush_all(io, 0);
-        }
         if ((items[0].revents & ZMQ_POLLIN) && run_queue(io)) {
+            break;
+        }
+        if (flush_due(io)) {
             break;
         }
     }
@@ -323,6 +441,7 @@ iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_out
     io->out[0].fd = io->out[1].fd = -1;
     snprintf(io->topic_prefix, sizeof io->topic_prefix, "kernel.%s.", jp_session_id(s));
     pthread_mutex_init(&io->lock, NULL);
+    pthread_mutex_init(&io->cap_lock, NULL);
     pthread_cond_init(&io->flushed, NULL);
     io->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     io->pub = zmq_socket(ctx, ZMQ_PUB);
@@ -334,7 +453,7 @@ iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_out
         goto fail;
     }
     if (capture_output && (capture_fd(&io->out[0], 1, "stdout") < 0 ||
-                    capture_fd(&io->out[1], 2, "stderr") < 0)) {
+                           capture_fd(&io->out[1], 2, "stderr") < 0)) {
         jp_error_set(err, "cannot capture output: %s", strerror(errno));
         goto fail;
     }
@@ -371,10 +490,12 @@ void iopub_destroy(iopub **iop)
         if (io->out[i].fd >= 0) {
             close(io->out[i].fd);
         }
-        free(io->out[i].buf);
+        free(io->out[i].raw);
     }
+    free(io->stream.text);
     json_decref(io->parent);
     pthread_mutex_destroy(&io->lock);
+    pthread_mutex_destroy(&io->cap_lock);
     pthread_cond_destroy(&io->flushed);
     free(io);
     *iop = NULL;
@@ -414,10 +535,10 @@ void iopub_status(iopub *io, const char *state)
     iopub_publish(io, "status", json_pack("{s:s}", "execution_state", state));
 }
 
-void iopub_stream(iopub *io, json_t *parent_header, const char *name, const char *text,
-                  size_t len)
+static void queue_text(iopub *io, enum event_kind kind, json_t *parent_header,
+                       const char *name, const char *text, size_t len)
 {
-    event *ev = event_new(EV_STREAM);
+    event *ev = event_new(kind);
     if (ev == NULL) {
         return;
     }
@@ -427,9 +548,20 @@ void iopub_stream(iopub *io, json_t *parent_header, const char *name, const char
         return;
     }
     utf8_sanitize((const unsigned char *)text, len, 1, ev->text, &ev->len);
-    snprintf(ev->name, sizeof ev->name, "%s", name);
+    snprintf(ev->name, sizeof ev->name, "%s", strcmp(name, "stderr") ? "stdout" : "stderr");
     ev->parent = parent_header ? json_deep_copy(parent_header) : NULL;
     enqueue(io, ev);
+}
+
+void iopub_stream(iopub *io, json_t *parent_header, const char *name, const char *text,
+                  size_t len)
+{
+    queue_text(io, EV_STREAM, parent_header, name, text, len);
+}
+
+void iopub_write(iopub *io, const char *name, const char *text, size_t len)
+{
+    queue_text(io, EV_WRITE, NULL, name, text, len);
 }
 
 void iopub_flush(iopub *io)
@@ -438,9 +570,8 @@ void iopub_flush(iopub *io)
     if (ev == NULL) {
         return;
     }
-    enqueue(io, ev);
+    unsigned long long seq = enqueue(io, ev);
     pthread_mutex_lock(&io->lock);
-    unsigned long long seq = io->next_seq; /* ours, or a later one */
     while (io->done_seq < seq) {
         pthread_cond_wait(&io->flushed, &io->lock);
     }

@@ -4,10 +4,13 @@
  * queue, so the order in which threads enqueue is the order frontends see
  * (separate inproc sockets per thread would let ZeroMQ's fair queueing
  * reorder them).  The same thread reads the pipes that replace file
- * descriptors 1 and 2 and turns what it reads into batched stream messages
- * under the current parent.  Before it publishes any queued message it
- * drains the pipes, so output written before a message is published before
- * it. */
+ * descriptors 1 and 2 and turns what it reads into batched stream messages.
+ *
+ * Each queued event records how many bytes each pipe had received when it
+ * was queued (bytes read so far + FIONREAD).  Before the event is handled,
+ * exactly those bytes are released as output, under the parent they were
+ * written under: output written before a message comes before it, and
+ * output written after it is never pulled ahead of it. */
 #ifndef FERRY_IOPUB_H
 #define FERRY_IOPUB_H
 
@@ -44,6 +47,11 @@ void iopub_status(iopub *io, const char *state);
  * NULL = current parent). */
 void iopub_stream(iopub *io, json_t *parent_header, const char *name, const char *text,
                   size_t len);
+
+/* Queues text written through Python's sys.stdout / sys.stderr (name is
+ * "stdout" or "stderr"); it is batched with the captured output, in the
+ * order of the writes. */
+void iopub_write(iopub *io, const char *name, const char *text, size_t len);
 
 /* Returns once everything written to fds 1 and 2 before the call, and
  * everything queued before it, has been published. */

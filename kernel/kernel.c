@@ -100,9 +100,9 @@ static void handle_execute(kernel *k, void *sock, const jp_msg *req)
     /* Output the cell wrote reaches iopub before the reply. */
     iopub_flush(k->io);
     kernel_reply(k, sock, req, "execute_reply", content);
-    if (failed && (stop == NULL || json_is_true(stop))) {
-        abort_queued(k, sock);
-    }
+    /* The requests queued behind a failed cell are aborted once its idle
+     * is out (dispatch does it), as stop_on_error asks. */
+    k->abort_queued = failed && (stop == NULL || json_is_true(stop));
 }
 
 static void handle_comm_open(kernel *k, void *sock, const jp_msg *req)
@@ -175,6 +175,10 @@ static void dispatch(kernel *k, void *sock, const jp_msg *req)
     iopub_status(k->io, "idle");
     atomic_store(&k->busy, 0);
     k->current = NULL;
+    if (k->abort_queued) {
+        k->abort_queued = 0;
+        abort_queued(k, sock);
+    }
 }
 
 static void abort_queued(kernel *k, void *sock)
@@ -253,6 +257,12 @@ static void publish_from_python(void *ctx, const char *msg_type, json_t *content
 {
     kernel *k = ctx;
     iopub_publish(k->io, msg_type, content);
+}
+
+static void write_from_python(void *ctx, const char *name, const char *text, size_t len)
+{
+    kernel *k = ctx;
+    iopub_write(k->io, name, text, len);
 }
 
 /* ------------------------------------------------------------- set-up */
@@ -336,7 +346,10 @@ static int start_python(kernel *k, jp_error *err)
         .package_dir = package_dir,
         .runtime_dir = k->runtime_dir,
         .role = "kernel",
-        .hooks = {.ctx = k, .publish = publish_from_python, .input = stdin_input},
+        .hooks = {.ctx = k,
+                  .publish = publish_from_python,
+                  .write = write_from_python,
+                  .input = stdin_input},
     };
     if (pyrt_init(&cfg, err) < 0) {
         return -1;

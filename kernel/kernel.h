@@ -23,6 +23,7 @@ typedef struct kernel {
     atomic_int busy;           /* a shell request is being handled */
     const jp_msg *current;     /* the shell request being handled */
     int allow_stdin;           /* current execute_request allows stdin */
+    int abort_queued;          /* abort queued execute requests after idle */
     json_t *kernel_info;       /* kernel_info_reply content, computed once */
     char runtime_dir[256];     /* private runtime directory */
     char python[512];          /* interpreter for children */

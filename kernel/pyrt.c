@@ -31,6 +31,20 @@ static PyObject *kernel_publish(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *kernel_write(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *name, *text;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "ss#", &name, &text, &len)) {
+        return NULL;
+    }
+    if (hooks.write) {
+        hooks.write(hooks.ctx, name, text, (size_t)len);
+    }
+    return PyLong_FromSsize_t(len);
+}
+
 static PyObject *kernel_input(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -64,6 +78,8 @@ static PyObject *kernel_input(PyObject *self, PyObject *args)
 static PyMethodDef kernel_methods[] = {
     {"publish", kernel_publish, METH_VARARGS,
      "publish(msg_type, content_json): send an iopub message under the current request."},
+    {"write", kernel_write, METH_VARARGS,
+     "write(name, text): text for the stdout or stderr stream of the current request."},
     {"input", kernel_input, METH_VARARGS,
      "input(prompt, password) -> str: ask the frontend for a line of input."},
     {NULL, NULL, 0, NULL},

@@ -13,6 +13,8 @@ typedef struct pyrt_hooks {
     void *ctx;  /* passed back to every hook */
     /* A message for iopub under the current parent; content stolen. */
     void (*publish)(void *ctx, const char *msg_type, json_t *content);
+    /* Text written to sys.stdout or sys.stderr ("stdout" / "stderr"). */
+    void (*write)(void *ctx, const char *name, const char *text, size_t len);
     /* Asks the frontend for a line.  Returns 0 with *value (malloc'd),
      * -1 with err set when stdin is not allowed, -2 when interrupted. */
     int (*input)(void *ctx, const char *prompt, int password, char **value,

@@ -317,7 +317,7 @@ int worker_run(const char *endpoint, const char *python)
         .package_dir = package_dir,
         .runtime_dir = runtime_dir,
         .role = "worker",
-        .hooks = {.ctx = &w, .publish = no_publish, .input = no_input},
+        .hooks = {.ctx = &w, .publish = no_publish, .write = NULL, .input = no_input},
     };
     if (pyrt_init(&cfg, &err) < 0) {
         LOG_E("worker: %s", err.text);

@@ -12,11 +12,10 @@ import getpass
 import inspect
 import linecache
 import sys
-import types
 
 import _ferry_kernel
 
-from . import _display, _traceback
+from . import _display, _streams, _traceback
 
 try:
     from . import _reexport
@@ -64,6 +63,7 @@ class Shell:
             self.recorder = _reexport.Recorder(runtime_dir, self.main)
             self.recorder.install_hooks()
         self._install_builtins()
+        _streams.install()
 
     # ------------------------------------------------------------ set-up
 
@@ -183,15 +183,15 @@ class Shell:
                                             "metadata": metadata})
 
     def _report(self, exc, silent):
-        exc = exc.with_traceback(exc.__traceback__)
         ename = type(exc).__name__
+        evalue = _safe_str(exc)
         if isinstance(exc, SystemExit):
             lines = [f"{_traceback.RED}SystemExit{_traceback.RESET}: {exc.code}",
                      "The kernel keeps running: sys.exit() in a cell ends the cell, "
                      "not the kernel. Use exit() to close the frontend."]
         else:
             lines = _traceback.format_exception(exc)
-        content = {"ename": ename, "evalue": str(exc), "traceback": lines}
+        content = {"ename": ename, "evalue": evalue, "traceback": lines}
         if not silent:
             _display.publish("error", content)
         return {"status": "error", **content}
@@ -205,10 +205,13 @@ class Shell:
                 results[name] = {"status": "ok", "data": data, "metadata": metadata}
             except BaseException as exc:
                 results[name] = {"status": "error", "ename": type(exc).__name__,
-                                 "evalue": str(exc),
+                                 "evalue": _safe_str(exc),
                                  "traceback": _traceback.format_exception(exc)}
         return results
 
 
-def new_module_namespace():
-    return types.ModuleType("__main__")
+def _safe_str(exc):
+    try:
+        return str(exc)
+    except Exception:
+        return f"<exception str() failed: {type(exc).__name__}>"

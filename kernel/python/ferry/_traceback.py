@@ -76,7 +76,11 @@ def _one(exc):
     if isinstance(exc, SyntaxError):
         return [_syntax_error(exc), f"{RED}{ename}{RESET}: {exc.msg}"]
     header = f"{RED}{ename}{RESET}" + " " * max(1, 42 - len(ename)) + "Traceback (most recent call last)"
-    return [_RULE, header] + _frames(exc.__traceback__) + [f"{RED}{ename}{RESET}: {exc}"]
+    try:
+        text = str(exc)
+    except Exception:
+        text = f"<exception str() failed: {ename}>"
+    return [_RULE, header] + _frames(exc.__traceback__) + [f"{RED}{ename}{RESET}: {text}"]
 
 
 def format_exception(exc):

@@ -1,0 +1,84 @@
+"""sys.stdout and sys.stderr of the kernel.
+
+Text written through them goes straight to the kernel's publisher, in
+order with everything else the cell publishes; output written at the file
+descriptor level (C extensions, os.system, child processes) is captured
+from fds 1 and 2 separately and ordered with it by the publisher.
+
+A forked child (multiprocessing's fork start method) has no publisher
+thread: it gets plain writers on fds 1 and 2, whose pipes the kernel reads,
+so its output still reaches the cell.
+"""
+import io
+import os
+import sys
+
+import _ferry_kernel
+
+
+class _BinaryWriter(io.RawIOBase):
+    """sys.stdout.buffer: bytes decoded as UTF-8, as a terminal would show."""
+
+    def __init__(self, text_stream):
+        self._text = text_stream
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self._text.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+
+class KernelStream(io.TextIOBase):
+    """A text stream that publishes to the frontend as it is written."""
+
+    def __init__(self, name, fd):
+        self._name = name
+        self._fd = fd
+        self.buffer = _BinaryWriter(self)
+
+    @property
+    def name(self):
+        return f"<{self._name}>"
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    @property
+    def errors(self):
+        return "replace"
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        return self._fd
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if text:
+            _ferry_kernel.write(self._name, text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def _plain_streams_in_child():
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                  errors="replace", line_buffering=True, write_through=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True,
+                                  write_through=True)
+
+
+def install():
+    sys.stdout = KernelStream("stdout", 1)
+    sys.stderr = KernelStream("stderr", 2)
+    os.register_at_fork(after_in_child=_plain_streams_in_child)
