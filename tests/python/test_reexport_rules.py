@@ -543,3 +543,27 @@ def test_module_imports_even_where_ferry_is_missing(kernel):
          % kernel.rec.current()], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and proc.stdout == "ok\n"
     assert "importing ferry._rx_rt failed" in proc.stderr
+
+
+def test_pool_workers_ignore_sigint_other_children_keep_it():
+    program = textwrap.dedent("""
+        import os, signal, sys
+        sys.path.insert(0, %r)
+        import multiprocessing.pool, multiprocessing.process as process
+        from ferry import _rx_rt
+        _rx_rt.shield_pool_workers()
+        _rx_rt.shield_pool_workers()  # idempotent: one wrapper, not two
+        me = process.current_process()
+        me._target = multiprocessing.pool.worker
+        os.kill(os.getpid(), signal.SIGINT)
+        print('pool worker survived')
+        me._target = print
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            print('other child interrupted')
+        """ % KERNEL_PYTHON)
+    proc = subprocess.run([PYTHON, "-c", program], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.stdout.splitlines() == ["pool worker survived", "other child interrupted"], \
+        proc.stderr

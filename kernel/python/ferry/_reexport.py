@@ -120,6 +120,7 @@ _MISSING = object()
 
 # The Recorder whose hooks are installed (one kernel per process).
 _hooked = None
+_fork_hook_installed = False
 _install_lock = threading.Lock()
 
 
@@ -730,6 +731,11 @@ class Recorder:
                 reduction.ForkingPickler.reducer_override = _reducer_override
             sys.modules["__mp_main__"] = self._main
             _rx_rt.kernel = (self._pid, self.runtime_dir, self._main)
+            global _fork_hook_installed
+            if not _fork_hook_installed:
+                # Fork children get what spawn children get from the module.
+                os.register_at_fork(after_in_child=_rx_rt.shield_pool_workers)
+                _fork_hook_installed = True
 
     def reducer_override(self, obj):
         """What ForkingPickler.reducer_override does, for ferry's own

@@ -290,6 +290,8 @@ def run(ns, cells, statements, drop, unavailable=()):
           the statements run (a decorator may read one) and again after drop.
     """
     import __future__
+    if ns.get("__name__") == "__mp_main__":
+        shield_pool_workers()  # a spawn or forkserver child starting up
     for filename, source in cells:
         linecache.cache[filename] = (
             len(source), None, source.splitlines(True), filename)
@@ -325,6 +327,58 @@ def run(ns, cells, statements, drop, unavailable=()):
 
 
 _MISSING = object()
+
+
+# ---------------------------------------------------------------------------
+# Interrupts in pool workers
+# ---------------------------------------------------------------------------
+
+def _is_pool_worker():
+    """True in a worker of multiprocessing.Pool or ProcessPoolExecutor."""
+    process = sys.modules.get("multiprocessing.process")
+    if process is None:
+        return False
+    target = getattr(process.current_process(), "_target", None)
+    if target is None:
+        return False
+    pool = sys.modules.get("multiprocessing.pool")
+    futures = sys.modules.get("concurrent.futures.process")
+    return ((pool is not None and target is getattr(pool, "worker", None))
+            or (futures is not None
+                and target is getattr(futures, "_process_worker", None)))
+
+
+def shield_pool_workers():
+    """Make this child of the kernel's pool workers ignore SIGINT.
+
+    Frontends interrupt a kernel with SIGINT to its whole process group, and
+    jupyter_client does it again before every shutdown.  A stdlib pool worker
+    that dies of it while it holds its task queue's lock (the signal lands
+    between the lock's acquire and the `with` block) leaves the pool - and the
+    kernel's exit, which finalises the pool - waiting on that lock forever;
+    a ProcessPoolExecutor breaks.  The interrupt is meant for the cell: its
+    KeyboardInterrupt ends the pool if the cell wants it ended
+    (`with Pool(...)` terminates the workers).  Other children - a Process
+    running the user's own function - keep the handler they had.
+
+    Called in spawn and forkserver children when they run the re-export
+    module as their main module, and in fork children by an at-fork hook.
+    """
+    import signal
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+        if not callable(previous) or getattr(previous, "_ferry_shield", False):
+            return  # SIG_IGN, SIG_DFL or not Python's: leave it alone
+
+        def handler(signum, frame):
+            if _is_pool_worker():
+                return
+            previous(signum, frame)
+
+        handler._ferry_shield = True
+        signal.signal(signal.SIGINT, handler)
+    except (ValueError, OSError):
+        pass  # not the main thread: a signal handler cannot be set here
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,108 @@
+"""Interrupts and shutdown with standard pools alive.
+
+jupyter_client interrupts a kernel with SIGINT to its whole process group,
+and interrupts it again before every shutdown request.  A stdlib pool worker
+killed by that SIGINT while it holds its pool's task-queue lock leaves the
+pool - and the kernel's exit, which finalises the pool - waiting on that lock
+forever.  The interrupt is meant for the cell: pool workers started from the
+kernel ignore it, and the cell's KeyboardInterrupt ends the pool if the cell
+wants it ended (`with Pool(...)`).
+"""
+
+import time
+
+import pytest
+
+import harness
+
+pytestmark = pytest.mark.skipif(harness.is_ipykernel(),
+                                reason="ipykernel's pool workers die on interrupts")
+
+METHODS = ["spawn", "forkserver", "fork"]
+TIMEOUT = 30
+
+SETUP = ("import multiprocessing as mp, concurrent.futures as cf, os, time\n"
+         "ctx = mp.get_context({method!r})\n"
+         "T = 20\n"
+         "def slow(x):\n"
+         "    time.sleep(x)\n"
+         "    return x\n"
+         "def pid(_):\n"
+         "    time.sleep(0.05)\n"
+         "    return os.getpid()\n")
+
+
+def interrupt_running(kernel, code):
+    """Start CODE, interrupt it once it printed 'started', return its Exchange."""
+    p = kernel.submit(code)
+    p.wait_for_stdout("started", timeout=TIMEOUT)
+    time.sleep(0.3)  # let the pool's workers get back to waiting for tasks
+    kernel.km.interrupt_kernel()
+    return p.finish(timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_pool_survives_an_interrupt_of_another_cell(kernel, method):
+    kernel.execute(SETUP.format(method=method) +
+                   "pool = ctx.Pool(2)\n"
+                   "ex = cf.ProcessPoolExecutor(2, mp_context=ctx)\n"
+                   "before = set(pool.map(pid, range(8), chunksize=1))\n"
+                   "ex_before = set(ex.map(pid, range(8)))", timeout=TIMEOUT).ok()
+    try:
+        x = interrupt_running(kernel, "print('started', flush=True)\ntime.sleep(20)")
+        assert x.content["ename"] == "KeyboardInterrupt", x.describe()
+        assert "KeyboardInterrupt" not in x.stderr, f"workers died: {x.stderr}"
+        got = kernel.execute("after = set(pool.map(pid, range(8), chunksize=1))\n"
+                             "ex_after = set(ex.map(pid, range(8), timeout=T))\n"
+                             "after == before, ex_after == ex_before, sorted(pool.map(slow, [0, 0]))",
+                             timeout=TIMEOUT).ok()
+        assert got.text == "(True, True, [0, 0])", "the workers were replaced"
+    finally:
+        kernel.execute("pool.terminate(); pool.join(); ex.shutdown()", timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_interrupting_a_pool_map_ends_the_cell_and_keeps_the_pool(kernel, method):
+    kernel.execute(SETUP.format(method=method) + "pool = ctx.Pool(2)\npool.map(slow, [0, 0])",
+                   timeout=TIMEOUT).ok()
+    try:
+        t0 = time.monotonic()
+        x = interrupt_running(kernel, "print('started', flush=True)\n"
+                                      "pool.map(slow, [1] * 8, chunksize=1)")
+        assert x.content["ename"] == "KeyboardInterrupt", x.describe()
+        assert time.monotonic() - t0 < 8, "the cell waited for the whole map"
+        got = kernel.execute("pool.map(slow, [0, 0, 0])", timeout=TIMEOUT).ok()
+        assert got.text == "[0, 0, 0]"
+    finally:
+        kernel.execute("pool.terminate(); pool.join()", timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_interrupting_a_with_pool_block_stops_its_workers(kernel, method):
+    kernel.execute(SETUP.format(method=method), timeout=TIMEOUT).ok()
+    x = interrupt_running(kernel, "print('started', flush=True)\n"
+                                  "with ctx.Pool(2) as p:\n"
+                                  "    p.map(slow, [5] * 4, chunksize=1)")
+    assert x.content["ename"] == "KeyboardInterrupt", x.describe()
+    left = kernel.execute("import multiprocessing as mp, time\n"
+                          "t0 = time.monotonic()\n"
+                          "while [c for c in mp.active_children() if 'Pool' in c.name] "
+                          "and time.monotonic() - t0 < 5:\n"
+                          "    time.sleep(0.05)\n"
+                          "[c.name for c in mp.active_children() if 'Pool' in c.name]",
+                          timeout=TIMEOUT).ok()
+    assert left.text == "[]"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_kernel_with_open_pools_shuts_down_promptly(kernel_factory, method):
+    k = kernel_factory()
+    k.execute(SETUP.format(method=method) +
+              "pool = ctx.Pool(2)\n"
+              "ex = cf.ProcessPoolExecutor(2, mp_context=ctx)\n"
+              "pool.map(pid, range(4), chunksize=1), list(ex.map(pid, range(4)))",
+              timeout=TIMEOUT).ok()
+    t0 = time.monotonic()
+    k.stop()  # interrupts, then asks; fails if any process outlives the kernel
+    took = time.monotonic() - t0
+    assert took < 4, f"shutdown took {took:.1f}s (the kernel's 5 s watchdog ended it?)"
