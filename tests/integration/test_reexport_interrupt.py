@@ -68,9 +68,10 @@ def test_interrupting_a_pool_map_ends_the_cell_and_keeps_the_pool(kernel, method
     try:
         t0 = time.monotonic()
         x = interrupt_running(kernel, "print('started', flush=True)\n"
-                                      "pool.map(slow, [1] * 8, chunksize=1)")
+                                      "pool.map(slow, [1] * 6, chunksize=1)")
         assert x.content["ename"] == "KeyboardInterrupt", x.describe()
-        assert time.monotonic() - t0 < 8, "the cell waited for the whole map"
+        # The whole map takes 3 s.
+        assert time.monotonic() - t0 < 2.5, "the cell waited for the whole map"
         got = kernel.execute("pool.map(slow, [0, 0, 0])", timeout=TIMEOUT).ok()
         assert got.text == "[0, 0, 0]"
     finally:
