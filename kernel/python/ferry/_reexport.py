@@ -90,6 +90,17 @@ How the pieces fit:
   ``ReexportError`` - naming the name, the statement, the cell and line, and
   the original exception - when a task uses them, so a stdlib pool reports a
   task error instead of losing workers to unpickling errors and hanging.
+* Names that are not exported.  A version also binds, for each name its
+  statements mention that the kernel holds as something not exported (a
+  computed value, a loop variable), an ``Unavailable`` stand-in whose every
+  use raises ReexportError saying how the notebook bound it - instead of a
+  bare NameError for a name the user can see.  Only mentioned names count,
+  so binding computed values that no definition reads makes no new version.
+* Interrupts.  Frontends send SIGINT to the kernel's whole process group;
+  workers of Pool and ProcessPoolExecutor started from the kernel ignore it
+  (``_rx_rt.shield_pool_workers``: spawn and forkserver children when they
+  run a version as ``__mp_main__``, fork children through an at-fork hook),
+  so an interrupt cannot kill one while it holds its task queue's lock.
 """
 
 import ast
