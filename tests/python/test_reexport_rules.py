@@ -545,14 +545,16 @@ def test_module_imports_even_where_ferry_is_missing(kernel):
     assert "importing ferry._rx_rt failed" in proc.stderr
 
 
-def test_pool_workers_ignore_sigint_other_children_keep_it():
+def test_children_unblock_sigterm_and_pool_workers_ignore_sigint():
     program = textwrap.dedent("""
         import os, signal, sys
         sys.path.insert(0, %r)
         import multiprocessing.pool, multiprocessing.process as process
         from ferry import _rx_rt
-        _rx_rt.shield_pool_workers()
-        _rx_rt.shield_pool_workers()  # idempotent: one wrapper, not two
+        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM,))  # as the kernel
+        _rx_rt.setup_child()
+        _rx_rt.setup_child()  # idempotent: one wrapper, not two
+        print('SIGTERM blocked:', signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, ()))
         me = process.current_process()
         me._target = multiprocessing.pool.worker
         os.kill(os.getpid(), signal.SIGINT)
@@ -565,5 +567,5 @@ def test_pool_workers_ignore_sigint_other_children_keep_it():
         """ % KERNEL_PYTHON)
     proc = subprocess.run([PYTHON, "-c", program], capture_output=True, text=True,
                           timeout=30)
-    assert proc.stdout.splitlines() == ["pool worker survived", "other child interrupted"], \
-        proc.stderr
+    assert proc.stdout.splitlines() == ["SIGTERM blocked: False", "pool worker survived",
+                                        "other child interrupted"], proc.stderr

@@ -96,11 +96,13 @@ How the pieces fit:
   use raises ReexportError saying how the notebook bound it - instead of a
   bare NameError for a name the user can see.  Only mentioned names count,
   so binding computed values that no definition reads makes no new version.
-* Interrupts.  Frontends send SIGINT to the kernel's whole process group;
-  workers of Pool and ProcessPoolExecutor started from the kernel ignore it
-  (``_rx_rt.shield_pool_workers``: spawn and forkserver children when they
-  run a version as ``__mp_main__``, fork children through an at-fork hook),
-  so an interrupt cannot kill one while it holds its task queue's lock.
+* Signals.  Frontends send SIGINT to the kernel's whole process group;
+  workers of Pool and ProcessPoolExecutor started from the kernel ignore it,
+  so an interrupt cannot kill one while it holds its task queue's lock; and
+  children unblock the SIGTERM the kernel's main thread keeps blocked, so
+  terminate() stops them (``_rx_rt.setup_child``: spawn and forkserver
+  children when they run a version as ``__mp_main__``, fork children
+  through an at-fork hook).
 """
 
 import ast
@@ -745,7 +747,7 @@ class Recorder:
             global _fork_hook_installed
             if not _fork_hook_installed:
                 # Fork children get what spawn children get from the module.
-                os.register_at_fork(after_in_child=_rx_rt.shield_pool_workers)
+                os.register_at_fork(after_in_child=_rx_rt.setup_child)
                 _fork_hook_installed = True
 
     def reducer_override(self, obj):

@@ -291,7 +291,7 @@ def run(ns, cells, statements, drop, unavailable=()):
     """
     import __future__
     if ns.get("__name__") == "__mp_main__":
-        shield_pool_workers()  # a spawn or forkserver child starting up
+        setup_child()  # a spawn or forkserver child starting up
     for filename, source in cells:
         linecache.cache[filename] = (
             len(source), None, source.splitlines(True), filename)
@@ -330,7 +330,7 @@ _MISSING = object()
 
 
 # ---------------------------------------------------------------------------
-# Interrupts in pool workers
+# Signals in children of the kernel
 # ---------------------------------------------------------------------------
 
 def _is_pool_worker():
@@ -348,23 +348,33 @@ def _is_pool_worker():
                 and target is getattr(futures, "_process_worker", None)))
 
 
-def shield_pool_workers():
-    """Make this child of the kernel's pool workers ignore SIGINT.
+def setup_child():
+    """Signals in a child process of the kernel; called in spawn and forkserver
+    children when they run the re-export module as their main module, and in
+    fork children by an at-fork hook.
 
-    Frontends interrupt a kernel with SIGINT to its whole process group, and
-    jupyter_client does it again before every shutdown.  A stdlib pool worker
-    that dies of it while it holds its task queue's lock (the signal lands
-    between the lock's acquire and the `with` block) leaves the pool - and the
-    kernel's exit, which finalises the pool - waiting on that lock forever;
-    a ProcessPoolExecutor breaks.  The interrupt is meant for the cell: its
-    KeyboardInterrupt ends the pool if the cell wants it ended
-    (`with Pool(...)` terminates the workers).  Other children - a Process
-    running the user's own function - keep the handler they had.
+    SIGTERM: the kernel's main thread keeps SIGTERM blocked (a thread of its
+    own takes it), and a child inherits that mask: Process.terminate() and
+    Pool.terminate() could not stop it, and it would outlive a killed kernel.
+    A child unblocks it.
 
-    Called in spawn and forkserver children when they run the re-export
-    module as their main module, and in fork children by an at-fork hook.
+    SIGINT: frontends interrupt a kernel with SIGINT to its whole process
+    group, and jupyter_client does it again before every shutdown.  A stdlib
+    pool worker that dies of it while it holds its task queue's lock (the
+    signal lands between the lock's acquire and the `with` block) leaves the
+    pool - and the kernel's exit, which finalises the pool - waiting on that
+    lock forever; a ProcessPoolExecutor breaks.  The interrupt is meant for
+    the cell: its KeyboardInterrupt ends the pool if the cell wants it ended
+    (`with Pool(...)` terminates the workers).  So workers of Pool and
+    ProcessPoolExecutor ignore SIGINT; other children - a Process running
+    the user's own function - keep the handler they had.
     """
     import signal
+    try:
+        if signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, ()):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM,))
+    except (AttributeError, OSError, ValueError):
+        pass
     try:
         previous = signal.getsignal(signal.SIGINT)
         if not callable(previous) or getattr(previous, "_ferry_shield", False):
