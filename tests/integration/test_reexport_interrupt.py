@@ -52,7 +52,7 @@ def test_pool_survives_an_interrupt_of_another_cell(kernel, method):
                    "ex_before = set(ex.map(pid, range(8)))", timeout=TIMEOUT).ok()
     try:
         x = interrupt_running(kernel, "print('started', flush=True)\ntime.sleep(20)")
-        assert x.content["ename"] == "KeyboardInterrupt", x.describe()
+        assert x.content.get("ename") == "KeyboardInterrupt", (x.content.get("status"), x.describe())
         assert "KeyboardInterrupt" not in x.stderr, f"workers died: {x.stderr}"
         got = kernel.execute("after = set(pool.map(pid, range(8), chunksize=1))\n"
                              "ex_after = set(ex.map(pid, range(8), timeout=T))\n"
@@ -71,7 +71,7 @@ def test_interrupting_a_pool_map_ends_the_cell_and_keeps_the_pool(kernel, method
         t0 = time.monotonic()
         x = interrupt_running(kernel, "print('started', flush=True)\n"
                                       "pool.map(slow, [1] * 6, chunksize=1)")
-        assert x.content["ename"] == "KeyboardInterrupt", x.describe()
+        assert x.content.get("ename") == "KeyboardInterrupt", (x.content.get("status"), x.describe())
         # The whole map takes 3 s.
         assert time.monotonic() - t0 < 2.5, "the cell waited for the whole map"
         got = kernel.execute("pool.map(slow, [0, 0, 0])", timeout=TIMEOUT).ok()
