@@ -2,6 +2,9 @@
  * shutdown, kernel_info), the heartbeat echo, and SIGTERM. */
 #define _GNU_SOURCE /* pthread_kill */
 #include <errno.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,9 +30,9 @@ static void control_handle(kernel *k, void *sock, const jp_msg *req)
         kernel_reply(k, sock, req, "interrupt_reply", json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(type, "shutdown_request") == 0) {
         json_t *restart = json_object_get(req->content, "restart");
-        kernel_reply(k, sock, req, "shutdown_reply",
-                     json_pack("{s:s, s:b}", "status", "ok", "restart",
-                               json_is_true(restart)));
+        kernel_reply(
+            k, sock, req, "shutdown_reply",
+            json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
         kernel_request_stop(k);
     } else if (strcmp(type, "kernel_info_request") == 0) {
         kernel_reply(k, sock, req, "kernel_info_reply", json_deep_copy(k->kernel_info));
@@ -40,24 +43,15 @@ static void control_handle(kernel *k, void *sock, const jp_msg *req)
                         json_pack("{s:s}", "execution_state", "idle"));
 }
 
+/* The control and heartbeat sockets are bound by kernel_setup and handed
+ * to these threads at creation (a thread start is the full memory barrier
+ * ZeroMQ asks for when a socket changes threads). */
 static void *control_main(void *arg)
 {
     kernel *k = arg;
-    char endpoint[300];
-    void *sock = zmq_socket(k->zctx, ZMQ_ROUTER);
-    int linger = 1000;
-    jp_connection_endpoint(&k->conn, JP_CONTROL, endpoint, sizeof endpoint);
-    if (sock == NULL || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
-        zmq_bind(sock, endpoint) < 0) {
-        LOG_E("cannot bind control on %s: %s", endpoint, zmq_strerror(errno));
-        if (sock) {
-            zmq_close(sock);
-        }
-        return NULL;
-    }
     for (;;) {
         jp_error err = {0};
-        jp_msg *req = jp_recv(k->session, sock, 0, &err);
+        jp_msg *req = jp_recv(k->session, k->control_sock, 0, &err);
         if (req == NULL) {
             if (errno == ETERM) {
                 break;
@@ -65,58 +59,72 @@ static void *control_main(void *arg)
             LOG_W("dropping malformed message on control: %s", err.text);
             continue;
         }
-        control_handle(k, sock, req);
+        control_handle(k, k->control_sock, req);
         jp_msg_destroy(&req);
     }
-    zmq_close(sock);
+    zmq_close(k->control_sock);
     return NULL;
 }
 
 static void *heartbeat_main(void *arg)
 {
     kernel *k = arg;
-    char endpoint[300];
-    void *sock = zmq_socket(k->zctx, ZMQ_ROUTER);
-    int linger = 0;
-    jp_connection_endpoint(&k->conn, JP_HB, endpoint, sizeof endpoint);
-    if (sock == NULL || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
-        zmq_bind(sock, endpoint) < 0) {
-        LOG_E("cannot bind heartbeat on %s: %s", endpoint, zmq_strerror(errno));
-        if (sock) {
-            zmq_close(sock);
-        }
-        return NULL;
-    }
     /* A ROUTER proxied onto itself sends every message back to its sender:
      * the echo frontends expect, without ever waking Python. */
-    zmq_proxy(sock, sock, NULL);
-    zmq_close(sock);
+    zmq_proxy(k->hb_sock, k->hb_sock, NULL);
+    zmq_close(k->hb_sock);
     return NULL;
+}
+
+/* SIGTERM is handled, not blocked: a blocked signal would be inherited by
+ * every process a cell starts, and Popen.terminate() or a Pool's exit could
+ * then no longer stop them.  The handler only wakes the signal thread. */
+static int term_fd = -1;
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    uint64_t one = 1;
+    ssize_t rc = write(term_fd, &one, sizeof one);
+    (void)rc;
 }
 
 static void *signal_main(void *arg)
 {
     kernel *k = arg;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    int sig;
-    if (sigwait(&set, &sig) == 0) {
-        LOG_I("SIGTERM: shutting down");
-        kernel_request_stop(k);
+    uint64_t count;
+    while (read(term_fd, &count, sizeof count) < 0 && errno == EINTR) {
     }
+    LOG_I("SIGTERM: shutting down");
+    kernel_request_stop(k);
     return NULL;
+}
+
+int control_install_sigterm(jp_error *err)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigterm;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) < 0) {
+        jp_error_set(err, "cannot handle SIGTERM: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 int control_start(kernel *k, jp_error *err)
 {
-    if (pthread_create(&k->control_thread, NULL, control_main, k) != 0 ||
+    term_fd = eventfd(0, EFD_CLOEXEC);
+    if (term_fd < 0 || pthread_create(&k->control_thread, NULL, control_main, k) != 0 ||
         pthread_create(&k->hb_thread, NULL, heartbeat_main, k) != 0 ||
         pthread_create(&signal_thread, NULL, signal_main, k) != 0) {
         jp_error_set(err, "cannot start the control threads");
         return -1;
     }
     pthread_detach(signal_thread);
+    k->threads_started = 1;
     return 0;
 }
 

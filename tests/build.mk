@@ -97,11 +97,13 @@ fuzz: $(FUZZ_BINS) $(INTEROP)/py2c.json
 	[ $$rw -eq 0 ] && [ $$rc -eq 0 ]
 
 test: deps
+	$(Q)$(MAKE) --no-print-directory format-check
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory interop
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)$(MAKE) --no-print-directory pytests
+	$(Q)$(MAKE) --no-print-directory examples
 
 # ------------------------------------------------------------- Python
 # The re-export rules and the stdlib pools (tests/python), and the real
@@ -109,7 +111,9 @@ test: deps
 # interpreter like everything else.
 
 .PHONY: pytests integration
-PYTEST = $(SAN_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider
+PYTEST = $(SAN_ENV) FERRY_TEST_KERNEL=$(abspath $(B))/ferry-kernel \
+         FERRY_BIN=$(abspath $(B))/ferry FERRY_REPL_TEST_KERNELS="python3 ferry" \
+         $(PYTHON) -m pytest -q -p no:cacheprovider
 
 pytests: all
 	$(Q)$(PYTEST) tests/python tests/integration
