@@ -99,8 +99,8 @@ How the pieces fit:
 * Signals.  Frontends send SIGINT to the kernel's whole process group;
   workers of Pool and ProcessPoolExecutor started from the kernel ignore it,
   so an interrupt cannot kill one while it holds its task queue's lock; and
-  children unblock the SIGTERM the kernel's main thread keeps blocked, so
-  terminate() stops them (``_rx_rt.setup_child``: spawn and forkserver
+  children unblock SIGTERM if they inherited it blocked, so terminate()
+  stops them (``_rx_rt.setup_child``: spawn and forkserver
   children when they run a version as ``__mp_main__``, fork children
   through an at-fork hook).
 """

@@ -353,10 +353,13 @@ def setup_child():
     children when they run the re-export module as their main module, and in
     fork children by an at-fork hook.
 
-    SIGTERM: the kernel's main thread keeps SIGTERM blocked (a thread of its
-    own takes it), and a child inherits that mask: Process.terminate() and
-    Pool.terminate() could not stop it, and it would outlive a killed kernel.
-    A child unblocks it.
+    SIGTERM: a child inherits the signal mask of the thread that forked it,
+    and the kernel's own threads keep SIGTERM blocked (the kernel used to
+    block it in the cell thread too).  With it blocked, Process.terminate()
+    and Pool.terminate() cannot stop the child and it outlives a killed
+    kernel, so a child unblocks it.  (The kernel's SIGTERM handler, which a
+    fork child inherits, hands a child's SIGTERM back to the default action:
+    kernel/control.c.)
 
     SIGINT: frontends interrupt a kernel with SIGINT to its whole process
     group, and jupyter_client does it again before every shutdown.  A stdlib
