@@ -80,10 +80,18 @@ static void *heartbeat_main(void *arg)
  * every process a cell starts, and Popen.terminate() or a Pool's exit could
  * then no longer stop them.  The handler only wakes the signal thread. */
 static int term_fd = -1;
+/* The kernel's pid.  A child a cell forks (multiprocessing's fork start
+ * method, os.fork) inherits this handler and term_fd: its SIGTERM - a Pool's
+ * terminate(), Process.terminate() - must end the child, not the kernel. */
+static pid_t term_pid;
 
 static void on_sigterm(int sig)
 {
-    (void)sig;
+    if (getpid() != term_pid) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
     uint64_t one = 1;
     ssize_t rc = write(term_fd, &one, sizeof one);
     (void)rc;
@@ -102,6 +110,7 @@ static void *signal_main(void *arg)
 
 int control_install_sigterm(jp_error *err)
 {
+    term_pid = getpid();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigterm;

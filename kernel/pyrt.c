@@ -5,6 +5,8 @@
 
 #include "pyrt.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 #include "log.h"
@@ -299,8 +301,21 @@ void pyrt_finalize(void)
     if (main_state == NULL) {
         return;
     }
+    /* jupyter_client interrupts a kernel (SIGINT to its process group) before
+     * every shutdown request.  Taken while idle, that SIGINT is still pending
+     * in Python: it would raise KeyboardInterrupt in the first Python code
+     * finalisation runs - the exit handlers that stop ProcessPoolExecutor and
+     * Pool workers - and the exit would then wait forever on workers no one
+     * told to stop.  Drop it, and keep any later one out. */
+    sigset_t sigint;
+    sigemptyset(&sigint);
+    sigaddset(&sigint, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigint, NULL);
     PyEval_RestoreThread(main_state);
     main_state = NULL;
+    if (PyErr_CheckSignals() < 0) {
+        PyErr_Clear();
+    }
     Py_CLEAR(runner);
     if (Py_FinalizeEx() < 0) {
         LOG_W("python finalisation reported an error");

@@ -288,7 +288,7 @@ def test_failing_statement_leaves_stand_ins_that_name_the_cell(kernel):
     cell(kernel, "tag = str(1)\n")
     cell(kernel, """
         def deco(fn):
-            fn.tag = tag
+            fn.tag = tag.upper()
             return fn
         @deco
         def decorated(x):
@@ -314,10 +314,63 @@ def test_failing_statement_leaves_stand_ins_that_name_the_cell(kernel):
     lines = out.splitlines()
     assert lines[0] == "fine"
     assert "'decorated'" in lines[1] and "Cell In[2], line 5" in lines[1]
-    assert "NameError: name 'tag' is not defined" in lines[1]
+    # What the child could not re-create is named, with why: the names they
+    # read were bound to computed values in the kernel.
+    assert "raised ReexportError: ferry did not re-export 'tag'" in lines[1]
+    assert "`tag = str(1)`" in lines[1]
     assert "'Derived'" in lines[2] and "Cell In[2], line 9" in lines[2]
-    assert "NameError: name 'Base' is not defined" in lines[2]
+    assert "raised ReexportError: ferry did not re-export 'Base'" in lines[2]
     assert lines[3] == "StandIn"
+
+
+def test_names_definitions_read_but_not_exported_say_why_in_children(kernel):
+    cell(kernel, "import os\nSTARTED = os.getpid()\nSENTINEL = object()\n"
+                 "for i in range(2):\n    pass\n")
+    cell(kernel, """
+        def started_here():
+            return os.getpid() == STARTED
+        def use_loop_var():
+            return i + 1
+        def pick(x, default=SENTINEL):
+            return 'default' if x is SENTINEL else x
+        def keep():
+            return [STARTED]
+        """)
+    out = run_module(kernel.rec.current(), """
+        import pickle
+        from ferry._rx_rt import ReexportError
+        for f in (m.started_here, m.use_loop_var, m.keep, lambda: str(m.STARTED),
+                  lambda: pickle.dumps(m.STARTED), lambda: m.STARTED.real,
+                  lambda: [c for c in m.STARTED], lambda: types.new_class('X', (m.STARTED,))):
+            try:
+                f()
+                print('no error')
+            except ReexportError as e:
+                print(e)
+        print(m.pick(m.SENTINEL), m.pick(3))
+        print(repr(m.STARTED))
+        """)
+    lines = out.splitlines()
+    assert len(lines) == 10, out
+    assert "'STARTED'" in lines[0] and "`STARTED = os.getpid()`" in lines[0]
+    assert "computed value" in lines[0] and "Cell In[1], line 2" in lines[0]
+    assert "'i'" in lines[1] and "a `for` loop" in lines[1]
+    # Only a use fails: putting it in a list does not, returning that list
+    # (pickling it back) does.
+    assert lines[2] == "no error"
+    assert all("did not re-export 'STARTED'" in line for line in lines[3:8]), out
+    # An object() sentinel keeps working: it is one stand-in everywhere.
+    assert lines[8] == "default 3"
+    assert lines[9] == "<ferry: STARTED is not available in worker processes>"
+
+
+def test_computed_values_no_definition_reads_make_no_new_version(kernel):
+    cell(kernel, "import os\ndef f():\n    return 1\n")
+    first = kernel.rec.current()
+    cell(kernel, "result = os.getpid()\nfor j in range(2):\n    pass\n")
+    assert kernel.rec.current() == first
+    cell(kernel, "def g():\n    return result\n")
+    assert kernel.rec.current() != first
 
 
 def test_child_tracebacks_name_the_cell_and_show_the_line(kernel):
@@ -490,3 +543,29 @@ def test_module_imports_even_where_ferry_is_missing(kernel):
          % kernel.rec.current()], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and proc.stdout == "ok\n"
     assert "importing ferry._rx_rt failed" in proc.stderr
+
+
+def test_children_unblock_sigterm_and_pool_workers_ignore_sigint():
+    program = textwrap.dedent("""
+        import os, signal, sys
+        sys.path.insert(0, %r)
+        import multiprocessing.pool, multiprocessing.process as process
+        from ferry import _rx_rt
+        signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM,))  # as the kernel
+        _rx_rt.setup_child()
+        _rx_rt.setup_child()  # idempotent: one wrapper, not two
+        print('SIGTERM blocked:', signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+        me = process.current_process()
+        me._target = multiprocessing.pool.worker
+        os.kill(os.getpid(), signal.SIGINT)
+        print('pool worker survived')
+        me._target = print
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            print('other child interrupted')
+        """ % KERNEL_PYTHON)
+    proc = subprocess.run([PYTHON, "-c", program], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.stdout.splitlines() == ["SIGTERM blocked: False", "pool worker survived",
+                                        "other child interrupted"], proc.stderr

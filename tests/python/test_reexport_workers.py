@@ -232,7 +232,7 @@ with cf.ProcessPoolExecutor(2, mp_context=ctx) as ex:
     ("failing_decorator", """\
 tag = str(7)
 def deco(fn):
-    fn.tag = tag
+    fn.tag = tag.upper()
     return fn
 @deco
 def decorated_bad(x):
@@ -502,7 +502,9 @@ def test_definition_failing_in_the_child_is_a_task_error(nb, label, name):
         return
     assert lines[0].startswith("ReexportError")
     assert "'%s'" % name in lines[0] and "Cell In[" in lines[0]
-    assert "NameError" in lines[0]
+    # The definition read a name bound to a computed value in the kernel:
+    # the message names it and says why it was not re-exported.
+    assert "did not re-export" in lines[0] and "computed value" in lines[0]
     # the pool is still usable afterwards
     assert lines[1:] in ([], ["[8]"], ["11"])
 

@@ -6,7 +6,9 @@ A bundle is what Jupyter frontends render: {"text/plain": ..., "text/html":
 """
 import base64
 import json
+import os
 import pprint
+import sys
 import uuid
 
 import _ferry_kernel
@@ -27,8 +29,30 @@ _BINARY = {"image/png", "image/jpeg", "application/pdf"}
 _CONTAINERS = (dict, list, tuple, set, frozenset)
 
 
+# The kernel's own process.  A child forked from it (multiprocessing's fork
+# start method, os.fork) inherits this module but not the publisher thread:
+# its queue is a copy no one reads, and its lock may have been held by that
+# thread at the fork, so publishing there would be lost or would hang.
+_KERNEL_PID = os.getpid()
+
+
 def publish(msg_type, content):
+    if os.getpid() != _KERNEL_PID:
+        _publish_in_child(msg_type, content)
+        return
     _ferry_kernel.publish(msg_type, json.dumps(content, default=repr))
+
+
+def _publish_in_child(msg_type, content):
+    """display() in a forked child: print the plain-text form instead.  Its
+    stdout is the kernel's captured fd 1, so the text reaches the cell."""
+    if msg_type not in ("display_data", "update_display_data", "execute_result"):
+        return
+    text = content.get("data", {}).get("text/plain")
+    if text is not None:
+        # One write: lines of children writing at once do not interleave.
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def _plain(obj):

@@ -90,6 +90,19 @@ How the pieces fit:
   ``ReexportError`` - naming the name, the statement, the cell and line, and
   the original exception - when a task uses them, so a stdlib pool reports a
   task error instead of losing workers to unpickling errors and hanging.
+* Names that are not exported.  A version also binds, for each name its
+  statements mention that the kernel holds as something not exported (a
+  computed value, a loop variable), an ``Unavailable`` stand-in whose every
+  use raises ReexportError saying how the notebook bound it - instead of a
+  bare NameError for a name the user can see.  Only mentioned names count,
+  so binding computed values that no definition reads makes no new version.
+* Signals.  Frontends send SIGINT to the kernel's whole process group;
+  workers of Pool and ProcessPoolExecutor started from the kernel ignore it,
+  so an interrupt cannot kill one while it holds its task queue's lock; and
+  children unblock SIGTERM if they inherited it blocked, so terminate()
+  stops them (``_rx_rt.setup_child``: spawn and forkserver
+  children when they run a version as ``__mp_main__``, fork children
+  through an at-fork hook).
 """
 
 import ast
@@ -120,6 +133,7 @@ _MISSING = object()
 
 # The Recorder whose hooks are installed (one kernel per process).
 _hooked = None
+_fork_hook_installed = False
 _install_lock = threading.Lock()
 
 
@@ -368,9 +382,9 @@ _STATEMENT_WORDS = {
 class _Entry:
     """One exported statement, in execution order."""
     __slots__ = ("seq", "filename", "source", "pos", "first_line", "text", "info",
-                 "live", "snap")
+                 "live", "snap", "refs")
 
-    def __init__(self, seq, filename, source, pos, first_line, text, info, snap):
+    def __init__(self, seq, filename, source, pos, first_line, text, info, snap, refs):
         self.seq = seq            # unique, increasing; part of the version key
         self.filename = filename  # the cell's filename ("Cell In[3]")
         self.source = source      # the cell's source (a filename may be reused)
@@ -380,6 +394,7 @@ class _Entry:
         self.info = info          # _Exported
         self.live = list(info.names)  # names this entry still provides
         self.snap = snap          # name -> object the statement bound
+        self.refs = refs          # every name it mentions (its functions' too)
 
 
 class Recorder:
@@ -436,8 +451,9 @@ class Recorder:
             self._seq += 1
             first_line = min([node.lineno] + [d.lineno for d in
                                               getattr(node, "decorator_list", ())])
+            refs = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
             self._entries.append(_Entry(self._seq, filename, cell_source, pos,
-                                        first_line, text, info, snap))
+                                        first_line, text, info, snap, refs))
 
     def _note_unexported(self, node, source, filename):
         names = _bound_names(node)
@@ -520,12 +536,13 @@ class Recorder:
         """Path of the version file holding the current definitions."""
         with self._lock:
             live = self._live()
-            key = tuple((entry.seq, names) for entry, names in live)
+            unavailable = self._unavailable(live)
+            key = (tuple((entry.seq, names) for entry, names in live), unavailable)
             if key == self._key and self._path is not None:
                 return self._path
             self._version += 1
             path = os.path.join(self.runtime_dir, "%s%d.py" % (_PREFIX, self._version))
-            self._write(path, self._render(live))
+            self._write(path, self._render(live, unavailable))
             name = _PREFIX + str(self._version)
             sys.modules[name] = self._main
             self._aliases.append(name)
@@ -542,7 +559,31 @@ class Recorder:
         with self._lock:
             return [n for _, names in self._live() for n in names]
 
-    def _render(self, live):
+    def _unavailable(self, live):
+        """((name, message), ...) for the names that exported statements
+        mention but that the kernel holds as something not re-exported: the
+        child binds stand-ins that say why, instead of a bare NameError.
+        Only mentioned names count, so that binding computed values which
+        no definition reads does not make a new version."""
+        ns = self._main.__dict__
+        exported = {n for _, names in live for n in names}
+        mentioned = set()
+        for entry, _ in live:
+            mentioned.update(entry.refs)
+        out = []
+        for name in sorted(mentioned - exported):
+            why = self._bound_by.get(name)
+            if why is None or name not in ns or (
+                    name.startswith("__") and name.endswith("__")):
+                continue  # a builtin, a local, or never bound in the notebook
+            out.append((name, (
+                "ferry did not re-export %r to this worker process: in the "
+                "notebook it was %s. Pass its value to the task as an argument, "
+                "or bind it with a top-level def, class or import statement or "
+                "an assignment of a literal." % (name, why))))
+        return tuple(out)
+
+    def _render(self, live, unavailable=()):
         cells = {}  # (filename, source) -> index in _ferry_cells
         statements = []
         provided = set()
@@ -574,7 +615,7 @@ class Recorder:
         lines.extend("        %r," % (cell,) for cell in cells)
         lines.append("    ), (")
         lines.extend("        %r," % (stmt,) for stmt in statements)
-        lines.append("    ), %r)" % (tuple(drop),))
+        lines.append("    ), %r, %r)" % (tuple(drop), unavailable))
         lines.append("    del __ferry_run__")
         lines.append("")
         return "\n".join(lines)
@@ -703,6 +744,11 @@ class Recorder:
                 reduction.ForkingPickler.reducer_override = _reducer_override
             sys.modules["__mp_main__"] = self._main
             _rx_rt.kernel = (self._pid, self.runtime_dir, self._main)
+            global _fork_hook_installed
+            if not _fork_hook_installed:
+                # Fork children get what spawn children get from the module.
+                os.register_at_fork(after_in_child=_rx_rt.setup_child)
+                _fork_hook_installed = True
 
     def reducer_override(self, obj):
         """What ForkingPickler.reducer_override does, for ferry's own

@@ -28,7 +28,7 @@ import os
 import sys
 import types
 
-__all__ = ["ReexportError", "run", "load", "lookup", "make_function"]
+__all__ = ["ReexportError", "run", "load", "lookup", "make_function", "Unavailable"]
 
 
 class ReexportError(RuntimeError):
@@ -41,12 +41,25 @@ class ReexportError(RuntimeError):
 
 # Callers that are part of the unpickling machinery: a stand-in class called
 # from there (an enum member or a namedtuple being rebuilt) must not raise.
-# The ferry package is one of them: its worker loop unpickles tasks.
+# The C unpickler has no frame of its own, so its caller is whatever called
+# pickle.loads: multiprocessing's connections and queues, spawn's bootstrap,
+# and ferry's own worker loop.
+_STDLIB = os.path.dirname(os.__file__)
 _QUIET_CALLERS = tuple(
-    os.path.join(os.path.dirname(os.__file__), part)
+    os.path.join(_STDLIB, part)
     for part in ("multiprocessing" + os.sep, "concurrent" + os.sep,
                  "pickle.py", "copyreg.py")
 ) + (os.path.dirname(os.path.abspath(__file__)) + os.sep,)
+# ... except the stdlib frames that call the task itself (Pool's worker and
+# mapstar, Process.run, ProcessPoolExecutor's worker): a task that calls a
+# stand-in class there must fail at once with the clear error, not get a
+# poisoned instance that only fails when the result is sent back.
+_TASK_CALLERS = tuple(
+    os.path.join(_STDLIB, part)
+    for part in (os.path.join("multiprocessing", "pool.py"),
+                 os.path.join("multiprocessing", "process.py"),
+                 os.path.join("concurrent", "futures", "process.py"))
+)
 
 
 class StandIn:
@@ -80,10 +93,49 @@ class StandIn:
             self._rx_qualname,)
 
 
+class Unavailable(StandIn):
+    """Takes the place of a notebook name that was not re-exported (bound by
+    a computed value, a loop, a `with`...) and that a re-exported definition
+    reads.  Without it a task would fail with a bare "NameError: name 'x' is
+    not defined" for a name the user can see in the notebook; with it, any
+    use - a call, an attribute, an operator, a comparison, iteration, str(),
+    using it as a base class - raises ReexportError saying why.  It never
+    travels back to the parent as a result.
+    """
+
+    __slots__ = ()
+
+    def _rx_raise(self, *args, **kwargs):
+        raise ReexportError(object.__getattribute__(self, "_rx_message"))
+
+    def __reduce__(self):
+        self._rx_raise()
+
+    def __repr__(self):
+        return "<ferry: %s is not available in worker processes>" % (
+            object.__getattribute__(self, "_rx_qualname"),)
+
+
+# Every operation a task could apply to a value: each raises the clear error,
+# so nothing falls back silently (`x != y` would otherwise compare identities).
+for _name in (
+        "eq ne lt le gt ge hash bool len iter next reversed contains getitem "
+        "setitem delitem setattr delattr str bytes format int float complex index "
+        "round trunc floor ceil neg pos abs invert enter exit aenter aexit await "
+        "aiter anext fspath mro_entries instancecheck subclasscheck "
+        "add sub mul matmul truediv floordiv mod divmod pow lshift rshift and xor "
+        "or radd rsub rmul rmatmul rtruediv rfloordiv rmod rdivmod rpow rlshift "
+        "rrshift rand rxor ror iadd isub imul imatmul itruediv ifloordiv imod ipow "
+        "ilshift irshift iand ixor ior").split():
+    setattr(Unavailable, "__%s__" % _name, Unavailable._rx_raise)
+del _name
+
+
 def _unpickling():
     """True when the code using a stand-in class is the unpickler (called
     from multiprocessing's or pickle's own frames), not a user's task."""
-    return sys._getframe(2).f_code.co_filename.startswith(_QUIET_CALLERS)
+    filename = sys._getframe(2).f_code.co_filename
+    return filename.startswith(_QUIET_CALLERS) and filename not in _TASK_CALLERS
 
 
 class _StandInMeta(type):
@@ -222,7 +274,7 @@ def _name_lambdas(ns, lambdas):
             fn.__name__ = fn.__qualname__ = name
 
 
-def run(ns, cells, statements, drop):
+def run(ns, cells, statements, drop, unavailable=()):
     """Re-create the recorded definitions in the namespace ``ns``.
 
     cells: ((filename, source), ...); registered in linecache for tracebacks
@@ -233,11 +285,18 @@ def run(ns, cells, statements, drop):
                  find it by position.
     drop: names to delete at the end (bound by a statement kept only because a
           later one depended on it, and no longer exported).
+    unavailable: ((name, message), ...) for names the definitions read but
+          the kernel did not export: bound to Unavailable stand-ins, before
+          the statements run (a decorator may read one) and again after drop.
     """
     import __future__
+    if ns.get("__name__") == "__mp_main__":
+        setup_child()  # a spawn or forkserver child starting up
     for filename, source in cells:
         linecache.cache[filename] = (
             len(source), None, source.splitlines(True), filename)
+    for name, message in unavailable:
+        ns[name] = Unavailable(name, message)
     indexes = {}
     flags = 0
     for stmt in statements:
@@ -262,9 +321,77 @@ def run(ns, cells, statements, drop):
                             else StandIn(name, message))
     for name in drop:
         ns.pop(name, None)
+    for name, message in unavailable:
+        if name not in ns:
+            ns[name] = Unavailable(name, message)
 
 
 _MISSING = object()
+
+
+# ---------------------------------------------------------------------------
+# Signals in children of the kernel
+# ---------------------------------------------------------------------------
+
+def _is_pool_worker():
+    """True in a worker of multiprocessing.Pool or ProcessPoolExecutor."""
+    process = sys.modules.get("multiprocessing.process")
+    if process is None:
+        return False
+    target = getattr(process.current_process(), "_target", None)
+    if target is None:
+        return False
+    pool = sys.modules.get("multiprocessing.pool")
+    futures = sys.modules.get("concurrent.futures.process")
+    return ((pool is not None and target is getattr(pool, "worker", None))
+            or (futures is not None
+                and target is getattr(futures, "_process_worker", None)))
+
+
+def setup_child():
+    """Signals in a child process of the kernel; called in spawn and forkserver
+    children when they run the re-export module as their main module, and in
+    fork children by an at-fork hook.
+
+    SIGTERM: a child inherits the signal mask of the thread that forked it,
+    and the kernel's own threads keep SIGTERM blocked (the kernel used to
+    block it in the cell thread too).  With it blocked, Process.terminate()
+    and Pool.terminate() cannot stop the child and it outlives a killed
+    kernel, so a child unblocks it.  (The kernel's SIGTERM handler, which a
+    fork child inherits, hands a child's SIGTERM back to the default action:
+    kernel/control.c.)
+
+    SIGINT: frontends interrupt a kernel with SIGINT to its whole process
+    group, and jupyter_client does it again before every shutdown.  A stdlib
+    pool worker that dies of it while it holds its task queue's lock (the
+    signal lands between the lock's acquire and the `with` block) leaves the
+    pool - and the kernel's exit, which finalises the pool - waiting on that
+    lock forever; a ProcessPoolExecutor breaks.  The interrupt is meant for
+    the cell: its KeyboardInterrupt ends the pool if the cell wants it ended
+    (`with Pool(...)` terminates the workers).  So workers of Pool and
+    ProcessPoolExecutor ignore SIGINT; other children - a Process running
+    the user's own function - keep the handler they had.
+    """
+    import signal
+    try:
+        if signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, ()):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM,))
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+        if not callable(previous) or getattr(previous, "_ferry_shield", False):
+            return  # SIG_IGN, SIG_DFL or not Python's: leave it alone
+
+        def handler(signum, frame):
+            if _is_pool_worker():
+                return
+            previous(signum, frame)
+
+        handler._ferry_shield = True
+        signal.signal(signal.SIGINT, handler)
+    except (ValueError, OSError):
+        pass  # not the main thread: a signal handler cannot be set here
 
 
 # ---------------------------------------------------------------------------
