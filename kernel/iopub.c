@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -225,10 +226,16 @@ static void release_marks(iopub *io, const uint64_t marks[2], int final)
 /* The pipe positions now: what has been written to fds 1 and 2 so far. */
 static void take_marks(iopub *io, uint64_t marks[2])
 {
+    /* Mostly nothing waits in the pipes: one poll answers for both, and only
+     * a pipe holding bytes costs an ioctl. */
+    struct pollfd fds[2] = {{.fd = io->out[0].fd, .events = POLLIN},
+                            {.fd = io->out[1].fd, .events = POLLIN}};
+    int any = io->out[0].fd >= 0 && poll(fds, 2, 0) > 0;
     pthread_mutex_lock(&io->cap_lock);
     for (int i = 0; i < 2; i++) {
         int pending = 0;
-        if (io->out[i].fd >= 0 && ioctl(io->out[i].fd, FIONREAD, &pending) < 0) {
+        if (any && (fds[i].revents & POLLIN) &&
+            ioctl(io->out[i].fd, FIONREAD, &pending) < 0) {
             pending = 0;
         }
         marks[i] = io->out[i].bytes_read + (uint64_t)pending;
@@ -238,10 +245,15 @@ static void take_marks(iopub *io, uint64_t marks[2])
 
 /* ------------------------------------------------------------ the queue */
 
-/* Queues ev; returns its flush ticket (tickets follow queue order). */
-static unsigned long long enqueue(iopub *io, event *ev)
+/* Queues ev with the pipe marks given (NULL: taken now); returns its flush
+ * ticket (tickets follow queue order). */
+static unsigned long long enqueue_marked(iopub *io, event *ev, const uint64_t *marks)
 {
-    take_marks(io, ev->marks);
+    if (marks) {
+        memcpy(ev->marks, marks, sizeof ev->marks);
+    } else {
+        take_marks(io, ev->marks);
+    }
     pthread_mutex_lock(&io->lock);
     unsigned long long ticket = ev->kind == EV_FLUSH ? ++io->next_seq : 0;
     if (io->tail) {
@@ -258,6 +270,11 @@ static unsigned long long enqueue(iopub *io, event *ev)
         (void)rc;
     }
     return ticket;
+}
+
+static unsigned long long enqueue(iopub *io, event *ev)
+{
+    return enqueue_marked(io, ev, NULL);
 }
 
 static event *event_new(enum event_kind kind)
@@ -323,10 +340,14 @@ static int handle_event(iopub *io, event *ev)
 
 static event *take_queue(iopub *io)
 {
-    atomic_store(&io->wake_pending, 0);
+    /* Consume the wake-up before clearing the flag: the other way round, a
+     * producer that sets the flag between the two would have its wake-up
+     * read here while its event lands after the swap below, and the next
+     * producer, seeing the flag set, would not write one: a lost wake-up. */
     uint64_t count;
     ssize_t rc = read(io->wake_fd, &count, sizeof count);
     (void)rc;
+    atomic_store(&io->wake_pending, 0);
     pthread_mutex_lock(&io->lock);
     event *ev = io->head;
     io->head = io->tail = NULL;
@@ -561,9 +582,49 @@ void iopub_stream(iopub *io, json_t *parent_header, const char *name, const char
     queue_text(io, EV_STREAM, parent_header, name, text, len);
 }
 
+/* Appends to the queue's last event when it is a write to the same stream
+ * with the same pipe marks (nothing was captured in between), so a burst of
+ * prints costs one event.  Returns 1 when it did. */
+static int coalesce_write(iopub *io, const char *name, const char *text, size_t len,
+                          const uint64_t marks[2])
+{
+    int done = 0;
+    pthread_mutex_lock(&io->lock);
+    event *t = io->tail;
+    if (t && t->kind == EV_WRITE && strcmp(t->name, name) == 0 &&
+        t->marks[0] == marks[0] && t->marks[1] == marks[1] && t->len + len < STREAM_MAX) {
+        char *grown = realloc(t->text, t->len + len + 1);
+        if (grown) {
+            memcpy(grown + t->len, text, len);
+            t->len += len;
+            grown[t->len] = '\0';
+            t->text = grown;
+            done = 1;
+        }
+    }
+    pthread_mutex_unlock(&io->lock);
+    return done;
+}
+
 void iopub_write(iopub *io, const char *name, const char *text, size_t len)
 {
-    queue_text(io, EV_WRITE, NULL, name, text, len);
+    /* Text from Python's streams is valid UTF-8 already (str encoded). */
+    const char *stream = strcmp(name, "stderr") ? "stdout" : "stderr";
+    uint64_t marks[2];
+    take_marks(io, marks);
+    if (coalesce_write(io, stream, text, len, marks)) {
+        return; /* the queued event already has a wake-up on its way */
+    }
+    event *ev = event_new(EV_WRITE);
+    if (ev == NULL || (ev->text = malloc(len + 1)) == NULL) {
+        free(ev);
+        return;
+    }
+    memcpy(ev->text, text, len);
+    ev->text[len] = '\0';
+    ev->len = len;
+    snprintf(ev->name, sizeof ev->name, "%s", stream);
+    enqueue_marked(io, ev, marks);
 }
 
 void iopub_flush(iopub *io)
