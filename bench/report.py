@@ -132,14 +132,19 @@ def table_rows(rows):
         s = row.summary()
         verdict = s["verdict"]
         if row.skipped:
-            cells = [row.title, "—", "—", "skipped: " + row.skipped, fmt_target(row), "skip"]
+            cells = [row.title, "—",
+                     "%s %s" % (row.other, fmt_value(median(row.others), row.unit)),
+                     "skipped: " + row.skipped, fmt_target(row), "skip"]
         else:
             cells = [row.title,
                      fmt_value(s["ferry_median"], row.unit),
                      "%s %s" % (row.other, fmt_value(s["other_median"], row.unit)),
                      fmt_ratio(s), fmt_target(row), verdict]
             if row.errors:
-                cells[3] += "  [" + "; ".join(e.splitlines()[0][:70] for e in row.errors) + "]"
+                # The first reason only; the JSON has them all.
+                first = (row.errors[0].splitlines() or [""])[0]
+                more = " +%d more" % (len(row.errors) - 1) if len(row.errors) > 1 else ""
+                cells[3] += " [%s%s]" % (first[:60], more)
         out.append(cells)
     return out
 
