@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -101,15 +102,23 @@ def main():
 
     log("mode %s, load average %s, %d CPUs" % (mode, m["loadavg"], m["cpus"]))
     rows = []
-    if "kernel" in groups:
-        import kernel_rows
-        rows += kernel_rows.run(cfg, ferry_argv, log)
-    if "pool" in groups:
-        import pool_rows
-        rows += pool_rows.run(cfg, ferry_argv, log)
-    if "repl" in groups:
-        import repl_rows
-        rows += repl_rows.run(cfg, args.repl, log)
+    broken = []
+    for g in groups:
+        try:
+            if g == "kernel":
+                import kernel_rows
+                rows += kernel_rows.run(cfg, ferry_argv, log)
+            elif g == "pool":
+                import pool_rows
+                rows += pool_rows.run(cfg, ferry_argv, log)
+            elif g == "repl":
+                import repl_rows
+                rows += repl_rows.run(cfg, args.repl, log)
+            else:
+                sys.exit("bench: unknown group %r" % g)
+        except Exception:       # a harness bug: report it, keep the other groups
+            traceback.print_exc()
+            broken.append(g)
 
     m["seconds"] = round(time.perf_counter() - T0, 1)
     m["loadavg_after"] = "%.2f %.2f %.2f" % os.getloadavg()
@@ -119,6 +128,8 @@ def main():
     print("\n%d rows in %.0f s; load average %s before, %s after.\nwrote %s and %s" % (
         len(rows), m["seconds"], m["loadavg"], m["loadavg_after"],
         os.path.relpath(js), os.path.relpath(md)))
+    if broken:
+        sys.exit("bench: the harness failed in group(s) %s (traceback above)" % ", ".join(broken))
 
 
 if __name__ == "__main__":

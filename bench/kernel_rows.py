@@ -85,11 +85,17 @@ def record(row, res, fname="ferry", oname="ipykernel"):
 
 
 def run(cfg, ferry_argv, log):
-    ipy_argv = jclient.kernelspec_argv("python3")
-    ferry = Side("ferry", ferry_argv)
-    ipy = Side("ipykernel", ipy_argv)
-    sides = [ferry, ipy]
+    sides = [Side("ferry", ferry_argv), Side("ipykernel", jclient.kernelspec_argv("python3"))]
     rows = []
+    try:
+        _run(cfg, sides, rows, log)
+    finally:                    # also on Ctrl-C: no kernel outlives the run
+        for s in sides:
+            s.stop()
+    return rows
+
+
+def _run(cfg, sides, rows, log):
 
     def row(*a, **kw):
         r = Row("kernel", *a, **kw)
@@ -322,6 +328,3 @@ def run(cfg, ferry_argv, log):
         for i, rw in enumerate((r_rss1, r_uss1, r_grow, r_ugrow)):
             record(rw, {k: (v if isinstance(v, Exception) else v[i]) for k, v in res.items()})
 
-    for s in sides:
-        s.stop()
-    return rows

@@ -160,9 +160,20 @@ def timed(expr_lines):
 
 
 def run(cfg, ferry_argv, log):
-    cfg.pool_timeout = 15.0 if cfg.quick else 60.0
-    n, nrt, nnp = cfg.tasks, cfg.rt_tasks, cfg.np_tasks
     rows = []
+    ferry = Ferry(ferry_argv, cfg, log)
+    std = Stdlib([])
+    try:
+        _run(cfg, ferry, std, rows, log)
+    finally:                    # also on Ctrl-C: no kernel or pool outlives the run
+        ferry.stop()
+        std.stop()
+    return rows
+
+
+def _run(cfg, ferry, std, rows, log):
+    cfg.pool_timeout = 8.0 if cfg.quick else 60.0
+    n, nrt, nnp = cfg.tasks, cfg.rt_tasks, cfg.np_tasks
 
     def row(title, kind, unit, impl, target=None, note=""):
         r = Row("pool", title, kind, unit, NAMES[impl], target, note)
@@ -208,8 +219,7 @@ def run(cfg, ferry_argv, log):
         warm_rows.append((title, cell, rs, cmd))
     impls_all = sorted({impl for _, _, rs, _ in warm_rows for impl, _ in rs} | {"fork"})
 
-    ferry = Ferry(ferry_argv, cfg, log)
-    std = Stdlib(impls_all)
+    std.impls = impls_all
     log("pool: starting a ferry kernel and the stdlib pools (%s)" % ", ".join(impls_all))
     try:
         std.start(cfg.pool_timeout * 2)
@@ -364,8 +374,6 @@ def run(cfg, ferry_argv, log):
                 if sres[impl][1]:
                     r.fail(sres[impl][1])
                 r.add(fv, sres[impl][0])
-    ferry.stop()
-    return rows
 
 
 if __name__ == "__main__":
