@@ -40,24 +40,15 @@ static void control_handle(kernel *k, void *sock, const jp_msg *req)
                         json_pack("{s:s}", "execution_state", "idle"));
 }
 
+/* The control and heartbeat sockets are bound by kernel_setup and handed
+ * to these threads at creation (a thread start is the full memory barrier
+ * ZeroMQ asks for when a socket changes threads). */
 static void *control_main(void *arg)
 {
     kernel *k = arg;
-    char endpoint[300];
-    void *sock = zmq_socket(k->zctx, ZMQ_ROUTER);
-    int linger = 1000;
-    jp_connection_endpoint(&k->conn, JP_CONTROL, endpoint, sizeof endpoint);
-    if (sock == NULL || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
-        zmq_bind(sock, endpoint) < 0) {
-        LOG_E("cannot bind control on %s: %s", endpoint, zmq_strerror(errno));
-        if (sock) {
-            zmq_close(sock);
-        }
-        return NULL;
-    }
     for (;;) {
         jp_error err = {0};
-        jp_msg *req = jp_recv(k->session, sock, 0, &err);
+        jp_msg *req = jp_recv(k->session, k->control_sock, 0, &err);
         if (req == NULL) {
             if (errno == ETERM) {
                 break;
@@ -65,32 +56,20 @@ static void *control_main(void *arg)
             LOG_W("dropping malformed message on control: %s", err.text);
             continue;
         }
-        control_handle(k, sock, req);
+        control_handle(k, k->control_sock, req);
         jp_msg_destroy(&req);
     }
-    zmq_close(sock);
+    zmq_close(k->control_sock);
     return NULL;
 }
 
 static void *heartbeat_main(void *arg)
 {
     kernel *k = arg;
-    char endpoint[300];
-    void *sock = zmq_socket(k->zctx, ZMQ_ROUTER);
-    int linger = 0;
-    jp_connection_endpoint(&k->conn, JP_HB, endpoint, sizeof endpoint);
-    if (sock == NULL || zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
-        zmq_bind(sock, endpoint) < 0) {
-        LOG_E("cannot bind heartbeat on %s: %s", endpoint, zmq_strerror(errno));
-        if (sock) {
-            zmq_close(sock);
-        }
-        return NULL;
-    }
     /* A ROUTER proxied onto itself sends every message back to its sender:
      * the echo frontends expect, without ever waking Python. */
-    zmq_proxy(sock, sock, NULL);
-    zmq_close(sock);
+    zmq_proxy(k->hb_sock, k->hb_sock, NULL);
+    zmq_close(k->hb_sock);
     return NULL;
 }
 
@@ -117,6 +96,7 @@ int control_start(kernel *k, jp_error *err)
         return -1;
     }
     pthread_detach(signal_thread);
+    k->threads_started = 1;
     return 0;
 }
 

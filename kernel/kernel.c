@@ -378,7 +378,9 @@ static int kernel_setup(kernel *k, const char *connection_file, jp_error *err)
     if (k->zctx == NULL || k->wake_fd < 0 ||
         (k->io = iopub_new(k->zctx, endpoint, k->session, 1, err)) == NULL ||
         (k->shell = bind_router(k, JP_SHELL, err)) == NULL ||
-        (k->stdin_sock = bind_router(k, JP_STDIN, err)) == NULL) {
+        (k->stdin_sock = bind_router(k, JP_STDIN, err)) == NULL ||
+        (k->control_sock = bind_router(k, JP_CONTROL, err)) == NULL ||
+        (k->hb_sock = bind_router(k, JP_HB, err)) == NULL) {
         return -1;
     }
     return start_python(k, err);
@@ -454,9 +456,19 @@ static void kernel_teardown(kernel *k)
     if (k->stdin_sock) {
         zmq_close(k->stdin_sock);
     }
-    if (k->zctx) {
+    if (k->threads_started) {
         zmq_ctx_shutdown(k->zctx); /* ends the control and heartbeat threads */
         control_join(k);
+    } else {
+        /* Bound but never handed to their threads. */
+        if (k->control_sock) {
+            zmq_close(k->control_sock);
+        }
+        if (k->hb_sock) {
+            zmq_close(k->hb_sock);
+        }
+    }
+    if (k->zctx) {
         zmq_ctx_term(k->zctx);
     }
     runtime_dir_remove(k->runtime_dir);

@@ -14,10 +14,13 @@ typedef struct kernel {
     void *zctx;                /* the ZeroMQ context */
     void *shell;               /* ROUTER, main thread */
     void *stdin_sock;          /* ROUTER, main thread */
+    void *control_sock;        /* ROUTER, control thread */
+    void *hb_sock;             /* ROUTER, heartbeat thread */
     iopub *io;                 /* the publisher */
     pthread_t main_thread;     /* runs cells; SIGINT goes here */
     pthread_t control_thread;  /* control channel */
     pthread_t hb_thread;       /* heartbeat echo */
+    int threads_started;       /* control and heartbeat threads run */
     int wake_fd;               /* eventfd waking the main loop to stop */
     atomic_int stopping;       /* set once shutdown began */
     atomic_int busy;           /* a shell request is being handled */

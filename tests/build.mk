@@ -109,7 +109,8 @@ test: deps
 # interpreter like everything else.
 
 .PHONY: pytests integration
-PYTEST = $(SAN_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider
+PYTEST = $(SAN_ENV) FERRY_TEST_KERNEL=$(abspath $(B))/ferry-kernel \
+         $(PYTHON) -m pytest -q -p no:cacheprovider
 
 pytests: all
 	$(Q)$(PYTEST) tests/python tests/integration
