@@ -71,6 +71,16 @@ class Config:
             self.cold_rounds = self.repl_rounds = rounds
 
 
+def git_commit():
+    import subprocess
+    try:
+        out = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    return out or "unknown"
+
+
 def log(msg):
     print("[%6.1fs] %s" % (time.perf_counter() - T0, msg), file=sys.stderr, flush=True)
 
@@ -85,6 +95,7 @@ def main():
     ap.add_argument("--only", default="kernel,pool,repl", help="groups to run")
     ap.add_argument("--rounds", type=int, help="override the number of rounds")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--tag", help="appended to the result file names (MODE-TAG.json)")
     ap.add_argument("--kernel", default=os.path.join(ROOT, "build", "ferry-kernel"))
     ap.add_argument("--repl", default=os.environ.get("FERRY_REPL",
                                                      os.path.join(ROOT, "build", "ferry")))
@@ -95,6 +106,10 @@ def main():
     m = report.meta(mode)
     if groups != ["kernel", "pool", "repl"]:
         m["mode"] = mode = mode + "-" + "-".join(groups)
+    if args.tag:
+        m["mode"] = mode = mode + "-" + args.tag
+    m["kernel"] = args.kernel
+    m["commit"] = git_commit()
 
     if not os.access(args.kernel, os.X_OK):
         sys.exit("bench: %s is not built (run make)" % args.kernel)

@@ -167,8 +167,11 @@ def print_table(rows, file=None):
 
 
 def markdown(rows, meta):
-    lines = ["Run %s, mode `%s`, %s, %d CPUs, load average before the run %s." % (
-        meta["date"], meta["mode"], meta["host"], meta["cpus"], meta["loadavg"]), ""]
+    lines = ["Run %s, mode `%s`, commit `%s`, kernel `%s`, %d CPUs, load average "
+             "%s before and %s after the run (%s s)." % (
+                 meta["date"], meta["mode"], meta.get("commit"), meta.get("kernel"),
+                 meta["cpus"], meta["loadavg"], meta.get("loadavg_after"),
+                 meta.get("seconds")), ""]
     lines.append("| " + " | ".join(HEAD[:-1] + ["verdict"]) + " |")
     lines.append("|" + "---|" * len(HEAD))
     group = None
