@@ -305,15 +305,19 @@ def _run(cfg, sides, rows, log):
                 pending.discard(m.parent_id)
                 done["n"] += 1
 
-        deadline = time.perf_counter() + cfg.timeout * 10
+        last = time.perf_counter()
         while done["n"] < nc:
             while sent < nc and len(pending) < window:
                 pending.add(k.execute_send("print(%d)\n%d" % (sent, sent)))
                 sent += 1
+            before = done["n"]
             for m in k.poll(1.0):
                 on_msg(m)
-            if time.perf_counter() > deadline:
-                raise jclient.Timeout("%s: %d cells not done" % (s.name, nc))
+            if done["n"] != before:
+                last = time.perf_counter()
+            elif time.perf_counter() - last > cfg.timeout:
+                raise jclient.Timeout("%s: no reply for %.0f s after %d of %d cells" % (
+                    s.name, cfg.timeout, done["n"], nc))
             if not k.alive():
                 raise jclient.KernelDied("%s died during the cells" % s.name)
         k.drain(0.1)
