@@ -351,9 +351,11 @@ static int start_python(kernel *k, jp_error *err)
                   .write = write_from_python,
                   .input = stdin_input},
     };
+    LOG_D("starting the interpreter");
     if (pyrt_init(&cfg, err) < 0) {
         return -1;
     }
+    LOG_D("interpreter ready");
     json_t *none = json_object();
     k->kernel_info = pyrt_call("kernel_info", none, err);
     json_decref(none);
@@ -362,6 +364,7 @@ static int start_python(kernel *k, jp_error *err)
 
 static int kernel_setup(kernel *k, const char *connection_file, jp_error *err)
 {
+    LOG_D("kernel starting");
     snprintf(k->python, sizeof k->python, "%s", FERRY_PYTHON);
     if (jp_connection_load(&k->conn, connection_file, err) < 0 ||
         (k->session = jp_session_from_connection(&k->conn, "kernel", err)) == NULL) {
@@ -415,12 +418,33 @@ void kernel_request_stop(kernel *k)
     }
 }
 
+/* The rest of the runner is imported once the kernel has answered its first
+ * requests and is idle, so frontends see it ready as early as possible. */
+static void warm_up(void)
+{
+    jp_error err = {0};
+    json_t *none = json_object();
+    json_t *r = pyrt_call("warm_up", none, &err);
+    if (r == NULL) {
+        LOG_E("warm-up failed: %s", err.text);
+    }
+    json_decref(r);
+    json_decref(none);
+}
+
 static void shell_loop(kernel *k)
 {
+    int warm = 0;
     while (!atomic_load(&k->stopping)) {
         zmq_pollitem_t items[] = {{.socket = k->shell, .events = ZMQ_POLLIN},
                                   {.fd = k->wake_fd, .events = ZMQ_POLLIN}};
-        if (zmq_poll(items, 2, -1) < 0) {
+        int rc = zmq_poll(items, 2, warm ? -1 : 0);
+        if (rc == 0 && !warm) {
+            warm_up();
+            warm = 1;
+            continue;
+        }
+        if (rc < 0) {
             if (errno == EINTR) {
                 continue; /* SIGINT while idle is harmless */
             }

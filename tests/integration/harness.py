@@ -344,10 +344,13 @@ class KernelUnderTest:
     workdir         private directory: connection file, kernel log, and the
                     kernel's cwd (workdir/cwd)
     interrupt_mode  "signal" or "message", as a kernelspec would say
+    history_file    ferry's history database (FERRY_HISTORY_FILE); default
+                    workdir/history.sqlite, one per kernel
     """
 
-    def __init__(self, workdir, interrupt_mode="signal", argv=None):
+    def __init__(self, workdir, interrupt_mode="signal", argv=None, history_file=None):
         self.workdir = Path(workdir)
+        self.history_file = Path(history_file or self.workdir / "history.sqlite")
         self.cwd = self.workdir / "cwd"
         self.cwd.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "kernel.log"
@@ -388,6 +391,8 @@ class KernelUnderTest:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
         # Keep IPython's history database out of the home directory.
         env["IPYTHONDIR"] = str(self.workdir / "ipython")
+        # ...and ferry's: each kernel its own file, unless the test shares one.
+        env["FERRY_HISTORY_FILE"] = str(self.history_file)
         km.start_kernel(cwd=str(self.cwd), env=env, stdout=self._log, stderr=self._log)
         self.pid = km.provisioner.process.pid
         kc = km.client()

@@ -45,7 +45,7 @@ def executed(tmp_path_factory):
     runtime = tmp / "runtime"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(JUPYTER_PATH=str(tmp / "jupyter"), JUPYTER_RUNTIME_DIR=str(runtime),
-               IPYTHONDIR=str(tmp / "ipython"))
+               IPYTHONDIR=str(tmp / "ipython"), FERRY_HISTORY_FILE=str(tmp / "history.sqlite"))
     cmd = [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
            "--ExecutePreprocessor.kernel_name=ferry", "--ExecutePreprocessor.timeout=60",
            "--output-dir", str(tmp / "out"), str(NOTEBOOK)]

@@ -15,8 +15,17 @@ __version__ = "0.1.0"
 # Set by the kernel at start; None outside a ferry kernel.
 runtime_dir = None
 
-from ._check import PicklingError, check  # noqa: E402
-from ._pool import Executor, WorkerCrashed  # noqa: E402
+
+def __getattr__(name):
+    # Imported on first use: the kernel imports ferry at start, and spawn
+    # children import it for every task, so it must stay cheap.
+    if name in ("PicklingError", "check"):
+        from . import _check
+        return getattr(_check, name)
+    if name in ("Executor", "WorkerCrashed"):
+        from . import _pool
+        return getattr(_pool, name)
+    raise AttributeError(f"module 'ferry' has no attribute {name!r}")
 
 __all__ = ["map", "submit", "workers", "Executor", "check", "PicklingError",
            "WorkerCrashed", "runtime_dir"]

@@ -3,15 +3,18 @@
 Names and attributes of live objects come straight from the namespace,
 which is fast and exact; jedi (imported on first need) answers the rest.
 """
+import ast
 import builtins
 import codeop
 import inspect
 import keyword
+import linecache
 import re
 import warnings
 
 _DOTTED = re.compile(r"[A-Za-z_][\w.]*$")
 _IDENT_TAIL = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*\.?$|$")
+_MAGIC = re.compile(r"(?:^|\n)[ \t]*(%%?)(\w*)$")
 _DICT_KEY = re.compile(r"([A-Za-z_][\w.]*)\[\s*(['\"])([^'\"]*)$")
 
 
@@ -47,6 +50,8 @@ def _namespace_matches(text, ns):
     m = _IDENT_TAIL.search(text)
     word = m.group(0) if m else ""
     before = text[: len(text) - len(word)]
+    if before.endswith("."):
+        return None  # an attribute of a call's or subscript's result: jedi infers it
     if before.rstrip().endswith(("import", "from")) or re.search(r"\bimport\s", before):
         return None  # module names: jedi knows the import system
     if "." in word:
@@ -71,43 +76,121 @@ def _namespace_matches(text, ns):
     return matches, start
 
 
+def _kernel_builtins():
+    # Built-ins the kernel adds at run time, which jedi's static view of the
+    # builtins module does not know.
+    names = ("get_ipython", "display", "update_display", "clear_output")
+    return {n: getattr(builtins, n) for n in names if hasattr(builtins, n)}
+
+
 def _jedi_matches(code, cursor, ns):
     try:
         import jedi
     except ImportError:
-        return [], cursor
+        return [], cursor, []
     before = code[:cursor]
     line = before.count("\n") + 1
     column = len(before) - (before.rfind("\n") + 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            completions = jedi.Interpreter(code, [ns]).complete(line, column)
+            completions = jedi.Interpreter(code, [ns, _kernel_builtins()]).complete(line, column)
         except Exception:
-            return [], cursor
+            return [], cursor, []
     if not completions:
-        return [], cursor
+        return [], cursor, []
     prefix_len = len(completions[0].name) - len(completions[0].complete)
-    return [c.name for c in completions], cursor - prefix_len
+    start = cursor - prefix_len
+    types = [{"start": start, "end": cursor, "text": c.name, "type": c.type, "signature": ""}
+             for c in completions]
+    return [c.name for c in completions], start, types
+
+
+def _magic_matches(percent, prefix):
+    shell = getattr(builtins, "get_ipython", lambda: None)()
+    if shell is None:
+        return []
+    names = [] if percent == "%%" else \
+        ["%" + n for n in shell._line if not n.startswith("pinfo")]
+    names += ["%%" + n for n in shell._cell]
+    return sorted(n for n in names if n.lstrip("%").startswith(prefix))
+
+
+_TYPED_LIMIT = 300  # matches beyond this get no type: a frontend shows a few
+
+
+def _kind(value):
+    """The completion type JupyterLab draws an icon for."""
+    if inspect.ismodule(value):
+        return "module"
+    if isinstance(value, type):
+        return "class"
+    if isinstance(value, property):
+        return "property"
+    if callable(value) or isinstance(value, (staticmethod, classmethod)):
+        return "function"
+    return "instance"
+
+
+def _types(matches, start, cursor, text, ns):
+    """IPython's metadata["_jupyter_types_experimental"], from the live
+    objects, read statically (no property runs for a completion)."""
+    head = None
+    m = _IDENT_TAIL.search(text)
+    word = m.group(0) if m else ""
+    if "." in word:
+        try:
+            head = _resolve(word.rpartition(".")[0], ns)
+        except Exception:
+            return []
+    out = []
+    for name in matches[:_TYPED_LIMIT]:
+        kind = "instance"
+        try:
+            if head is not None:
+                kind = _kind(inspect.getattr_static(head, name))
+            elif name in ns:
+                kind = _kind(ns[name])
+            elif keyword.iskeyword(name):
+                kind = "keyword"
+            elif hasattr(builtins, name):
+                kind = _kind(getattr(builtins, name))
+        except Exception:
+            pass
+        out.append({"start": start, "end": cursor, "text": name, "type": kind,
+                    "signature": ""})
+    return out
 
 
 def complete(code, cursor, ns):
     if cursor is None:
         cursor = len(code)
     text = code[:cursor]
+    m = _MAGIC.search(text)
+    if m:
+        matches = _magic_matches(m.group(1), m.group(2))
+        types = [{"start": m.start(1), "end": cursor, "text": t, "type": "magic",
+                  "signature": ""} for t in matches]
+        return {"status": "ok", "matches": matches, "cursor_start": m.start(1),
+                "cursor_end": cursor, "metadata": {"_jupyter_types_experimental": types}}
     found = _namespace_matches(text, ns)
+    types = None
     if found is None or not found[0]:
-        matches, start = _jedi_matches(code, cursor, ns)
+        matches, start, types = _jedi_matches(code, cursor, ns)
         if not matches and found is not None:
             matches, start = found
+            types = None
     else:
         matches, start = found
+    if types is None:
+        types = _types(matches, start, cursor, text, ns)
     return {"status": "ok", "matches": matches, "cursor_start": start,
-            "cursor_end": cursor, "metadata": {}}
+            "cursor_end": cursor, "metadata": {"_jupyter_types_experimental": types}}
 
 
 def _name_at(code, cursor):
-    left = re.search(r"[A-Za-z_][\w.]*$", code[:cursor])
+    before = code[:cursor].rstrip("?")  # zip? and zip?? inspect zip
+    left = re.search(r"[A-Za-z_][\w.]*$", before)
     right = re.match(r"\w*", code[cursor:])
     name = (left.group(0) if left else "") + (right.group(0) if right else "")
     if not name:
@@ -117,29 +200,70 @@ def _name_at(code, cursor):
     return name.rstrip(".")
 
 
+def _cell_class_source(cls):
+    """Source of a class defined in a cell: Python 3.11's inspect looks for
+    the file of __main__, which a notebook does not have, so find the class
+    through the cell its methods were compiled from."""
+    for value in vars(cls).values():
+        func = inspect.unwrap(getattr(value, "__func__", value))
+        code = getattr(func, "__code__", None)
+        if code is None:
+            continue
+        source = "".join(linecache.getlines(code.co_filename))
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == cls.__name__ \
+                    and node.lineno <= code.co_firstlineno <= node.end_lineno:
+                first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+                return "".join(source.splitlines(True)[first - 1:node.end_lineno])
+    return None
+
+
+def _source(obj):
+    try:
+        return inspect.getsource(obj)
+    except Exception:  # OSError, TypeError, and whatever a proxy object raises
+        return _cell_class_source(obj) if isinstance(obj, type) else None
+
+
+def _file(obj):
+    try:
+        return inspect.getfile(obj)
+    except Exception:
+        return None
+
+
 def describe(obj, name, detail=0):
-    """Text for obj? (detail 0) and obj?? (detail 1)."""
+    """Text for obj? (detail 0) and obj?? (detail 1), laid out as IPython's."""
     lines = [f"Type:      {type(obj).__name__}"]
     if callable(obj):
         try:
-            lines.append(f"Signature: {name}{inspect.signature(obj)}")
+            label = "Init signature" if isinstance(obj, type) else "Signature"
+            lines.append(f"{label}: {name}{inspect.signature(obj)}")
         except (TypeError, ValueError):
             pass
     if not callable(obj) or isinstance(obj, (int, float, str, list, dict, tuple, set)):
-        text = repr(obj)
-        lines.append("Value:     " + (text if len(text) < 200 else text[:200] + "..."))
-    if detail:
         try:
-            lines.append("Source:\n" + inspect.getsource(obj))
-        except (OSError, TypeError):
-            pass
-    doc = inspect.getdoc(obj)
-    if doc and not (detail and len(lines) > 2 and lines[-1].startswith("Source:")):
-        lines.append("Docstring:\n" + doc)
-    try:
-        lines.append(f"File:      {inspect.getfile(obj)}")
-    except TypeError:
-        pass
+            text = repr(obj)
+        except Exception as e:
+            text = f"<repr failed: {e!r}>"
+        lines.append("Value:     " + (text if len(text) < 200 else text[:200] + "..."))
+    source = _source(obj) if detail else None
+    if source:
+        lines.append("Source:\n" + source.rstrip("\n"))
+    else:
+        try:
+            doc = inspect.getdoc(obj)
+        except Exception:
+            doc = None
+        if doc:
+            lines.append("Docstring:\n" + doc)
+    where = _file(obj)
+    if where:
+        lines.append(f"File:      {where}")
     return "\n".join(lines)
 
 

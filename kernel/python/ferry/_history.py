@@ -1,43 +1,159 @@
-"""Input history for history_request: tail, range and search."""
-import fnmatch
+"""Input (and output) history for history_request, kept in SQLite.
+
+Where: $FERRY_HISTORY_FILE if set (":memory:" keeps nothing), else
+$XDG_DATA_HOME/ferry/history.sqlite, else ~/.local/share/ferry/history.sqlite.
+
+Each kernel start is a new session, numbered by the database, so history
+survives restarts and several kernels can share one file: WAL lets readers
+run beside one writer, and the busy timeout makes a writer wait its turn
+instead of failing.  If the file cannot be opened, history lives in memory
+for this session and the kernel says so once on its log.
+
+The schema and the answers follow IPython's HistoryManager: tail and search
+run over every session, range reads one session (0 or absent = this one,
+negative = counted back from this one), `output=True` pairs each input with
+the text/plain of its result.
+"""
+import datetime
+import os
+import sqlite3
+import sys
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    session INTEGER PRIMARY KEY AUTOINCREMENT,
+    start TIMESTAMP, end TIMESTAMP, num_cmds INTEGER, remark TEXT);
+CREATE TABLE IF NOT EXISTS history (
+    session INTEGER, line INTEGER, source TEXT, source_raw TEXT,
+    PRIMARY KEY (session, line));
+CREATE TABLE IF NOT EXISTS output_history (
+    session INTEGER, line INTEGER, output TEXT,
+    PRIMARY KEY (session, line));
+"""
+_OUTPUT_LIMIT = 10000  # characters of a result kept for output=True
+
+
+def default_path():
+    path = os.environ.get("FERRY_HISTORY_FILE")
+    if path:
+        return path
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "ferry", "history.sqlite")
+
+
+def _connect(path):
+    if path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout = 10000")
+    if path != ":memory:":
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+    db.executescript(_SCHEMA)
+    return db
 
 
 class History:
-    """This session's inputs, numbered as the cells that ran them."""
+    """One kernel session's view of the history database."""
 
-    def __init__(self):
-        self.session = 1
-        self.entries = []  # (session, line, input)
+    def __init__(self, path=None):
+        self.path = path or default_path()
+        try:
+            self.db = _connect(self.path)
+            self.session = self._new_session()
+        except (sqlite3.Error, OSError) as e:
+            print(f"ferry: history file {self.path} unusable ({e}); "
+                  "keeping this session's history in memory", file=sys.__stderr__)
+            self.path = ":memory:"
+            self.db = _connect(self.path)
+            self.session = self._new_session()
 
-    def store(self, line, code):
-        self.entries.append((self.session, line, code))
+    def _new_session(self):
+        cur = self.db.execute("INSERT INTO sessions (start, num_cmds, remark) VALUES (?, 0, '')",
+                              (datetime.datetime.now().isoformat(" "),))
+        return cur.lastrowid
+
+    def store(self, line, code, output=None):
+        """Records cell `line` of this session; never fails the cell."""
+        try:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.execute("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)",
+                                (self.session, line, code, code))
+                if output is not None:
+                    self.db.execute("INSERT OR REPLACE INTO output_history VALUES (?, ?, ?)",
+                                    (self.session, line, output[:_OUTPUT_LIMIT]))
+                self.db.execute("UPDATE sessions SET num_cmds = ?, end = ? WHERE session = ?",
+                                (line, datetime.datetime.now().isoformat(" "), self.session))
+        except (sqlite3.Error, UnicodeError, ValueError) as e:  # lone surrogates, ...
+            print(f"ferry: history not saved: {e}", file=sys.__stderr__)
+
+    # -------------------------------------------------------------- queries
+
+    def _select(self, where, params, output, order="ASC", limit=None):
+        cols = "h.session, h.line, h.source"
+        join = ""
+        if output:
+            cols += ", o.output"
+            join = " LEFT JOIN output_history o ON o.session = h.session AND o.line = h.line"
+        sql = f"SELECT {cols} FROM history h{join} {where} " \
+              f"ORDER BY h.session {order}, h.line {order}"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return self.db.execute(sql, params).fetchall()
+
+    @staticmethod
+    def _shape(rows, output):
+        if output:
+            return [[s, n, [src, out]] for s, n, src, out in rows]
+        return [[s, n, src] for s, n, src in rows]
+
+    def tail(self, n, output=False):
+        rows = self._select("", (), output, "DESC", n or None)
+        return self._shape(rows[::-1], output)
+
+    def range(self, session, start, stop, output=False):
+        if not session:
+            session = self.session
+        elif session < 0:
+            session += self.session
+        where = "WHERE h.session = ? AND h.line >= ?"
+        params = [session, start or 0]
+        if stop:
+            where += " AND h.line < ?"
+            params.append(stop)
+        return self._shape(self._select(where, params, output), output)
+
+    def search(self, pattern, n=None, unique=False, output=False):
+        rows = self._select("WHERE h.source GLOB ?", (pattern or "*",), output, "DESC")
+        if unique:
+            seen, kept = set(), []
+            for row in rows:
+                if row[2] not in seen:
+                    seen.add(row[2])
+                    kept.append(row)
+            rows = kept
+        if n:
+            rows = rows[:n]
+        return self._shape(rows[::-1], output)
 
     def request(self, req):
         op = req.get("hist_access_type", "tail")
-        n = req.get("n") or 0
-        if op == "tail":
-            found = self.entries[-n:] if n else list(self.entries)
-        elif op == "range":
-            session = req.get("session", 0) or self.session
-            if session < 0:
-                session += self.session
-            start, stop = req.get("start", 0), req.get("stop")
-            found = [e for e in self.entries if e[0] == session and e[1] >= start
-                     and (stop is None or e[1] < stop)]
-        elif op == "search":
-            pattern = req.get("pattern", "*")
-            found = [e for e in self.entries if fnmatch.fnmatch(e[2], pattern)]
-            if req.get("unique"):
-                seen, unique = set(), []
-                for e in reversed(found):
-                    if e[2] not in seen:
-                        seen.add(e[2])
-                        unique.append(e)
-                found = unique[::-1]
-            if n:
-                found = found[-n:]
-        else:
-            return {"status": "error", "ename": "ValueError",
-                    "evalue": f"unknown hist_access_type {op!r}", "traceback": [],
-                    "history": []}
-        return {"status": "ok", "history": [list(e) for e in found]}
+        output = bool(req.get("output", False))
+        n = req.get("n") or None
+        try:
+            if op == "tail":
+                found = self.tail(n, output)
+            elif op == "range":
+                found = self.range(req.get("session") or 0, req.get("start") or 0,
+                                   req.get("stop"), output)
+            elif op == "search":
+                found = self.search(req.get("pattern") or "*", n, bool(req.get("unique")),
+                                    output)
+            else:
+                raise ValueError(f"unknown hist_access_type {op!r}")
+        except (ValueError, TypeError, sqlite3.Error) as e:
+            return {"status": "error", "ename": type(e).__name__, "evalue": str(e),
+                    "traceback": [], "history": []}
+        return {"status": "ok", "history": found}

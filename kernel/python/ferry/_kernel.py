@@ -4,23 +4,37 @@ Each function takes the request's content as JSON text and returns the
 reply's content as JSON text: one crossing into Python per request.
 """
 import json
-import platform
 import sys
-
-from . import _complete, _history, _shell
 
 shell = None
 hist = None
+_runtime_dir = None
 
 
 def start(role, runtime_dir, python):
-    global shell, hist
+    """Kept small: the kernel answers kernel_info before the rest of the
+    runner is imported (warm_up does that while the kernel is idle)."""
+    global _runtime_dir
     import ferry
-    ferry.runtime_dir = runtime_dir
-    if role == "worker":
-        return
-    shell = _shell.Shell(runtime_dir)
-    hist = _history.History()
+    ferry.runtime_dir = _runtime_dir = runtime_dir
+
+
+def _ensure_shell():
+    global shell, hist
+    if shell is None:
+        from . import _history, _shell
+        from . import _magics
+        shell = _shell.Shell(_runtime_dir)
+        _magics.install(shell)
+        hist = _history.History()
+    return shell
+
+
+def warm_up(_):
+    """Imports and sets up what cells need, once, while the kernel is idle."""
+    _ensure_shell()
+    from . import _complete  # noqa: F401
+    return "{}"
 
 
 def run_task(frames):
@@ -31,7 +45,7 @@ def run_task(frames):
 
 def kernel_info(_):
     import ferry
-    version = platform.python_version()
+    version = "%d.%d.%d" % sys.version_info[:3]
     return json.dumps({
         "status": "ok",
         "protocol_version": "5.3",
@@ -56,34 +70,76 @@ def kernel_info(_):
 
 
 def execute(text):
+    from . import _magics
+    _ensure_shell()
     req = json.loads(text)
     code = req.get("code", "")
     silent = bool(req.get("silent", False))
     store = bool(req.get("store_history", True)) and not silent
+    _magics.pre_execute()
     reply = shell.run_cell(code, silent=silent, store_history=store,
                            user_expressions=req.get("user_expressions") or {},
                            allow_stdin=bool(req.get("allow_stdin", False)))
+    _magics.post_execute(silent)
     if store:
-        hist.store(reply["execution_count"], code)
+        count = reply["execution_count"]
+        hist.store(count, code, _output_text(count))
     return json.dumps(reply, default=repr)
 
 
+def _output_text(count):
+    """text/plain of cell count's result, for history output=True."""
+    from . import _display
+    if count not in shell.Out:
+        return None
+    try:
+        return _display._plain(shell.Out[count])
+    except Exception:  # a repr that fails now must not fail the reply
+        return None
+
+
+def _logged(what):
+    # A user object whose dir() or property raises must not turn a completion
+    # into an error reply; the kernel log keeps the traceback.
+    import traceback
+    print(f"ferry: {what} failed:\n{traceback.format_exc()}", file=sys.__stderr__)
+
+
 def complete(text):
+    from . import _complete
+    _ensure_shell()
     req = json.loads(text)
-    return json.dumps(_complete.complete(req.get("code", ""), req.get("cursor_pos"), shell.ns))
+    code, cursor = req.get("code", ""), req.get("cursor_pos")
+    try:
+        reply = _complete.complete(code, cursor, shell.ns)
+    except Exception:
+        _logged("complete")
+        cursor = len(code) if cursor is None else cursor
+        reply = {"status": "ok", "matches": [], "cursor_start": cursor, "cursor_end": cursor,
+                 "metadata": {}}
+    return json.dumps(reply)
 
 
 def inspect(text):
+    from . import _complete
+    _ensure_shell()
     req = json.loads(text)
-    return json.dumps(_complete.inspect_request(req.get("code", ""), req.get("cursor_pos"),
-                                                req.get("detail_level", 0), shell.ns))
+    try:
+        reply = _complete.inspect_request(req.get("code", ""), req.get("cursor_pos"),
+                                          req.get("detail_level", 0), shell.ns)
+    except Exception:
+        _logged("inspect")
+        reply = {"status": "ok", "found": False, "data": {}, "metadata": {}}
+    return json.dumps(reply)
 
 
 def is_complete(text):
-    return json.dumps(_complete.is_complete(json.loads(text).get("code", "")))
+    from . import _magics
+    return json.dumps(_magics.is_complete(json.loads(text).get("code", "")))
 
 
 def history(text):
+    _ensure_shell()
     return json.dumps(hist.request(json.loads(text)))
 
 

@@ -6,16 +6,15 @@ it.  `if __name__ == "__main__":` blocks run their bodies statement by
 statement too, so what they define is exported like any other definition.
 """
 import ast
-import asyncio
 import builtins
 import getpass
-import inspect
 import linecache
 import sys
+import types
 
 import _ferry_kernel
 
-from . import _display, _streams, _traceback
+from . import _display, _magics, _streams, _traceback
 
 try:
     from . import _reexport
@@ -23,6 +22,7 @@ except ImportError:  # the re-export module is optional for the runner
     _reexport = None
 
 _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 
 
 class StdinNotImplementedError(RuntimeError):
@@ -114,7 +114,9 @@ class Shell:
             self.execution_count += 1
         reply = {"execution_count": count}
         try:
-            self._run_statements(code, filename, count, silent, store)
+            # %magics, !cmd and obj? become Python first, so the re-export
+            # analysis sees the code that actually runs.
+            self._run_statements(_magics.transform(code), filename, count, silent, store)
         except BaseException as exc:  # everything a cell raises is reported
             reply.update(self._report(exc, silent))
         else:
@@ -158,14 +160,15 @@ class Shell:
     def _eval(self, expr, filename):
         compiled = compile(ast.Expression(expr), filename, "eval", flags=_FLAGS)
         value = eval(compiled, self.ns)
-        if compiled.co_flags & inspect.CO_COROUTINE:
+        if compiled.co_flags & _CO_COROUTINE:
             value = self._await_if_needed(value)
         return value
 
     def _await_if_needed(self, value):
-        if not inspect.iscoroutine(value):
+        if not isinstance(value, types.CoroutineType):
             return value
         if self.loop is None:
+            import asyncio  # costly, and most sessions never await at top level
             self.loop = asyncio.new_event_loop()
         return self.loop.run_until_complete(value)
 
@@ -184,14 +187,13 @@ class Shell:
 
     def _report(self, exc, silent):
         ename = type(exc).__name__
-        evalue = _safe_str(exc)
         if isinstance(exc, SystemExit):
             lines = [f"{_traceback.RED}SystemExit{_traceback.RESET}: {exc.code}",
                      "The kernel keeps running: sys.exit() in a cell ends the cell, "
                      "not the kernel. Use exit() to close the frontend."]
         else:
             lines = _traceback.format_exception(exc)
-        content = {"ename": ename, "evalue": evalue, "traceback": lines}
+        content = {"ename": ename, "evalue": _traceback.safe_str(exc), "traceback": lines}
         if not silent:
             _display.publish("error", content)
         return {"status": "error", **content}
@@ -205,13 +207,8 @@ class Shell:
                 results[name] = {"status": "ok", "data": data, "metadata": metadata}
             except BaseException as exc:
                 results[name] = {"status": "error", "ename": type(exc).__name__,
-                                 "evalue": _safe_str(exc),
+                                 "evalue": _traceback.safe_str(exc),
                                  "traceback": _traceback.format_exception(exc)}
         return results
 
 
-def _safe_str(exc):
-    try:
-        return str(exc)
-    except Exception:
-        return f"<exception str() failed: {type(exc).__name__}>"

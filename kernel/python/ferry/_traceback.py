@@ -71,16 +71,22 @@ def _syntax_error(exc):
     return "\n".join(lines)
 
 
+def safe_str(exc):
+    """str(exc), or what the stdlib's traceback prints when __str__ raises."""
+    try:
+        return str(exc)
+    except BaseException:  # a broken __str__ must not hide the exception itself
+        return "<exception str() failed>"
+
+
 def _one(exc):
     ename = type(exc).__name__
     if isinstance(exc, SyntaxError):
         return [_syntax_error(exc), f"{RED}{ename}{RESET}: {exc.msg}"]
+    if getattr(exc, "_ferry_brief", False):  # a misused magic: the message says it all
+        return [f"{RED}{ename}{RESET}: {safe_str(exc)}"]
     header = f"{RED}{ename}{RESET}" + " " * max(1, 42 - len(ename)) + "Traceback (most recent call last)"
-    try:
-        text = str(exc)
-    except Exception:
-        text = f"<exception str() failed: {ename}>"
-    return [_RULE, header] + _frames(exc.__traceback__) + [f"{RED}{ename}{RESET}: {text}"]
+    return [_RULE, header] + _frames(exc.__traceback__) + [f"{RED}{ename}{RESET}: {safe_str(exc)}"]
 
 
 def format_exception(exc):
