@@ -13,6 +13,7 @@ non-zero only if the harness itself could not run.
 
 import argparse
 import os
+import signal
 import sys
 import time
 import traceback
@@ -100,6 +101,11 @@ def main():
     ap.add_argument("--repl", default=os.environ.get("FERRY_REPL",
                                                      os.path.join(ROOT, "build", "ferry")))
     args = ap.parse_args()
+    # A shell starts background jobs (`make bench &`) with SIGINT ignored, and
+    # an ignored signal stays ignored across exec: the kernels and pools we
+    # start would then never see the interrupts we time.  Frontends started
+    # from a terminal give their kernels the default disposition; so do we.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cfg = Config(args.quick, args.rounds)
     mode = "quick" if args.quick else "full"
     groups = [g.strip() for g in args.only.split(",") if g.strip()]
