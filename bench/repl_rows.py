@@ -72,16 +72,21 @@ def stop(p, master):
         procs = [psutil.Process(p.pid)] + psutil.Process(p.pid).children(recursive=True)
     except psutil.Error:
         procs = []
-    try:
-        os.write(master, b"\x04")      # Ctrl-D on an empty line: exit
-    except OSError:
-        pass
-    deadline = time.time() + 5
-    while time.time() < deadline and p.poll() is None:
-        try:                            # keep the pty drained so it can exit
-            if select.select([master], [], [], 0.05)[0]:
-                os.read(master, 65536)
+    # Ctrl-D on an empty line exits; jupyter console first asks
+    # "Do you really want to exit ([y]/n)?", hence the "y" a moment later.
+    for keys, wait in ((b"\x04", 1.0), (b"y\r", 3.0)):
+        try:
+            os.write(master, keys)
         except OSError:
+            break
+        deadline = time.time() + wait
+        while time.time() < deadline and p.poll() is None:
+            try:                        # keep the pty drained so it can exit
+                if select.select([master], [], [], 0.05)[0]:
+                    os.read(master, 65536)
+            except OSError:
+                break
+        if p.poll() is not None:
             break
     for q in procs:
         try:
