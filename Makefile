@@ -53,6 +53,7 @@ include protocol/build.mk
 -include kernel/build.mk
 -include repl/build.mk
 include tests/build.mk
+-include examples/build.mk
 -include bench/build.mk
 
 # The terminal REPL when it is built, else jupyter console on ferry.

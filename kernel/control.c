@@ -2,6 +2,9 @@
  * shutdown, kernel_info), the heartbeat echo, and SIGTERM. */
 #define _GNU_SOURCE /* pthread_kill */
 #include <errno.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,9 +30,9 @@ static void control_handle(kernel *k, void *sock, const jp_msg *req)
         kernel_reply(k, sock, req, "interrupt_reply", json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(type, "shutdown_request") == 0) {
         json_t *restart = json_object_get(req->content, "restart");
-        kernel_reply(k, sock, req, "shutdown_reply",
-                     json_pack("{s:s, s:b}", "status", "ok", "restart",
-                               json_is_true(restart)));
+        kernel_reply(
+            k, sock, req, "shutdown_reply",
+            json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
         kernel_request_stop(k);
     } else if (strcmp(type, "kernel_info_request") == 0) {
         kernel_reply(k, sock, req, "kernel_info_reply", json_deep_copy(k->kernel_info));
@@ -73,23 +76,48 @@ static void *heartbeat_main(void *arg)
     return NULL;
 }
 
+/* SIGTERM is handled, not blocked: a blocked signal would be inherited by
+ * every process a cell starts, and Popen.terminate() or a Pool's exit could
+ * then no longer stop them.  The handler only wakes the signal thread. */
+static int term_fd = -1;
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    uint64_t one = 1;
+    ssize_t rc = write(term_fd, &one, sizeof one);
+    (void)rc;
+}
+
 static void *signal_main(void *arg)
 {
     kernel *k = arg;
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    int sig;
-    if (sigwait(&set, &sig) == 0) {
-        LOG_I("SIGTERM: shutting down");
-        kernel_request_stop(k);
+    uint64_t count;
+    while (read(term_fd, &count, sizeof count) < 0 && errno == EINTR) {
     }
+    LOG_I("SIGTERM: shutting down");
+    kernel_request_stop(k);
     return NULL;
+}
+
+int control_install_sigterm(jp_error *err)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigterm;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) < 0) {
+        jp_error_set(err, "cannot handle SIGTERM: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 int control_start(kernel *k, jp_error *err)
 {
-    if (pthread_create(&k->control_thread, NULL, control_main, k) != 0 ||
+    term_fd = eventfd(0, EFD_CLOEXEC);
+    if (term_fd < 0 || pthread_create(&k->control_thread, NULL, control_main, k) != 0 ||
         pthread_create(&k->hb_thread, NULL, heartbeat_main, k) != 0 ||
         pthread_create(&signal_thread, NULL, signal_main, k) != 0) {
         jp_error_set(err, "cannot start the control threads");

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "log.h"
+#include "paths.h"
 
 #ifndef FERRY_PYTHON_PREFIX
 #define FERRY_PYTHON_PREFIX "/usr"
@@ -62,10 +63,10 @@ static int user_data_dir(char *buf, size_t size)
 /* Writes kernel.json into dir; the argv names the running binary. */
 static int write_spec(const char *dir, const char *exe, const char *display_name)
 {
-    json_t *spec = json_pack("{s:[s,s,s], s:s, s:s, s:s, s:{s:b}}", "argv", exe, "-f",
-                             "{connection_file}", "display_name", display_name,
-                             "language", "python", "interrupt_mode", "signal",
-                             "metadata", "debugger", 0);
+    json_t *spec =
+        json_pack("{s:[s,s,s], s:s, s:s, s:s, s:{s:b}}", "argv", exe, "-f",
+                  "{connection_file}", "display_name", display_name, "language", "python",
+                  "interrupt_mode", "signal", "metadata", "debugger", 0);
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/kernel.json", dir);
     int rc = spec ? json_dump_file(spec, path, JSON_INDENT(1)) : -1;
@@ -122,7 +123,8 @@ int install_main(int argc, char **argv)
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--user") == 0) {
             if (user_data_dir(base, sizeof base) < 0) {
-                fprintf(stderr, "ferry-kernel install: neither XDG_DATA_HOME nor HOME set\n");
+                fprintf(stderr,
+                        "ferry-kernel install: neither XDG_DATA_HOME nor HOME set\n");
                 return 1;
             }
         } else if (strcmp(a, "--sys-prefix") == 0) {
@@ -139,17 +141,16 @@ int install_main(int argc, char **argv)
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             return install_usage(stdout);
         } else {
-            fprintf(stderr, "ferry-kernel install: unknown or incomplete option '%s'\n", a);
+            fprintf(stderr, "ferry-kernel install: unknown or incomplete option '%s'\n",
+                    a);
             return install_usage(stderr);
         }
     }
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0) {
+    if (paths_self_exe(exe, sizeof exe) < 0) {
         perror("ferry-kernel install: /proc/self/exe");
         return 1;
     }
-    exe[n] = '\0';
     char dir[PATH_MAX];
     int len = snprintf(dir, sizeof dir, "%s/kernels/%s", base, name);
     if (len < 0 || (size_t)len >= sizeof dir) {
@@ -157,7 +158,8 @@ int install_main(int argc, char **argv)
         return 1;
     }
     if (mkdir_p(dir) < 0 || write_spec(dir, exe, display) < 0) {
-        fprintf(stderr, "ferry-kernel install: cannot write %s: %s\n", dir, strerror(errno));
+        fprintf(stderr, "ferry-kernel install: cannot write %s: %s\n", dir,
+                strerror(errno));
         return 1;
     }
     install_logo(exe, dir);

@@ -28,50 +28,50 @@
 enum event_kind { EV_PUBLISH, EV_SET_PARENT, EV_WRITE, EV_STREAM, EV_FLUSH, EV_STOP };
 
 typedef struct event {
-    enum event_kind kind;     /* what to do */
-    uint64_t marks[2];        /* pipe byte counts when queued */
-    char *msg_type;           /* EV_PUBLISH: the message type */
-    json_t *content;          /* EV_PUBLISH: content, owned */
-    json_t *parent;           /* parent header, owned, or NULL */
-    char *text;               /* EV_WRITE, EV_STREAM: valid UTF-8, owned */
-    size_t len;               /* length of text */
-    char name[8];             /* EV_WRITE, EV_STREAM: "stdout" or "stderr" */
-    struct event *next;       /* queue link */
+    enum event_kind kind; /* what to do */
+    uint64_t marks[2];    /* pipe byte counts when queued */
+    char *msg_type;       /* EV_PUBLISH: the message type */
+    json_t *content;      /* EV_PUBLISH: content, owned */
+    json_t *parent;       /* parent header, owned, or NULL */
+    char *text;           /* EV_WRITE, EV_STREAM: valid UTF-8, owned */
+    size_t len;           /* length of text */
+    char name[8];         /* EV_WRITE, EV_STREAM: "stdout" or "stderr" */
+    struct event *next;   /* queue link */
 } event;
 
 typedef struct capture {
-    int fd;                   /* read end of the pipe, -1 when not capturing */
-    const char *name;         /* "stdout" or "stderr" */
-    unsigned char *raw;       /* bytes read, not yet released */
-    size_t raw_len;           /* bytes in raw */
-    size_t raw_cap;           /* capacity of raw */
-    uint64_t bytes_read;      /* total read from the pipe (under cap_lock) */
+    int fd;              /* read end of the pipe, -1 when not capturing */
+    const char *name;    /* "stdout" or "stderr" */
+    unsigned char *raw;  /* bytes read, not yet released */
+    size_t raw_len;      /* bytes in raw */
+    size_t raw_cap;      /* capacity of raw */
+    uint64_t bytes_read; /* total read from the pipe (under cap_lock) */
 } capture;
 
 typedef struct stream_buf {
-    char name[8];             /* stream the text belongs to */
-    char *text;               /* valid UTF-8, not yet published */
-    size_t len;               /* bytes in text */
-    size_t cap;               /* capacity of text */
+    char name[8]; /* stream the text belongs to */
+    char *text;   /* valid UTF-8, not yet published */
+    size_t len;   /* bytes in text */
+    size_t cap;   /* capacity of text */
 } stream_buf;
 
 struct iopub {
-    void *pub;                /* the PUB socket, used only by the thread */
-    jp_session *session;      /* signs messages (not owned) */
-    pthread_t thread;         /* the publisher */
-    int wake_fd;              /* eventfd: the queue is not empty */
-    atomic_int wake_pending;  /* a wake-up is already on its way */
-    pthread_mutex_t lock;     /* guards the queue and the flush tickets */
-    pthread_cond_t flushed;   /* signalled as flush tickets complete */
-    event *head, *tail;       /* the queue */
-    unsigned long long next_seq;  /* last flush ticket handed out */
-    unsigned long long done_seq;  /* flush tickets completed */
-    pthread_mutex_t cap_lock; /* makes bytes_read + FIONREAD consistent */
-    capture out[2];           /* fds 1 and 2 */
-    stream_buf stream;        /* batched text under the current parent */
-    json_t *parent;           /* current parent header (thread only) */
-    long long deadline_ms;    /* when batched output must go, 0 = none */
-    char topic_prefix[64];    /* "kernel.<session>." */
+    void *pub;                   /* the PUB socket, used only by the thread */
+    jp_session *session;         /* signs messages (not owned) */
+    pthread_t thread;            /* the publisher */
+    int wake_fd;                 /* eventfd: the queue is not empty */
+    atomic_int wake_pending;     /* a wake-up is already on its way */
+    pthread_mutex_t lock;        /* guards the queue and the flush tickets */
+    pthread_cond_t flushed;      /* signalled as flush tickets complete */
+    event *head, *tail;          /* the queue */
+    unsigned long long next_seq; /* last flush ticket handed out */
+    unsigned long long done_seq; /* flush tickets completed */
+    pthread_mutex_t cap_lock;    /* makes bytes_read + FIONREAD consistent */
+    capture out[2];              /* fds 1 and 2 */
+    stream_buf stream;           /* batched text under the current parent */
+    json_t *parent;              /* current parent header (thread only) */
+    long long deadline_ms;       /* when batched output must go, 0 = none */
+    char topic_prefix[64];       /* "kernel.<session>." */
 };
 
 static long long now_ms(void)
@@ -302,7 +302,8 @@ static int handle_event(iopub *io, event *ev)
         ev->parent = NULL;
         break;
     case EV_STREAM:
-        send_stream(io, ev->parent ? ev->parent : io->parent, ev->name, ev->text, ev->len);
+        send_stream(io, ev->parent ? ev->parent : io->parent, ev->name, ev->text,
+                    ev->len);
         break;
     case EV_FLUSH:
         pthread_mutex_lock(&io->lock);
@@ -548,7 +549,8 @@ static void queue_text(iopub *io, enum event_kind kind, json_t *parent_header,
         return;
     }
     utf8_sanitize((const unsigned char *)text, len, 1, ev->text, &ev->len);
-    snprintf(ev->name, sizeof ev->name, "%s", strcmp(name, "stderr") ? "stdout" : "stderr");
+    snprintf(ev->name, sizeof ev->name, "%s",
+             strcmp(name, "stderr") ? "stdout" : "stderr");
     ev->parent = parent_header ? json_deep_copy(parent_header) : NULL;
     enqueue(io, ev);
 }

@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "paths.h"
 #include "pool_py.h"
 #include "pyrt.h"
 #include "runtime.h"
@@ -84,7 +85,7 @@ static void handle_in_python(kernel *k, void *sock, const jp_msg *req)
 
 /* Replies "aborted" to the execute requests queued behind a failed cell,
  * as stop_on_error asks; other requests are still answered. */
-static void abort_queued(kernel *k, void *sock);
+static size_t abort_queued(kernel *k, void *sock, jp_msg **deferred, size_t max);
 
 static void handle_execute(kernel *k, void *sock, const jp_msg *req)
 {
@@ -95,13 +96,15 @@ static void handle_execute(kernel *k, void *sock, const jp_msg *req)
     if (content == NULL) {
         content = internal_error_reply(&err);
     }
-    int failed = strcmp(json_string_value(json_object_get(content, "status")), "error") == 0;
+    int failed =
+        strcmp(json_string_value(json_object_get(content, "status")), "error") == 0;
     json_t *stop = json_object_get(req->content, "stop_on_error");
     /* Output the cell wrote reaches iopub before the reply. */
     iopub_flush(k->io);
     kernel_reply(k, sock, req, "execute_reply", content);
-    /* The requests queued behind a failed cell are aborted once its idle
-     * is out (dispatch does it), as stop_on_error asks. */
+    /* The requests queued behind a failed cell are aborted before its idle
+     * (dispatch does it), as stop_on_error asks: a client that waits for
+     * idle before sending more is never aborted. */
     k->abort_queued = failed && (stop == NULL || json_is_true(stop));
 }
 
@@ -110,8 +113,7 @@ static void handle_comm_open(kernel *k, void *sock, const jp_msg *req)
     (void)sock;
     /* No comm targets exist yet: close the comm as the spec asks. */
     json_t *id = json_object_get(req->content, "comm_id");
-    iopub_publish(k->io, "comm_close",
-                  json_pack("{s:O?, s:{}}", "comm_id", id, "data"));
+    iopub_publish(k->io, "comm_close", json_pack("{s:O?, s:{}}", "comm_id", id, "data"));
     LOG_I("comm_open for unknown target %s",
           json_string_value(json_object_get(req->content, "target_name")));
 }
@@ -126,8 +128,9 @@ static void handle_ignored(kernel *k, void *sock, const jp_msg *req)
 static void handle_shutdown(kernel *k, void *sock, const jp_msg *req)
 {
     json_t *restart = json_object_get(req->content, "restart");
-    kernel_reply(k, sock, req, "shutdown_reply",
-                 json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
+    kernel_reply(
+        k, sock, req, "shutdown_reply",
+        json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
     kernel_request_stop(k);
 }
 
@@ -172,39 +175,56 @@ static void dispatch(kernel *k, void *sock, const jp_msg *req)
     } else {
         LOG_W("unknown request type '%s' on shell: no reply", type);
     }
+    jp_msg *deferred[64];
+    size_t n_deferred = 0;
+    if (k->abort_queued) {
+        k->abort_queued = 0;
+        n_deferred = abort_queued(k, sock, deferred, 64);
+    }
     iopub_status(k->io, "idle");
     atomic_store(&k->busy, 0);
     k->current = NULL;
-    if (k->abort_queued) {
-        k->abort_queued = 0;
-        abort_queued(k, sock);
+    for (size_t i = 0; i < n_deferred; i++) {
+        dispatch(k, sock, deferred[i]);
+        jp_msg_destroy(&deferred[i]);
     }
 }
 
-static void abort_queued(kernel *k, void *sock)
+static void status_under(kernel *k, const jp_msg *req, const char *state)
 {
-    for (;;) {
+    iopub_publish_under(k->io, req->header, "status",
+                        json_pack("{s:s}", "execution_state", state));
+}
+
+/* Drains the shell socket: execute requests get an "aborted" reply (their
+ * status published under their own header, so the failed cell's parent
+ * stays current until its idle); other requests are returned, in order,
+ * to be handled after that idle.  Returns how many were deferred. */
+static size_t abort_queued(kernel *k, void *sock, jp_msg **deferred, size_t max)
+{
+    size_t n = 0;
+    while (n < max) { /* the rest waits on the socket, handled as usual */
         jp_error err = {0};
         jp_msg *req = jp_recv(k->session, sock, ZMQ_DONTWAIT, &err);
         if (req == NULL) {
             if (errno == EAGAIN) {
-                return;
+                return n;
             }
             LOG_W("dropping malformed message on shell: %s", err.text);
             continue;
         }
         if (strcmp(jp_msg_type(req), "execute_request") == 0) {
-            iopub_set_parent(k->io, req);
-            iopub_status(k->io, "busy");
-            kernel_reply(k, sock, req, "execute_reply",
-                         json_pack("{s:s, s:i}", "status", "aborted", "execution_count",
-                                   0));
-            iopub_status(k->io, "idle");
+            status_under(k, req, "busy");
+            kernel_reply(
+                k, sock, req, "execute_reply",
+                json_pack("{s:s, s:i}", "status", "aborted", "execution_count", 0));
+            status_under(k, req, "idle");
+            jp_msg_destroy(&req);
         } else {
-            dispatch(k, sock, req);
+            deferred[n++] = req;
         }
-        jp_msg_destroy(&req);
     }
+    return n;
 }
 
 /* --------------------------------------------------------------- stdin */
@@ -215,12 +235,13 @@ static int stdin_input(void *ctx, const char *prompt, int password, char **value
     kernel *k = ctx;
     if (!k->allow_stdin || k->current == NULL) {
         jp_error_set(err, "StdinNotImplementedError: input() was called, but this "
-                     "frontend does not support input requests");
+                          "frontend does not support input requests");
         return -1;
     }
     iopub_flush(k->io); /* the prompt comes after the output before it */
     if (kernel_reply(k, k->stdin_sock, k->current, "input_request",
-                     json_pack("{s:s, s:b}", "prompt", prompt, "password", password)) < 0) {
+                     json_pack("{s:s, s:b}", "prompt", prompt, "password", password)) <
+        0) {
         jp_error_set(err, "cannot send input_request");
         return -1;
     }
@@ -267,39 +288,6 @@ static void write_from_python(void *ctx, const char *name, const char *text, siz
 
 /* ------------------------------------------------------------- set-up */
 
-/* The ferry Python package: beside the build tree's binary, under
- * PREFIX/lib/ferry when installed, or where FERRY_PACKAGE_DIR says. */
-static int find_package_dir(char *buf, size_t size)
-{
-    const char *env = getenv("FERRY_PACKAGE_DIR");
-    if (env && *env) {
-        snprintf(buf, size, "%s", env);
-        return 0;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0) {
-        return -1;
-    }
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash) {
-        *slash = '\0';
-    }
-    static const char *const candidates[] = {"/../kernel/python", "/../lib/ferry"};
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        char probe[PATH_MAX + 64];
-        snprintf(probe, sizeof probe, "%s%s", exe, candidates[i]);
-        char init[PATH_MAX + 96];
-        snprintf(init, sizeof init, "%s/ferry/_kernel.py", probe);
-        if (access(init, R_OK) == 0 && realpath(probe, buf) != NULL) {
-            (void)size;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static void *bind_router(kernel *k, jp_channel ch, jp_error *err)
 {
     char endpoint[300];
@@ -328,16 +316,22 @@ static int start_python(kernel *k, jp_error *err)
 {
     static pool_py_ctx pools;
     static char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[n > 0 ? n : 0] = '\0';
-    pools = (pool_py_ctx){.zctx = k->zctx, .runtime_dir = k->runtime_dir, .exe = exe,
-                          .io = k->io, .owner = k, .current_parent = current_parent};
+    if (paths_self_exe(exe, sizeof exe) < 0) {
+        jp_error_set(err, "cannot find the kernel binary (/proc/self/exe)");
+        return -1;
+    }
+    pools = (pool_py_ctx){.zctx = k->zctx,
+                          .runtime_dir = k->runtime_dir,
+                          .exe = exe,
+                          .io = k->io,
+                          .owner = k,
+                          .current_parent = current_parent};
     if (pool_py_register(&pools) < 0) {
         jp_error_set(err, "cannot register _ferry_pool");
         return -1;
     }
     char package_dir[PATH_MAX];
-    if (find_package_dir(package_dir, sizeof package_dir) < 0) {
+    if (paths_package_dir(package_dir, sizeof package_dir) < 0) {
         jp_error_set(err, "cannot find the ferry Python package (set FERRY_PACKAGE_DIR)");
         return -1;
     }
@@ -507,22 +501,22 @@ int kernel_run(const char *connection_file)
     jp_error err = {0};
     k.main_thread = pthread_self();
     k.wake_fd = -1;
-    /* Threads inherit this mask: only the main thread takes SIGINT, and
-     * SIGTERM is taken by the control module's signal thread. */
+    /* Threads inherit this mask: the kernel's own threads never take SIGINT
+     * or SIGTERM.  The main thread unblocks both once they run, so it takes
+     * SIGINT (Python's handler) and SIGTERM (control.c's), and processes
+     * that cells start inherit no blocked signals. */
     sigset_t blocked;
     sigemptyset(&blocked);
     sigaddset(&blocked, SIGINT);
     sigaddset(&blocked, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
     int rc = 1;
-    if (kernel_setup(&k, connection_file, &err) < 0 || control_start(&k, &err) < 0) {
+    if (kernel_setup(&k, connection_file, &err) < 0 || control_start(&k, &err) < 0 ||
+        control_install_sigterm(&err) < 0) {
         LOG_E("%s", err.text);
         goto done;
     }
-    sigset_t sigint;
-    sigemptyset(&sigint);
-    sigaddset(&sigint, SIGINT);
-    pthread_sigmask(SIG_UNBLOCK, &sigint, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &blocked, NULL);
     iopub_set_parent(k.io, NULL);
     iopub_status(k.io, "starting");
     LOG_I("kernel ready; runtime directory %s", k.runtime_dir);

@@ -48,9 +48,9 @@ void log_msg(log_level level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     localtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "[ferry %02d:%02d:%02d.%03ld %s %d] ", tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[level],
-                     (int)getpid());
+    int n =
+        snprintf(line, sizeof line, "[ferry %02d:%02d:%02d.%03ld %s %d] ", tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[level], (int)getpid());
     va_list ap;
     va_start(ap, fmt);
     n += vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

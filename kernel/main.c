@@ -41,8 +41,15 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "install") == 0) {
         return install_main(argc - 2, argv + 2);
     }
-    if (argc == 3 && strcmp(argv[1], "--worker") == 0) {
-        /* Started by a pool (pool.c); logs go where the kernel's go. */
+    if (argc >= 3 && strcmp(argv[1], "--worker") == 0) {
+        /* Started by a pool (pool.c): fd 2 is the kernel's log, and the
+         * kernel passes its level on. */
+        if (argc == 5 && strcmp(argv[3], "--log-level") == 0 &&
+            log_level_parse(argv[4]) >= 0) {
+            level = log_level_parse(argv[4]);
+        }
+        int fd = dup(2);
+        log_init(fd >= 0 ? fd : 2, (log_level)level);
         return worker_run(argv[2], FERRY_PYTHON);
     }
     for (int i = 1; i < argc; i++) {

@@ -3,6 +3,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,13 +21,20 @@
 #include "log.h"
 
 #define MAX_WORKERS 256
+/* Workers in a row that die before saying "ready" before the pool stops
+ * starting new ones and fails the queued tasks instead of looping. */
+#define MAX_FAILED_STARTS 3
+/* How long a task may ignore its SIGINT before its worker is killed (and
+ * replaced): an interrupt must free the pool for the next cell even when a
+ * task blocks signals or loops in C. */
+#define INTERRUPT_GRACE_MS 2000
 
 typedef struct task {
-    uint64_t id;           /* chosen by the caller */
-    json_t *parent;        /* header of the request that asked, or NULL */
-    jp_frame *frames;      /* payload and buffers, owned */
-    size_t n;              /* number of frames */
-    struct task *next;     /* queue link */
+    uint64_t id;       /* chosen by the caller */
+    json_t *parent;    /* header of the request that asked, or NULL */
+    jp_frame *frames;  /* payload and buffers, owned */
+    size_t n;          /* number of frames */
+    struct task *next; /* queue link */
 } task;
 
 typedef struct worker {
@@ -35,34 +43,48 @@ typedef struct worker {
     int ready;             /* said "ready" */
     task *running;         /* its task, or NULL when idle */
     int retiring;          /* stop it once idle (pool shrank) */
+    int killed;            /* SIGKILL sent at stop */
+    long long interrupted; /* monotonic ms of the SIGINT to its task, or 0 */
 } worker;
 
 typedef struct result_node {
-    pool_result r;              /* the result */
-    struct result_node *next;   /* queue link */
+    pool_result r;            /* the result */
+    struct result_node *next; /* queue link */
 } result_node;
 
 struct pool {
-    void *zctx;                 /* context for the ROUTER */
-    void *router;               /* owned by the dispatcher thread */
-    char endpoint[320];         /* ipc://RUNTIME/pool-N */
-    char exe[PATH_MAX];         /* ferry-kernel */
-    iopub *io;                  /* where worker output goes */
-    pthread_t thread;           /* the dispatcher */
-    int wake_fd;                /* eventfd: commands are waiting */
-    pthread_mutex_t lock;       /* guards everything below */
-    pthread_cond_t results_cond;/* signalled when a result is queued */
-    task *pending, *pending_tail;   /* submitted, not dispatched */
-    uint64_t *cancels;          /* ids to cancel, for the dispatcher */
+    void *zctx;                   /* context for the ROUTER */
+    void *router;                 /* owned by the dispatcher thread */
+    char endpoint[320];           /* ipc://RUNTIME/pool-N */
+    char exe[PATH_MAX];           /* ferry-kernel */
+    iopub *io;                    /* where worker output goes */
+    pthread_t thread;             /* the dispatcher */
+    int wake_fd;                  /* eventfd: commands are waiting */
+    pthread_mutex_t lock;         /* guards everything below */
+    pthread_cond_t results_cond;  /* signalled when a result is queued */
+    task *pending, *pending_tail; /* submitted, not dispatched */
+    uint64_t *cancels;            /* ids to cancel, for the dispatcher */
     size_t n_cancels, cap_cancels;
+    uint64_t *interrupts; /* running ones among them to SIGINT */
+    size_t n_interrupts, cap_interrupts;
     result_node *results, *results_tail;
-    int target;                 /* workers asked for */
-    int stopping;               /* pool_destroy began */
-    int closed;                 /* the dispatcher has exited */
-    worker workers[MAX_WORKERS];/* dispatcher-owned */
+    int target;                  /* workers asked for */
+    int retry;                   /* a task came: try starting workers again */
+    int stopping;                /* pool_destroy began */
+    int closed;                  /* the dispatcher has exited */
+    worker workers[MAX_WORKERS]; /* dispatcher-owned */
+    int failed_starts;           /* dispatcher: workers in a row that died unready */
+    char start_error[200];       /* dispatcher: how the last of them ended */
 };
 
 static int pool_counter;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ----------------------------------------------------------- helpers */
 
@@ -137,6 +159,11 @@ static void spawn_worker(pool *p)
         return;
     }
     pid_t parent = getpid();
+    int logfd = log_fd();
+    const char *level = log_enabled(LOG_DEBUG)  ? "debug"
+                        : log_enabled(LOG_INFO) ? "info"
+                        : log_enabled(LOG_WARN) ? "warn"
+                                                : "error";
     pid_t pid = fork();
     if (pid < 0) {
         LOG_E("pool: cannot fork a worker: %s", strerror(errno));
@@ -154,7 +181,23 @@ static void spawn_worker(pool *p)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        char *argv[] = {p->exe, (char *)"--worker", p->endpoint, NULL};
+        /* fds 1 and 2 are the kernel's capture pipes: what the worker says
+         * before it captures its own output would land in some cell.  Give
+         * it the kernel's log instead. */
+        if (logfd != 2) {
+            dup2(logfd, 2);
+        }
+        dup2(2, 1);
+        /* No frontend behind the kernel's stdin: input() in a task gets
+         * EOFError at once instead of blocking on whatever fd 0 is. */
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0 && null != 0) {
+            dup2(null, 0);
+            close(null);
+        }
+        char *argv[] = {p->exe,        (char *)"--worker",
+                        p->endpoint,   (char *)"--log-level",
+                        (char *)level, NULL};
         execv(p->exe, argv);
         _exit(127);
     }
@@ -190,7 +233,8 @@ static void describe_exit(int status, char *buf, size_t size)
         snprintf(buf, size, "the worker process was killed by signal %d (SIG%s)", sig,
                  name ? name : "?");
     } else {
-        snprintf(buf, size, "the worker process exited with code %d", WEXITSTATUS(status));
+        snprintf(buf, size, "the worker process exited with code %d",
+                 WEXITSTATUS(status));
     }
 }
 
@@ -198,11 +242,18 @@ static void describe_exit(int status, char *buf, size_t size)
 static void reap_worker(pool *p, worker *w)
 {
     int status = 0;
-    if (waitpid(w->pid, &status, WNOHANG) <= 0) {
+    char how[200];
+    pid_t rc = waitpid(w->pid, &status, WNOHANG);
+    if (rc == 0 || (rc < 0 && errno != ECHILD)) {
         return;
     }
-    char how[200];
-    describe_exit(status, how, sizeof how);
+    if (rc < 0) {
+        /* Someone else reaped it (SIGCHLD ignored in a cell?): the pidfd
+         * says it is gone, the status is lost. */
+        snprintf(how, sizeof how, "the worker process ended (exit status unknown)");
+    } else {
+        describe_exit(status, how, sizeof how);
+    }
     if (w->running) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s while running a task (pid %d)", how, (int)w->pid);
@@ -212,6 +263,10 @@ static void reap_worker(pool *p, worker *w)
     } else if (!w->retiring && !p->stopping) {
         LOG_W("pool: idle worker %d died: %s", (int)w->pid, how);
     }
+    if (!w->ready && !w->retiring && !w->killed) {
+        p->failed_starts++;
+        snprintf(p->start_error, sizeof p->start_error, "%s", how);
+    }
     if (w->pidfd >= 0) {
         close(w->pidfd);
     }
@@ -220,20 +275,45 @@ static void reap_worker(pool *p, worker *w)
 
 /* -------------------------------------------------------- the wire */
 
-static int send_frames(void *sock, jp_frame *frames, size_t n)
+/* Sends n frames; with more_after the last one is not the message's end.
+ * A frame that owns its memory is handed to ZeroMQ without a copy and
+ * cleared; the others are copied. */
+static int send_frames(void *sock, jp_frame *frames, size_t n, int more_after)
 {
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        int flags = i + 1 < n ? ZMQ_SNDMORE : 0;
+        int flags = i + 1 < n || more_after ? ZMQ_SNDMORE : 0;
+        jp_frame *f = &frames[i];
+        zmq_msg_t m;
+        if (f->free_fn != NULL && f->size > 0 &&
+            zmq_msg_init_data(&m, f->data, f->size, f->free_fn, f->hint) == 0) {
+            memset(f, 0, sizeof *f); /* ZeroMQ frees it once sent */
+        } else if (zmq_msg_init_size(&m, f->size) == 0) {
+            if (f->size) {
+                memcpy(zmq_msg_data(&m), f->data, f->size);
+            }
+        } else {
+            rc = -1;
+            continue;
+        }
         int sent;
         do {
-            sent = zmq_send(sock, frames[i].data, frames[i].size, flags);
+            sent = zmq_msg_send(&m, sock, flags);
         } while (sent < 0 && errno == EINTR);
         if (sent < 0) {
             rc = -1;
         }
+        zmq_msg_close(&m); /* no-op after a successful send */
     }
     return rc;
+}
+
+/* A jp_frame free function for a received message kept as is. */
+static void msg_free(void *data, void *hint)
+{
+    (void)data;
+    zmq_msg_close(hint);
+    free(hint);
 }
 
 static void send_task(pool *p, worker *w, task *t)
@@ -247,18 +327,22 @@ static void send_task(pool *p, worker *w, task *t)
     int len = snprintf(ident, sizeof ident, "w%d", (int)w->pid);
     head[0].data = ident;
     head[0].size = (size_t)len;
-    if (send_frames(p->router, head, 3) < 0 ||
-        (t->n && send_frames(p->router, t->frames, t->n) < 0)) {
+    /* One message: the head must not end it, or the payload would go out
+     * as a message of its own that the ROUTER cannot route. */
+    if (send_frames(p->router, head, 3, t->n > 0) < 0 ||
+        (t->n && send_frames(p->router, t->frames, t->n, 0) < 0)) {
         LOG_W("pool: cannot send a task to worker %d", (int)w->pid);
     }
-    /* zmq_send copied the bytes; the frames are no longer needed. */
+    /* ZeroMQ owns the bytes now (send_frames cleared the frames). */
     for (size_t i = 0; i < t->n; i++) {
         jp_frame_clear(&t->frames[i]);
     }
     w->running = t;
+    w->interrupted = 0;
 }
 
-/* Receives one multipart message into frames (max 4096 parts). */
+/* Receives one multipart message into frames, each keeping its ZeroMQ
+ * message: results reach Python without a copy (pyframe.c). */
 static size_t recv_parts(void *sock, jp_frame **out)
 {
     size_t n = 0, cap = 8;
@@ -285,10 +369,18 @@ static size_t recv_parts(void *sock, jp_frame **out)
             f = g;
             cap *= 2;
         }
-        if (jp_frame_copy(&f[n], zmq_msg_data(&m), zmq_msg_size(&m)) == 0) {
-            n++;
+        zmq_msg_t *keep = malloc(sizeof *keep);
+        if (keep == NULL) {
+            zmq_msg_close(&m);
+            break;
         }
+        zmq_msg_init(keep);
+        zmq_msg_move(keep, &m);
         zmq_msg_close(&m);
+        f[n++] = (jp_frame){.data = zmq_msg_data(keep),
+                            .size = zmq_msg_size(keep),
+                            .free_fn = msg_free,
+                            .hint = keep};
     }
     *out = f;
     return n;
@@ -319,6 +411,7 @@ static void handle_worker_message(pool *p)
     }
     if (frame_is(&f[1], "ready")) {
         w->ready = 1;
+        p->failed_starts = 0;
     } else if (frame_is(&f[1], "out") && n == 5) {
         json_t *parent = w->running ? w->running->parent : NULL;
         iopub_stream(p->io, parent, frame_is(&f[3], "stderr") ? "stderr" : "stdout",
@@ -336,6 +429,7 @@ static void handle_worker_message(pool *p)
         post_result(p, w->running->id, st, payload, payload ? k : 0, NULL);
         task_free(w->running);
         w->running = NULL;
+        w->interrupted = 0;
     }
     frames_free(f, n);
 }
@@ -349,6 +443,10 @@ static void apply_cancels(pool *p)
     size_t n = p->n_cancels;
     p->cancels = NULL;
     p->n_cancels = p->cap_cancels = 0;
+    uint64_t *ints = p->interrupts;
+    size_t n_ints = p->n_interrupts;
+    p->interrupts = NULL;
+    p->n_interrupts = p->cap_interrupts = 0;
     task *keep = NULL, *keep_tail = NULL, *dropped = NULL;
     for (task *t = p->pending, *next; t; t = next) {
         next = t->next;
@@ -377,14 +475,16 @@ static void apply_cancels(pool *p)
     }
     for (int i = 0; i < MAX_WORKERS; i++) {
         worker *w = &p->workers[i];
-        for (size_t j = 0; w->running && j < n; j++) {
-            if (w->running->id == ids[j]) {
+        for (size_t j = 0; w->running && j < n_ints; j++) {
+            if (w->running->id == ints[j]) {
                 kill(w->pid, SIGINT);
+                w->interrupted = now_ms();
                 break;
             }
         }
     }
     free(ids);
+    free(ints);
 }
 
 /* Starts or retires workers to match the target size. */
@@ -441,9 +541,74 @@ static int any_workers(pool *p)
     return 0;
 }
 
+/* Kills the workers whose interrupted task outlived its grace; returns the
+ * poll timeout until the next such deadline (-1: none). */
+static int enforce_interrupts(pool *p)
+{
+    long long now = now_ms(), next = -1;
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        worker *w = &p->workers[i];
+        if (w->pid == 0 || w->running == NULL || w->interrupted == 0 || w->killed) {
+            continue;
+        }
+        long long left = w->interrupted + INTERRUPT_GRACE_MS - now;
+        if (left <= 0) {
+            LOG_W("pool: worker %d ignored an interrupt for %d ms; killing it",
+                  (int)w->pid, INTERRUPT_GRACE_MS);
+            kill(w->pid, SIGKILL);
+            w->killed = 1;
+        } else if (next < 0 || left < next) {
+            next = left;
+        }
+    }
+    return next < 0 ? -1 : (int)next + 1;
+}
+
+/* Workers cannot start (a broken install, no memory): the queued tasks fail
+ * with how the last one ended, rather than wait forever. */
+static void fail_pending(pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    task *t = p->pending;
+    p->pending = p->pending_tail = NULL;
+    pthread_mutex_unlock(&p->lock);
+    if (t == NULL) {
+        return;
+    }
+    char msg[360];
+    snprintf(msg, sizeof msg,
+             "no worker process could start: %s (%d tries; the kernel log "
+             "says why)",
+             p->start_error, p->failed_starts);
+    LOG_E("pool: %s", msg);
+    for (task *next; t; t = next) {
+        next = t->next;
+        post_result(p, t->id, POOL_CRASHED, NULL, 0, msg);
+        task_free(t);
+    }
+}
+
+/* At stop: every worker goes now, busy or not; the pidfds reap them. */
+static void kill_all(pool *p)
+{
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        worker *w = &p->workers[i];
+        if (w->pid != 0 && !w->killed) {
+            kill(w->pid, SIGKILL);
+            w->killed = 1;
+        }
+    }
+}
+
 static void *dispatcher_main(void *arg)
 {
     pool *p = arg;
+    /* Interrupts are the cell thread's; the workers reset their own mask. */
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &blocked, NULL);
     apply_size(p);
     for (;;) {
         zmq_pollitem_t items[2 + MAX_WORKERS];
@@ -454,16 +619,24 @@ static void *dispatcher_main(void *arg)
         for (int i = 0; i < MAX_WORKERS; i++) {
             if (p->workers[i].pid != 0 && p->workers[i].pidfd >= 0) {
                 owners[n] = &p->workers[i];
-                items[n++] = (zmq_pollitem_t){.fd = p->workers[i].pidfd, .events = ZMQ_POLLIN};
+                items[n++] =
+                    (zmq_pollitem_t){.fd = p->workers[i].pidfd, .events = ZMQ_POLLIN};
             }
         }
         pthread_mutex_lock(&p->lock);
         int stopping = p->stopping;
         pthread_mutex_unlock(&p->lock);
-        if (stopping && !any_workers(p)) {
-            break;
+        if (stopping) {
+            kill_all(p);
+            if (!any_workers(p)) {
+                break;
+            }
         }
-        if (zmq_poll(items, n, stopping ? 100 : -1) < 0 && errno != EINTR) {
+        int timeout = enforce_interrupts(p);
+        if (stopping) {
+            timeout = 100;
+        }
+        if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
             LOG_E("pool: poll failed: %s", zmq_strerror(errno));
             break;
         }
@@ -482,7 +655,17 @@ static void *dispatcher_main(void *arg)
                 reap_worker(p, owners[i]);
             }
         }
-        if (!stopping) {
+        pthread_mutex_lock(&p->lock);
+        if (p->retry) {
+            p->retry = 0;
+            p->failed_starts = 0;
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (stopping) {
+            /* nothing to start */
+        } else if (p->failed_starts >= MAX_FAILED_STARTS) {
+            fail_pending(p);
+        } else {
             apply_size(p); /* replaces workers that died */
         }
         dispatch_pending(p);
@@ -523,7 +706,8 @@ pool *pool_new(void *zctx, const char *runtime_dir, const char *exe, iopub *io, 
     } else if (p->wake_fd < 0 || p->router == NULL ||
                zmq_setsockopt(p->router, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
                zmq_bind(p->router, p->endpoint) < 0) {
-        jp_error_set(err, "cannot bind the pool on %s: %s", p->endpoint, zmq_strerror(errno));
+        jp_error_set(err, "cannot bind the pool on %s: %s", p->endpoint,
+                     zmq_strerror(errno));
     } else if (pthread_create(&p->thread, NULL, dispatcher_main, p) != 0) {
         jp_error_set(err, "cannot start the pool's dispatcher");
     } else {
@@ -539,23 +723,25 @@ pool *pool_new(void *zctx, const char *runtime_dir, const char *exe, iopub *io, 
     return NULL;
 }
 
+void pool_stop(pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int first = !p->stopping;
+    p->stopping = 1;
+    pthread_mutex_unlock(&p->lock);
+    if (first) {
+        wake(p);
+        pthread_join(p->thread, NULL);
+    }
+}
+
 void pool_destroy(pool **pp)
 {
     if (pp == NULL || *pp == NULL) {
         return;
     }
     pool *p = *pp;
-    pthread_mutex_lock(&p->lock);
-    p->stopping = 1;
-    pthread_mutex_unlock(&p->lock);
-    /* Workers with a task are told to stop now, idle ones by apply_size. */
-    for (int i = 0; i < MAX_WORKERS; i++) {
-        if (p->workers[i].pid != 0) {
-            kill(p->workers[i].pid, SIGKILL);
-        }
-    }
-    wake(p);
-    pthread_join(p->thread, NULL);
+    pool_stop(p);
     task *t = p->pending;
     while (t) {
         task *next = t->next;
@@ -570,6 +756,7 @@ void pool_destroy(pool **pp)
         r = next;
     }
     free(p->cancels);
+    free(p->interrupts);
     close(p->wake_fd);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->results_cond);
@@ -611,6 +798,7 @@ int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frame *frames, siz
         p->pending = t;
     }
     p->pending_tail = t;
+    p->retry = 1;
     pthread_mutex_unlock(&p->lock);
     wake(p);
     return 0;
@@ -633,9 +821,8 @@ int pool_next(pool *p, pool_result *out, int timeout_ms)
     while (p->results == NULL && !p->closed) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&p->results_cond, &p->lock);
-        } else if (timeout_ms == 0 ||
-                   pthread_cond_timedwait(&p->results_cond, &p->lock, &deadline) ==
-                       ETIMEDOUT) {
+        } else if (timeout_ms == 0 || pthread_cond_timedwait(&p->results_cond, &p->lock,
+                                                             &deadline) == ETIMEDOUT) {
             break;
         }
     }
@@ -661,22 +848,35 @@ void pool_result_clear(pool_result *r)
     memset(r, 0, sizeof *r);
 }
 
-void pool_cancel(pool *p, const uint64_t *ids, size_t n)
+/* Appends n ids to a growable array; -1 when out of memory. */
+static int ids_append(uint64_t **arr, size_t *len, size_t *cap, const uint64_t *ids,
+                      size_t n)
+{
+    if (*len + n > *cap) {
+        size_t grown_cap = (*len + n) * 2;
+        uint64_t *grown = realloc(*arr, grown_cap * sizeof *grown);
+        if (grown == NULL) {
+            return -1;
+        }
+        *arr = grown;
+        *cap = grown_cap;
+    }
+    memcpy(*arr + *len, ids, n * sizeof *ids);
+    *len += n;
+    return 0;
+}
+
+void pool_cancel(pool *p, const uint64_t *ids, size_t n, int interrupt)
 {
     pthread_mutex_lock(&p->lock);
-    if (p->n_cancels + n > p->cap_cancels) {
-        size_t cap = (p->n_cancels + n) * 2;
-        uint64_t *grown = realloc(p->cancels, cap * sizeof *grown);
-        if (grown == NULL) {
-            pthread_mutex_unlock(&p->lock);
-            return;
-        }
-        p->cancels = grown;
-        p->cap_cancels = cap;
+    int rc = ids_append(&p->cancels, &p->n_cancels, &p->cap_cancels, ids, n);
+    if (rc == 0 && interrupt) {
+        rc = ids_append(&p->interrupts, &p->n_interrupts, &p->cap_interrupts, ids, n);
     }
-    memcpy(p->cancels + p->n_cancels, ids, n * sizeof *ids);
-    p->n_cancels += n;
     pthread_mutex_unlock(&p->lock);
+    if (rc < 0) {
+        LOG_E("pool: out of memory cancelling tasks");
+    }
     wake(p);
 }
 

@@ -25,24 +25,29 @@
 typedef struct pool pool;
 
 typedef enum pool_status {
-    POOL_OK = 0,     /* frames hold the pickled results */
-    POOL_ERROR,      /* frames hold the pickled exception */
-    POOL_CRASHED,    /* the worker died; message says how */
-    POOL_CANCELLED,  /* cancelled before it ran */
+    POOL_OK = 0,    /* frames hold the pickled results */
+    POOL_ERROR,     /* frames hold the pickled exception */
+    POOL_CRASHED,   /* the worker died; message says how */
+    POOL_CANCELLED, /* cancelled before it ran */
 } pool_status;
 
 typedef struct pool_result {
-    uint64_t task_id;     /* the task this answers */
-    pool_status status;   /* how it ended */
-    jp_frame *frames;     /* payload then buffers, owned */
-    size_t n_frames;      /* number of frames */
-    char message[256];    /* for POOL_CRASHED: exit code or signal */
+    uint64_t task_id;   /* the task this answers */
+    pool_status status; /* how it ended */
+    jp_frame *frames;   /* payload then buffers, owned */
+    size_t n_frames;    /* number of frames */
+    char message[256];  /* for POOL_CRASHED: exit code or signal */
 } pool_result;
 
 /* Starts a pool of n workers (n >= 1) running exe --worker.  io receives the
  * workers' output.  Free with pool_destroy, which stops every worker. */
 pool *pool_new(void *zctx, const char *runtime_dir, const char *exe, iopub *io, int n,
                jp_error *err);
+/* Kills every worker and ends the dispatcher; returns once they are reaped.
+ * Idempotent.  The pool stays allocated: pool_next (maybe waiting in
+ * another thread) returns -1 from now on.  Call pool_destroy only once no
+ * thread can be inside pool_next. */
+void pool_stop(pool *p);
 void pool_destroy(pool **p);
 
 /* Number of workers asked for; resizing starts or stops workers (a worker
@@ -61,8 +66,10 @@ int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frame *frames, siz
 int pool_next(pool *p, pool_result *out, int timeout_ms);
 void pool_result_clear(pool_result *r);
 
-/* Cancels tasks: queued ones end POOL_CANCELLED, running ones get SIGINT. */
-void pool_cancel(pool *p, const uint64_t *ids, size_t n);
+/* Cancels tasks: queued ones end POOL_CANCELLED; with interrupt, running
+ * ones get SIGINT (they end POOL_ERROR with KeyboardInterrupt), else they
+ * run to the end. */
+void pool_cancel(pool *p, const uint64_t *ids, size_t n, int interrupt);
 
 /* Process ids of the live workers (for tests and diagnostics). */
 int pool_pids(pool *p, int *pids, int max);

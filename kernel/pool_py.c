@@ -6,11 +6,16 @@
 #include "pool_py.h"
 
 #include "pool.h"
+#include "pyframe.h"
 
 static const pool_py_ctx *ctx;
 
+/* The capsule's contents.  close() stops the pool but frees it only with
+ * the capsule: the collector thread holds the capsule while it waits in
+ * pool_next, so the pool cannot be freed under it. */
 typedef struct holder {
-    pool *p; /* NULL once closed */
+    pool *p;    /* the pool, until the capsule dies */
+    int closed; /* close() was called */
 } holder;
 
 static void holder_free(PyObject *capsule)
@@ -28,8 +33,9 @@ static pool *get_pool(PyObject *capsule)
     if (h == NULL) {
         return NULL;
     }
-    if (h->p == NULL) {
+    if (h->closed) {
         PyErr_SetString(PyExc_RuntimeError, "this pool was shut down");
+        return NULL;
     }
     return h->p;
 }
@@ -49,7 +55,8 @@ static PyObject *py_create(PyObject *self, PyObject *args)
     h->p = pool_new(ctx->zctx, ctx->runtime_dir, ctx->exe, ctx->io, n, &err);
     if (h->p == NULL) {
         free(h);
-        return PyErr_Format(PyExc_RuntimeError, "cannot start a worker pool: %s", err.text);
+        return PyErr_Format(PyExc_RuntimeError, "cannot start a worker pool: %s",
+                            err.text);
     }
     return PyCapsule_New(h, "ferry.pool", holder_free);
 }
@@ -66,11 +73,9 @@ static PyObject *py_close(PyObject *self, PyObject *args)
         return NULL;
     }
     pool *p = h->p;
-    h->p = NULL;
-    Py_BEGIN_ALLOW_THREADS
-    pool_destroy(&p);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    h->closed = 1;
+    Py_BEGIN_ALLOW_THREADS pool_stop(p);
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 static PyObject *py_size(PyObject *self, PyObject *args)
@@ -172,31 +177,20 @@ static PyObject *py_next(PyObject *self, PyObject *args)
         return NULL;
     }
     pool *p = h->p;
-    if (p == NULL) {
-        PyErr_SetString(PyExc_EOFError, "pool closed");
-        return NULL;
-    }
     pool_result r;
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = pool_next(p, &r, timeout);
-    Py_END_ALLOW_THREADS
-    if (rc == 0) {
+    Py_BEGIN_ALLOW_THREADS rc = pool_next(p, &r, timeout);
+    Py_END_ALLOW_THREADS if (rc == 0)
+    {
         Py_RETURN_NONE;
     }
     if (rc < 0) {
         PyErr_SetString(PyExc_EOFError, "pool closed");
         return NULL;
     }
-    PyObject *list = PyList_New((Py_ssize_t)r.n_frames);
-    for (size_t i = 0; list && i < r.n_frames; i++) {
-        PyObject *b = PyBytes_FromStringAndSize(r.frames[i].data, (Py_ssize_t)r.frames[i].size);
-        if (b == NULL) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, b);
-    }
+    /* Writable views over the received messages themselves: an array
+     * rebuilt from an out-of-band buffer is writable, and not copied. */
+    PyObject *list = pyframe_list(r.frames, r.n_frames);
     PyObject *result = list ? Py_BuildValue("KsNs", (unsigned long long)r.task_id,
                                             status_names[r.status], list, r.message)
                             : NULL;
@@ -208,7 +202,8 @@ static PyObject *py_cancel(PyObject *self, PyObject *args)
 {
     (void)self;
     PyObject *capsule, *ids;
-    if (!PyArg_ParseTuple(args, "OO!", &capsule, &PyList_Type, &ids)) {
+    int interrupt = 1;
+    if (!PyArg_ParseTuple(args, "OO!|p", &capsule, &PyList_Type, &ids, &interrupt)) {
         return NULL;
     }
     pool *p = get_pool(capsule);
@@ -227,9 +222,19 @@ static PyObject *py_cancel(PyObject *self, PyObject *args)
         free(buf);
         return NULL;
     }
-    pool_cancel(p, buf, (size_t)n);
+    pool_cancel(p, buf, (size_t)n, interrupt);
     free(buf);
     Py_RETURN_NONE;
+}
+
+/* flush(): returns once worker output forwarded so far is published, so
+ * that it comes before whatever the cell prints next. */
+static PyObject *py_flush(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    Py_BEGIN_ALLOW_THREADS iopub_flush(ctx->io);
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
@@ -239,13 +244,24 @@ static PyMethodDef methods[] = {
     {"pids", py_pids, METH_VARARGS, "pids(pool) -> list: process ids of the workers."},
     {"submit", py_submit, METH_VARARGS, "submit(pool, task_id, [payload, buffers...])."},
     {"next", py_next, METH_VARARGS, "next(pool, timeout_ms) -> result or None."},
-    {"cancel", py_cancel, METH_VARARGS, "cancel(pool, [task_id, ...])."},
+    {"cancel", py_cancel, METH_VARARGS,
+     "cancel(pool, [task_id, ...], interrupt=True): drop queued tasks; "
+     "with interrupt, SIGINT running ones."},
+    {"flush", py_flush, METH_NOARGS,
+     "flush(): publish the worker output received so far."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_ferry_pool", "Worker pools driven from C.", -1, methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "_ferry_pool",
+    "Worker pools driven from C.",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 static PyObject *module_init(void)

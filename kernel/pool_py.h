@@ -6,11 +6,11 @@
 #include "jp.h"
 
 typedef struct pool_py_ctx {
-    void *zctx;                 /* ZeroMQ context for pool sockets */
-    const char *runtime_dir;    /* where pool endpoints live */
-    const char *exe;            /* ferry-kernel, started with --worker */
-    iopub *io;                  /* receives worker output */
-    void *owner;                /* passed to current_parent */
+    void *zctx;              /* ZeroMQ context for pool sockets */
+    const char *runtime_dir; /* where pool endpoints live */
+    const char *exe;         /* ferry-kernel, started with --worker */
+    iopub *io;               /* receives worker output */
+    void *owner;             /* passed to current_parent */
     /* Header of the request whose cell is running (borrowed), or NULL. */
     json_t *(*current_parent)(void *owner);
 } pool_py_ctx;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pyframe.h"
 
 static pyrt_hooks hooks;
 static PyThreadState *main_state; /* saved while the GIL is released */
@@ -56,10 +57,9 @@ static PyObject *kernel_input(PyObject *self, PyObject *args)
     char *value = NULL;
     jp_error err = {0};
     int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = hooks.input(hooks.ctx, prompt, password, &value, &err);
-    Py_END_ALLOW_THREADS
-    if (rc == -2) {
+    Py_BEGIN_ALLOW_THREADS rc = hooks.input(hooks.ctx, prompt, password, &value, &err);
+    Py_END_ALLOW_THREADS if (rc == -2)
+    {
         /* The wait was cut by SIGINT: let Python's handler raise. */
         if (PyErr_CheckSignals() < 0) {
             return NULL;
@@ -86,8 +86,15 @@ static PyMethodDef kernel_methods[] = {
 };
 
 static struct PyModuleDef kernel_module = {
-    PyModuleDef_HEAD_INIT, "_ferry_kernel", "The ferry kernel's C side.", -1,
-    kernel_methods, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "_ferry_kernel",
+    "The ferry kernel's C side.",
+    -1,
+    kernel_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 static PyObject *kernel_module_init(void)
@@ -220,21 +227,8 @@ done:
     return result;
 }
 
-static PyObject *frames_to_list(const jp_frame *in, size_t n)
-{
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list && i < n; i++) {
-        PyObject *b = PyBytes_FromStringAndSize(in[i].data, (Py_ssize_t)in[i].size);
-        if (b == NULL) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, b);
-    }
-    return list;
-}
-
-/* Copies each bytes-like item of seq into a frame. */
+/* Copies each bytes-like item of seq into a frame.  The one copy on the way
+ * out: the io thread sends while the next task may change the objects. */
 static int list_to_frames(PyObject *seq, jp_frame **out, size_t *n_out)
 {
     PyObject *fast = PySequence_Fast(seq, "expected a list of bytes");
@@ -246,7 +240,8 @@ static int list_to_frames(PyObject *seq, jp_frame **out, size_t *n_out)
     int rc = f ? 0 : -1;
     for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
         Py_buffer view;
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, i), &view, PyBUF_SIMPLE) < 0) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, i), &view, PyBUF_SIMPLE) <
+            0) {
             rc = -1;
             break;
         }
@@ -266,14 +261,14 @@ static int list_to_frames(PyObject *seq, jp_frame **out, size_t *n_out)
     return 0;
 }
 
-int pyrt_call_frames(const char *func, const jp_frame *in, size_t n_in, jp_frame **out,
+int pyrt_call_frames(const char *func, jp_frame *in, size_t n_in, jp_frame **out,
                      size_t *n_out, jp_error *err)
 {
     int rc = -1;
     *out = NULL;
     *n_out = 0;
     PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *args = frames_to_list(in, n_in);
+    PyObject *args = pyframe_list(in, n_in);
     PyObject *r = args ? PyObject_CallMethod(runner, func, "O", args) : NULL;
     PyObject *ok = NULL, *frames = NULL;
     if (r == NULL || !PyArg_ParseTuple(r, "OO", &ok, &frames) ||

@@ -10,7 +10,7 @@
 #include "jp.h"
 
 typedef struct pyrt_hooks {
-    void *ctx;  /* passed back to every hook */
+    void *ctx; /* passed back to every hook */
     /* A message for iopub under the current parent; content stolen. */
     void (*publish)(void *ctx, const char *msg_type, json_t *content);
     /* Text written to sys.stdout or sys.stderr ("stdout" / "stderr"). */
@@ -22,11 +22,11 @@ typedef struct pyrt_hooks {
 } pyrt_hooks;
 
 typedef struct pyrt_config {
-    const char *python;       /* the interpreter children should run */
-    const char *package_dir;  /* directory holding the ferry package */
-    const char *runtime_dir;  /* the kernel's private runtime directory */
-    const char *role;         /* "kernel" or "worker" */
-    pyrt_hooks hooks;         /* callbacks from Python into the kernel */
+    const char *python;      /* the interpreter children should run */
+    const char *package_dir; /* directory holding the ferry package */
+    const char *runtime_dir; /* the kernel's private runtime directory */
+    const char *role;        /* "kernel" or "worker" */
+    pyrt_hooks hooks;        /* callbacks from Python into the kernel */
 } pyrt_config;
 
 /* Initialises the interpreter on the calling thread and imports the runner
@@ -37,11 +37,13 @@ int pyrt_init(const pyrt_config *cfg, jp_error *err);
  * Returns a new reference (caller decrefs) or NULL with err set. */
 json_t *pyrt_call(const char *func, json_t *arg, jp_error *err);
 
-/* Calls ferry._kernel.<func>(frames) where frames is a list of bytes; the
- * function returns (ok, [bytes, ...]).  On return *out is a malloc'd array
- * of *n_out frames (caller clears and frees).  Returns 1 when ok is true,
- * 0 when false, -1 with err set when the call itself failed. */
-int pyrt_call_frames(const char *func, const jp_frame *in, size_t n_in, jp_frame **out,
+/* Calls ferry._kernel.<func>(frames) where frames is a list of writable
+ * memoryviews over the in frames, which are taken over (cleared; the caller
+ * frees the array) and live as long as Python holds a view - no copy.  The
+ * function returns (ok, [bytes-like, ...]).  On return *out is a malloc'd
+ * array of *n_out frames (caller clears and frees).  Returns 1 when ok is
+ * true, 0 when false, -1 with err set when the call itself failed. */
+int pyrt_call_frames(const char *func, jp_frame *in, size_t n_in, jp_frame **out,
                      size_t *n_out, jp_error *err);
 
 /* Runs Python's pending signal handlers and drops what they raised: a

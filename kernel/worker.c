@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -23,28 +22,32 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "paths.h"
 #include "pyrt.h"
 
 typedef struct job {
-    uint64_t id;          /* task id */
-    jp_frame *frames;     /* task: payload + buffers; result: the same */
-    size_t n;             /* number of frames */
-    int ok;               /* result: 1 ok, 0 error */
+    uint64_t id;      /* task id */
+    jp_frame *frames; /* task: payload + buffers; result: the same */
+    size_t n;         /* number of frames */
+    int ok;           /* result: 1 ok, 0 error */
 } job;
 
 typedef struct wstate {
-    void *zctx;           /* context */
-    void *sock;           /* DEALER, io thread only */
-    int out_fd[2];        /* read ends of the stdout / stderr pipes */
-    int result_fd;        /* eventfd: a result is ready */
-    pthread_mutex_t lock; /* guards task / result */
-    pthread_cond_t task_cond;  /* a task arrived */
-    job task;             /* the task to run (frames NULL when none) */
-    int has_task;         /* task is valid */
-    job result;           /* the result to send */
-    int has_result;       /* result is valid */
-    uint64_t running;     /* id of the task being run, for output frames */
-    int gone;             /* the kernel went away: stop */
+    void *zctx;               /* context */
+    void *sock;               /* DEALER, io thread only */
+    int out_fd[2];            /* read ends of the stdout / stderr pipes */
+    char carry[2][4];         /* an unfinished UTF-8 character at a read's end */
+    size_t n_carry[2];        /* its length */
+    int result_fd;            /* eventfd: a result is ready */
+    pthread_mutex_t lock;     /* guards task / result */
+    pthread_cond_t task_cond; /* a task arrived */
+    job task;                 /* the task to run (frames NULL when none) */
+    int has_task;             /* task is valid */
+    job result;               /* the result to send */
+    int has_result;           /* result is valid */
+    uint64_t running;         /* id of the task being run, for output frames */
+    int gone;                 /* the kernel went away: stop */
+    pid_t parent;             /* the kernel; another parent means it died */
 } wstate;
 
 static void send_parts(void *sock, const void *const *data, const size_t *len, size_t n,
@@ -57,25 +60,80 @@ static void send_parts(void *sock, const void *const *data, const size_t *len, s
     }
 }
 
-/* Sends what the pipes hold as "out" frames for the running task. */
-static void drain_output(wstate *w)
+/* Length of the longest prefix of buf[0..n) that does not end inside a
+ * UTF-8 character (the kernel sanitises each chunk on its own, so a
+ * character split between two chunks would turn into two U+FFFD). */
+static size_t utf8_complete(const unsigned char *buf, size_t n)
+{
+    for (size_t back = 1; back <= 4 && back <= n; back++) {
+        unsigned char c = buf[n - back];
+        if ((c & 0xC0) != 0x80) { /* a lead byte or ASCII */
+            size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+            return need > back ? n - back : n;
+        }
+    }
+    return n; /* not UTF-8 anyway: send as is */
+}
+
+/* Sends what the pipes hold as "out" frames for the running task; with
+ * final, also a character left unfinished (the task is over). */
+static void drain_output(wstate *w, int final)
 {
     static const char *const names[2] = {"stdout", "stderr"};
-    char buf[65536];
+    char buf[65536 + 4];
     for (int i = 0; i < 2; i++) {
         for (;;) {
-            ssize_t n = read(w->out_fd[i], buf, sizeof buf);
+            size_t have = w->n_carry[i];
+            memcpy(buf, w->carry[i], have);
+            ssize_t n = read(w->out_fd[i], buf + have, sizeof buf - 4);
             if (n < 0 && errno == EINTR) {
                 continue;
+            }
+            size_t total = have + (n > 0 ? (size_t)n : 0);
+            size_t send = n > 0 ? utf8_complete((unsigned char *)buf, total) : 0;
+            if (n <= 0 && final) {
+                send = total;
+            }
+            w->n_carry[i] = total - send;
+            memcpy(w->carry[i], buf + send, total - send);
+            if (send > 0) {
+                const void *data[4] = {"out", &w->running, names[i], buf};
+                size_t len[4] = {3, sizeof w->running, strlen(names[i]), send};
+                send_parts(w->sock, data, len, 4, 0);
             }
             if (n <= 0) {
                 break;
             }
-            const void *data[4] = {"out", &w->running, names[i], buf};
-            size_t len[4] = {3, sizeof w->running, strlen(names[i]), (size_t)n};
-            send_parts(w->sock, data, len, 4, 0);
         }
     }
+}
+
+/* Hands a frame's memory to ZeroMQ without a copy when the frame owns it;
+ * the frame is cleared either way. */
+static void send_frame(void *sock, jp_frame *f, int flags)
+{
+    zmq_msg_t m;
+    if (f->free_fn != NULL && f->size > 0 &&
+        zmq_msg_init_data(&m, f->data, f->size, f->free_fn, f->hint) == 0) {
+        memset(f, 0, sizeof *f); /* ZeroMQ frees it once sent */
+    } else if (zmq_msg_init_size(&m, f->size) == 0) {
+        memcpy(zmq_msg_data(&m), f->data, f->size);
+        jp_frame_clear(f);
+    } else {
+        jp_frame_clear(f);
+        return;
+    }
+    while (zmq_msg_send(&m, sock, flags) < 0 && errno == EINTR) {
+    }
+    zmq_msg_close(&m); /* no-op after a successful send */
+}
+
+/* A jp_frame free function for a received message kept as is. */
+static void msg_free(void *data, void *hint)
+{
+    (void)data;
+    zmq_msg_close(hint);
+    free(hint);
 }
 
 static void send_result(wstate *w)
@@ -88,56 +146,99 @@ static void send_result(wstate *w)
     job r = w->result;
     w->has_result = 0;
     pthread_mutex_unlock(&w->lock);
-    drain_output(w);
+    drain_output(w, 1);
     const char *status = r.ok ? "ok" : "error";
     const void *data[3] = {"done", &r.id, status};
     size_t len[3] = {4, sizeof r.id, strlen(status)};
     send_parts(w->sock, data, len, 3, r.n > 0);
     for (size_t i = 0; i < r.n; i++) {
-        const void *d = r.frames[i].data;
-        size_t l = r.frames[i].size;
-        send_parts(w->sock, &d, &l, 1, i + 1 < r.n);
-        jp_frame_clear(&r.frames[i]);
+        send_frame(w->sock, &r.frames[i], i + 1 < r.n ? ZMQ_SNDMORE : 0);
     }
     free(r.frames);
 }
 
-static void receive_task(wstate *w)
+/* Receives one multipart message into frames that keep their ZeroMQ
+ * messages (Python reads the payload and buffers in place).  Returns the
+ * number of frames (*out malloc'd, caller clears and frees), 0 when
+ * nothing could be read. */
+static size_t recv_frames(void *sock, jp_frame **out)
 {
-    zmq_msg_t parts[64];
-    size_t n = 0;
-    int more = 1;
-    while (more && n < 64) {
-        zmq_msg_init(&parts[n]);
-        if (zmq_msg_recv(&parts[n], w->sock, 0) < 0) {
-            zmq_msg_close(&parts[n]);
-            return;
+    size_t n = 0, cap = 8;
+    jp_frame *f = malloc(cap * sizeof *f);
+    int more = f != NULL;
+    int dropping = 0; /* out of memory: read the rest of the message, keep none */
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        int rc;
+        do {
+            rc = zmq_msg_recv(&m, sock, 0);
+        } while (rc < 0 && errno == EINTR);
+        if (rc < 0) {
+            zmq_msg_close(&m);
+            break;
         }
-        more = zmq_msg_more(&parts[n]);
-        n++;
-    }
-    if (n >= 3 && zmq_msg_size(&parts[0]) == 4 && memcmp(zmq_msg_data(&parts[0]), "task", 4) == 0) {
-        job t = {0};
-        memcpy(&t.id, zmq_msg_data(&parts[1]), sizeof t.id);
-        t.n = n - 2;
-        t.frames = calloc(t.n, sizeof *t.frames);
-        for (size_t i = 0; t.frames && i < t.n; i++) {
-            if (jp_frame_copy(&t.frames[i], zmq_msg_data(&parts[i + 2]),
-                              zmq_msg_size(&parts[i + 2])) < 0) {
-                t.n = i;
-                break;
+        more = zmq_msg_more(&m);
+        if (!dropping && n == cap) {
+            jp_frame *grown = realloc(f, 2 * cap * sizeof *grown);
+            if (grown != NULL) {
+                f = grown;
+                cap *= 2;
             }
         }
-        pthread_mutex_lock(&w->lock);
-        w->task = t;
-        w->has_task = 1;
-        w->running = t.id;
-        pthread_cond_signal(&w->task_cond);
-        pthread_mutex_unlock(&w->lock);
+        zmq_msg_t *keep = dropping || n == cap ? NULL : malloc(sizeof *keep);
+        if (keep == NULL) {
+            dropping = 1;
+            zmq_msg_close(&m);
+            continue;
+        }
+        zmq_msg_init(keep);
+        zmq_msg_move(keep, &m);
+        zmq_msg_close(&m);
+        f[n++] = (jp_frame){.data = zmq_msg_data(keep),
+                            .size = zmq_msg_size(keep),
+                            .free_fn = msg_free,
+                            .hint = keep};
+    }
+    if (dropping) {
+        LOG_E("worker: out of memory receiving a task");
+        for (size_t i = 0; i < n; i++) {
+            jp_frame_clear(&f[i]);
+        }
+        n = 0;
+    }
+    *out = f;
+    return n;
+}
+
+/* ["task", id, payload, buffer...]: hands the task to the main thread. */
+static void receive_task(wstate *w)
+{
+    jp_frame *f = NULL;
+    size_t n = recv_frames(w->sock, &f);
+    if (n >= 3 && f[0].size == 4 && memcmp(f[0].data, "task", 4) == 0 &&
+        f[1].size == sizeof(uint64_t)) {
+        job t = {0};
+        memcpy(&t.id, f[1].data, sizeof t.id);
+        t.n = n - 2;
+        t.frames = malloc(t.n * sizeof *t.frames);
+        if (t.frames != NULL) {
+            memcpy(t.frames, f + 2, t.n * sizeof *t.frames);
+            memset(f + 2, 0, t.n * sizeof *t.frames);
+            pthread_mutex_lock(&w->lock);
+            w->task = t;
+            w->has_task = 1;
+            w->running = t.id;
+            pthread_cond_signal(&w->task_cond);
+            pthread_mutex_unlock(&w->lock);
+        }
+    } else if (n > 0) {
+        LOG_W("worker: dropping a malformed message from the kernel");
     }
     for (size_t i = 0; i < n; i++) {
-        zmq_msg_close(&parts[i]);
+        jp_frame_clear(&f[i]);
     }
+    free(f);
 }
 
 static void *io_main(void *arg)
@@ -155,7 +256,7 @@ static void *io_main(void *arg)
         };
         /* A parent gone (kernel killed) ends the worker even if the
          * parent-death signal was missed. */
-        if (getppid() == 1) {
+        if (getppid() != w->parent) {
             break;
         }
         int rc = zmq_poll(items, 4, 1000);
@@ -163,7 +264,7 @@ static void *io_main(void *arg)
             break;
         }
         if (items[2].revents || items[3].revents) {
-            drain_output(w);
+            drain_output(w, 0);
         }
         if (items[1].revents & ZMQ_POLLIN) {
             uint64_t c;
@@ -212,15 +313,15 @@ static void run_tasks(wstate *w)
         job r = {.id = t.id};
         jp_error err = {0};
         int rc = pyrt_call_frames("run_task", t.frames, t.n, &r.frames, &r.n, &err);
-        for (size_t i = 0; i < t.n; i++) {
-            jp_frame_clear(&t.frames[i]);
-        }
-        free(t.frames);
+        free(t.frames); /* the frames themselves went to Python */
         if (rc < 0) {
             LOG_E("worker: %s", err.text);
             _exit(70); /* the kernel reports the crash with this code */
         }
         r.ok = rc;
+        /* Output of C code in the task sits in stdio's buffers (the fds are
+         * pipes): out it goes, before the result. */
+        fflush(NULL);
         pthread_mutex_lock(&w->lock);
         w->result = r;
         w->has_result = 1;
@@ -229,33 +330,6 @@ static void run_tasks(wstate *w)
         ssize_t n = write(w->result_fd, &one, sizeof one);
         (void)n;
     }
-}
-
-static int find_package_dir(char *buf, size_t size)
-{
-    const char *env = getenv("FERRY_PACKAGE_DIR");
-    if (env && *env) {
-        snprintf(buf, size, "%s", env);
-        return 0;
-    }
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0) {
-        return -1;
-    }
-    exe[n] = '\0';
-    char *dir = dirname(exe);
-    static const char *const candidates[] = {"/../kernel/python", "/../lib/ferry"};
-    for (size_t i = 0; i < 2; i++) {
-        char probe[PATH_MAX + 64], init[PATH_MAX + 96];
-        snprintf(probe, sizeof probe, "%s%s", dir, candidates[i]);
-        snprintf(init, sizeof init, "%s/ferry/_kernel.py", probe);
-        if (access(init, R_OK) == 0 && realpath(probe, buf) != NULL) {
-            (void)size;
-            return 0;
-        }
-    }
-    return -1;
 }
 
 static void no_publish(void *ctx, const char *msg_type, json_t *content)
@@ -279,6 +353,7 @@ static int no_input(void *ctx, const char *prompt, int password, char **value,
 int worker_run(const char *endpoint, const char *python)
 {
     static wstate w;
+    w.parent = getppid();
     char package_dir[PATH_MAX], runtime_dir[PATH_MAX];
     /* The endpoint is ipc://RUNTIME_DIR/pool-N. */
     snprintf(runtime_dir, sizeof runtime_dir, "%s",
@@ -295,14 +370,15 @@ int worker_run(const char *endpoint, const char *python)
     char ident[32];
     int len = snprintf(ident, sizeof ident, "w%d", (int)getpid());
     int linger = 2000;
-    if (w.sock == NULL || zmq_setsockopt(w.sock, ZMQ_ROUTING_ID, ident, (size_t)len) < 0 ||
+    if (w.sock == NULL ||
+        zmq_setsockopt(w.sock, ZMQ_ROUTING_ID, ident, (size_t)len) < 0 ||
         zmq_setsockopt(w.sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
         zmq_connect(w.sock, endpoint) < 0) {
         LOG_E("worker: cannot connect to %s: %s", endpoint, zmq_strerror(errno));
         return 1;
     }
     if (capture(1, &w.out_fd[0]) < 0 || capture(2, &w.out_fd[1]) < 0 ||
-        find_package_dir(package_dir, sizeof package_dir) < 0) {
+        paths_package_dir(package_dir, sizeof package_dir) < 0) {
         LOG_E("worker: cannot set up output capture or find the ferry package");
         return 1;
     }

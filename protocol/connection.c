@@ -66,17 +66,18 @@ static int read_fields(jp_connection *c, json_t *root, jp_error *err)
         jp_error_set(err, "connection file: not a JSON object");
         return -1;
     }
-    if (copy_string_field(root, "transport", c->transport, sizeof c->transport, 1,
-                          err) < 0 ||
+    if (copy_string_field(root, "transport", c->transport, sizeof c->transport, 1, err) <
+            0 ||
         copy_string_field(root, "ip", c->ip, sizeof c->ip, 1, err) < 0 ||
         copy_string_field(root, "signature_scheme", c->signature_scheme,
                           sizeof c->signature_scheme, 0, err) < 0 ||
-        copy_string_field(root, "kernel_name", c->kernel_name, sizeof c->kernel_name,
-                          0, err) < 0) {
+        copy_string_field(root, "kernel_name", c->kernel_name, sizeof c->kernel_name, 0,
+                          err) < 0) {
         return -1;
     }
     if (strcmp(c->transport, "tcp") != 0 && strcmp(c->transport, "ipc") != 0) {
-        jp_error_set(err, "connection file: transport must be \"tcp\" or \"ipc\", not \"%s\"",
+        jp_error_set(err,
+                     "connection file: transport must be \"tcp\" or \"ipc\", not \"%s\"",
                      c->transport);
         return -1;
     }
@@ -162,8 +163,10 @@ int jp_connection_load(jp_connection *c, const char *path, jp_error *err)
     }
     /* Anyone who can write the file can redirect the kernel's ports. */
     if (st.st_mode & S_IWOTH) {
-        jp_error_set(err, "connection file %s is writable by other users (mode %04o); "
-                     "run: chmod 600 %s", path, (unsigned)(st.st_mode & 07777), path);
+        jp_error_set(err,
+                     "connection file %s is writable by other users (mode %04o); "
+                     "run: chmod 600 %s",
+                     path, (unsigned)(st.st_mode & 07777), path);
         close(fd);
         return -1;
     }
@@ -195,9 +198,10 @@ int jp_connection_load(jp_connection *c, const char *path, jp_error *err)
     free(buf);
     if (rc == 0 && c->key[0] != '\0' && (st.st_mode & S_IROTH)) {
         /* A readable key lets any local user run code in the kernel. */
-        jp_error_set(err, "connection file %s holds a key but is readable by other "
-                     "users (mode %04o); run: chmod 600 %s", path,
-                     (unsigned)(st.st_mode & 07777), path);
+        jp_error_set(err,
+                     "connection file %s holds a key but is readable by other "
+                     "users (mode %04o); run: chmod 600 %s",
+                     path, (unsigned)(st.st_mode & 07777), path);
         jp_connection_clear(c);
         return -1;
     }
@@ -267,10 +271,9 @@ int jp_connection_init_new(jp_connection *c, const char *ip, const char *kernel_
 
 int jp_connection_save(const jp_connection *c, const char *path, jp_error *err)
 {
-    json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:s}", "transport", c->transport,
-                             "ip", c->ip, "key", c->key ? c->key : "",
-                             "signature_scheme", c->signature_scheme, "kernel_name",
-                             c->kernel_name);
+    json_t *root = json_pack("{s:s, s:s, s:s, s:s, s:s}", "transport", c->transport, "ip",
+                             c->ip, "key", c->key ? c->key : "", "signature_scheme",
+                             c->signature_scheme, "kernel_name", c->kernel_name);
     for (int ch = 0; root && ch < JP_NCHANNELS; ch++) {
         char name[32];
         snprintf(name, sizeof name, "%s_port", channel_names[ch]);

@@ -35,8 +35,8 @@
 /* ---------------------------------------------------------------- errors */
 
 typedef struct jp_error {
-    int set;         /* nonzero once an error was recorded */
-    char text[240];  /* one line, human readable, no trailing newline */
+    int set;        /* nonzero once an error was recorded */
+    char text[240]; /* one line, human readable, no trailing newline */
 } jp_error;
 
 /* Records a formatted error in err unless err is NULL or already set. */
@@ -57,12 +57,12 @@ typedef enum jp_channel {
 const char *jp_channel_name(jp_channel ch);
 
 typedef struct jp_connection {
-    char transport[8];           /* "tcp" or "ipc" */
-    char ip[256];                /* address, or path prefix for ipc */
-    int ports[JP_NCHANNELS];     /* indexed by jp_channel */
-    char *key;                   /* HMAC key, owned; "" means unsigned */
-    char signature_scheme[32];   /* "hmac-sha256", ... */
-    char kernel_name[128];       /* may be empty */
+    char transport[8];         /* "tcp" or "ipc" */
+    char ip[256];              /* address, or path prefix for ipc */
+    int ports[JP_NCHANNELS];   /* indexed by jp_channel */
+    char *key;                 /* HMAC key, owned; "" means unsigned */
+    char signature_scheme[32]; /* "hmac-sha256", ... */
+    char kernel_name[128];     /* may be empty */
 } jp_connection;
 
 /* Loads and validates a connection file.  Every field the spec names is
@@ -77,16 +77,14 @@ int jp_connection_parse(jp_connection *c, const char *text, size_t len,
 /* Fills c with a new tcp connection on ip: five free ports, a random key,
  * hmac-sha256.  Free ports are found by binding port 0; they can in theory be
  * taken before the kernel binds them, as with jupyter_client. */
-int jp_connection_init_new(jp_connection *c, const char *ip,
-                           const char *kernel_name, jp_error *err) JP_WUR;
+int jp_connection_init_new(jp_connection *c, const char *ip, const char *kernel_name,
+                           jp_error *err) JP_WUR;
 
 /* Writes c to path with mode 0600 (atomically: temp file + rename). */
-int jp_connection_save(const jp_connection *c, const char *path,
-                       jp_error *err) JP_WUR;
+int jp_connection_save(const jp_connection *c, const char *path, jp_error *err) JP_WUR;
 
 /* Writes "tcp://ip:port" (or "ipc://ip-port") for ch into buf. */
-int jp_connection_endpoint(const jp_connection *c, jp_channel ch, char *buf,
-                           size_t size);
+int jp_connection_endpoint(const jp_connection *c, jp_channel ch, char *buf, size_t size);
 
 /* Releases what c owns; c may then be reused.  Accepts a zeroed c. */
 void jp_connection_clear(jp_connection *c);
@@ -112,25 +110,24 @@ size_t jp_signer_hex_len(const jp_signer *s);
 
 /* Signs the four JSON frames; writes a NUL-terminated lowercase hex
  * signature into out (size >= 129).  Writes "" when unsigned. */
-int jp_signer_sign(const jp_signer *s, const void *const frames[4],
-                   const size_t lens[4], char *out, size_t out_size);
+int jp_signer_sign(const jp_signer *s, const void *const frames[4], const size_t lens[4],
+                   char *out, size_t out_size);
 
 /* Checks sig (not NUL-terminated, sig_len bytes) against the four frames:
  * length first, then the HMAC in constant time, then the replay history.
  * Returns 0 when valid, -1 with a reason otherwise. */
 int jp_signer_verify(jp_signer *s, const void *sig, size_t sig_len,
-                     const void *const frames[4], const size_t lens[4],
-                     jp_error *err);
+                     const void *const frames[4], const size_t lens[4], jp_error *err);
 
 /* --------------------------------------------------------------- frames */
 
 /* A byte buffer that may own its memory through a free function, so that
  * buffers move between ZeroMQ and the application without copies. */
 typedef struct jp_frame {
-    void *data;                           /* bytes, possibly not owned */
-    size_t size;                          /* length of data */
-    void (*free_fn)(void *data, void *hint);  /* NULL: data not owned */
-    void *hint;                           /* second argument to free_fn */
+    void *data;                              /* bytes, possibly not owned */
+    size_t size;                             /* length of data */
+    void (*free_fn)(void *data, void *hint); /* NULL: data not owned */
+    void *hint;                              /* second argument to free_fn */
 } jp_frame;
 
 /* A frame that copies size bytes of data (malloc'd, freed with free). */
@@ -159,8 +156,8 @@ typedef struct jp_session jp_session;
  * NULL (then $USER or "ferry").  Free with jp_session_destroy. */
 jp_session *jp_session_new(const char *scheme, const char *key, size_t key_len,
                            const char *username, jp_error *err) JP_WUR;
-jp_session *jp_session_from_connection(const jp_connection *c,
-                                       const char *username, jp_error *err) JP_WUR;
+jp_session *jp_session_from_connection(const jp_connection *c, const char *username,
+                                       jp_error *err) JP_WUR;
 void jp_session_destroy(jp_session **s);
 
 /* The session id (a UUID string), valid as long as the session. */
@@ -222,7 +219,6 @@ jp_msg *jp_recv(jp_session *s, void *socket, int flags, jp_error *err) JP_WUR;
 /* Encodes and sends *m on socket, taking over the message (set to NULL).
  * For a PUB socket, topic (may be NULL) becomes the first frame when the
  * message has no identities.  Retries on EINTR. */
-int jp_send(jp_session *s, void *socket, jp_msg **m, const char *topic,
-            jp_error *err);
+int jp_send(jp_session *s, void *socket, jp_msg **m, const char *topic, jp_error *err);
 
 #endif /* JP_H */

@@ -18,11 +18,11 @@
 #include <uuid.h>
 
 struct jp_session {
-    char id[37];                 /* UUID string naming this session */
-    char *username;              /* owned */
-    jp_signer *signer;           /* owned */
-    atomic_ullong counter;       /* message counter for unique msg_ids */
-    long pid;                    /* process id, part of every msg_id */
+    char id[37];           /* UUID string naming this session */
+    char *username;        /* owned */
+    jp_signer *signer;     /* owned */
+    atomic_ullong counter; /* message counter for unique msg_ids */
+    long pid;              /* process id, part of every msg_id */
 };
 
 jp_session *jp_session_new(const char *scheme, const char *key, size_t key_len,
@@ -130,8 +130,8 @@ jp_msg *jp_msg_new(jp_session *s, const char *msg_type, json_t *steal_content,
     }
     m->content = steal_content ? steal_content : json_object();
     m->header = header_new(s, msg_type);
-    m->parent_header = parent && parent->header ? json_deep_copy(parent->header)
-                                                : json_object();
+    m->parent_header =
+        parent && parent->header ? json_deep_copy(parent->header) : json_object();
     m->metadata = json_object();
     if (m->content == NULL || m->header == NULL || m->parent_header == NULL ||
         m->metadata == NULL ||

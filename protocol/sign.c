@@ -25,31 +25,30 @@
 #define MAX_DIGEST 64
 
 struct jp_signer {
-    const EVP_MD *md;          /* digest; NULL when unsigned */
-    EVP_MAC *mac;              /* the HMAC algorithm, fetched once */
-    EVP_MAC_CTX *tmpl;         /* keyed context, duplicated per message */
-    unsigned char *key;        /* owned copy of the key */
-    size_t key_len;            /* bytes in key */
-    size_t digest_len;         /* bytes of raw digest */
-    pthread_mutex_t lock;      /* guards the replay history */
-    unsigned char *history;    /* ring of raw digests, cap * digest_len */
-    size_t window;             /* how many digests to remember at most */
-    size_t cap;                /* ring capacity now (<= window) */
-    size_t count;              /* entries in use (<= cap) */
-    size_t next;               /* next slot to overwrite */
+    const EVP_MD *md;       /* digest; NULL when unsigned */
+    EVP_MAC *mac;           /* the HMAC algorithm, fetched once */
+    EVP_MAC_CTX *tmpl;      /* keyed context, duplicated per message */
+    unsigned char *key;     /* owned copy of the key */
+    size_t key_len;         /* bytes in key */
+    size_t digest_len;      /* bytes of raw digest */
+    pthread_mutex_t lock;   /* guards the replay history */
+    unsigned char *history; /* ring of raw digests, cap * digest_len */
+    size_t window;          /* how many digests to remember at most */
+    size_t cap;             /* ring capacity now (<= window) */
+    size_t count;           /* entries in use (<= cap) */
+    size_t next;            /* next slot to overwrite */
     /* Linear-probing index over the ring for O(1) look-ups: slot -> ring
      * position + 1, 0 = empty; never more than half full. */
-    size_t *index;             /* table of 2 * cap entries */
-    size_t index_size;         /* number of entries in index */
+    size_t *index;     /* table of 2 * cap entries */
+    size_t index_size; /* number of entries in index */
 };
 
 static const struct {
     const char *name;
     const EVP_MD *(*md)(void);
 } schemes[] = {
-    {"hmac-sha256", EVP_sha256}, {"hmac-sha1", EVP_sha1},
-    {"hmac-sha224", EVP_sha224}, {"hmac-sha384", EVP_sha384},
-    {"hmac-sha512", EVP_sha512}, {"hmac-md5", EVP_md5},
+    {"hmac-sha256", EVP_sha256}, {"hmac-sha1", EVP_sha1},     {"hmac-sha224", EVP_sha224},
+    {"hmac-sha384", EVP_sha384}, {"hmac-sha512", EVP_sha512}, {"hmac-md5", EVP_md5},
 };
 
 static const EVP_MD *md_for_scheme(const char *scheme)
@@ -89,8 +88,8 @@ done:
 static int keyed_template(jp_signer *s)
 {
     OSSL_PARAM params[2];
-    params[0] = OSSL_PARAM_construct_utf8_string(
-        "digest", (char *)EVP_MD_get0_name(s->md), 0);
+    params[0] =
+        OSSL_PARAM_construct_utf8_string("digest", (char *)EVP_MD_get0_name(s->md), 0);
     params[1] = OSSL_PARAM_construct_end();
     s->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     s->tmpl = s->mac ? EVP_MAC_CTX_new(s->mac) : NULL;
@@ -105,7 +104,8 @@ jp_signer *jp_signer_new(const char *scheme, const char *key, size_t key_len,
 {
     const EVP_MD *md = md_for_scheme(scheme ? scheme : "");
     if (md == NULL) {
-        jp_error_set(err, "unknown signature_scheme '%s' (supported: hmac-sha256, "
+        jp_error_set(err,
+                     "unknown signature_scheme '%s' (supported: hmac-sha256, "
                      "hmac-sha1, hmac-sha224, hmac-sha384, hmac-sha512, hmac-md5)",
                      scheme ? scheme : "");
         return NULL;
@@ -171,8 +171,8 @@ size_t jp_signer_hex_len(const jp_signer *s)
     return 2 * s->digest_len;
 }
 
-int jp_signer_sign(const jp_signer *s, const void *const frames[4],
-                   const size_t lens[4], char *out, size_t out_size)
+int jp_signer_sign(const jp_signer *s, const void *const frames[4], const size_t lens[4],
+                   char *out, size_t out_size)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char digest[MAX_DIGEST];
@@ -310,8 +310,7 @@ static int history_check_and_add(jp_signer *s, const unsigned char *digest)
 }
 
 int jp_signer_verify(jp_signer *s, const void *sig, size_t sig_len,
-                     const void *const frames[4], const size_t lens[4],
-                     jp_error *err)
+                     const void *const frames[4], const size_t lens[4], jp_error *err)
 {
     unsigned char want[MAX_DIGEST], got[MAX_DIGEST];
     if (s->md == NULL) {

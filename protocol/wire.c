@@ -43,8 +43,8 @@ static json_t *parse_object(const jp_frame *f, const char *what, jp_error *err)
     /* JSON_ALLOW_NUL: "\u0000" is valid JSON that jupyter_client sends for a
      * NUL character in a string (say, printed output); without the flag such
      * a message would be dropped as malformed. */
-    json_t *v = json_loadb(f->data, f->size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                           &jerr);
+    json_t *v =
+        json_loadb(f->data, f->size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (v == NULL) {
         jp_error_set(err, "%s: invalid JSON: %s", what, jerr.text);
         return NULL;
@@ -224,7 +224,8 @@ int jp_wire_encode(jp_session *s, jp_msg **mp, jp_frame **out, size_t *n_out,
         json_lens[i] = f[d + 2 + i].size;
     }
     char sig[130];
-    if (jp_signer_sign(jp_session_signer(s), json_frames, json_lens, sig, sizeof sig) < 0 ||
+    if (jp_signer_sign(jp_session_signer(s), json_frames, json_lens, sig, sizeof sig) <
+            0 ||
         jp_frame_copy(&f[d + 1], sig, strlen(sig)) < 0) {
         jp_error_set(err, "cannot sign message");
         goto fail;

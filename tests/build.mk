@@ -97,6 +97,7 @@ fuzz: $(FUZZ_BINS) $(INTEROP)/py2c.json
 	[ $$rw -eq 0 ] && [ $$rc -eq 0 ]
 
 test: deps
+	$(Q)$(MAKE) --no-print-directory format-check
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory interop
@@ -110,6 +111,7 @@ test: deps
 
 .PHONY: pytests integration
 PYTEST = $(SAN_ENV) FERRY_TEST_KERNEL=$(abspath $(B))/ferry-kernel \
+         FERRY_BIN=$(abspath $(B))/ferry FERRY_REPL_TEST_KERNELS="python3 ferry" \
          $(PYTHON) -m pytest -q -p no:cacheprovider
 
 pytests: all

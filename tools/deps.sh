@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="make gcc pkg-config libzmq3-dev libjansson-dev libssl-dev uuid-dev
-libreadline-dev libcmocka-dev python3-dev jupyter-client
+libreadline-dev libcmocka-dev python3-dev jupyter-client clang-format
 python3-jupyter-kernel-test python3-nbclient jupyter-nbconvert jupyter-console
 python3-pytest python3-jedi python3-ipython python3-psutil tmux clang
 libclang-rt-14-dev python3-ipykernel python3-joblib python3-numpy

@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         return 0;
     }
-    if (c.key == NULL || (strcmp(c.transport, "tcp") != 0 && strcmp(c.transport, "ipc") != 0)) {
+    if (c.key == NULL ||
+        (strcmp(c.transport, "tcp") != 0 && strcmp(c.transport, "ipc") != 0)) {
         abort();
     }
     for (int ch = 0; ch < JP_NCHANNELS; ch++) {

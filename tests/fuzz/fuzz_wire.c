@@ -118,7 +118,8 @@ static void round_trip(jp_session *s, const char *scheme, const char *key, jp_ms
         copy->idents = calloc(m->n_idents, sizeof *copy->idents);
         copy->n_idents = m->n_idents;
         for (size_t i = 0; i < m->n_idents; i++) {
-            if (jp_frame_copy(&copy->idents[i], m->idents[i].data, m->idents[i].size) < 0) {
+            if (jp_frame_copy(&copy->idents[i], m->idents[i].data, m->idents[i].size) <
+                0) {
                 abort();
             }
         }

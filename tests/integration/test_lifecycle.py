@@ -104,3 +104,23 @@ def test_exit_in_cell_asks_frontend_and_kernel_survives(fresh_kernel):
     time.sleep(0.3)
     assert kernel.returncode() is None
     assert kernel.execute("1 + 1").ok().text == "2"
+
+
+def test_processes_started_by_cells_inherit_no_blocked_signals(kernel):
+    # A signal blocked in the kernel would stay blocked in every child, and
+    # Popen.terminate() or a Pool's exit could no longer stop them.
+    x = kernel.execute(
+        "import subprocess\n"
+        "out = subprocess.run(['grep', 'SigBlk', '/proc/self/status'],\n"
+        "                     capture_output=True, text=True).stdout\n"
+        "print(out.split()[1])")
+    assert x.stdout.strip() == "0000000000000000"
+
+
+def test_terminate_stops_a_child_started_by_a_cell(kernel):
+    x = kernel.execute(
+        "import subprocess, sys\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "p.terminate()\n"
+        "print(p.wait(timeout=10))", timeout=30)
+    assert x.stdout.strip() == str(-signal.SIGTERM)

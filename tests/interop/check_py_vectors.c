@@ -48,8 +48,8 @@ static jp_frame *frames_from_hex(json_t *list, size_t *n)
     return f;
 }
 
-static void assert_frames_equal_hex(const char *name, const char *what,
-                                    const jp_frame *f, size_t n, json_t *hexes)
+static void assert_frames_equal_hex(const char *name, const char *what, const jp_frame *f,
+                                    size_t n, json_t *hexes)
 {
     if (n != json_array_size(hexes)) {
         fail_msg("%s: %zu %s, expected %zu", name, n, what, json_array_size(hexes));
@@ -65,7 +65,8 @@ static void assert_frames_equal_hex(const char *name, const char *what,
     }
 }
 
-static void assert_json_same(const char *name, const char *what, json_t *got, json_t *want)
+static void assert_json_same(const char *name, const char *what, json_t *got,
+                             json_t *want)
 {
     if (!json_equal(got, want)) {
         char *g = json_dumps(got, JSON_SORT_KEYS), *w = json_dumps(want, JSON_SORT_KEYS);
@@ -106,7 +107,8 @@ static void check_vector(json_t *v, int *accepted, int *rejected)
     free(f);
     if (json_is_string(reject)) {
         if (m != NULL) {
-            fail_msg("%s: accepted, expected rejection (%s)", name, json_string_value(reject));
+            fail_msg("%s: accepted, expected rejection (%s)", name,
+                     json_string_value(reject));
         }
         if (strstr(err.text, json_string_value(reject)) == NULL) {
             fail_msg("%s: rejected for \"%s\", expected \"%s\"", name, err.text,
@@ -155,7 +157,8 @@ static void test_interop__decodes_every_jupyter_client_message(void **state)
     int accepted = 0, rejected = 0;
     size_t i;
     json_t *v;
-    json_array_foreach(vectors, i, v) {
+    json_array_foreach(vectors, i, v)
+    {
         check_vector(v, &accepted, &rejected);
     }
     json_decref(vectors);
@@ -164,7 +167,8 @@ static void test_interop__decodes_every_jupyter_client_message(void **state)
     assert_int_equal(accepted, 6 * 2 + 5);
     assert_int_equal(rejected, 5 * 5);
     printf("[   INFO   ] %d jupyter_client messages decoded, %d rejected as they "
-           "should be\n", accepted, rejected);
+           "should be\n",
+           accepted, rejected);
 }
 
 static void test_interop__loads_jupyter_client_connection_files(void **state)
@@ -182,7 +186,8 @@ static void test_interop__loads_jupyter_client_connection_files(void **state)
         if (jp_connection_load(&c, path, &err) < 0) {
             fail_msg("%s: %s", file, err.text);
         }
-        assert_string_equal(c.transport, json_string_value(json_object_get(want, "transport")));
+        assert_string_equal(c.transport,
+                            json_string_value(json_object_get(want, "transport")));
         assert_string_equal(c.ip, json_string_value(json_object_get(want, "ip")));
         assert_string_equal(c.key, json_string_value(json_object_get(want, "key")));
         assert_string_equal(c.signature_scheme, schemes[i]);
@@ -190,7 +195,8 @@ static void test_interop__loads_jupyter_client_connection_files(void **state)
         for (int ch = 0; ch < JP_NCHANNELS; ch++) {
             char field[32];
             snprintf(field, sizeof field, "%s_port", jp_channel_name((jp_channel)ch));
-            assert_int_equal(c.ports[ch], json_integer_value(json_object_get(want, field)));
+            assert_int_equal(c.ports[ch],
+                             json_integer_value(json_object_get(want, field)));
         }
         jp_session *s = jp_session_from_connection(&c, NULL, &err);
         assert_non_null(s);

@@ -80,9 +80,10 @@ static int write_one(json_t *out, const char *scheme, const char *key, int buffe
                     add_buffer(m, 70000, 3) < 0)) {
         return -1;
     }
-    json_t *v = json_pack("{s:s%, s:s, s:s, s:s, s:s, s:s}", "name", scheme, strlen(scheme),
-                          "scheme", scheme, "key", key, "msg_id", jp_msg_id(m),
-                          "parent_msg_id", jp_msg_id(parent), "session", jp_session_id(s));
+    json_t *v =
+        json_pack("{s:s%, s:s, s:s, s:s, s:s, s:s}", "name", scheme, strlen(scheme),
+                  "scheme", scheme, "key", key, "msg_id", jp_msg_id(m), "parent_msg_id",
+                  jp_msg_id(parent), "session", jp_session_id(s));
     json_object_set_new(v, "buffers", json_boolean(buffers));
     jp_frame *f;
     size_t n;

@@ -18,12 +18,12 @@
 #include "jp.h"
 
 /* Asserts that a libjp call failed and that err says so, containing want. */
-#define assert_error_contains(err, want)                                            \
-    do {                                                                            \
-        assert_true((err).set);                                                     \
-        if (strstr((err).text, (want)) == NULL) {                                   \
-            fail_msg("error \"%s\" does not mention \"%s\"", (err).text, (want));   \
-        }                                                                           \
+#define assert_error_contains(err, want)                                                 \
+    do {                                                                                 \
+        assert_true((err).set);                                                          \
+        if (strstr((err).text, (want)) == NULL) {                                        \
+            fail_msg("error \"%s\" does not mention \"%s\"", (err).text, (want));        \
+        }                                                                                \
     } while (0)
 
 /* Lowercase hex of the HMAC of four frames, via libjp's signer. */

@@ -104,8 +104,8 @@ static int scenario(void *tx, void *rx)
     if (s == NULL || peer == NULL) {
         goto done;
     }
-    req = jp_msg_new(peer, "execute_request", json_pack("{s:s,s:[i,i]}", "code", "1+1",
-                                                        "list", 1, 2), NULL, 0);
+    req = jp_msg_new(peer, "execute_request",
+                     json_pack("{s:s,s:[i,i]}", "code", "1+1", "list", 1, 2), NULL, 0);
     if (req == NULL) {
         goto done;
     }

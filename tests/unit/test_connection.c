@@ -141,8 +141,8 @@ static void test_connection__defaults_scheme_to_hmac_sha256(void **state)
 static void test_connection__rejects_missing_field(void **state)
 {
     (void)state;
-    const char *required[] = {"transport",    "ip",      "shell_port", "iopub_port",
-                              "stdin_port",   "hb_port", "control_port", "key"};
+    const char *required[] = {"transport",  "ip",      "shell_port",   "iopub_port",
+                              "stdin_port", "hb_port", "control_port", "key"};
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
         jp_error err = {0};
         assert_int_equal(parse_with(required[i], NULL, &err), -1);
@@ -191,8 +191,9 @@ static void test_connection__rejects_wrong_types_and_values(void **state)
 static void test_connection__rejects_text_that_is_not_an_object(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "[1, 2]", "{\"ip\": ", "\"tcp\"", "{} {}",
-                         "{\"ip\": \"a\", \"ip\": \"b\"}", "\xff\xfe{}"};
+    const char *bad[] = {"",          "[1, 2]", "{\"ip\": ",
+                         "\"tcp\"",   "{} {}",  "{\"ip\": \"a\", \"ip\": \"b\"}",
+                         "\xff\xfe{}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         jp_connection c;
         jp_error err = {0};
@@ -316,9 +317,10 @@ static void test_connection__rejects_world_readable_file_with_key(void **state)
     assert_error_contains(err, "readable by other users");
     assert_null(c.key);
     /* Without a key there is nothing to protect. */
-    const char *keyless = "{\"transport\": \"tcp\", \"ip\": \"127.0.0.1\", \"shell_port\": 1,"
-                          " \"iopub_port\": 2, \"stdin_port\": 3, \"control_port\": 4,"
-                          " \"hb_port\": 5, \"key\": \"\"}";
+    const char *keyless =
+        "{\"transport\": \"tcp\", \"ip\": \"127.0.0.1\", \"shell_port\": 1,"
+        " \"iopub_port\": 2, \"stdin_port\": 3, \"control_port\": 4,"
+        " \"hb_port\": 5, \"key\": \"\"}";
     write_file(path, keyless, 0644);
     assert_int_equal(jp_connection_load(&c, path, NULL), 0);
     assert_string_equal(c.key, "");

@@ -47,8 +47,9 @@ static void test_msg__header_has_every_field(void **state)
     assert_string_equal(hstr(m, "msg_id"), jp_msg_id(m));
     assert_true(strlen(jp_msg_id(m)) > 0);
     assert_string_equal(hstr(m, "session"), jp_session_id(s));
-    assert_matches(jp_session_id(s),
-                   "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+    assert_matches(
+        jp_session_id(s),
+        "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
     assert_string_equal(hstr(m, "username"), "tester");
     assert_string_equal(hstr(m, "version"), "5.3");
     assert_string_equal(JP_PROTOCOL_VERSION, "5.3");
@@ -131,7 +132,8 @@ static void test_msg__content_is_stolen(void **state)
 
 static jp_msg *request_with_idents(jp_session *s)
 {
-    jp_msg *req = jp_msg_new(s, "execute_request", json_pack("{s:s}", "code", "1"), NULL, 0);
+    jp_msg *req =
+        jp_msg_new(s, "execute_request", json_pack("{s:s}", "code", "1"), NULL, 0);
     assert_non_null(req);
     req->idents = calloc(2, sizeof *req->idents);
     assert_non_null(req->idents);
@@ -146,7 +148,8 @@ static void test_msg__reply_copies_parent_header_and_idents(void **state)
     (void)state;
     jp_session *s = session("k");
     jp_msg *req = request_with_idents(s);
-    jp_msg *rep = jp_msg_reply(s, req, "execute_reply", json_pack("{s:s}", "status", "ok"));
+    jp_msg *rep =
+        jp_msg_reply(s, req, "execute_reply", json_pack("{s:s}", "status", "ok"));
     assert_non_null(rep);
     assert_true(json_equal(rep->parent_header, req->header));
     assert_ptr_not_equal(rep->parent_header, req->header);
@@ -155,7 +158,8 @@ static void test_msg__reply_copies_parent_header_and_idents(void **state)
     assert_int_equal(rep->n_idents, 2);
     for (size_t i = 0; i < 2; i++) {
         assert_int_equal(rep->idents[i].size, req->idents[i].size);
-        assert_memory_equal(rep->idents[i].data, req->idents[i].data, req->idents[i].size);
+        assert_memory_equal(rep->idents[i].data, req->idents[i].data,
+                            req->idents[i].size);
         assert_ptr_not_equal(rep->idents[i].data, req->idents[i].data);
     }
     jp_msg_destroy(&req); /* the reply owns its own copies */
@@ -169,8 +173,8 @@ static void test_msg__iopub_has_parent_header_but_no_idents(void **state)
     (void)state;
     jp_session *s = session("k");
     jp_msg *req = request_with_idents(s);
-    jp_msg *out = jp_msg_iopub(s, req, "stream", json_pack("{s:s,s:s}", "name", "stdout",
-                                                           "text", "hi\n"));
+    jp_msg *out = jp_msg_iopub(s, req, "stream",
+                               json_pack("{s:s,s:s}", "name", "stdout", "text", "hi\n"));
     assert_non_null(out);
     assert_true(json_equal(out->parent_header, req->header));
     assert_int_equal(out->n_idents, 0);
@@ -230,10 +234,11 @@ static void test_msg__username_defaults_to_user_then_ferry(void **state)
 static void test_msg__session_from_connection_uses_key_and_scheme(void **state)
 {
     (void)state;
-    const char *text = "{\"transport\": \"tcp\", \"ip\": \"127.0.0.1\", \"shell_port\": 1,"
-                       " \"iopub_port\": 2, \"stdin_port\": 3, \"control_port\": 4,"
-                       " \"hb_port\": 5, \"key\": \"abc\", \"signature_scheme\":"
-                       " \"hmac-sha384\"}";
+    const char *text =
+        "{\"transport\": \"tcp\", \"ip\": \"127.0.0.1\", \"shell_port\": 1,"
+        " \"iopub_port\": 2, \"stdin_port\": 3, \"control_port\": 4,"
+        " \"hb_port\": 5, \"key\": \"abc\", \"signature_scheme\":"
+        " \"hmac-sha384\"}";
     jp_connection c;
     assert_int_equal(jp_connection_parse(&c, text, strlen(text), NULL), 0);
     jp_session *s = jp_session_from_connection(&c, "u", NULL);
@@ -285,10 +290,10 @@ static void test_msg__two_messages_are_never_byte_identical(void **state)
     jp_session *s = session("k");
     jp_frame *a, *b;
     size_t na, nb;
-    jp_msg *m1 = jp_msg_new(s, "status", json_pack("{s:s}", "execution_state", "idle"),
-                            NULL, 0);
-    jp_msg *m2 = jp_msg_new(s, "status", json_pack("{s:s}", "execution_state", "idle"),
-                            NULL, 0);
+    jp_msg *m1 =
+        jp_msg_new(s, "status", json_pack("{s:s}", "execution_state", "idle"), NULL, 0);
+    jp_msg *m2 =
+        jp_msg_new(s, "status", json_pack("{s:s}", "execution_state", "idle"), NULL, 0);
     assert_int_equal(jp_wire_encode(s, &m1, &a, &na, NULL), 0);
     assert_int_equal(jp_wire_encode(s, &m2, &b, &nb, NULL), 0);
     assert_int_equal(na, nb);

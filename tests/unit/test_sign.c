@@ -32,7 +32,8 @@ static jp_signer *signer(const char *scheme, const char *key, size_t window)
 }
 
 /* Verifies a signature given as a C string over four C-string frames. */
-static int verify(jp_signer *s, const char *sig, const char *const parts[4], jp_error *err)
+static int verify(jp_signer *s, const char *sig, const char *const parts[4],
+                  jp_error *err)
 {
     const void *frames[4];
     size_t lens[4];

@@ -8,8 +8,8 @@
 #include <zmq.h>
 
 #define KEY "wire-test-key"
-#define GOOD_HEADER                                                                 \
-    "{\"msg_id\":\"m1\",\"msg_type\":\"execute_request\",\"session\":\"s1\","        \
+#define GOOD_HEADER                                                                      \
+    "{\"msg_id\":\"m1\",\"msg_type\":\"execute_request\",\"session\":\"s1\","            \
     "\"username\":\"u\",\"date\":\"2026-11-25T12:48:18.123456Z\",\"version\":\"5.3\"}"
 
 static jp_session *session(const char *key)
@@ -207,8 +207,15 @@ static void test_wire__rejects_invalid_utf8(void **state)
 static void test_wire__rejects_invalid_json(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "{", "{\"a\":}", "{'a':1}", "{} {}", "{\"a\":NaN}",
-                         "{\"a\":1,}", "{\"a\":\"\\ud800\"}", "{\"a\":1,\"a\":2}"};
+    const char *bad[] = {"",
+                         "{",
+                         "{\"a\":}",
+                         "{'a':1}",
+                         "{} {}",
+                         "{\"a\":NaN}",
+                         "{\"a\":1,}",
+                         "{\"a\":\"\\ud800\"}",
+                         "{\"a\":1,\"a\":2}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         expect_each_frame_rejected(bad[i], "invalid JSON", 0);
     }
@@ -436,27 +443,30 @@ static void router_dealer_round_trip(const char *endpoint)
     jp_session *kernel = session(KEY), *client = session(KEY);
     jp_error err = {0};
 
-    jp_msg *req = jp_msg_new(client, "execute_request",
-                             json_pack("{s:s,s:b}", "code", "x = 1\n", "silent", 0), NULL, 0);
+    jp_msg *req =
+        jp_msg_new(client, "execute_request",
+                   json_pack("{s:s,s:b}", "code", "x = 1\n", "silent", 0), NULL, 0);
     char req_id[128];
     snprintf(req_id, sizeof req_id, "%s", jp_msg_id(req));
-    add_pattern_buffer(req, 10, 1);         /* small: copied into ZeroMQ */
-    add_pattern_buffer(req, 1 << 20, 2);    /* large: handed over, no copy */
-    add_pattern_buffer(req, 0, 3);          /* empty frames are frames too */
+    add_pattern_buffer(req, 10, 1);      /* small: copied into ZeroMQ */
+    add_pattern_buffer(req, 1 << 20, 2); /* large: handed over, no copy */
+    add_pattern_buffer(req, 0, 3);       /* empty frames are frames too */
     assert_int_equal(jp_send(client, dealer, &req, NULL, &err), 0);
     assert_null(req);
 
     jp_msg *got = recv_or_fail(kernel, router);
     assert_int_equal(got->n_idents, 1); /* the ROUTER's routing id */
     assert_string_equal(jp_msg_id(got), req_id);
-    assert_string_equal(json_string_value(json_object_get(got->content, "code")), "x = 1\n");
+    assert_string_equal(json_string_value(json_object_get(got->content, "code")),
+                        "x = 1\n");
     assert_int_equal(got->n_buffers, 3);
     assert_pattern_buffer(&got->buffers[0], 10, 1);
     assert_pattern_buffer(&got->buffers[1], 1 << 20, 2);
     assert_pattern_buffer(&got->buffers[2], 0, 3);
 
-    jp_msg *rep = jp_msg_reply(kernel, got, "execute_reply",
-                               json_pack("{s:s,s:i}", "status", "ok", "execution_count", 1));
+    jp_msg *rep =
+        jp_msg_reply(kernel, got, "execute_reply",
+                     json_pack("{s:s,s:i}", "status", "ok", "execution_count", 1));
     add_pattern_buffer(rep, 300, 4);
     assert_int_equal(jp_send(kernel, router, &rep, NULL, &err), 0);
     jp_msg *back = recv_or_fail(client, dealer);
@@ -500,8 +510,8 @@ static void pub_sub_round_trip(const char *endpoint)
      * one message arrives (each is a new message, so no replay). */
     for (int i = 0;; i++) {
         assert_true(i < 500);
-        jp_msg *hello = jp_msg_new(kernel, "status",
-                                   json_pack("{s:s}", "execution_state", "starting"), NULL, 0);
+        jp_msg *hello = jp_msg_new(
+            kernel, "status", json_pack("{s:s}", "execution_state", "starting"), NULL, 0);
         assert_int_equal(jp_send(kernel, pub, &hello, "status", &err), 0);
         zmq_pollitem_t item = {sub, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 10) == 1) {
@@ -519,15 +529,16 @@ static void pub_sub_round_trip(const char *endpoint)
     }
 
     jp_msg *parent = jp_msg_new(client, "execute_request", NULL, NULL, 0);
-    jp_msg *out = jp_msg_iopub(kernel, parent, "display_data",
-                               json_pack("{s:{s:s},s:{}}", "data", "text/plain", "42",
-                                         "metadata"));
+    jp_msg *out =
+        jp_msg_iopub(kernel, parent, "display_data",
+                     json_pack("{s:{s:s},s:{}}", "data", "text/plain", "42", "metadata"));
     add_pattern_buffer(out, 4096, 5);
     assert_int_equal(jp_send(kernel, pub, &out, "kernel.abc.display_data", &err), 0);
     jp_msg *got = recv_or_fail(client, sub);
     assert_int_equal(got->n_idents, 1);
     assert_int_equal(got->idents[0].size, strlen("kernel.abc.display_data"));
-    assert_memory_equal(got->idents[0].data, "kernel.abc.display_data", got->idents[0].size);
+    assert_memory_equal(got->idents[0].data, "kernel.abc.display_data",
+                        got->idents[0].size);
     assert_true(json_equal(got->parent_header, parent->header));
     assert_int_equal(got->n_buffers, 1);
     assert_pattern_buffer(&got->buffers[0], 4096, 5);

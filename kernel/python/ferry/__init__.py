@@ -19,10 +19,10 @@ runtime_dir = None
 def __getattr__(name):
     # Imported on first use: the kernel imports ferry at start, and spawn
     # children import it for every task, so it must stay cheap.
-    if name in ("PicklingError", "check"):
+    if name == "PicklingError":
         from . import _check
-        return getattr(_check, name)
-    if name in ("Executor", "WorkerCrashed"):
+        return _check.PicklingError
+    if name in ("Executor", "WorkerCrashed", "check"):
         from . import _pool
         return getattr(_pool, name)
     raise AttributeError(f"module 'ferry' has no attribute {name!r}")
@@ -33,19 +33,34 @@ __all__ = ["map", "submit", "workers", "Executor", "check", "PicklingError",
 
 def map(fn, iterable, *, chunksize=None):
     """Applies fn to each item in the kernel's shared worker pool; returns the
-    results in order.  chunksize=1 sends each item as its own task; None
-    picks a size so that small tasks do not pay a round trip each."""
+    results in order.
+
+    chunksize=1 sends each item as its own task; None picks a size (about
+    four chunks per worker) so that small tasks do not pay a round trip each.
+    Before anything is sent, ferry.PicklingError says what cannot travel:
+    an argument that cannot be pickled (where, what, why, and the fix), or
+    a notebook global fn reads that workers do not have (a computed value
+    such as `data = load()`; pass it as an argument instead).  What tasks
+    print appears in this cell.  A task's exception is raised here as
+    itself, with the worker's traceback; a worker that dies fails its task
+    with ferry.WorkerCrashed.  An interrupt cancels the queued tasks and
+    interrupts the running ones.  A map running longer than about a second
+    shows a progress display."""
     from . import _pool
     return _pool.shared().map(fn, iterable, chunksize=chunksize)
 
 
 def submit(fn, *args, **kwargs):
-    """Runs fn(*args, **kwargs) in the shared pool; returns a Future."""
+    """Runs fn(*args, **kwargs) in the shared pool; returns a
+    concurrent.futures.Future (same checks and errors as map).  Interrupting
+    the kernel while a cell waits on its result() interrupts the task too."""
     from . import _pool
     return _pool.shared().submit(fn, *args, **kwargs)
 
 
 def workers(n=None):
-    """The shared pool's size (usable CPUs by default); with n, resizes it."""
+    """The shared pool's size (usable CPUs by default); with n, resizes it.
+    The pool starts on first use; a resize of a running pool starts workers,
+    or retires idle ones (busy ones finish their task first)."""
     from . import _pool
     return _pool.shared().size(n)

@@ -12,21 +12,40 @@ import types
 from multiprocessing.reduction import ForkingPickler
 
 
+class TaskPickler(ForkingPickler):
+    """The pickler of ferry's pool tasks: multiprocessing's, so the re-export
+    hook sends cell functions and classes by lookup, minus its reducers for
+    sockets and Connections - they pass file descriptors through
+    multiprocessing's resource sharer, which a ferry worker (not a
+    multiprocessing child) cannot reach; those are live OS resources, said
+    so before dispatch."""
+
+    _extra_reducers = {
+        cls: reduce for cls, reduce in ForkingPickler._extra_reducers.items()
+        if cls.__module__ not in ("socket", "multiprocessing.connection")
+    }
+
+
 class PicklingError(pickle.PicklingError):
     """An object cannot be sent to a worker process; the message says what,
     where, why, and how to fix it."""
 
 
 # Types that hold a live OS resource or thread state: the reason and fix.
+_LOCK = "a lock is a live OS resource, which belongs to the process that made it"
+_FILE = "an open file is a live OS resource (a file descriptor) of this process"
 _RESOURCE_HINTS = {
-    "lock": "a lock belongs to the process that made it",
-    "RLock": "a lock belongs to the process that made it",
-    "socket": "a socket is a live connection owned by this process",
-    "TextIOWrapper": "an open file is a live OS handle owned by this process",
-    "BufferedReader": "an open file is a live OS handle owned by this process",
-    "BufferedWriter": "an open file is a live OS handle owned by this process",
-    "FileIO": "an open file is a live OS handle owned by this process",
-    "Thread": "a thread runs in this process only",
+    "lock": _LOCK,
+    "RLock": _LOCK,
+    "Condition": _LOCK,
+    "Semaphore": _LOCK,
+    "socket": "a socket is a live OS resource, a connection owned by this process",
+    "TextIOWrapper": _FILE,
+    "BufferedReader": _FILE,
+    "BufferedWriter": _FILE,
+    "BufferedRandom": _FILE,
+    "FileIO": _FILE,
+    "Thread": "a thread is a live OS resource that runs in this process only",
     "generator": "a generator's paused frame cannot be copied",
     "coroutine": "a coroutine's paused frame cannot be copied",
     "SSLContext": "an SSL context wraps live OS state",
@@ -39,7 +58,7 @@ _RESOURCE_FIX = ("create it inside the task instead of passing it, or give the c
 
 
 def _dumps(obj):
-    ForkingPickler(io.BytesIO(), 5, True, lambda b: None).dump(obj)
+    TaskPickler(io.BytesIO(), 5, True, lambda b: None).dump(obj)
 
 
 def _picklable(obj):
@@ -62,6 +81,16 @@ def _children(obj):
         for v in obj:
             yield f"{{{v!r}}}", v
     elif isinstance(obj, types.FunctionType):
+        # A lambda made in a cell travels by value with its closure and
+        # defaults (ferry._reexport): one of those is what failed.
+        if obj.__name__ == "<lambda>" and getattr(obj, "__module__", None) == "__main__":
+            for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or ()):
+                try:
+                    yield f" (closure variable {name!r})", cell.cell_contents
+                except ValueError:
+                    pass
+            for i, v in enumerate(obj.__defaults__ or ()):
+                yield f" (default argument {i})", v
         return
     else:
         state = getattr(obj, "__dict__", None)
@@ -73,6 +102,8 @@ def _children(obj):
 def _explain_function(fn, path):
     qual = getattr(fn, "__qualname__", "")
     name = getattr(fn, "__name__", "?")
+    if name == "<lambda>" and getattr(fn, "__module__", None) == "__main__":
+        return None  # sent by value: the reason is in what it holds
     if "<locals>" in qual:
         outer = qual.split(".<locals>")[0]
         kind = "a lambda" if name == "<lambda>" else f"the nested function {name!r}"
@@ -86,11 +117,19 @@ def _explain_function(fn, path):
     return None
 
 
-def _explain(obj, path, err):
+def _explain(obj, path, err, outer=None):
     if isinstance(obj, (types.FunctionType, type)):
         text = _explain_function(obj, path)
         if text:
             return text
+    if outer is not None:
+        # A part of a lambda: say which lambda, and where it was made.
+        qual = getattr(outer, "__qualname__", "")
+        where = (f", made inside {qual.split('.<locals>')[0]}()" if "<locals>" in qual
+                 else "")
+        holder = path.split(" (")[0]
+        return (f"{_explain(obj, path, err)} ({holder} is the lambda {qual}{where}; a "
+                f"lambda travels by value, with the variables it closes over.)")
     tname = type(obj).__name__
     qual = f"{type(obj).__module__}.{type(obj).__qualname__}"
     why = _RESOURCE_HINTS.get(tname)
@@ -108,11 +147,13 @@ def diagnose(obj, path="obj"):
     except Exception as err:
         first_error = err
     # Descend while a child fails too: the innermost failure is the cause.
-    seen = set()
+    seen, outer = set(), None
     while id(obj) not in seen:
         seen.add(id(obj))
         for suffix, child in _children(obj):
             if not _picklable(child):
+                if isinstance(obj, types.FunctionType):
+                    outer = obj
                 obj, path = child, path + suffix
                 break
         else:
@@ -122,7 +163,7 @@ def diagnose(obj, path="obj"):
         err = first_error
     except Exception as inner:
         err = inner
-    return _explain(obj, path, err)
+    return _explain(obj, path, err, outer)
 
 
 def check(obj, path="obj"):

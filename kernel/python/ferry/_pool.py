@@ -2,11 +2,14 @@
 
 Tasks are pickled here (protocol 5, buffers out of band) with the pickler
 that the re-export hooks extend, so cell-defined functions travel as a
-lookup in the current re-export module.  A collector thread turns the
+lookup in the current re-export module - a function defined or redefined
+after the pool started is the one that runs.  A collector thread turns the
 dispatcher's results into futures; the cell waits on them with the GIL
 released, so an interrupt lands as KeyboardInterrupt and cancels the rest.
 """
+import atexit
 import concurrent.futures
+import dis
 import io
 import itertools
 import math
@@ -15,8 +18,8 @@ import pickle
 import sys
 import threading
 import time
-
-from multiprocessing.reduction import ForkingPickler
+import types
+import weakref
 
 from . import _check
 
@@ -27,33 +30,40 @@ except ImportError:  # outside a ferry kernel (in a worker, or plain Python)
 
 
 class WorkerCrashed(RuntimeError):
-    """The worker process running a task died (exit code or signal named)."""
+    """The worker process running a task died; the message names the exit
+    code or signal.  The pool replaces the worker; other tasks go on."""
 
 
-class WorkerTraceback(Exception):
-    """The traceback of an exception raised in a worker, as text."""
-
-    def __init__(self, text):
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self):
-        return "\n" + self.text.rstrip()
-
-
+MAX_WORKERS = 256  # pool.c's limit
 _ids = itertools.count(1)
+_pools = weakref.WeakSet()
+_owner = os.getpid()  # a forked child (multiprocessing's fork) has no dispatchers
+
+
+def _in_owner():
+    return os.getpid() == _owner
 
 
 def _context():
+    """What a worker follows at each task: the kernel's cwd and sys.path."""
     return (os.getcwd(), tuple(sys.path))
 
 
 def _dumps(obj):
     buf = io.BytesIO()
     buffers = []
-    ForkingPickler(buf, 5, True, buffers.append).dump(obj)
+    _check.TaskPickler(buf, 5, True, buffers.append).dump(obj)
     return [buf.getbuffer()] + [b.raw() for b in buffers]
 
+
+def _flush():
+    """Publishes the worker output forwarded so far, so that it comes before
+    whatever the cell prints next."""
+    if _ferry_pool is not None and _in_owner():  # a fork has no publisher
+        _ferry_pool.flush()
+
+
+# --------------------------------------------------------------- preflight
 
 def _refresh_reexport():
     """Makes sure the re-export module names every definition made so far."""
@@ -61,44 +71,144 @@ def _refresh_reexport():
     rec = getattr(_kernel.shell, "recorder", None)
     if rec is not None:
         rec.current()
-        return rec
-    return None
+    return rec
 
 
-def _unexported_globals(fn, rec):
-    """Names of __main__ globals fn reads that a worker would not have."""
-    if rec is None or getattr(fn, "__module__", None) != "__main__":
-        return []
-    code = getattr(fn, "__code__", None)
-    if code is None:
-        return []
+_SKIP = {"In", "Out", "_", "__", "___", "_ih", "_oh", "_i", "_ii", "_iii", "exit", "quit",
+         "get_ipython", "display", "update_display", "clear_output"}
+_GLOBAL_OPS = {"LOAD_GLOBAL", "LOAD_NAME", "DELETE_GLOBAL", "STORE_GLOBAL"}
+
+
+def _global_reads(code):
+    """Names code (and code nested in it) reads as globals."""
     names, stack = set(), [code]
     while stack:
         c = stack.pop()
-        names.update(c.co_names)
-        stack.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+        for ins in dis.get_instructions(c):
+            if ins.opname in _GLOBAL_OPS:
+                names.add(ins.argval)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    return names
+
+
+def _unexported_globals(fn, rec):
+    """[(name, why)] for the notebook globals that fn - or a cell function it
+    calls, transitively - reads but that a worker would not have.
+
+    A worker re-creates only what the re-export module holds (imports,
+    def/class statements, literal and lambda assignments); a global bound
+    to a computed value (`data = load()`) is missing there, so the task
+    would fail with a NameError after the whole round trip.  Reading
+    one is caught here, before dispatch, with the statement that bound it.
+    Modules and the kernel's own names (In, Out, display) are left alone.
+    """
+    if rec is None:
+        return []
     main = sys.modules["__main__"].__dict__
     exported = set(rec.exported_names())
-    skip = {"In", "Out", "_", "__", "___", "_ih", "_oh", "_i", "_ii", "_iii"}
-    return sorted(n for n in names if n in main and n not in exported and n not in skip
-                  and not n.startswith("_i") and not hasattr(__builtins__, n)
-                  and not isinstance(main[n], type(sys)))
+    bound_by = getattr(rec, "_bound_by", {})
+    missing, seen, todo = {}, set(), [fn]
+    while todo:
+        f = todo.pop()
+        f = getattr(f, "__func__", f)  # bound methods
+        if id(f) in seen or not isinstance(f, types.FunctionType) \
+                or f.__globals__ is not main:
+            continue
+        seen.add(id(f))
+        for name in _global_reads(f.__code__):
+            if name not in main or name in _SKIP or name.startswith("_i"):
+                continue
+            value = main[name]
+            if name in exported:
+                todo.append(value)  # a helper it calls may read one
+            elif not isinstance(value, types.ModuleType):
+                missing.setdefault(name, bound_by.get(name))
+    return sorted(missing.items())
 
 
-def _preflight(fn, args=(), kwargs=None):
-    rec = _refresh_reexport()
+def _preflight(fn, path="fn"):
+    """Checks, before anything is pickled, what fn needs in a worker."""
+    rec = _refresh_reexport() if _ferry_pool is not None else None
     missing = _unexported_globals(fn, rec)
     if missing:
-        names = ", ".join(missing)
+        names = ", ".join(repr(n) for n, _ in missing)
+        whys = "; ".join(f"{n!r} was {why}" for n, why in missing if why)
+        qual = getattr(fn, "__qualname__", repr(fn))
+        plural = "s" if len(missing) > 1 else ""
         raise _check.PicklingError(
-            f"{fn.__qualname__} reads notebook global(s) {names}, computed at run time and "
-            f"not re-exported to workers (only imports, definitions and literal constants "
-            f"are). Fix: pass {names} as an argument, or compute it inside the function.")
-    for obj, path in [(fn, "fn")] + [(a, f"args[{i}]") for i, a in enumerate(args)] + \
-            [(v, f"kwargs[{k!r}]") for k, v in (kwargs or {}).items()]:
+            f"{qual} reads the notebook global{plural} {names}, which worker processes "
+            f"do not have: only imports, def/class statements and assignments of "
+            f"literals or lambdas are re-exported to them, not computed values"
+            + (f" ({whys})" if whys else "") +
+            f". Fix: pass {names} to the function as an argument, or compute it inside "
+            f"the function.")
+    message = _check.diagnose(fn, path)
+    if message:
+        raise _check.PicklingError(message)
+
+
+def check(obj):
+    """ferry.check: the diagnosis map and submit run before dispatch - a
+    function reading a notebook global that workers lack, or anything that
+    cannot be pickled - raising ferry.PicklingError, else returning None."""
+    _preflight(obj, "obj")
+
+
+def _explain(exc, parts):
+    """Pickling a task failed with exc: raises ferry.PicklingError naming the
+    first of parts [(obj, path)] that cannot be pickled, else exc itself.
+    Arguments are diagnosed only after a failure, so a large array is not
+    pickled twice."""
+    for obj, path in parts:
         message = _check.diagnose(obj, path)
         if message:
-            raise _check.PicklingError(message)
+            raise _check.PicklingError(message) from None
+    raise exc.with_traceback(None) from None
+
+
+# ------------------------------------------------------------------ futures
+
+class _Future(concurrent.futures.Future):
+    """A Future whose result() also publishes the task's output first, and
+    whose wait, when interrupted, interrupts the task too (as in map)."""
+
+    _ferry_pool = None  # the Pool that runs the task
+
+    def _interrupted(self):
+        pool = self._ferry_pool
+        if pool is not None:
+            pool.cancel([self], interrupt=True)
+
+    def result(self, timeout=None):
+        try:
+            return super().result(timeout)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
+        finally:
+            _flush()
+
+    def exception(self, timeout=None):
+        try:
+            return super().exception(timeout)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
+        finally:
+            _flush()
+
+
+def _settle(future, how, value=None):
+    """Ends future unless the user already cancelled it."""
+    try:
+        if how == "result":
+            future.set_result(value)
+        elif how == "exception":
+            future.set_exception(value)
+        elif not future.cancel():
+            future.set_exception(concurrent.futures.CancelledError())
+    except concurrent.futures.InvalidStateError:
+        pass
 
 
 class Pool:
@@ -107,49 +217,57 @@ class Pool:
     def __init__(self, workers=None):
         if _ferry_pool is None:
             raise RuntimeError("ferry pools run inside the ferry kernel")
-        self._n = workers or len(os.sched_getaffinity(0))
+        if workers is not None and not 1 <= int(workers) <= MAX_WORKERS:
+            raise ValueError(f"a pool has 1 to {MAX_WORKERS} workers, not {workers}")
+        self._n = int(workers) if workers else min(len(os.sched_getaffinity(0)), MAX_WORKERS)
         self._handle = None
         self._lock = threading.Lock()
-        self._pending = {}  # task id -> (future, on_result)
+        self._pending = {}  # task id -> future
         self._collector = None
+        _pools.add(self)
 
     # ------------------------------------------------------------- life
 
     def _start(self):
+        if not _in_owner():
+            raise RuntimeError("ferry pools run in the kernel process, not in a forked "
+                               "child of it")
         with self._lock:
             if self._handle is None:
                 self._handle = _ferry_pool.create(self._n)
-                self._collector = threading.Thread(target=self._collect, name="ferry-collector",
-                                                   daemon=True)
+                self._collector = threading.Thread(
+                    target=self._collect, args=(self._handle,), name="ferry-collector",
+                    daemon=True)
                 self._collector.start()
             return self._handle
 
     def size(self, n=None):
         if n is not None:
-            if int(n) < 1:
-                raise ValueError("a pool needs at least one worker")
+            if not 1 <= int(n) <= MAX_WORKERS:
+                raise ValueError(f"a pool has 1 to {MAX_WORKERS} workers, not {n}")
             self._n = int(n)
             if self._handle is not None:
                 _ferry_pool.size(self._handle, self._n)
         return self._n
 
     def pids(self):
+        """Process ids of the live workers (empty before the first task)."""
         return _ferry_pool.pids(self._handle) if self._handle is not None else []
 
     def shutdown(self):
         with self._lock:
             handle, self._handle = self._handle, None
+            collector, self._collector = self._collector, None
         if handle is not None:
-            _ferry_pool.close(handle)
-            self._collector.join(timeout=5)
-        for future, _ in list(self._pending.values()):
-            future.cancel()
+            _ferry_pool.close(handle)  # kills the workers, ends the collector
+            collector.join(timeout=5)
+        for future in list(self._pending.values()):
+            _settle(future, "cancel")
         self._pending.clear()
 
     # ------------------------------------------------------- collecting
 
-    def _collect(self):
-        handle = self._handle
+    def _collect(self, handle):
         while True:
             try:
                 item = _ferry_pool.next(handle, -1)
@@ -158,103 +276,148 @@ class Pool:
             if item is None:
                 continue
             task_id, status, frames, message = item
-            entry = self._pending.pop(task_id, None)
-            if entry is None:
+            future = self._pending.pop(task_id, None)
+            if future is None:
                 continue
-            future, _ = entry
             if status == "ok":
                 try:
-                    future.set_result(pickle.loads(frames[0], buffers=frames[1:]))
+                    _settle(future, "result", pickle.loads(frames[0], buffers=frames[1:]))
                 except BaseException as exc:
-                    future.set_exception(exc)
+                    _settle(future, "exception", exc)
             elif status == "error":
-                future.set_exception(self._remote_error(frames))
+                _settle(future, "exception", _remote_error(frames))
             elif status == "crashed":
-                future.set_exception(WorkerCrashed(message))
+                _settle(future, "exception", WorkerCrashed(message))
             else:
-                future.cancel()
-
-    @staticmethod
-    def _remote_error(frames):
-        try:
-            exc, text = pickle.loads(frames[0], buffers=frames[1:])
-        except BaseException as err:
-            return RuntimeError(f"a task failed and its exception could not be read: {err}")
-        if exc is None:
-            exc = RuntimeError(text.split("\n", 1)[0])
-        exc.__cause__ = WorkerTraceback(text)
-        return exc
+                _settle(future, "cancel")
 
     # ------------------------------------------------------- submitting
 
-    def _send(self, fn, kind, work):
+    def _send(self, fn, kind, work, frames=None):
+        if frames is None:
+            frames = _dumps((_context(), fn, kind, work))  # before any worker starts
         handle = self._start()
-        future = concurrent.futures.Future()
+        future = _Future()
         task_id = next(_ids)
-        frames = _dumps((_context(), fn, kind, work))
-        self._pending[task_id] = (future, None)
+        self._pending[task_id] = future
         future.task_id = task_id
+        future._ferry_pool = self
         _ferry_pool.submit(handle, task_id, frames)
         return future
 
     def submit(self, fn, *args, **kwargs):
-        _preflight(fn, args, kwargs)
-        future = self._send(fn, "call", (args, kwargs))
+        _preflight(fn)
+        try:
+            future = self._send(fn, "call", (args, kwargs))
+        except Exception as exc:
+            _explain(exc, [(a, f"args[{i}]") for i, a in enumerate(args)] +
+                     [(v, f"kwargs[{k!r}]") for k, v in kwargs.items()])
         future.set_running_or_notify_cancel()
         return future
 
     def map(self, fn, iterable, *, chunksize=None):
         items = list(iterable)
         _preflight(fn)
+        if chunksize is None:
+            # About four chunks per worker: small tasks do not pay a round
+            # trip each, and uneven ones still balance.
+            chunksize = max(1, math.ceil(len(items) / (4 * self._n)))
+        elif int(chunksize) < 1:
+            raise ValueError("chunksize must be at least 1")
+        chunksize = int(chunksize)
         if not items:
             return []
-        if chunksize is None:
-            chunksize = max(1, math.ceil(len(items) / (4 * self._n)))
-        elif chunksize < 1:
-            raise ValueError("chunksize must be at least 1")
+        # Every chunk is pickled before the first is sent: an item that
+        # cannot travel stops the map before any work starts.
+        context, payloads, sizes = _context(), [], []
+        for i in range(0, len(items), chunksize):
+            chunk = items[i:i + chunksize]
+            try:
+                payloads.append(_dumps((context, fn, "map", chunk)))
+            except Exception as exc:
+                _explain(exc, [(item, f"iterable[{i + j}]") for j, item in enumerate(chunk)])
+            sizes.append(len(chunk))
         futures = []
         try:
-            for i in range(0, len(items), chunksize):
-                chunk = items[i:i + chunksize]
-                try:
-                    futures.append(self._send(fn, "map", chunk))
-                except Exception:
-                    for j, item in enumerate(chunk):
-                        _check.check(item, f"iterable[{i + j}]")
-                    raise
-            return self._gather(futures, len(items))
-        except BaseException:
-            self.cancel(futures)
+            for frames in payloads:
+                futures.append(self._send(fn, "map", None, frames))
+            del payloads
+            return self._gather(futures, sizes)
+        except KeyboardInterrupt:
+            self.cancel(futures, interrupt=True)
             raise
+        except BaseException:
+            self.cancel(futures, interrupt=False)
+            raise
+        finally:
+            _flush()
 
-    def _gather(self, futures, total):
-        results = []
-        progress = _Progress(total)
-        for future in futures:
-            part = future.result()
-            results.extend(part)
-            progress.update(len(results))
+    def _gather(self, futures, sizes):
+        # The base class's result/exception: _Future's would flush iopub once
+        # per task; map flushes once at the end.
+        base = concurrent.futures.Future
+        progress = _Progress(sum(sizes))
+        index = {f: i for i, f in enumerate(futures)}
+        not_done, finished = set(futures), 0
+        while not_done:
+            done, not_done = concurrent.futures.wait(
+                not_done, timeout=_Progress.TICK,
+                return_when=concurrent.futures.FIRST_EXCEPTION)
+            failed = [f for f in done if not f.cancelled() and base.exception(f) is not None]
+            if failed:
+                # Raised from here, not from inside concurrent.futures, so the
+                # cell's traceback shows the cell, then the worker.
+                first = min(failed, key=index.get)
+                raise base.exception(first).with_traceback(None)
+            finished += sum(sizes[index[f]] for f in done)
+            progress.update(finished)
         progress.done()
+        results = []
+        for future in futures:
+            results.extend(base.result(future))
         return results
 
-    def cancel(self, futures):
+    def cancel(self, futures, interrupt=True):
+        """Drops the queued tasks among futures; with interrupt, running ones
+        get SIGINT (KeyboardInterrupt in the task)."""
         ids = [f.task_id for f in futures if not f.done()]
         if ids and self._handle is not None:
-            _ferry_pool.cancel(self._handle, ids)
+            _ferry_pool.cancel(self._handle, ids, interrupt)
+
+
+def _remote_error(frames):
+    """The exception a task raised, with the worker's traceback attached as
+    `_ferry_remote` (pid, lines) for ferry._traceback to show."""
+    try:
+        exc, lines, pid = pickle.loads(frames[0], buffers=frames[1:])
+    except BaseException as err:
+        return RuntimeError(f"a task failed and its exception could not be read: {err}")
+    try:
+        exc._ferry_remote = (pid, lines)
+    except Exception:
+        pass
+    return exc
 
 
 class _Progress:
-    """An updating display for a map that runs longer than about a second."""
+    """An updating display for a map that runs longer than about a second:
+    one display_data with a display_id, then update_display_data in place,
+    ending at 100%."""
 
     DELAY = 1.0
+    TICK = 0.25
 
     def __init__(self, total):
         self.total = total
         self.start = time.monotonic()
         self.handle = None
+        self.shown = None
 
     def _show(self, done):
+        if done == self.shown:
+            return
         from . import _display
+        self.shown = done
         frac = done / self.total if self.total else 1.0
         bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
         text = f"ferry.map [{bar}] {done}/{self.total} ({frac:.0%})"
@@ -277,40 +440,68 @@ class _Progress:
 
 
 class Executor(concurrent.futures.Executor):
-    """A concurrent.futures.Executor with its own ferry workers."""
+    """A concurrent.futures.Executor with ferry workers of its own (started
+    on first use), stopped by shutdown() or at the end of its with block."""
 
     def __init__(self, max_workers=None):
         self._pool = Pool(max_workers)
         self._shutdown = False
 
+    @property
+    def _max_workers(self):
+        return self._pool.size()
+
     def submit(self, fn, /, *args, **kwargs):
         if self._shutdown:
-            raise RuntimeError("cannot submit after shutdown")
+            raise RuntimeError("cannot schedule new futures after shutdown")
         return self._pool.submit(fn, *args, **kwargs)
 
     def map(self, fn, *iterables, timeout=None, chunksize=1):
-        if len(iterables) == 1:
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if len(iterables) == 1 and timeout is None:
             return iter(self._pool.map(fn, iterables[0], chunksize=chunksize))
         return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         self._shutdown = True
         if cancel_futures:
-            self._pool.cancel(f for _, (f, _) in list(self._pool._pending.items()))
+            self._pool.cancel(list(self._pool._pending.values()), interrupt=False)
+        pending = list(self._pool._pending.values())
         if wait:
-            for future, _ in list(self._pool._pending.values()):
-                try:
-                    future.exception()
-                except concurrent.futures.CancelledError:
-                    pass
-        self._pool.shutdown()
+            concurrent.futures.wait(pending)
+            self._pool.shutdown()
+        else:
+            # Return now; the workers go once the tasks already sent are done.
+            def finish():
+                concurrent.futures.wait(pending)
+                self._pool.shutdown()
+            threading.Thread(target=finish, name="ferry-executor-shutdown",
+                             daemon=True).start()
 
 
 _shared = None
+_shared_lock = threading.Lock()
 
 
 def shared():
+    """The kernel's shared pool (used by ferry.map, submit and workers)."""
     global _shared
-    if _shared is None:
-        _shared = Pool()
-    return _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Pool()
+        return _shared
+
+
+@atexit.register
+def _stop_all():
+    # At kernel shutdown and restart: the workers go before the interpreter
+    # (the parent-death signal would get them too, only later).  Not in a
+    # forked child: its copies of the pools have no dispatcher to stop.
+    if not _in_owner():
+        return
+    for pool in list(_pools):
+        try:
+            pool.shutdown()
+        except Exception:
+            pass

@@ -88,7 +88,10 @@ class Shell:
         if not self.allow_stdin:
             raise StdinNotImplementedError(
                 "input() was called, but this frontend does not support input requests")
-        return _ferry_kernel.input(prompt, password)
+        value = _ferry_kernel.input(prompt, password)
+        if value == "\x04":  # the frontend's end of input (Ctrl-D), as in ipykernel
+            raise EOFError("EOF when reading a line")
+        return value
 
     # ----------------------------------------------------------- running
 

@@ -86,7 +86,22 @@ def _one(exc):
     if getattr(exc, "_ferry_brief", False):  # a misused magic: the message says it all
         return [f"{RED}{ename}{RESET}: {safe_str(exc)}"]
     header = f"{RED}{ename}{RESET}" + " " * max(1, 42 - len(ename)) + "Traceback (most recent call last)"
+    try:
+        remote = exc.__dict__.get("_ferry_remote")
+    except Exception:  # no __dict__, or a hostile __getattribute__
+        remote = None
+    if remote is not None:
+        return [_RULE, header] + _frames(exc.__traceback__) + _remote(*remote)
     return [_RULE, header] + _frames(exc.__traceback__) + [f"{RED}{ename}{RESET}: {safe_str(exc)}"]
+
+
+def _remote(pid, lines):
+    """The traceback a pool worker sent (ferry._worker), under the frames of
+    the cell that waited for it; it ends with the exception line itself."""
+    lines = list(lines)
+    if len(lines) >= 2 and lines[0] == _RULE:
+        lines = lines[2:]  # its rule and header repeat ours
+    return [f"{BOLD}In worker process {pid}:{RESET}"] + lines
 
 
 def format_exception(exc):

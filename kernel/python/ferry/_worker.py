@@ -4,11 +4,17 @@ A task is (context, fn, kind, work): context is the kernel's (cwd,
 sys.path) at dispatch time, which the worker follows; kind "map" applies
 fn to each item of work, kind "call" calls fn(*args, **kwargs) once.
 Buffers of pickle protocol 5 travel as separate frames, out of band.
+
+A failed task answers (exception, traceback lines, pid): the exception
+itself, so the cell re-raises the same type, and the worker's traceback,
+formatted as the kernel formats its own (cell and line, ferry's frames
+hidden), for the cell's traceback to show.
 """
 import os
 import pickle
 import sys
-import traceback
+
+from . import _traceback
 
 _context = None
 
@@ -34,12 +40,23 @@ def _dumps(obj):
 
 
 def _error_frames(exc):
-    text = "".join(traceback.format_exception(exc))
     try:
-        return _dumps((exc, text))
+        lines = _traceback.format_exception(exc)
     except Exception:
-        # The exception itself cannot travel: send its type name and text.
-        return _dumps((None, f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}\n\n{text}"))
+        import traceback
+        lines = traceback.format_exception(exc)
+    exc.__traceback__ = None  # frames do not pickle; the lines say it all
+    try:
+        payload = _dumps((exc, lines, os.getpid()))
+        pickle.loads(payload[0], buffers=payload[1:])  # the kernel must read it
+        return payload
+    except Exception as err:
+        # The exception itself cannot travel (its class lives only here, or
+        # it holds something unpicklable): send one the kernel can build.
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        stand_in = RuntimeError(f"{name}: {exc} (the original exception could not be sent "
+                                f"back from the worker: {err})")
+        return _dumps((stand_in, lines, os.getpid()))
 
 
 def run(frames):

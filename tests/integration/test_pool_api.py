@@ -1,0 +1,303 @@
+"""ferry's pool through a real kernel: map, submit, workers, Executor, and
+what a warm pool sees (new and redefined functions, cwd, sys.path).
+
+All tests of this module share one kernel and its shared pool; each test
+sets the pool size it relies on.  ferry-only: ipykernel has no `ferry`.
+"""
+import ast
+
+import pytest
+
+pytestmark = pytest.mark.ferry_only("the ferry module exists only in ferry")
+
+T = 20.0  # one cell that starts or uses workers
+PRELUDE = "import ferry, threading\nfrom ferry import _pool\n"
+
+
+def run(k, code, timeout=T):
+    return k.execute(PRELUDE + code, timeout=timeout).ok()
+
+
+def value(k, expr, timeout=T):
+    """The value of a literal expression, computed in the kernel.  Read from
+    the execute_result: it is always filed under its cell, where a print at
+    the very start of a cell can race the kernel's switch of iopub parent."""
+    x = run(k, f"import ferry\n{expr}", timeout)
+    return ast.literal_eval(x.text)
+
+
+def test_first_map_in_a_kernel_returns(kernel):
+    # It used to hang: the task's payload went out as a message of its own.
+    assert value(kernel, "import math\nferry.map(math.sqrt, range(10))") \
+        == [i ** 0.5 for i in range(10)]
+
+
+def test_map_returns_results_in_order(kernel):
+    assert value(kernel, "ferry.map(abs, range(-20, 0))") == list(range(20, 0, -1))
+
+
+def test_map_applies_a_function_defined_in_a_cell(kernel):
+    run(kernel, "def square(x):\n    return x * x")
+    assert value(kernel, "ferry.map(square, range(6))") == [0, 1, 4, 9, 16, 25]
+
+
+def test_map_of_empty_iterable_is_empty(kernel):
+    assert value(kernel, "ferry.map(abs, [])") == []
+
+
+def test_warm_pool_runs_a_function_defined_after_it_started(kernel):
+    run(kernel, "import ferry\nferry.map(abs, [1, 2, 3])")  # the pool is warm
+    run(kernel, "def later(x):\n    return ('later', x)")
+    assert value(kernel, "ferry.map(later, [1])") == [("later", 1)]
+
+
+def test_warm_pool_runs_the_current_definition_after_a_redefinition(kernel):
+    run(kernel, "def version(x):\n    return 1")
+    assert value(kernel, "ferry.map(version, range(4), chunksize=1)") == [1] * 4
+    run(kernel, "def version(x):\n    return 2")
+    assert value(kernel, "ferry.map(version, range(4), chunksize=1)") == [2] * 4
+
+
+def test_warm_pool_sees_a_redefined_helper_called_by_the_task(kernel):
+    run(kernel, "def helper():\n    return 'old'\ndef task(x):\n    return helper()")
+    assert value(kernel, "ferry.map(task, [0])") == ["old"]
+    run(kernel, "def helper():\n    return 'new'")
+    assert value(kernel, "ferry.map(task, [0])") == ["new"]
+
+
+def test_function_defined_and_used_in_the_same_cell(kernel):
+    assert value(kernel, "def same_cell(x):\n    return x + 100\n"
+                         "ferry.map(same_cell, [1, 2])") == [101, 102]
+
+
+def test_literal_constant_and_named_lambda_reach_workers(kernel):
+    run(kernel, "OFFSET = 7\nadd = lambda x: x + OFFSET")
+    assert value(kernel, "ferry.map(add, [1, 2])") == [8, 9]
+
+
+def test_anonymous_lambda_is_sent_by_value(kernel):
+    assert value(kernel, "ferry.map(lambda x: x * 3, [1, 2])") == [3, 6]
+
+
+def test_cell_class_instances_round_trip_as_the_same_class(kernel):
+    run(kernel, "import ferry\nclass Point:\n    def __init__(self, x):\n        self.x = x\n"
+                "def make(x):\n    return Point(x)\n")
+    assert value(kernel, "pts = ferry.map(make, [1, 2])\n"
+                         "(all(type(p) is Point for p in pts), [p.x for p in pts])") \
+        == (True, [1, 2])
+
+
+def test_submit_returns_a_future(kernel):
+    run(kernel, "def power(b, e=2):\n    return b ** e")
+    assert value(kernel, "import concurrent.futures as cf\nf = ferry.submit(power, 3, e=3)\n"
+                         "(isinstance(f, cf.Future), f.result(timeout=15))") == (True, 27)
+
+
+def test_workers_reports_usable_cpus_and_resizes(kernel, tmp_path):
+    import os
+    # A fresh Pool sizes itself to the usable CPUs.
+    assert value(kernel, "from ferry import _pool\n_pool.Pool().size()") \
+        == len(os.sched_getaffinity(0))
+    run(kernel, "import ferry\nferry.workers(3)")
+    # Three tasks that each wait for the other two: they finish only if
+    # three workers run them at once.
+    run(kernel, f"BARRIER = {str(tmp_path)!r}\n"
+                "def meet(x):\n    import os, time\n"
+                "    open(os.path.join(BARRIER, str(os.getpid())), 'w').close()\n"
+                "    end = time.time() + 10\n"
+                "    while len(os.listdir(BARRIER)) < 3 and time.time() < end:\n"
+                "        time.sleep(0.02)\n"
+                "    return os.getpid()\n")
+    assert value(kernel, "(ferry.workers(), len(set(ferry.map(meet, range(3), chunksize=1))))") \
+        == (3, 3)
+    run(kernel, "ferry.workers(2)")
+    assert value(kernel, "import time\ndeadline = time.time() + 10\n"
+                         "while len(_pool.shared().pids()) != 2 and time.time() < deadline:\n"
+                         "    time.sleep(0.05)\n(ferry.workers(), len(_pool.shared().pids()))") \
+        == (2, 2)
+
+
+def test_workers_rejects_a_size_below_one(kernel):
+    x = kernel.execute("import ferry\nferry.workers(0)", timeout=T, stop_on_error=False)
+    assert x.status == "error" and x.content["ename"] == "ValueError"
+
+
+SPY = (
+    "from ferry import _pool\n"
+    "def chunk_sizes(fn, items, **kw):\n"
+    "    sizes, dumps = [], _pool._dumps\n"
+    "    def spy(task):\n"
+    "        sizes.append(len(task[3]))\n"
+    "        return dumps(task)\n"
+    "    _pool._dumps = spy\n"
+    "    try:\n"
+    "        assert ferry.map(fn, items, **kw) == [fn(i) for i in items]\n"
+    "    finally:\n"
+    "        _pool._dumps = dumps\n"
+    "    return sizes\n"
+)
+
+
+def test_chunksize_one_sends_each_item_as_its_own_task(kernel):
+    run(kernel, "import ferry\nferry.workers(2)\n" + SPY)
+    assert value(kernel, "chunk_sizes(abs, list(range(8)), chunksize=1)") == [1] * 8
+    assert value(kernel, "chunk_sizes(abs, list(range(8)), chunksize=3)") == [3, 3, 2]
+
+
+def test_chunksize_none_picks_a_chunk_size(kernel):
+    run(kernel, "import ferry\nferry.workers(2)\n" + SPY)
+    sizes = value(kernel, "chunk_sizes(abs, list(range(400)))")
+    assert sum(sizes) == 400 and 1 < max(sizes) < 400 and len(sizes) >= 2
+
+
+def test_chunksize_below_one_is_an_error(kernel):
+    x = kernel.execute("ferry.map(abs, [1], chunksize=0)", timeout=T,
+                       stop_on_error=False)
+    assert x.status == "error" and x.content["ename"] == "ValueError"
+
+
+def test_workers_follow_the_kernel_current_directory(kernel, tmp_path):
+    d = tmp_path / "elsewhere"
+    d.mkdir()
+    run(kernel, "import os\ndef cwd(x):\n    return os.getcwd()")
+    here = value(kernel, "os.getcwd()")
+    try:
+        assert value(kernel, f"[os.chdir({str(d)!r}), ferry.map(cwd, range(4), chunksize=1)][1]") \
+            == [str(d)] * 4
+    finally:
+        run(kernel, f"os.chdir({here!r})")
+    assert value(kernel, "ferry.map(cwd, range(2), chunksize=1)") == [here] * 2
+
+
+def test_workers_follow_the_kernel_sys_path(kernel, tmp_path):
+    (tmp_path / "ferry_probe_mod.py").write_text("WHO = 'probe'\n")
+    run(kernel, "def probe(x):\n    import ferry_probe_mod\n    return ferry_probe_mod.WHO")
+    run(kernel, f"import sys\nsys.path.append({str(tmp_path)!r})")
+    try:
+        assert value(kernel, "ferry.map(probe, range(2), chunksize=1)") == ["probe", "probe"]
+    finally:
+        run(kernel, f"sys.path.remove({str(tmp_path)!r})")
+
+
+def test_worker_output_appears_in_the_cell_that_submitted_the_task(kernel):
+    run(kernel, "import sys\ndef chatty(x):\n    for i in range(3):\n"
+                "        print(f'task {x} line {i}')\n"
+                "    print(f'task {x} err', file=sys.stderr)\n"
+                "    print(f'task {x} last', end='')\n"
+                "    return x")
+    x = run(kernel, "r = ferry.map(chatty, range(3), chunksize=1)\nprint('\\nafter', r)")
+    out = x.stdout
+    for t in range(3):
+        lines = [out.index(f"task {t} line {i}") for i in range(3)]
+        assert lines == sorted(lines), out  # in order per task
+        assert f"task {t} last" in out  # what it printed just before returning
+        assert out.index(f"task {t} last") < out.index("after [0, 1, 2]"), out
+        assert f"task {t} err" in x.stderr
+    # Nothing leaks into the next cell.
+    assert run(kernel, "import time\ntime.sleep(0.2)\nprint('quiet')").stdout == "quiet\n"
+
+
+def test_submit_output_appears_before_result_returns(kernel):
+    x = run(kernel, "f = ferry.submit(chatty, 9)\nprint('\\ngot', f.result(timeout=15))")
+    assert x.stdout.index("task 9 last") < x.stdout.index("got 9")
+
+
+def test_numpy_arrays_travel_out_of_band_and_stay_writable(kernel):
+    pytest.importorskip("numpy")
+    run(kernel, "import numpy as np, pickle\n"
+                "def double_in_place(a):\n    a *= 2\n    return a\n")
+    x = run(kernel, "arrs = [np.arange(100000, dtype=np.float64) + i for i in range(4)]\n"
+                    "out = ferry.map(double_in_place, arrs, chunksize=1)\n"
+                    "print(all(np.array_equal(o, a * 2) for o, a in zip(out, arrs)),\n"
+                    "      all(o.flags.writeable for o in out), out[0].dtype)")
+    assert x.stdout.split() == ["True", "True", "float64"]
+
+
+def test_numpy_buffers_are_separate_frames(kernel):
+    pytest.importorskip("numpy")
+    # The pickled task names the array's bytes as an out-of-band buffer.
+    x = run(kernel, "from ferry import _pool\n"
+                    "frames = _pool._dumps((None, abs, 'map', [np.zeros(50000)]))\n"
+                    "(len(frames), len(frames[0]) < 1000, frames[1].nbytes)")
+    assert ast.literal_eval(x.text) == (2, True, 400000)
+
+
+def test_pickle_buffer_arguments_and_results(kernel):
+    # An out-of-band PickleBuffer arrives as the buffer it wrapped.
+    run(kernel, "def to_buffer(b):\n    import pickle\n"
+                "    return pickle.PickleBuffer(bytearray(bytes(memoryview(b))[::-1]))")
+    x = run(kernel, "import pickle\nr = ferry.submit(to_buffer, pickle.PickleBuffer(b'abc'))"
+                    ".result(timeout=15)\nbytes(r)")
+    assert ast.literal_eval(x.text) == b"cba"
+
+
+def test_executor_runs_tasks_in_workers_of_its_own(kernel):
+    x = run(kernel, "import ferry, os, concurrent.futures as cf\n"
+                    "def pid(x):\n    return os.getpid()\n"
+                    "with ferry.Executor(max_workers=2) as ex:\n"
+                    "    own = set(ex._pool.pids())\n"
+                    "    fs = [ex.submit(pid, i) for i in range(6)]\n"
+                    "    pids = {f.result(timeout=15) for f in fs}\n"
+                    "    mapped = list(ex.map(abs, [-1, -2]))\n"
+                    "    own = set(ex._pool.pids())\n"
+                    "shared = set(ferry._pool.shared().pids())\n"
+                    "(isinstance(ex, cf.Executor), pids <= own, not (pids & shared), mapped,\n"
+                    " ex._pool.pids())")
+    assert ast.literal_eval(x.text) == (True, True, True, [1, 2], [])
+
+
+def test_executor_refuses_work_after_shutdown(kernel):
+    x = kernel.execute("ex = ferry.Executor(1)\nex.submit(abs, 1).result(timeout=15)\n"
+                       "ex.shutdown()\nex.submit(abs, 1)", timeout=T, stop_on_error=False)
+    assert x.status == "error" and x.content["ename"] == "RuntimeError"
+
+
+def test_numpy_arrays_are_rebuilt_on_the_received_message_without_a_copy(kernel):
+    pytest.importorskip("numpy")
+    # Both ways, the unpickled array's memory is the ZeroMQ message ferry
+    # received (a _ferry_frame), not a bytes object it was copied into.
+    run(kernel, "import numpy as np\n"
+                "def owner(a):\n"
+                "    while getattr(a, 'base', None) is not None:\n"
+                "        a = a.base\n"
+                "    return type(a.obj).__name__ if isinstance(a, memoryview) else type(a).__name__\n"
+                "def inside(a):\n    return owner(a), a.flags.writeable\n")
+    assert value(kernel, "ferry.submit(inside, np.zeros((100, 100))).result(timeout=15)") \
+        == ("_ferry_frame", True)
+    assert value(kernel, "owner(ferry.map(np.negative, [np.ones((300, 20))])[0])") \
+        == "_ferry_frame"
+
+
+def test_output_of_c_code_in_a_task_reaches_the_cell(kernel):
+    run(kernel, "def c_print(x):\n    import ctypes\n"
+                "    ctypes.CDLL(None).printf(b'from C %d\\n', x)\n    return x")
+    x = run(kernel, "r = ferry.map(c_print, [1, 2], chunksize=1)\nprint('done', r)")
+    assert "from C 1" in x.stdout and "from C 2" in x.stdout
+    assert x.stdout.index("from C 2") < x.stdout.index("done [1, 2]")
+
+
+def test_a_chunk_with_hundreds_of_buffers_arrives_whole(kernel):
+    pytest.importorskip("numpy")
+    # Each distinct array is a frame of its own, both ways.
+    assert value(kernel, "import numpy as np\n"
+                         "arrs = [np.full(100, i, dtype=np.int64) for i in range(300)]\n"
+                         "out = ferry.map(np.negative, arrs, chunksize=150)\n"
+                         "[int(a.sum()) for a in out] == [-100 * i for i in range(300)]")
+
+
+def test_long_non_ascii_output_of_a_task_arrives_intact(kernel):
+    # 300 kB of two- and three-byte characters cross many pipe reads.
+    run(kernel, "def accents(n):\n    print('é€' * n, end='')\n    return n")
+    x = run(kernel, "ferry.map(accents, [60000], chunksize=1)")
+    assert x.stdout == "é€" * 60000
+
+
+def test_submits_from_several_threads_all_complete(kernel):
+    assert value(kernel, "import threading\nok = []\n"
+                         "def go(k):\n"
+                         "    fs = [ferry.submit(pow, k, i) for i in range(100)]\n"
+                         "    ok.append([f.result(timeout=15) for f in fs] == "
+                         "[k ** i for i in range(100)])\n"
+                         "ts = [threading.Thread(target=go, args=(k,)) for k in range(2, 6)]\n"
+                         "[t.start() for t in ts]\n[t.join(30) for t in ts]\nok") \
+        == [True] * 4
