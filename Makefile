@@ -54,6 +54,7 @@ include protocol/build.mk
 -include repl/build.mk
 include tests/build.mk
 -include examples/build.mk
+-include bench/build.mk
 
 # The terminal REPL when it is built, else jupyter console on ferry.
 RUN_CMD = $(if $(wildcard repl/build.mk),$(B)/ferry,jupyter console --kernel ferry)

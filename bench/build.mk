@@ -1,0 +1,14 @@
+# make bench: ferry against ipykernel, the standard pools and jupyter console.
+# `make bench QUICK=1` (or `make bench-quick`) keeps every row with smaller
+# counts and finishes in about a minute; BENCH_ARGS passes anything else to
+# bench/bench.py (for example BENCH_ARGS='--only pool --rounds 3').
+# The REPL row uses $(B)/ferry when it is built and says "not built" otherwise.
+.PHONY: bench bench-quick
+
+BENCH_ARGS ?=
+
+bench: all
+	$(Q)$(PYTHON) bench/bench.py $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+bench-quick: all
+	$(Q)$(PYTHON) bench/bench.py --quick $(BENCH_ARGS)
