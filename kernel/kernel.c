@@ -501,6 +501,10 @@ int kernel_run(const char *connection_file)
     jp_error err = {0};
     k.main_thread = pthread_self();
     k.wake_fd = -1;
+    /* A frontend started in the background (`jupyter lab &`) hands SIGINT
+     * down ignored, and Python installs its handler only over the default:
+     * interrupts would silently do nothing. */
+    signal(SIGINT, SIG_DFL);
     /* Threads inherit this mask: the kernel's own threads never take SIGINT
      * or SIGTERM.  The main thread unblocks both once they run, so it takes
      * SIGINT (Python's handler) and SIGTERM (control.c's), and processes

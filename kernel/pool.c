@@ -181,6 +181,7 @@ static void spawn_worker(pool *p)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGINT, SIG_DFL); /* an ignored SIGINT would survive exec */
         /* fds 1 and 2 are the kernel's capture pipes: what the worker says
          * before it captures its own output would land in some cell.  Give
          * it the kernel's log instead. */

@@ -87,7 +87,10 @@ int session_wait_ready(session *s, int timeout_ms, jp_error *err)
         if (replied && now - reply_at > 3000) {
             break;
         }
-        if (now - last_send >= 1000) {
+        /* Once the kernel answered, only iopub may lag (its SUB socket joins
+         * late and misses what was published before): ask again soon, so
+         * some status message reaches it, rather than once a second. */
+        if (now - last_send >= (replied ? 50 : 1000)) {
             if (client_request(s->cl, JP_SHELL, "kernel_info_request", NULL, id,
                                sizeof id) < 0) {
                 jp_error_set(err, "cannot send kernel_info_request");
@@ -97,7 +100,7 @@ int session_wait_ready(session *s, int timeout_ms, jp_error *err)
         }
         jp_channel ch;
         jp_msg *m = NULL;
-        switch (client_poll(s->cl, -1, 100, &ch, &m)) {
+        switch (client_poll(s->cl, -1, replied ? 20 : 100, &ch, &m)) {
         case CLIENT_SIGNAL:
             if (signals_quit_requested() || signals_take_interrupt()) {
                 jp_error_set(err, "interrupted while waiting for the kernel");

@@ -124,3 +124,18 @@ def test_terminate_stops_a_child_started_by_a_cell(kernel):
         "p.terminate()\n"
         "print(p.wait(timeout=10))", timeout=30)
     assert x.stdout.strip() == str(-signal.SIGTERM)
+
+
+@pytest.mark.ferry_only("ipykernel too, but not asserted there")
+def test_interrupt_works_when_the_frontend_ignores_sigint(kernel_factory):
+    # A frontend started in the background (`jupyter lab &`) passes SIGINT on
+    # ignored; the kernel must still turn an interrupt into KeyboardInterrupt.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        k = kernel_factory()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    p = k.submit(SLEEPER, stop_on_error=False)
+    p.wait_until_running()
+    k.km.interrupt_kernel()
+    assert_keyboard_interrupt(p.finish(timeout=10))
