@@ -216,6 +216,21 @@ class Exchange:
         """iopub messages other than status and execute_input."""
         return [m for m in self.iopub if m["msg_type"] not in ("status", "execute_input")]
 
+    def merged_outputs(self):
+        """outputs with consecutive stream messages of one stream joined, as
+        frontends show them: where a kernel splits its batches is its own
+        business (a slow machine can flush mid-line)."""
+        merged = []
+        for m in self.outputs:
+            last = merged[-1] if merged else None
+            if (last is not None and m["msg_type"] == "stream" == last["msg_type"]
+                    and m["content"]["name"] == last["content"]["name"]):
+                text = last["content"]["text"] + m["content"]["text"]
+                merged[-1] = {**last, "content": {**last["content"], "text": text}}
+            else:
+                merged.append(m)
+        return merged
+
     def of_type(self, msg_type):
         return [m for m in self.iopub if m["msg_type"] == msg_type]
 

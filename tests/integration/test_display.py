@@ -70,7 +70,7 @@ def test_clear_output_wait_sends_clear_output(kernel):
     # 'old' must be published before the clear and 'new' after it, or the
     # frontend clears the wrong thing: buffered streams flush first.
     texts = [m["content"].get("text") if m["msg_type"] == "stream" else m["msg_type"]
-             for m in x.outputs]
+             for m in x.merged_outputs()]
     assert texts == ["old\n", "clear_output", "new\n"], texts
     y = kernel.execute(DISPLAY_PRELUDE + "clear_output()").ok()
     (clear,) = y.of_type("clear_output")
@@ -80,5 +80,5 @@ def test_clear_output_wait_sends_clear_output(kernel):
 def test_display_keeps_order_with_prints(kernel):
     x = kernel.execute(DISPLAY_PRELUDE + "print('a')\ndisplay('shown')\nprint('b')").ok()
     seq = [m["content"]["text"] if m["msg_type"] == "stream"
-           else m["content"]["data"]["text/plain"] for m in x.outputs]
+           else m["content"]["data"]["text/plain"] for m in x.merged_outputs()]
     assert seq == ["a\n", "'shown'", "b\n"], seq
