@@ -309,14 +309,6 @@ static int send_frames(void *sock, jp_frame *frames, size_t n, int more_after)
     return rc;
 }
 
-/* A jp_frame free function for a received message kept as is. */
-static void msg_free(void *data, void *hint)
-{
-    (void)data;
-    zmq_msg_close(hint);
-    free(hint);
-}
-
 static void send_task(pool *p, worker *w, task *t)
 {
     jp_frame head[3] = {
@@ -342,51 +334,6 @@ static void send_task(pool *p, worker *w, task *t)
     w->interrupted = 0;
 }
 
-/* Receives one multipart message into frames, each keeping its ZeroMQ
- * message: results reach Python without a copy (pyframe.c). */
-static size_t recv_parts(void *sock, jp_frame **out)
-{
-    size_t n = 0, cap = 8;
-    jp_frame *f = calloc(cap, sizeof *f);
-    int more = 1;
-    while (f && more) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        int rc;
-        do {
-            rc = zmq_msg_recv(&m, sock, n == 0 ? ZMQ_DONTWAIT : 0);
-        } while (rc < 0 && errno == EINTR);
-        if (rc < 0) {
-            zmq_msg_close(&m);
-            break;
-        }
-        more = zmq_msg_more(&m);
-        if (n == cap) {
-            jp_frame *g = realloc(f, 2 * cap * sizeof *g);
-            if (g == NULL) {
-                zmq_msg_close(&m);
-                break;
-            }
-            f = g;
-            cap *= 2;
-        }
-        zmq_msg_t *keep = malloc(sizeof *keep);
-        if (keep == NULL) {
-            zmq_msg_close(&m);
-            break;
-        }
-        zmq_msg_init(keep);
-        zmq_msg_move(keep, &m);
-        zmq_msg_close(&m);
-        f[n++] = (jp_frame){.data = zmq_msg_data(keep),
-                            .size = zmq_msg_size(keep),
-                            .free_fn = msg_free,
-                            .hint = keep};
-    }
-    *out = f;
-    return n;
-}
-
 static int frame_is(const jp_frame *f, const char *s)
 {
     return f->size == strlen(s) && memcmp(f->data, s, f->size) == 0;
@@ -404,7 +351,10 @@ static uint64_t frame_id(const jp_frame *f)
 static void handle_worker_message(pool *p)
 {
     jp_frame *f;
-    size_t n = recv_parts(p->router, &f);
+    size_t n;
+    if (jp_recv_frames(p->router, ZMQ_DONTWAIT, &f, &n) < 0) {
+        return;
+    }
     worker *w = n >= 2 ? worker_by_ident(p, &f[0]) : NULL;
     if (w == NULL) {
         frames_free(f, n);

@@ -128,14 +128,6 @@ static void send_frame(void *sock, jp_frame *f, int flags)
     zmq_msg_close(&m); /* no-op after a successful send */
 }
 
-/* A jp_frame free function for a received message kept as is. */
-static void msg_free(void *data, void *hint)
-{
-    (void)data;
-    zmq_msg_close(hint);
-    free(hint);
-}
-
 static void send_result(wstate *w)
 {
     pthread_mutex_lock(&w->lock);
@@ -157,65 +149,15 @@ static void send_result(wstate *w)
     free(r.frames);
 }
 
-/* Receives one multipart message into frames that keep their ZeroMQ
- * messages (Python reads the payload and buffers in place).  Returns the
- * number of frames (*out malloc'd, caller clears and frees), 0 when
- * nothing could be read. */
-static size_t recv_frames(void *sock, jp_frame **out)
-{
-    size_t n = 0, cap = 8;
-    jp_frame *f = malloc(cap * sizeof *f);
-    int more = f != NULL;
-    int dropping = 0; /* out of memory: read the rest of the message, keep none */
-    while (more) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        int rc;
-        do {
-            rc = zmq_msg_recv(&m, sock, 0);
-        } while (rc < 0 && errno == EINTR);
-        if (rc < 0) {
-            zmq_msg_close(&m);
-            break;
-        }
-        more = zmq_msg_more(&m);
-        if (!dropping && n == cap) {
-            jp_frame *grown = realloc(f, 2 * cap * sizeof *grown);
-            if (grown != NULL) {
-                f = grown;
-                cap *= 2;
-            }
-        }
-        zmq_msg_t *keep = dropping || n == cap ? NULL : malloc(sizeof *keep);
-        if (keep == NULL) {
-            dropping = 1;
-            zmq_msg_close(&m);
-            continue;
-        }
-        zmq_msg_init(keep);
-        zmq_msg_move(keep, &m);
-        zmq_msg_close(&m);
-        f[n++] = (jp_frame){.data = zmq_msg_data(keep),
-                            .size = zmq_msg_size(keep),
-                            .free_fn = msg_free,
-                            .hint = keep};
-    }
-    if (dropping) {
-        LOG_E("worker: out of memory receiving a task");
-        for (size_t i = 0; i < n; i++) {
-            jp_frame_clear(&f[i]);
-        }
-        n = 0;
-    }
-    *out = f;
-    return n;
-}
-
 /* ["task", id, payload, buffer...]: hands the task to the main thread. */
 static void receive_task(wstate *w)
 {
     jp_frame *f = NULL;
-    size_t n = recv_frames(w->sock, &f);
+    size_t n = 0;
+    if (jp_recv_frames(w->sock, 0, &f, &n) < 0) {
+        LOG_E("worker: cannot receive a task: %s", strerror(errno));
+        return;
+    }
     if (n >= 3 && f[0].size == 4 && memcmp(f[0].data, "task", 4) == 0 &&
         f[1].size == sizeof(uint64_t)) {
         job t = {0};

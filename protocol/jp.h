@@ -210,6 +210,14 @@ jp_msg *jp_wire_decode(jp_session *s, jp_frame *frames, size_t n_frames,
 int jp_wire_encode(jp_session *s, jp_msg **m, jp_frame **out, size_t *n_out,
                    jp_error *err) JP_WUR;
 
+/* Receives one raw multipart message (any protocol) from a ZeroMQ socket
+ * into frames that keep their ZeroMQ messages, so no byte is copied.  flags
+ * apply to the first part (0 or ZMQ_DONTWAIT).  Retries on EINTR.  On
+ * success *out is a malloc'd array of *n_out frames that the caller clears
+ * and frees; on failure (errno set: EAGAIN, ENOMEM, ...) the rest of a
+ * half-read message is drained and nothing is returned.  0 or -1. */
+int jp_recv_frames(void *socket, int flags, jp_frame **out, size_t *n_out) JP_WUR;
+
 /* Receives one multipart message from a ZeroMQ socket (void * as in zmq.h)
  * and decodes it.  flags are zmq_recv flags (0 or ZMQ_DONTWAIT).  Retries on
  * EINTR.  Returns NULL with err set on a malformed message (already

@@ -388,20 +388,23 @@ static void drain_rest(void *socket)
     }
 }
 
-jp_msg *jp_recv(jp_session *s, void *socket, int flags, jp_error *err)
+int jp_recv_frames(void *socket, int flags, jp_frame **out, size_t *n_out)
 {
     size_t n = 0, cap = 8;
     jp_frame *frames = calloc(cap, sizeof *frames);
+    *out = NULL;
+    *n_out = 0;
     if (frames == NULL) {
-        jp_error_set(err, "out of memory");
-        return NULL;
+        errno = ENOMEM;
+        return -1;
     }
     int more = 1;
     while (more) {
         if (n == cap) {
             jp_frame *grown = realloc(frames, 2 * cap * sizeof *grown);
             if (grown == NULL) {
-                jp_error_set(err, "out of memory");
+                errno = ENOMEM;
+                more = -1;
                 break;
             }
             memset(grown + cap, 0, cap * sizeof *grown);
@@ -411,23 +414,33 @@ jp_msg *jp_recv(jp_session *s, void *socket, int flags, jp_error *err)
         /* Later parts of a multipart message are already here. */
         more = recv_frame(socket, n == 0 ? flags : 0, &frames[n]);
         if (more < 0) {
-            int saved = errno;
-            jp_error_set(err, "receive failed: %s", zmq_strerror(saved));
-            if (n > 0) {
-                drain_rest(socket); /* out of memory mid-message */
-            }
-            clear_frames(frames, n);
-            free(frames);
-            errno = saved;
-            return NULL;
+            break;
         }
         n++;
     }
-    if (more) { /* out of memory mid-message: drain and drop the rest */
-        drain_rest(socket);
+    if (more < 0) {
+        int saved = errno;
+        if (n > 0) {
+            drain_rest(socket); /* out of memory mid-message */
+        }
         clear_frames(frames, n);
         free(frames);
-        errno = ENOMEM;
+        errno = saved;
+        return -1;
+    }
+    *out = frames;
+    *n_out = n;
+    return 0;
+}
+
+jp_msg *jp_recv(jp_session *s, void *socket, int flags, jp_error *err)
+{
+    jp_frame *frames;
+    size_t n;
+    if (jp_recv_frames(socket, flags, &frames, &n) < 0) {
+        int saved = errno;
+        jp_error_set(err, "receive failed: %s", zmq_strerror(saved));
+        errno = saved;
         return NULL;
     }
     jp_msg *m = jp_wire_decode(s, frames, n, err);
