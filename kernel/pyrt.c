@@ -48,6 +48,38 @@ static PyObject *kernel_write(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(len);
 }
 
+/* sys.stdout.write and sys.stderr.write themselves (METH_O, no tuple, no
+ * Python frame): print() calls them twice per line, so they are the hot
+ * path of a chatty cell.  Strings only, as TextIOBase.write. */
+static PyObject *write_stream(const char *name, PyObject *text)
+{
+    Py_ssize_t len;
+    const char *utf8 = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &len) : NULL;
+    if (utf8 == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(PyExc_TypeError, "write() argument must be str, not %s",
+                         Py_TYPE(text)->tp_name);
+        }
+        return NULL;
+    }
+    if (len > 0 && hooks.write) {
+        hooks.write(hooks.ctx, name, utf8, (size_t)len);
+    }
+    return PyLong_FromSsize_t(PyUnicode_GET_LENGTH(text));
+}
+
+static PyObject *kernel_write_stdout(PyObject *self, PyObject *text)
+{
+    (void)self;
+    return write_stream("stdout", text);
+}
+
+static PyObject *kernel_write_stderr(PyObject *self, PyObject *text)
+{
+    (void)self;
+    return write_stream("stderr", text);
+}
+
 static PyObject *kernel_input(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -82,6 +114,10 @@ static PyMethodDef kernel_methods[] = {
      "publish(msg_type, content_json): send an iopub message under the current request."},
     {"write", kernel_write, METH_VARARGS,
      "write(name, text): text for the stdout or stderr stream of the current request."},
+    {"write_stdout", kernel_write_stdout, METH_O,
+     "write_stdout(text): sys.stdout.write."},
+    {"write_stderr", kernel_write_stderr, METH_O,
+     "write_stderr(text): sys.stderr.write."},
     {"input", kernel_input, METH_VARARGS,
      "input(prompt, password) -> str: ask the frontend for a line of input."},
     {NULL, NULL, 0, NULL},
