@@ -155,6 +155,8 @@ IPYTHON_CASES = [
     "zip?", "for i in range(3):\n    print(i)\n", "", "  ", "x = 1\n    y = 2", "return 5",
     "def f():\n  return 1\n \n", "if True:\n    pass\nelse:", "1 +* 2", "x = [1,\n2]",
     "try:\n  pass\n", "async def f():\n    await g()", "with open(p) as f:\n    f.read()\n\n",
+    # jupyter console sends the auto-indent of an empty continuation line
+    "def f(x):\n    return x*2\n    ", "def f(x):\n    ", "for i in x:\n    a\n    b\n  ",
 ]
 
 

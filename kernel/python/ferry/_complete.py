@@ -287,6 +287,13 @@ def is_complete(code):
     if not code.strip():
         return {"status": "complete"}
     lines = code.split("\n")
+    if len(lines) > 1 and lines[-1] and not lines[-1].strip():
+        # A last line of only the auto-indent (what jupyter console sends when
+        # Enter is pressed on an empty continuation line) is the blank line
+        # that ends an open block, if ending it there makes a whole cell.
+        ended = is_complete(code[: len(code) - len(lines[-1])] + "\n")
+        if ended["status"] == "complete":
+            return ended
     last = lines[-1] if lines[-1].strip() else (lines[-2] if len(lines) > 1 else "")
     indent = last[: len(last) - len(last.lstrip())]
     try:
