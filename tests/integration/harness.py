@@ -21,6 +21,8 @@ import os
 import re
 import shlex
 import signal
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -107,6 +109,37 @@ def make_kernelspec_dir(root, name="ferry", interrupt_mode="signal"):
 
 # ---------------------------------------------------------------------------
 # Processes
+
+
+
+def execute_notebook(notebook, tmp):
+    """Runs notebook headless with `python -m nbconvert --execute` on a
+    temporary "ferry" kernelspec, as a person would with jupyter nbconvert.
+    Connection files go to a private runtime directory, so any kernel process
+    left behind can be found (and is killed).  Returns the executed cells by
+    id and descriptions of the processes that had to be killed."""
+    make_kernelspec_dir(tmp / "jupyter", "ferry")
+    runtime = tmp / "runtime"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(JUPYTER_PATH=str(tmp / "jupyter"), JUPYTER_RUNTIME_DIR=str(runtime),
+               IPYTHONDIR=str(tmp / "ipython"), FERRY_HISTORY_FILE=str(tmp / "history.sqlite"))
+    cmd = [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
+           "--ExecutePreprocessor.kernel_name=ferry", "--ExecutePreprocessor.timeout=60",
+           "--output-dir", str(tmp / "out"), str(notebook)]
+    proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=120)
+    found = [p for p in psutil.process_iter(["cmdline"])
+             if str(runtime) in " ".join(p.info["cmdline"] or [])]
+    _, alive = psutil.wait_procs(found, timeout=3)
+    leftovers = []
+    for p in alive:
+        leftovers.append(f"{p.pid} {p.info['cmdline']}")
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    assert proc.returncode == 0, f"nbconvert failed:\n{proc.stderr[-4000:]}"
+    nb = json.loads((tmp / "out" / Path(notebook).name).read_text())
+    return {c["id"]: c for c in nb["cells"]}, leftovers
 
 
 def process_tree(pid):

@@ -6,13 +6,8 @@ JUPYTER_PATH.  Connection files go to a private JUPYTER_RUNTIME_DIR, which
 also lets the test find any kernel process left behind.
 """
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
 import harness
@@ -40,29 +35,7 @@ def executed(tmp_path_factory):
     problem = harness.check_kernel_program()
     if problem:
         pytest.fail(problem, pytrace=False)
-    tmp = tmp_path_factory.mktemp("nb")
-    harness.make_kernelspec_dir(tmp / "jupyter", "ferry")
-    runtime = tmp / "runtime"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update(JUPYTER_PATH=str(tmp / "jupyter"), JUPYTER_RUNTIME_DIR=str(runtime),
-               IPYTHONDIR=str(tmp / "ipython"), FERRY_HISTORY_FILE=str(tmp / "history.sqlite"))
-    cmd = [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
-           "--ExecutePreprocessor.kernel_name=ferry", "--ExecutePreprocessor.timeout=60",
-           "--output-dir", str(tmp / "out"), str(NOTEBOOK)]
-    proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=120)
-    found = [p for p in psutil.process_iter(["cmdline"])
-             if str(runtime) in " ".join(p.info["cmdline"] or [])]
-    _, alive = psutil.wait_procs(found, timeout=3)
-    leftovers = []
-    for p in alive:
-        leftovers.append(f"{p.pid} {p.info['cmdline']}")
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    assert proc.returncode == 0, f"nbconvert failed:\n{proc.stderr[-4000:]}"
-    nb = json.loads((tmp / "out" / NOTEBOOK.name).read_text())
-    return {c["id"]: c for c in nb["cells"]}, leftovers
+    return harness.execute_notebook(NOTEBOOK, tmp_path_factory.mktemp("nb"))
 
 
 def test_notebook_runs_every_cell_in_order(executed):

@@ -8,14 +8,9 @@ in it is ferry-specific.  Set-up as in test_notebook.py: a temporary
 kernelspec "ferry" on JUPYTER_PATH, a private JUPYTER_RUNTIME_DIR.
 """
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
 import harness
@@ -51,28 +46,10 @@ def cells(tmp_path_factory):
     problem = harness.check_kernel_program()
     if problem:
         pytest.fail(problem, pytrace=False)
-    tmp = tmp_path_factory.mktemp("nb-reexport")
-    harness.make_kernelspec_dir(tmp / "jupyter", "ferry")
-    runtime = tmp / "runtime"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env.update(JUPYTER_PATH=str(tmp / "jupyter"), JUPYTER_RUNTIME_DIR=str(runtime),
-               IPYTHONDIR=str(tmp / "ipython"))
-    cmd = [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
-           "--ExecutePreprocessor.kernel_name=ferry", "--ExecutePreprocessor.timeout=60",
-           "--output-dir", str(tmp / "out"), str(NOTEBOOK)]
-    proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=120)
-    found = [p for p in psutil.process_iter(["cmdline"])
-             if str(runtime) in " ".join(p.info["cmdline"] or [])]
-    _, alive = psutil.wait_procs(found, timeout=3)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    assert proc.returncode == 0, f"nbconvert failed:\n{proc.stderr[-4000:]}"
-    assert not alive, f"processes left behind: {[p.pid for p in alive]}"
-    nb = json.loads((tmp / "out" / NOTEBOOK.name).read_text())
-    return {c["id"]: c for c in nb["cells"]}
+    cells, leftovers = harness.execute_notebook(NOTEBOOK,
+                                                tmp_path_factory.mktemp("nb-reexport"))
+    assert not leftovers, f"processes left behind: {leftovers}"
+    return cells
 
 
 def test_every_cell_ran(cells):
