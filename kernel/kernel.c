@@ -91,7 +91,6 @@ static void handle_execute(kernel *k, void *sock, const jp_msg *req)
 {
     jp_error err = {0};
     k->allow_stdin = json_is_true(json_object_get(req->content, "allow_stdin"));
-    pyrt_discard_signals();
     json_t *content = pyrt_call("execute", req->content, &err);
     if (content == NULL) {
         content = internal_error_reply(&err);

@@ -34,20 +34,6 @@ static PyObject *kernel_publish(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static PyObject *kernel_write(PyObject *self, PyObject *args)
-{
-    (void)self;
-    const char *name, *text;
-    Py_ssize_t len;
-    if (!PyArg_ParseTuple(args, "ss#", &name, &text, &len)) {
-        return NULL;
-    }
-    if (hooks.write) {
-        hooks.write(hooks.ctx, name, text, (size_t)len);
-    }
-    return PyLong_FromSsize_t(len);
-}
-
 /* sys.stdout.write and sys.stderr.write themselves (METH_O, no tuple, no
  * Python frame): print() calls them twice per line, so they are the hot
  * path of a chatty cell.  Strings only, as TextIOBase.write. */
@@ -112,8 +98,6 @@ static PyObject *kernel_input(PyObject *self, PyObject *args)
 static PyMethodDef kernel_methods[] = {
     {"publish", kernel_publish, METH_VARARGS,
      "publish(msg_type, content_json): send an iopub message under the current request."},
-    {"write", kernel_write, METH_VARARGS,
-     "write(name, text): text for the stdout or stderr stream of the current request."},
     {"write_stdout", kernel_write_stdout, METH_O,
      "write_stdout(text): sys.stdout.write."},
     {"write_stderr", kernel_write_stderr, METH_O,
@@ -230,6 +214,16 @@ int pyrt_init(const pyrt_config *cfg, jp_error *err)
     return 0;
 }
 
+/* Runs Python's pending signal handlers and drops what they raised: a SIGINT
+ * that arrived while the kernel (or a worker) was idle must not interrupt the
+ * request that comes next.  The GIL is held. */
+static void drop_pending_signals(void)
+{
+    if (PyErr_CheckSignals() < 0) {
+        PyErr_Clear();
+    }
+}
+
 json_t *pyrt_call(const char *func, json_t *arg, jp_error *err)
 {
     char *text = json_dumps(arg, JSON_COMPACT);
@@ -239,6 +233,7 @@ json_t *pyrt_call(const char *func, json_t *arg, jp_error *err)
         return NULL;
     }
     PyGILState_STATE gil = PyGILState_Ensure();
+    drop_pending_signals();
     PyObject *r = PyObject_CallMethod(runner, func, "s", text);
     free(text);
     if (r == NULL) {
@@ -306,6 +301,7 @@ int pyrt_call_frames(const char *func, jp_frame *in, size_t n_in, jp_frame **out
     *out = NULL;
     *n_out = 0;
     PyGILState_STATE gil = PyGILState_Ensure();
+    drop_pending_signals(); /* an interrupt meant for an earlier task */
     PyObject *args = pyframe_list(in, n_in);
     PyObject *r = args ? PyObject_CallMethod(runner, func, "O", args) : NULL;
     PyObject *ok = NULL, *frames = NULL;
@@ -321,15 +317,6 @@ done:
     Py_XDECREF(r);
     PyGILState_Release(gil);
     return rc;
-}
-
-void pyrt_discard_signals(void)
-{
-    PyGILState_STATE gil = PyGILState_Ensure();
-    if (PyErr_CheckSignals() < 0) {
-        PyErr_Clear();
-    }
-    PyGILState_Release(gil);
 }
 
 void pyrt_finalize(void)

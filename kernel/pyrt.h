@@ -33,7 +33,8 @@ typedef struct pyrt_config {
  * (ferry._kernel).  Returns with the GIL released. */
 int pyrt_init(const pyrt_config *cfg, jp_error *err);
 
-/* Calls ferry._kernel.<func>(json_text) and parses its JSON result.
+/* Calls ferry._kernel.<func>(json_text) and parses its JSON result.  A
+ * SIGINT pending from while the kernel was idle is dropped first.
  * Returns a new reference (caller decrefs) or NULL with err set. */
 json_t *pyrt_call(const char *func, json_t *arg, jp_error *err);
 
@@ -45,10 +46,6 @@ json_t *pyrt_call(const char *func, json_t *arg, jp_error *err);
  * true, 0 when false, -1 with err set when the call itself failed. */
 int pyrt_call_frames(const char *func, jp_frame *in, size_t n_in, jp_frame **out,
                      size_t *n_out, jp_error *err);
-
-/* Runs Python's pending signal handlers and drops what they raised: a
- * SIGINT that arrived while idle must not interrupt the next cell. */
-void pyrt_discard_signals(void);
 
 /* Finalises the interpreter (with the GIL re-acquired). */
 void pyrt_finalize(void);

@@ -251,7 +251,6 @@ static void run_tasks(wstate *w)
         job t = w->task;
         w->has_task = 0;
         pthread_mutex_unlock(&w->lock);
-        pyrt_discard_signals(); /* an interrupt meant for an earlier task */
         job r = {.id = t.id};
         jp_error err = {0};
         int rc = pyrt_call_frames("run_task", t.frames, t.n, &r.frames, &r.n, &err);

@@ -62,13 +62,6 @@ class KernelStream(io.TextIOBase):
     def fileno(self):
         return self._fd
 
-    def write(self, text):
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        if text:
-            _ferry_kernel.write(self._name, text)
-        return len(text)
-
     def flush(self):
         pass
 
