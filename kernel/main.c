@@ -34,6 +34,24 @@ static void usage(FILE *out)
             "                     to the kernel's stderr, never into a notebook\n");
 }
 
+/* ferry-kernel --worker ENDPOINT [--log-level L] [--status-fd N], as
+ * started by a pool (pool.c): fd 2 is the kernel's log, and the kernel
+ * passes its level on. */
+static int worker_main(int argc, char **argv)
+{
+    int level = LOG_WARN, status_fd = -1;
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--log-level") == 0 && log_level_parse(argv[i + 1]) >= 0) {
+            level = log_level_parse(argv[i + 1]);
+        } else if (strcmp(argv[i], "--status-fd") == 0) {
+            status_fd = atoi(argv[i + 1]);
+        }
+    }
+    int fd = dup(2);
+    log_init(fd >= 0 ? fd : 2, (log_level)level);
+    return worker_run(argv[2], FERRY_PYTHON, status_fd);
+}
+
 int main(int argc, char **argv)
 {
     const char *connection_file = NULL;
@@ -42,15 +60,7 @@ int main(int argc, char **argv)
         return install_main(argc - 2, argv + 2);
     }
     if (argc >= 3 && strcmp(argv[1], "--worker") == 0) {
-        /* Started by a pool (pool.c): fd 2 is the kernel's log, and the
-         * kernel passes its level on. */
-        if (argc == 5 && strcmp(argv[3], "--log-level") == 0 &&
-            log_level_parse(argv[4]) >= 0) {
-            level = log_level_parse(argv[4]);
-        }
-        int fd = dup(2);
-        log_init(fd >= 0 ? fd : 2, (log_level)level);
-        return worker_run(argv[2], FERRY_PYTHON);
+        return worker_main(argc, argv);
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -28,25 +29,38 @@
  * replaced): an interrupt must free the pool for the next cell even when a
  * task blocks signals or loops in C. */
 #define INTERRUPT_GRACE_MS 2000
+/* Tasks sent ahead to a worker: as many as run in about this long (by the
+ * running average of their run time), so a worker never waits a round trip
+ * for its next small task, while a queue of long tasks stays in the pool,
+ * where any worker that frees up can take the next one.  Until a burst of
+ * work has shown how long its tasks run, one task per worker. */
+#define PREFETCH_BUDGET_US 2000.0
+#define MAX_IN_FLIGHT 64
 
 typedef struct task {
-    uint64_t id;       /* chosen by the caller */
-    json_t *parent;    /* header of the request that asked, or NULL */
-    jp_frame *frames;  /* payload and buffers, owned */
-    size_t n;          /* number of frames */
-    struct task *next; /* queue link */
+    uint64_t id;               /* chosen by the caller */
+    json_t *parent;            /* header of the request that asked, or NULL */
+    jp_frame *frames;          /* payload and buffers, owned; sent: none */
+    size_t n;                  /* number of frames */
+    long long interrupted;     /* monotonic ms of the interrupt asked for it, or 0 */
+    struct task *next;         /* queue link */
 } task;
 
-typedef struct worker {
-    pid_t pid;             /* 0 when the slot is free */
-    int pidfd;             /* readable once the process exited */
-    int ready;             /* said "ready" */
-    task *running;         /* its task, or NULL when idle */
-    int retiring;          /* stop it once idle (pool shrank) */
-    int killed;            /* SIGKILL sent at stop */
-    long long interrupted; /* monotonic ms of the SIGINT to its task, or 0 */
-} worker;
+typedef struct task_list {
+    task *head, *tail; /* FIFO */
+    int n;             /* length */
+} task_list;
 
+typedef struct worker {
+    pid_t pid;                 /* 0 when the slot is free */
+    int pidfd;                 /* readable once the process exited */
+    int ready;                 /* said "ready" */
+    task_list sent;            /* sent to it, no result yet, in the order sent */
+    json_t *last_parent;       /* parent of its last finished task, for late output */
+    volatile uint64_t *status; /* shared page: [0] running task, [1] last finished */
+    int retiring;              /* stop it once idle (pool shrank) */
+    int killed;                /* SIGKILL sent at stop */
+} worker;
 typedef struct result_node {
     pool_result r;            /* the result */
     struct result_node *next; /* queue link */
@@ -62,7 +76,7 @@ struct pool {
     int wake_fd;                  /* eventfd: commands are waiting */
     pthread_mutex_t lock;         /* guards everything below */
     pthread_cond_t results_cond;  /* signalled when a result is queued */
-    task *pending, *pending_tail; /* submitted, not dispatched */
+    task_list pending;            /* submitted, not dispatched */
     uint64_t *cancels;            /* ids to cancel, for the dispatcher */
     size_t n_cancels, cap_cancels;
     uint64_t *interrupts; /* running ones among them to SIGINT */
@@ -75,16 +89,14 @@ struct pool {
     worker workers[MAX_WORKERS]; /* dispatcher-owned */
     int failed_starts;           /* dispatcher: workers in a row that died unready */
     char start_error[200];       /* dispatcher: how the last of them ended */
+    double run_us;               /* dispatcher: running average task run time, 0 unknown */
 };
 
-static int pool_counter;
+/* Worker output forwarded by any pool, so that a flush can be skipped when
+ * there is none. */
+static unsigned long output_count;
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int pool_counter;
 
 /* ----------------------------------------------------------- helpers */
 
@@ -110,6 +122,81 @@ static void task_free(task *t)
         frames_free(t->frames, t->n);
         free(t);
     }
+}
+
+static void list_push(task_list *l, task *t)
+{
+    t->next = NULL;
+    if (l->tail) {
+        l->tail->next = t;
+    } else {
+        l->head = t;
+    }
+    l->tail = t;
+    l->n++;
+}
+
+static task *list_pop(task_list *l)
+{
+    task *t = l->head;
+    if (t) {
+        l->head = t->next;
+        if (l->head == NULL) {
+            l->tail = NULL;
+        }
+        l->n--;
+        t->next = NULL;
+    }
+    return t;
+}
+
+/* Removes and returns the task with id from l, or NULL. */
+static task *list_take(task_list *l, uint64_t id)
+{
+    task *prev = NULL;
+    for (task *t = l->head; t; prev = t, t = t->next) {
+        if (t->id == id) {
+            if (prev) {
+                prev->next = t->next;
+            } else {
+                l->head = t->next;
+            }
+            if (l->tail == t) {
+                l->tail = prev;
+            }
+            l->n--;
+            t->next = NULL;
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/* Puts the tasks of from, in their order, in front of to. */
+static void list_prepend(task_list *to, task_list *from)
+{
+    if (from->head == NULL) {
+        return;
+    }
+    from->tail->next = to->head;
+    if (to->tail == NULL) {
+        to->tail = from->tail;
+    }
+    to->head = from->head;
+    to->n += from->n;
+    *from = (task_list){0};
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ids must be sorted. */
+static int id_in(const uint64_t *ids, size_t n, uint64_t id)
+{
+    return n > 0 && bsearch(&id, ids, n, sizeof id, id_cmp) != NULL;
 }
 
 /* Queues a result for pool_next; frames are taken over. */
@@ -138,6 +225,13 @@ static void post_result(pool *p, uint64_t id, pool_status status, jp_frame *fram
     pthread_mutex_unlock(&p->lock);
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ------------------------------------------------------------ workers */
 
 static int live_workers(pool *p)
@@ -147,6 +241,27 @@ static int live_workers(pool *p)
         n += p->workers[i].pid != 0 && !p->workers[i].retiring;
     }
     return n;
+}
+
+/* A page shared with the worker (see worker.c); -1 if none can be made,
+ * and the pool then cannot tell which sent task a crash interrupted. */
+static int status_page_new(volatile uint64_t **page)
+{
+    *page = NULL;
+    int fd = memfd_create("ferry-worker-status", MFD_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    void *m = MAP_FAILED;
+    if (ftruncate(fd, 2 * sizeof(uint64_t)) == 0) {
+        m = mmap(NULL, 2 * sizeof(uint64_t), PROT_READ, MAP_SHARED, fd, 0);
+    }
+    if (m == MAP_FAILED) {
+        close(fd);
+        return -1;
+    }
+    *page = m;
+    return fd;
 }
 
 static void spawn_worker(pool *p)
@@ -164,9 +279,17 @@ static void spawn_worker(pool *p)
                         : log_enabled(LOG_INFO) ? "info"
                         : log_enabled(LOG_WARN) ? "warn"
                                                 : "error";
+    volatile uint64_t *status;
+    int status_fd = status_page_new(&status);
+    char status_arg[16];
+    snprintf(status_arg, sizeof status_arg, "%d", status_fd);
     pid_t pid = fork();
     if (pid < 0) {
         LOG_E("pool: cannot fork a worker: %s", strerror(errno));
+        if (status_fd >= 0) {
+            munmap((void *)status, 2 * sizeof(uint64_t));
+            close(status_fd);
+        }
         return;
     }
     if (pid == 0) {
@@ -196,16 +319,23 @@ static void spawn_worker(pool *p)
             dup2(null, 0);
             close(null);
         }
-        char *argv[] = {p->exe,        (char *)"--worker",
-                        p->endpoint,   (char *)"--log-level",
-                        (char *)level, NULL};
+        if (status_fd >= 0) {
+            fcntl(status_fd, F_SETFD, 0); /* the one fd the worker inherits */
+        }
+        char *argv[] = {p->exe,        (char *)"--worker",      p->endpoint,
+                        (char *)"--log-level", (char *)level,   (char *)"--status-fd",
+                        status_arg,    NULL};
         execv(p->exe, argv);
         _exit(127);
+    }
+    if (status_fd >= 0) {
+        close(status_fd); /* the mapping stays */
     }
     worker *w = &p->workers[slot];
     memset(w, 0, sizeof *w);
     w->pid = pid;
     w->pidfd = pidfd_open(pid, 0);
+    w->status = status;
     LOG_D("pool: started worker %d", (int)pid);
 }
 
@@ -239,7 +369,66 @@ static void describe_exit(int status, char *buf, size_t size)
     }
 }
 
-/* The worker in w exited: fail its task and free the slot. */
+/* The tasks a dead worker held: the one it was running fails with how it
+ * died; those it had finished but whose results never arrived fail too
+ * (they cannot be known to have run only once if run again); those it had
+ * not started go back to the front of the queue, in order. */
+static void settle_sent_tasks(pool *p, worker *w, const char *how)
+{
+    uint64_t running = 0, finished = 0;
+    if (w->status) {
+        running = __atomic_load_n(&w->status[0], __ATOMIC_ACQUIRE);
+        finished = __atomic_load_n(&w->status[1], __ATOMIC_ACQUIRE);
+    }
+    /* A worker runs its tasks in the order sent: every task up to the
+     * running or last finished one ran.  Without a page, blame them all. */
+    int last = w->status ? -1 : w->sent.n - 1, i = 0;
+    for (task *t = w->sent.head; t; t = t->next, i++) {
+        if (t->id == running || t->id == finished) {
+            last = i;
+        }
+    }
+    task_list again = {0};
+    i = 0;
+    for (task *t = list_pop(&w->sent); t; t = list_pop(&w->sent), i++) {
+        if (i > last) {
+            list_push(&again, t);
+            continue;
+        }
+        char msg[256];
+        if (w->status == NULL || t->id == running) {
+            snprintf(msg, sizeof msg, "%.150s while running a task (pid %d)", how,
+                     (int)w->pid);
+        } else {
+            snprintf(msg, sizeof msg,
+                     "%.150s after the task ended, before its result reached the kernel "
+                     "(pid %d)",
+                     how, (int)w->pid);
+        }
+        LOG_W("pool: %s", msg);
+        post_result(p, t->id, POOL_CRASHED, NULL, 0, msg);
+        task_free(t);
+    }
+    if (again.n) {
+        pthread_mutex_lock(&p->lock);
+        list_prepend(&p->pending, &again);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+static void worker_clear(worker *w)
+{
+    if (w->pidfd >= 0) {
+        close(w->pidfd);
+    }
+    if (w->status) {
+        munmap((void *)w->status, 2 * sizeof(uint64_t));
+    }
+    json_decref(w->last_parent);
+    memset(w, 0, sizeof *w);
+}
+
+/* The worker in w exited: settle its tasks and free the slot. */
 static void reap_worker(pool *p, worker *w)
 {
     int status = 0;
@@ -255,12 +444,8 @@ static void reap_worker(pool *p, worker *w)
     } else {
         describe_exit(status, how, sizeof how);
     }
-    if (w->running) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s while running a task (pid %d)", how, (int)w->pid);
-        LOG_W("pool: %s", msg);
-        post_result(p, w->running->id, POOL_CRASHED, NULL, 0, msg);
-        task_free(w->running);
+    if (w->sent.n) {
+        settle_sent_tasks(p, w, how);
     } else if (!w->retiring && !p->stopping) {
         LOG_W("pool: idle worker %d died: %s", (int)w->pid, how);
     }
@@ -268,10 +453,7 @@ static void reap_worker(pool *p, worker *w)
         p->failed_starts++;
         snprintf(p->start_error, sizeof p->start_error, "%s", how);
     }
-    if (w->pidfd >= 0) {
-        close(w->pidfd);
-    }
-    memset(w, 0, sizeof *w);
+    worker_clear(w);
 }
 
 /* -------------------------------------------------------- the wire */
@@ -309,29 +491,34 @@ static int send_frames(void *sock, jp_frame *frames, size_t n, int more_after)
     return rc;
 }
 
+/* Sends the head frames [identity of w, head...] then body (may be NULL). */
+static void send_to_worker(pool *p, worker *w, jp_frame *head, size_t n_head,
+                           jp_frame *body, size_t n_body)
+{
+    char ident[32];
+    int len = snprintf(ident, sizeof ident, "w%d", (int)w->pid);
+    jp_frame to = {.data = ident, .size = (size_t)len};
+    /* One message: the head must not end it, or the payload would go out
+     * as a message of its own that the ROUTER cannot route. */
+    if (send_frames(p->router, &to, 1, 1) < 0 ||
+        send_frames(p->router, head, n_head, n_body > 0) < 0 ||
+        (n_body && send_frames(p->router, body, n_body, 0) < 0)) {
+        LOG_W("pool: cannot send to worker %d", (int)w->pid);
+    }
+}
+
 static void send_task(pool *p, worker *w, task *t)
 {
-    jp_frame head[3] = {
-        {.data = (void *)"", .size = 0},
+    jp_frame head[2] = {
         {.data = (void *)"task", .size = 4},
         {.data = &t->id, .size = sizeof t->id},
     };
-    char ident[32];
-    int len = snprintf(ident, sizeof ident, "w%d", (int)w->pid);
-    head[0].data = ident;
-    head[0].size = (size_t)len;
-    /* One message: the head must not end it, or the payload would go out
-     * as a message of its own that the ROUTER cannot route. */
-    if (send_frames(p->router, head, 3, t->n > 0) < 0 ||
-        (t->n && send_frames(p->router, t->frames, t->n, 0) < 0)) {
-        LOG_W("pool: cannot send a task to worker %d", (int)w->pid);
-    }
+    send_to_worker(p, w, head, 2, t->frames, t->n);
     /* ZeroMQ owns the bytes now (send_frames cleared the frames). */
-    for (size_t i = 0; i < t->n; i++) {
-        jp_frame_clear(&t->frames[i]);
-    }
-    w->running = t;
-    w->interrupted = 0;
+    frames_free(t->frames, t->n);
+    t->frames = NULL;
+    t->n = 0;
+    list_push(&w->sent, t);
 }
 
 static int frame_is(const jp_frame *f, const char *s)
@@ -339,13 +526,65 @@ static int frame_is(const jp_frame *f, const char *s)
     return f->size == strlen(s) && memcmp(f->data, s, f->size) == 0;
 }
 
-static uint64_t frame_id(const jp_frame *f)
+static uint64_t frame_u64(const jp_frame *f)
 {
-    uint64_t id = 0;
-    if (f->size == sizeof id) {
-        memcpy(&id, f->data, sizeof id);
+    uint64_t v = 0;
+    if (f->size == sizeof v) {
+        memcpy(&v, f->data, sizeof v);
     }
-    return id;
+    return v;
+}
+
+/* The running average of task run times moves up at once (a long task
+ * must stop the prefetching now) and down slowly. */
+static void note_run_time(pool *p, uint64_t run_us)
+{
+    double us = (double)run_us;
+    p->run_us = us > p->run_us ? us : 0.8 * p->run_us + 0.2 * us;
+}
+
+/* [ident, "done", id, how, run_us, payload, buffer...] */
+static void handle_done(pool *p, worker *w, jp_frame *f, size_t n)
+{
+    task *t = list_take(&w->sent, frame_u64(&f[2]));
+    if (t == NULL) {
+        return; /* cancelled here and answered already */
+    }
+    if (frame_is(&f[3], "cancelled")) {
+        post_result(p, t->id, POOL_CANCELLED, NULL, 0, "cancelled");
+    } else {
+        pool_status st = frame_is(&f[3], "ok") ? POOL_OK : POOL_ERROR;
+        note_run_time(p, frame_u64(&f[4]));
+        /* Hand the payload and buffers over without copying them again. */
+        size_t k = n > 5 ? n - 5 : 0;
+        jp_frame *payload = k ? malloc(k * sizeof *payload) : NULL;
+        if (payload) {
+            memcpy(payload, f + 5, k * sizeof *payload);
+            memset(f + 5, 0, k * sizeof *payload);
+        }
+        post_result(p, t->id, st, payload, payload ? k : 0, NULL);
+    }
+    json_decref(w->last_parent);
+    w->last_parent = json_incref(t->parent);
+    task_free(t);
+}
+
+/* [ident, "out", id, "stdout"|"stderr", bytes]: published under the cell
+ * of the task that wrote it (or of the worker's last task: output of a
+ * thread a task left behind). */
+static void handle_output(pool *p, worker *w, jp_frame *f)
+{
+    uint64_t id = frame_u64(&f[2]);
+    json_t *parent = w->last_parent;
+    for (task *t = w->sent.head; t; t = t->next) {
+        if (t->id == id) {
+            parent = t->parent;
+            break;
+        }
+    }
+    iopub_stream(p->io, parent, frame_is(&f[3], "stderr") ? "stderr" : "stdout",
+                 f[4].data, f[4].size);
+    __atomic_add_fetch(&output_count, 1, __ATOMIC_RELAXED);
 }
 
 static void handle_worker_message(pool *p)
@@ -364,28 +603,57 @@ static void handle_worker_message(pool *p)
         w->ready = 1;
         p->failed_starts = 0;
     } else if (frame_is(&f[1], "out") && n == 5) {
-        json_t *parent = w->running ? w->running->parent : NULL;
-        iopub_stream(p->io, parent, frame_is(&f[3], "stderr") ? "stderr" : "stdout",
-                     f[4].data, f[4].size);
-    } else if (frame_is(&f[1], "done") && n >= 5 && w->running &&
-               frame_id(&f[2]) == w->running->id) {
-        pool_status st = frame_is(&f[3], "ok") ? POOL_OK : POOL_ERROR;
-        /* Hand the payload and buffers over without copying them again. */
-        size_t k = n - 4;
-        jp_frame *payload = malloc(k * sizeof *payload);
-        if (payload) {
-            memcpy(payload, f + 4, k * sizeof *payload);
-            memset(f + 4, 0, k * sizeof *payload);
-        }
-        post_result(p, w->running->id, st, payload, payload ? k : 0, NULL);
-        task_free(w->running);
-        w->running = NULL;
-        w->interrupted = 0;
+        handle_output(p, w, f);
+    } else if (frame_is(&f[1], "done") && n >= 5) {
+        handle_done(p, w, f, n);
     }
     frames_free(f, n);
 }
 
 /* ---------------------------------------------------------- commands */
+
+/* Sends w ["cancel", interrupt, ids]: the ones of ids it holds and has not
+ * started come back "cancelled"; with interrupt, one it runs gets SIGINT. */
+static void send_cancel(pool *p, worker *w, const uint64_t *ids, size_t n, int interrupt)
+{
+    char flag = interrupt ? 1 : 0;
+    jp_frame head[3] = {
+        {.data = (void *)"cancel", .size = 6},
+        {.data = &flag, .size = 1},
+        {.data = (void *)ids, .size = n * sizeof *ids},
+    };
+    send_to_worker(p, w, head, 3, NULL, 0);
+}
+
+/* Cancels the tasks of ids (sorted) that w holds; those also in ints
+ * (sorted) are interrupted if running. */
+static void cancel_sent(pool *p, worker *w, const uint64_t *ids, size_t n,
+                        const uint64_t *ints, size_t n_ints)
+{
+    uint64_t *plain = malloc(2 * (size_t)w->sent.n * sizeof *plain);
+    if (plain == NULL) {
+        LOG_E("pool: out of memory cancelling tasks");
+        return;
+    }
+    uint64_t *hard = plain + w->sent.n;
+    size_t n_plain = 0, n_hard = 0;
+    long long now = now_ms();
+    for (task *t = w->sent.head; t; t = t->next) {
+        if (id_in(ints, n_ints, t->id)) {
+            hard[n_hard++] = t->id;
+            t->interrupted = t->interrupted ? t->interrupted : now;
+        } else if (id_in(ids, n, t->id)) {
+            plain[n_plain++] = t->id;
+        }
+    }
+    if (n_plain) {
+        send_cancel(p, w, plain, n_plain, 0);
+    }
+    if (n_hard) {
+        send_cancel(p, w, hard, n_hard, 1);
+    }
+    free(plain);
+}
 
 static void apply_cancels(pool *p)
 {
@@ -398,40 +666,26 @@ static void apply_cancels(pool *p)
     size_t n_ints = p->n_interrupts;
     p->interrupts = NULL;
     p->n_interrupts = p->cap_interrupts = 0;
-    task *keep = NULL, *keep_tail = NULL, *dropped = NULL;
-    for (task *t = p->pending, *next; t; t = next) {
-        next = t->next;
-        t->next = NULL;
-        int cancel = 0;
-        for (size_t i = 0; i < n && !cancel; i++) {
-            cancel = ids[i] == t->id;
-        }
-        if (cancel) {
-            t->next = dropped;
-            dropped = t;
-        } else if (keep_tail) {
-            keep_tail->next = t;
-            keep_tail = t;
-        } else {
-            keep = keep_tail = t;
-        }
+    if (n) {
+        qsort(ids, n, sizeof *ids, id_cmp);
+    }
+    if (n_ints) {
+        qsort(ints, n_ints, sizeof *ints, id_cmp);
+    }
+    task_list keep = {0}, dropped = {0};
+    for (task *t = list_pop(&p->pending); t; t = list_pop(&p->pending)) {
+        list_push(id_in(ids, n, t->id) ? &dropped : &keep, t);
     }
     p->pending = keep;
-    p->pending_tail = keep_tail;
     pthread_mutex_unlock(&p->lock);
-    for (task *t = dropped, *next; t; t = next) {
-        next = t->next;
+    for (task *t = list_pop(&dropped); t; t = list_pop(&dropped)) {
         post_result(p, t->id, POOL_CANCELLED, NULL, 0, "cancelled");
         task_free(t);
     }
-    for (int i = 0; i < MAX_WORKERS; i++) {
+    for (int i = 0; n && i < MAX_WORKERS; i++) {
         worker *w = &p->workers[i];
-        for (size_t j = 0; w->running && j < n_ints; j++) {
-            if (w->running->id == ints[j]) {
-                kill(w->pid, SIGINT);
-                w->interrupted = now_ms();
-                break;
-            }
+        if (w->pid != 0 && w->sent.n > 0) {
+            cancel_sent(p, w, ids, n, ints, n_ints);
         }
     }
     free(ids);
@@ -450,7 +704,7 @@ static void apply_size(pool *p)
     }
     for (int i = 0; i < MAX_WORKERS && live > target; i++) {
         worker *w = &p->workers[i];
-        if (w->pid != 0 && !w->retiring && w->running == NULL) {
+        if (w->pid != 0 && !w->retiring && w->sent.n == 0) {
             w->retiring = 1;
             kill(w->pid, SIGTERM);
             live--;
@@ -458,27 +712,51 @@ static void apply_size(pool *p)
     }
 }
 
+/* How many tasks a worker may hold (see PREFETCH_BUDGET_US). */
+static int prefetch_depth(pool *p)
+{
+    if (p->run_us <= 0) {
+        return 1;
+    }
+    double d = PREFETCH_BUDGET_US / p->run_us;
+    return d >= MAX_IN_FLIGHT ? MAX_IN_FLIGHT : d < 1 ? 1 : (int)d;
+}
+
+static int can_take(const worker *w, int depth)
+{
+    return w->pid != 0 && w->ready && !w->retiring && !w->killed && w->sent.n < depth;
+}
+
+/* Deals the queued tasks out one round at a time, so that every idle worker
+ * gets one before any gets a second. */
 static void dispatch_pending(pool *p)
 {
+    int busy = 0;
     for (int i = 0; i < MAX_WORKERS; i++) {
-        worker *w = &p->workers[i];
-        if (w->pid == 0 || !w->ready || w->running || w->retiring) {
-            continue;
-        }
-        pthread_mutex_lock(&p->lock);
-        task *t = p->pending;
-        if (t) {
-            p->pending = t->next;
-            if (p->pending == NULL) {
-                p->pending_tail = NULL;
+        busy += p->workers[i].sent.n;
+    }
+    pthread_mutex_lock(&p->lock);
+    int queued = p->pending.n;
+    pthread_mutex_unlock(&p->lock);
+    if (busy == 0 && queued == 0) {
+        p->run_us = 0; /* the burst is over: learn the next one afresh */
+        return;
+    }
+    int depth = prefetch_depth(p);
+    for (int level = 1; level <= depth; level++) {
+        for (int i = 0; i < MAX_WORKERS; i++) {
+            worker *w = &p->workers[i];
+            if (!can_take(w, level)) {
+                continue;
             }
+            pthread_mutex_lock(&p->lock);
+            task *t = list_pop(&p->pending);
+            pthread_mutex_unlock(&p->lock);
+            if (t == NULL) {
+                return;
+            }
+            send_task(p, w, t);
         }
-        pthread_mutex_unlock(&p->lock);
-        if (t == NULL) {
-            return;
-        }
-        t->next = NULL;
-        send_task(p, w, t);
     }
 }
 
@@ -493,16 +771,19 @@ static int any_workers(pool *p)
 }
 
 /* Kills the workers whose interrupted task outlived its grace; returns the
- * poll timeout until the next such deadline (-1: none). */
+ * poll timeout until the next such deadline (-1: none).  A worker drops the
+ * interrupted tasks it has not started at once, so only the first of its
+ * tasks can be the one ignoring the interrupt. */
 static int enforce_interrupts(pool *p)
 {
     long long now = now_ms(), next = -1;
     for (int i = 0; i < MAX_WORKERS; i++) {
         worker *w = &p->workers[i];
-        if (w->pid == 0 || w->running == NULL || w->interrupted == 0 || w->killed) {
+        task *t = w->sent.head;
+        if (w->pid == 0 || t == NULL || t->interrupted == 0 || w->killed) {
             continue;
         }
-        long long left = w->interrupted + INTERRUPT_GRACE_MS - now;
+        long long left = t->interrupted + INTERRUPT_GRACE_MS - now;
         if (left <= 0) {
             LOG_W("pool: worker %d ignored an interrupt for %d ms; killing it",
                   (int)w->pid, INTERRUPT_GRACE_MS);
@@ -520,10 +801,10 @@ static int enforce_interrupts(pool *p)
 static void fail_pending(pool *p)
 {
     pthread_mutex_lock(&p->lock);
-    task *t = p->pending;
-    p->pending = p->pending_tail = NULL;
+    task_list all = p->pending;
+    p->pending = (task_list){0};
     pthread_mutex_unlock(&p->lock);
-    if (t == NULL) {
+    if (all.n == 0) {
         return;
     }
     char msg[360];
@@ -532,8 +813,7 @@ static void fail_pending(pool *p)
              "says why)",
              p->start_error, p->failed_starts);
     LOG_E("pool: %s", msg);
-    for (task *next; t; t = next) {
-        next = t->next;
+    for (task *t = list_pop(&all); t; t = list_pop(&all)) {
         post_result(p, t->id, POOL_CRASHED, NULL, 0, msg);
         task_free(t);
     }
@@ -693,11 +973,8 @@ void pool_destroy(pool **pp)
     }
     pool *p = *pp;
     pool_stop(p);
-    task *t = p->pending;
-    while (t) {
-        task *next = t->next;
+    for (task *t = list_pop(&p->pending); t; t = list_pop(&p->pending)) {
         task_free(t);
-        t = next;
     }
     result_node *r = p->results;
     while (r) {
@@ -743,15 +1020,16 @@ int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frame *frames, siz
     t->frames = frames;
     t->n = n;
     pthread_mutex_lock(&p->lock);
-    if (p->pending_tail) {
-        p->pending_tail->next = t;
-    } else {
-        p->pending = t;
-    }
-    p->pending_tail = t;
+    /* A dispatcher with tasks queued comes back to them (a result, a ready
+     * worker or an earlier wake-up is on its way): wake it only for the
+     * first, so a map's thousands of submits cost one wake-up. */
+    int first = p->pending.n == 0;
+    list_push(&p->pending, t);
     p->retry = 1;
     pthread_mutex_unlock(&p->lock);
-    wake(p);
+    if (first) {
+        wake(p);
+    }
     return 0;
 }
 

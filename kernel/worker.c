@@ -1,10 +1,16 @@
 /* worker.c -- a pool worker: an embedded interpreter that runs tasks.
  *
  * Two threads.  The io thread owns the one DEALER socket and the pipes that
- * replace fds 1 and 2: it receives tasks, streams the task's output back,
- * and sends results, draining the pipes first so a task's last print comes
- * before its result.  The main thread initialised Python, so SIGINT (the
- * kernel's way to interrupt a task) raises KeyboardInterrupt in the task. */
+ * replace fds 1 and 2: it queues the tasks it receives, streams output back
+ * under the id of the task that wrote it, and sends results.  The main
+ * thread initialised Python, so SIGINT (how a task is interrupted) raises
+ * KeyboardInterrupt in the task; it takes tasks from the queue one after
+ * the other, without a round trip to the kernel in between.
+ *
+ * The kernel may send several tasks ahead (pool.c decides how many).  For
+ * a crash, it must know which of them ran: the status page, a shared
+ * memory page the kernel maps too, holds the id of the running task and of
+ * the last finished one, written before and after each task. */
 #define _GNU_SOURCE /* pipe2 */
 #include "worker.h"
 
@@ -17,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
@@ -25,30 +33,79 @@
 #include "paths.h"
 #include "pyrt.h"
 
+/* Output read from a pipe, for one task. */
+typedef struct chunk {
+    uint64_t task;      /* id of the task that was running */
+    int stream;         /* 0 stdout, 1 stderr */
+    size_t len;         /* bytes in data */
+    struct chunk *next; /* list link */
+    char data[];        /* the bytes */
+} chunk;
+
 typedef struct job {
-    uint64_t id;      /* task id */
-    jp_frame *frames; /* task: payload + buffers; result: the same */
-    size_t n;         /* number of frames */
-    int ok;           /* result: 1 ok, 0 error */
+    uint64_t id;       /* task id */
+    jp_frame *frames;  /* task: payload + buffers; result: the same */
+    size_t n;          /* number of frames */
+    const char *how;   /* result: "ok", "error" or "cancelled" */
+    uint64_t run_us;   /* result: how long the task ran */
+    chunk *tail;       /* result: output read after the task ended */
+    struct job *next;  /* queue link */
 } job;
+
+typedef struct queue {
+    job *head, *tail; /* FIFO */
+} queue;
 
 typedef struct wstate {
     void *zctx;               /* context */
     void *sock;               /* DEALER, io thread only */
     int out_fd[2];            /* read ends of the stdout / stderr pipes */
+    int result_fd;            /* eventfd: results are waiting */
+    pthread_mutex_t lock;     /* guards everything below */
+    pthread_cond_t task_cond; /* a task arrived */
     char carry[2][4];         /* an unfinished UTF-8 character at a read's end */
     size_t n_carry[2];        /* its length */
-    int result_fd;            /* eventfd: a result is ready */
-    pthread_mutex_t lock;     /* guards task / result */
-    pthread_cond_t task_cond; /* a task arrived */
-    job task;                 /* the task to run (frames NULL when none) */
-    int has_task;             /* task is valid */
-    job result;               /* the result to send */
-    int has_result;           /* result is valid */
-    uint64_t running;         /* id of the task being run, for output frames */
+    queue tasks;              /* received, not started */
+    queue results;            /* finished, not sent */
+    int result_signalled;     /* result_fd written since the io thread looked */
+    uint64_t running;         /* the running task, or the last one: owns output */
+    int busy;                 /* a task is running now */
     int gone;                 /* the kernel went away: stop */
     pid_t parent;             /* the kernel; another parent means it died */
+    volatile uint64_t *status; /* shared with the kernel: [0] running, [1] finished */
 } wstate;
+
+static void queue_push(queue *q, job *j)
+{
+    j->next = NULL;
+    if (q->tail) {
+        q->tail->next = j;
+    } else {
+        q->head = j;
+    }
+    q->tail = j;
+}
+
+static job *queue_pop(queue *q)
+{
+    job *j = q->head;
+    if (j) {
+        q->head = j->next;
+        if (q->head == NULL) {
+            q->tail = NULL;
+        }
+        j->next = NULL;
+    }
+    return j;
+}
+
+static void frames_free(jp_frame *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        jp_frame_clear(&f[i]);
+    }
+    free(f);
+}
 
 static void send_parts(void *sock, const void *const *data, const size_t *len, size_t n,
                        int more_after)
@@ -59,6 +116,8 @@ static void send_parts(void *sock, const void *const *data, const size_t *len, s
         }
     }
 }
+
+/* --------------------------------------------------------------- output */
 
 /* Length of the longest prefix of buf[0..n) that does not end inside a
  * UTF-8 character (the kernel sanitises each chunk on its own, so a
@@ -75,11 +134,13 @@ static size_t utf8_complete(const unsigned char *buf, size_t n)
     return n; /* not UTF-8 anyway: send as is */
 }
 
-/* Sends what the pipes hold as "out" frames for the running task; with
- * final, also a character left unfinished (the task is over). */
-static void drain_output(wstate *w, int final)
+/* Reads what the pipes hold into chunks for the task that owns output now;
+ * with final, also a character left unfinished (the task is over).  Called
+ * with the lock held, so a task's output never goes to the next one.
+ * Returns the chunks in order (the caller frees them), NULL if none. */
+static chunk *drain_pipes(wstate *w, int final)
 {
-    static const char *const names[2] = {"stdout", "stderr"};
+    chunk *first = NULL, **link = &first;
     char buf[65536 + 4];
     for (int i = 0; i < 2; i++) {
         for (;;) {
@@ -90,23 +151,47 @@ static void drain_output(wstate *w, int final)
                 continue;
             }
             size_t total = have + (n > 0 ? (size_t)n : 0);
-            size_t send = n > 0 ? utf8_complete((unsigned char *)buf, total) : 0;
+            size_t take = n > 0 ? utf8_complete((unsigned char *)buf, total) : 0;
             if (n <= 0 && final) {
-                send = total;
+                take = total;
             }
-            w->n_carry[i] = total - send;
-            memcpy(w->carry[i], buf + send, total - send);
-            if (send > 0) {
-                const void *data[4] = {"out", &w->running, names[i], buf};
-                size_t len[4] = {3, sizeof w->running, strlen(names[i]), send};
-                send_parts(w->sock, data, len, 4, 0);
+            w->n_carry[i] = total - take;
+            memcpy(w->carry[i], buf + take, total - take);
+            chunk *c = take > 0 ? malloc(sizeof *c + take) : NULL;
+            if (c != NULL) {
+                c->task = w->running;
+                c->stream = i;
+                c->len = take;
+                c->next = NULL;
+                memcpy(c->data, buf, take);
+                *link = c;
+                link = &c->next;
+            } else if (take > 0) {
+                LOG_E("worker: out of memory; %zu bytes of output dropped", take);
             }
             if (n <= 0) {
                 break;
             }
         }
     }
+    return first;
 }
+
+/* Sends chunks as ["out", task_id, "stdout"|"stderr", bytes] and frees them. */
+static void send_chunks(wstate *w, chunk *c)
+{
+    static const char *const names[2] = {"stdout", "stderr"};
+    while (c) {
+        chunk *next = c->next;
+        const void *data[4] = {"out", &c->task, names[c->stream], c->data};
+        size_t len[4] = {3, sizeof c->task, strlen(names[c->stream]), c->len};
+        send_parts(w->sock, data, len, 4, 0);
+        free(c);
+        c = next;
+    }
+}
+
+/* -------------------------------------------------------------- results */
 
 /* Hands a frame's memory to ZeroMQ without a copy when the frame owns it;
  * the frame is cleared either way. */
@@ -128,59 +213,117 @@ static void send_frame(void *sock, jp_frame *f, int flags)
     zmq_msg_close(&m); /* no-op after a successful send */
 }
 
-static void send_result(wstate *w)
+/* ["done", task_id, how, run_us, payload, buffer...], after the output the
+ * task wrote last; frees r. */
+static void send_result(wstate *w, job *r)
 {
-    pthread_mutex_lock(&w->lock);
-    if (!w->has_result) {
-        pthread_mutex_unlock(&w->lock);
-        return;
+    send_chunks(w, r->tail);
+    const void *data[4] = {"done", &r->id, r->how, &r->run_us};
+    size_t len[4] = {4, sizeof r->id, strlen(r->how), sizeof r->run_us};
+    send_parts(w->sock, data, len, 4, r->n > 0);
+    for (size_t i = 0; i < r->n; i++) {
+        send_frame(w->sock, &r->frames[i], i + 1 < r->n ? ZMQ_SNDMORE : 0);
     }
-    job r = w->result;
-    w->has_result = 0;
-    pthread_mutex_unlock(&w->lock);
-    drain_output(w, 1);
-    const char *status = r.ok ? "ok" : "error";
-    const void *data[3] = {"done", &r.id, status};
-    size_t len[3] = {4, sizeof r.id, strlen(status)};
-    send_parts(w->sock, data, len, 3, r.n > 0);
-    for (size_t i = 0; i < r.n; i++) {
-        send_frame(w->sock, &r.frames[i], i + 1 < r.n ? ZMQ_SNDMORE : 0);
-    }
-    free(r.frames);
+    free(r->frames);
+    free(r);
 }
 
-/* ["task", id, payload, buffer...]: hands the task to the main thread. */
-static void receive_task(wstate *w)
+static void send_results(wstate *w)
+{
+    pthread_mutex_lock(&w->lock);
+    job *r = w->results.head;
+    w->results.head = w->results.tail = NULL;
+    w->result_signalled = 0;
+    pthread_mutex_unlock(&w->lock);
+    while (r) {
+        job *next = r->next;
+        send_result(w, r);
+        r = next;
+    }
+}
+
+/* ------------------------------------------------------------- commands */
+
+static int id_listed(const jp_frame *ids, uint64_t id)
+{
+    const unsigned char *p = ids->data;
+    for (size_t off = 0; off + sizeof id <= ids->size; off += sizeof id) {
+        uint64_t x;
+        memcpy(&x, p + off, sizeof x);
+        if (x == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ["cancel", interrupt, ids]: the listed tasks still queued here end
+ * "cancelled" without running; with interrupt, a listed task that runs now
+ * gets SIGINT.  The lock keeps the main thread from moving to its next task
+ * in between, so the signal cannot hit a task that was not listed. */
+static void cancel_tasks(wstate *w, const jp_frame *flag, const jp_frame *ids)
+{
+    queue keep = {0}, dropped = {0};
+    pthread_mutex_lock(&w->lock);
+    for (job *t = queue_pop(&w->tasks); t; t = queue_pop(&w->tasks)) {
+        queue_push(id_listed(ids, t->id) ? &dropped : &keep, t);
+    }
+    w->tasks = keep;
+    if (w->busy && flag->size == 1 && *(const char *)flag->data == 1 &&
+        id_listed(ids, w->running)) {
+        kill(getpid(), SIGINT); /* only the main thread takes SIGINT */
+    }
+    pthread_mutex_unlock(&w->lock);
+    for (job *t = queue_pop(&dropped); t; t = queue_pop(&dropped)) {
+        frames_free(t->frames, t->n);
+        t->frames = NULL;
+        t->n = 0;
+        t->how = "cancelled";
+        send_result(w, t);
+    }
+}
+
+/* ["task", id, payload, buffer...] joins the queue; ["cancel", ...]. */
+static void receive_message(wstate *w)
 {
     jp_frame *f = NULL;
     size_t n = 0;
-    if (jp_recv_frames(w->sock, 0, &f, &n) < 0) {
-        LOG_E("worker: cannot receive a task: %s", strerror(errno));
+    if (jp_recv_frames(w->sock, ZMQ_DONTWAIT, &f, &n) < 0) {
+        if (errno != EAGAIN) {
+            LOG_E("worker: cannot receive from the kernel: %s", strerror(errno));
+        }
         return;
     }
+    job *t = NULL;
     if (n >= 3 && f[0].size == 4 && memcmp(f[0].data, "task", 4) == 0 &&
-        f[1].size == sizeof(uint64_t)) {
-        job t = {0};
-        memcpy(&t.id, f[1].data, sizeof t.id);
-        t.n = n - 2;
-        t.frames = malloc(t.n * sizeof *t.frames);
-        if (t.frames != NULL) {
-            memcpy(t.frames, f + 2, t.n * sizeof *t.frames);
-            memset(f + 2, 0, t.n * sizeof *t.frames);
+        f[1].size == sizeof(uint64_t) && (t = calloc(1, sizeof *t)) != NULL) {
+        memcpy(&t->id, f[1].data, sizeof t->id);
+        t->n = n - 2;
+        t->frames = malloc(t->n * sizeof *t->frames);
+        if (t->frames != NULL) {
+            memcpy(t->frames, f + 2, t->n * sizeof *t->frames);
+            memset(f + 2, 0, t->n * sizeof *t->frames);
             pthread_mutex_lock(&w->lock);
-            w->task = t;
-            w->has_task = 1;
-            w->running = t.id;
+            queue_push(&w->tasks, t);
             pthread_cond_signal(&w->task_cond);
             pthread_mutex_unlock(&w->lock);
+        } else {
+            free(t);
+            LOG_E("worker: out of memory for a task");
         }
+    } else if (n == 3 && f[0].size == 6 && memcmp(f[0].data, "cancel", 6) == 0) {
+        cancel_tasks(w, &f[1], &f[2]);
     } else if (n > 0) {
         LOG_W("worker: dropping a malformed message from the kernel");
     }
-    for (size_t i = 0; i < n; i++) {
-        jp_frame_clear(&f[i]);
-    }
-    free(f);
+    frames_free(f, n);
+}
+
+static int readable(void *sock)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
 }
 
 static void *io_main(void *arg)
@@ -205,17 +348,22 @@ static void *io_main(void *arg)
         if (rc < 0 && errno != EINTR) {
             break;
         }
-        if (items[2].revents || items[3].revents) {
-            drain_output(w, 0);
-        }
+        /* Results first: a finished task's last output travels with its
+         * result, so what is drained below belongs to a later task. */
         if (items[1].revents & ZMQ_POLLIN) {
             uint64_t c;
             ssize_t r = read(w->result_fd, &c, sizeof c);
             (void)r;
-            send_result(w);
+            send_results(w);
         }
-        if (items[0].revents & ZMQ_POLLIN) {
-            receive_task(w);
+        if (items[2].revents || items[3].revents) {
+            pthread_mutex_lock(&w->lock);
+            chunk *c = drain_pipes(w, 0);
+            pthread_mutex_unlock(&w->lock);
+            send_chunks(w, c);
+        }
+        while (readable(w->sock)) {
+            receive_message(w);
         }
     }
     pthread_mutex_lock(&w->lock);
@@ -224,6 +372,8 @@ static void *io_main(void *arg)
     pthread_mutex_unlock(&w->lock);
     return NULL;
 }
+
+/* ------------------------------------------------------------ the tasks */
 
 static int capture(int target, int *read_end)
 {
@@ -237,41 +387,73 @@ static int capture(int target, int *read_end)
     return 0;
 }
 
-static void run_tasks(wstate *w)
+static uint64_t now_us(void)
 {
-    for (;;) {
-        pthread_mutex_lock(&w->lock);
-        while (!w->has_task && !w->gone) {
-            pthread_cond_wait(&w->task_cond, &w->lock);
-        }
-        if (w->gone) {
-            pthread_mutex_unlock(&w->lock);
-            return;
-        }
-        job t = w->task;
-        w->has_task = 0;
-        pthread_mutex_unlock(&w->lock);
-        job r = {.id = t.id};
-        jp_error err = {0};
-        int rc = pyrt_call_frames("run_task", t.frames, t.n, &r.frames, &r.n, &err);
-        free(t.frames); /* the frames themselves went to Python */
-        if (rc < 0) {
-            LOG_E("worker: %s", err.text);
-            _exit(70); /* the kernel reports the crash with this code */
-        }
-        r.ok = rc;
-        /* Output of C code in the task sits in stdio's buffers (the fds are
-         * pipes): out it goes, before the result. */
-        fflush(NULL);
-        pthread_mutex_lock(&w->lock);
-        w->result = r;
-        w->has_result = 1;
-        pthread_mutex_unlock(&w->lock);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The next task, or NULL once the kernel is gone; marks it running. */
+static job *next_task(wstate *w)
+{
+    pthread_mutex_lock(&w->lock);
+    while (w->tasks.head == NULL && !w->gone) {
+        pthread_cond_wait(&w->task_cond, &w->lock);
+    }
+    job *t = w->gone ? NULL : queue_pop(&w->tasks);
+    if (t) {
+        w->running = t->id;
+        w->busy = 1;
+        __atomic_store_n(&w->status[0], t->id, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return t;
+}
+
+/* Queues t, now holding its result, for the io thread. */
+static void finish_task(wstate *w, job *t)
+{
+    /* Output of C code in the task sits in stdio's buffers (the fds are
+     * pipes): out it goes, before the result. */
+    fflush(NULL);
+    pthread_mutex_lock(&w->lock);
+    t->tail = drain_pipes(w, 1);
+    w->busy = 0;
+    __atomic_store_n(&w->status[1], t->id, __ATOMIC_RELEASE);
+    __atomic_store_n(&w->status[0], 0, __ATOMIC_RELEASE);
+    queue_push(&w->results, t);
+    int signal = !w->result_signalled;
+    w->result_signalled = 1;
+    pthread_mutex_unlock(&w->lock);
+    if (signal) {
         uint64_t one = 1;
         ssize_t n = write(w->result_fd, &one, sizeof one);
         (void)n;
     }
 }
+
+static void run_tasks(wstate *w)
+{
+    job *t;
+    while ((t = next_task(w)) != NULL) {
+        jp_frame *in = t->frames;
+        size_t n_in = t->n;
+        jp_error err = {0};
+        uint64_t start = now_us();
+        int rc = pyrt_call_frames("run_task", in, n_in, &t->frames, &t->n, &err);
+        t->run_us = now_us() - start;
+        free(in); /* the frames themselves went to Python */
+        if (rc < 0) {
+            LOG_E("worker: %s", err.text);
+            _exit(70); /* the kernel reports the crash with this code */
+        }
+        t->how = rc ? "ok" : "error";
+        finish_task(w, t);
+    }
+}
+
+/* ---------------------------------------------------------------- setup */
 
 static void no_publish(void *ctx, const char *msg_type, json_t *content)
 {
@@ -291,10 +473,25 @@ static int no_input(void *ctx, const char *prompt, int password, char **value,
     return -1;
 }
 
-int worker_run(const char *endpoint, const char *python)
+/* The status page the kernel passed (fd), or a private one. */
+static volatile uint64_t *map_status(int fd)
+{
+    void *page = MAP_FAILED;
+    if (fd >= 0) {
+        page = mmap(NULL, 2 * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+    }
+    if (page == MAP_FAILED) {
+        page = calloc(2, sizeof(uint64_t));
+    }
+    return page;
+}
+
+int worker_run(const char *endpoint, const char *python, int status_fd)
 {
     static wstate w;
     w.parent = getppid();
+    w.status = map_status(status_fd);
     char package_dir[PATH_MAX], runtime_dir[PATH_MAX];
     /* The endpoint is ipc://RUNTIME_DIR/pool-N. */
     snprintf(runtime_dir, sizeof runtime_dir, "%s",
@@ -311,7 +508,7 @@ int worker_run(const char *endpoint, const char *python)
     char ident[32];
     int len = snprintf(ident, sizeof ident, "w%d", (int)getpid());
     int linger = 2000;
-    if (w.sock == NULL ||
+    if (w.status == NULL || w.sock == NULL ||
         zmq_setsockopt(w.sock, ZMQ_ROUTING_ID, ident, (size_t)len) < 0 ||
         zmq_setsockopt(w.sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
         zmq_connect(w.sock, endpoint) < 0) {
