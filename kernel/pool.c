@@ -38,12 +38,12 @@
 #define MAX_IN_FLIGHT 64
 
 typedef struct task {
-    uint64_t id;               /* chosen by the caller */
-    json_t *parent;            /* header of the request that asked, or NULL */
-    jp_frame *frames;          /* payload and buffers, owned; sent: none */
-    size_t n;                  /* number of frames */
-    long long interrupted;     /* monotonic ms of the interrupt asked for it, or 0 */
-    struct task *next;         /* queue link */
+    uint64_t id;           /* chosen by the caller */
+    json_t *parent;        /* header of the request that asked, or NULL */
+    jp_frame *frames;      /* payload and buffers, owned; sent: none */
+    size_t n;              /* number of frames */
+    long long interrupted; /* monotonic ms of the interrupt asked for it, or 0 */
+    struct task *next;     /* queue link */
 } task;
 
 typedef struct task_list {
@@ -67,17 +67,17 @@ typedef struct result_node {
 } result_node;
 
 struct pool {
-    void *zctx;                   /* context for the ROUTER */
-    void *router;                 /* owned by the dispatcher thread */
-    char endpoint[320];           /* ipc://RUNTIME/pool-N */
-    char exe[PATH_MAX];           /* ferry-kernel */
-    iopub *io;                    /* where worker output goes */
-    pthread_t thread;             /* the dispatcher */
-    int wake_fd;                  /* eventfd: commands are waiting */
-    pthread_mutex_t lock;         /* guards everything below */
-    pthread_cond_t results_cond;  /* signalled when a result is queued */
-    task_list pending;            /* submitted, not dispatched */
-    uint64_t *cancels;            /* ids to cancel, for the dispatcher */
+    void *zctx;                  /* context for the ROUTER */
+    void *router;                /* owned by the dispatcher thread */
+    char endpoint[320];          /* ipc://RUNTIME/pool-N */
+    char exe[PATH_MAX];          /* ferry-kernel */
+    iopub *io;                   /* where worker output goes */
+    pthread_t thread;            /* the dispatcher */
+    int wake_fd;                 /* eventfd: commands are waiting */
+    pthread_mutex_t lock;        /* guards everything below */
+    pthread_cond_t results_cond; /* signalled when a result is queued */
+    task_list pending;           /* submitted, not dispatched */
+    uint64_t *cancels;           /* ids to cancel, for the dispatcher */
     size_t n_cancels, cap_cancels;
     uint64_t *interrupts; /* running ones among them to SIGINT */
     size_t n_interrupts, cap_interrupts;
@@ -89,7 +89,7 @@ struct pool {
     worker workers[MAX_WORKERS]; /* dispatcher-owned */
     int failed_starts;           /* dispatcher: workers in a row that died unready */
     char start_error[200];       /* dispatcher: how the last of them ended */
-    double run_us;               /* dispatcher: running average task run time, 0 unknown */
+    double run_us; /* dispatcher: running average task run time, 0 unknown */
 };
 
 /* Worker output forwarded by any pool, so that a flush can be skipped when
@@ -322,9 +322,9 @@ static void spawn_worker(pool *p)
         if (status_fd >= 0) {
             fcntl(status_fd, F_SETFD, 0); /* the one fd the worker inherits */
         }
-        char *argv[] = {p->exe,        (char *)"--worker",      p->endpoint,
-                        (char *)"--log-level", (char *)level,   (char *)"--status-fd",
-                        status_arg,    NULL};
+        char *argv[] = {
+            p->exe,        (char *)"--worker",    p->endpoint, (char *)"--log-level",
+            (char *)level, (char *)"--status-fd", status_arg,  NULL};
         execv(p->exe, argv);
         _exit(127);
     }

@@ -43,13 +43,13 @@ typedef struct chunk {
 } chunk;
 
 typedef struct job {
-    uint64_t id;       /* task id */
-    jp_frame *frames;  /* task: payload + buffers; result: the same */
-    size_t n;          /* number of frames */
-    const char *how;   /* result: "ok", "error" or "cancelled" */
-    uint64_t run_us;   /* result: how long the task ran */
-    chunk *tail;       /* result: output read after the task ended */
-    struct job *next;  /* queue link */
+    uint64_t id;      /* task id */
+    jp_frame *frames; /* task: payload + buffers; result: the same */
+    size_t n;         /* number of frames */
+    const char *how;  /* result: "ok", "error" or "cancelled" */
+    uint64_t run_us;  /* result: how long the task ran */
+    chunk *tail;      /* result: output read after the task ended */
+    struct job *next; /* queue link */
 } job;
 
 typedef struct queue {
@@ -57,21 +57,21 @@ typedef struct queue {
 } queue;
 
 typedef struct wstate {
-    void *zctx;               /* context */
-    void *sock;               /* DEALER, io thread only */
-    int out_fd[2];            /* read ends of the stdout / stderr pipes */
-    int result_fd;            /* eventfd: results are waiting */
-    pthread_mutex_t lock;     /* guards everything below */
-    pthread_cond_t task_cond; /* a task arrived */
-    char carry[2][4];         /* an unfinished UTF-8 character at a read's end */
-    size_t n_carry[2];        /* its length */
-    queue tasks;              /* received, not started */
-    queue results;            /* finished, not sent */
-    int result_signalled;     /* result_fd written since the io thread looked */
-    uint64_t running;         /* the running task, or the last one: owns output */
-    int busy;                 /* a task is running now */
-    int gone;                 /* the kernel went away: stop */
-    pid_t parent;             /* the kernel; another parent means it died */
+    void *zctx;                /* context */
+    void *sock;                /* DEALER, io thread only */
+    int out_fd[2];             /* read ends of the stdout / stderr pipes */
+    int result_fd;             /* eventfd: results are waiting */
+    pthread_mutex_t lock;      /* guards everything below */
+    pthread_cond_t task_cond;  /* a task arrived */
+    char carry[2][4];          /* an unfinished UTF-8 character at a read's end */
+    size_t n_carry[2];         /* its length */
+    queue tasks;               /* received, not started */
+    queue results;             /* finished, not sent */
+    int result_signalled;      /* result_fd written since the io thread looked */
+    uint64_t running;          /* the running task, or the last one: owns output */
+    int busy;                  /* a task is running now */
+    int gone;                  /* the kernel went away: stop */
+    pid_t parent;              /* the kernel; another parent means it died */
     volatile uint64_t *status; /* shared with the kernel: [0] running, [1] finished */
 } wstate;
 
@@ -478,7 +478,8 @@ static volatile uint64_t *map_status(int fd)
 {
     void *page = MAP_FAILED;
     if (fd >= 0) {
-        page = mmap(NULL, 2 * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        page =
+            mmap(NULL, 2 * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         close(fd);
     }
     if (page == MAP_FAILED) {
