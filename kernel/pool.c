@@ -1016,7 +1016,7 @@ int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frame *frames, siz
         return -1;
     }
     t->id = task_id;
-    t->parent = parent ? json_deep_copy(parent) : NULL;
+    t->parent = json_incref(parent);
     t->frames = frames;
     t->n = n;
     pthread_mutex_lock(&p->lock);
@@ -1033,7 +1033,7 @@ int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frame *frames, siz
     return 0;
 }
 
-int pool_next(pool *p, pool_result *out, int timeout_ms)
+int pool_next(pool *p, pool_result *out, int max, int timeout_ms)
 {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -1046,7 +1046,6 @@ int pool_next(pool *p, pool_result *out, int timeout_ms)
         }
     }
     pthread_mutex_lock(&p->lock);
-    int rc = 0;
     while (p->results == NULL && !p->closed) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&p->results_cond, &p->lock);
@@ -1055,18 +1054,17 @@ int pool_next(pool *p, pool_result *out, int timeout_ms)
             break;
         }
     }
-    if (p->results) {
+    int got = 0;
+    while (p->results && got < max) {
         result_node *node = p->results;
         p->results = node->next;
         if (p->results == NULL) {
             p->results_tail = NULL;
         }
-        *out = node->r;
+        out[got++] = node->r;
         free(node);
-        rc = 1;
-    } else if (p->closed) {
-        rc = -1;
     }
+    int rc = got > 0 ? got : p->closed ? -1 : 0;
     pthread_mutex_unlock(&p->lock);
     return rc;
 }
@@ -1121,4 +1119,9 @@ int pool_pids(pool *p, int *pids, int max)
         }
     }
     return n;
+}
+
+unsigned long pool_output_count(void)
+{
+    return __atomic_load_n(&output_count, __ATOMIC_RELAXED);
 }

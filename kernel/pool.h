@@ -2,18 +2,22 @@
  * from C over ZeroMQ ipc endpoints in the runtime directory.
  *
  * One dispatcher thread per pool owns the ROUTER socket the workers connect
- * to, starts and reaps the workers (pidfds in its poll set), hands each idle
- * worker one task at a time, forwards the workers' output to iopub under
- * the cell that asked, and queues results for pool_next.  It is also the
+ * to, starts and reaps the workers (pidfds in its poll set), hands each
+ * worker its next tasks (several ahead when they are short), forwards the
+ * workers' output to iopub under the cell that asked, and queues results
+ * for pool_next.  It is also the
  * thread that forks the workers, and it lives as long as the pool, because a
  * worker's parent-death signal fires when the forking thread exits.
  *
  * Wire between kernel (ROUTER) and worker (DEALER, routing id "w<pid>"):
  *   worker -> kernel  ["ready"]
  *                     ["out", task_id, "stdout"|"stderr", bytes]
- *                     ["done", task_id, "ok"|"error", payload, buffer...]
+ *                     ["done", task_id, "ok"|"error", run_us, payload, buffer...]
+ *                     ["done", task_id, "cancelled", run_us]
  *   kernel -> worker  ["task", task_id, payload, buffer...]
- * task_id is 8 bytes, host order (both ends are one machine). */
+ *                     ["cancel", interrupt (1 byte, 0|1), task_id...]
+ * task_id and run_us (how long the task ran, in microseconds) are 8 bytes,
+ * host order (both ends are one machine); "cancel" lists ids in one frame. */
 #ifndef FERRY_POOL_H
 #define FERRY_POOL_H
 
@@ -56,20 +60,25 @@ int pool_size(pool *p);
 void pool_resize(pool *p, int n);
 
 /* Queues a task.  frames (payload, then out-of-band buffers) are taken over
- * and the array freed; parent (copied, may be NULL) is the request whose
- * cell receives the task's output. */
+ * and the array freed; parent (a reference is taken, may be NULL, must not
+ * change afterwards) is the request whose cell receives the task's output. */
 int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frame *frames, size_t n);
 
-/* Waits up to timeout_ms (-1: forever) for a result.  Returns 1 with *out
- * filled (release with pool_result_clear), 0 on timeout, -1 once the pool
- * is closed. */
-int pool_next(pool *p, pool_result *out, int timeout_ms);
+/* Waits up to timeout_ms (-1: forever) for results, and takes up to max of
+ * them.  Returns how many it put in out[] (release each with
+ * pool_result_clear), 0 on timeout, -1 once the pool is closed and has no
+ * result left. */
+int pool_next(pool *p, pool_result *out, int max, int timeout_ms);
 void pool_result_clear(pool_result *r);
 
 /* Cancels tasks: queued ones end POOL_CANCELLED; with interrupt, running
  * ones get SIGINT (they end POOL_ERROR with KeyboardInterrupt), else they
  * run to the end. */
 void pool_cancel(pool *p, const uint64_t *ids, size_t n, int interrupt);
+
+/* How many output messages workers of any pool have forwarded so far: a
+ * caller that saw the same count before has nothing new to flush. */
+unsigned long pool_output_count(void);
 
 /* Process ids of the live workers (for tests and diagnostics). */
 int pool_pids(pool *p, int *pids, int max);

@@ -116,54 +116,113 @@ static PyObject *py_pids(PyObject *self, PyObject *args)
     return list;
 }
 
-/* submit(pool, task_id, [payload, buffer, ...]) */
+/* Copies the buffers of list parts into frames[first..]; -1 with a Python
+ * error set (the frames filled so far are the caller's to clear). */
+static int copy_parts(PyObject *parts, jp_frame *frames, Py_ssize_t first)
+{
+    Py_ssize_t n = PyList_GET_SIZE(parts);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(parts, i), &view, PyBUF_SIMPLE) < 0) {
+            return -1;
+        }
+        int rc = jp_frame_copy(&frames[first + i], view.buf, (size_t)view.len);
+        PyBuffer_Release(&view);
+        if (rc < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void frames_free(jp_frame *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        jp_frame_clear(&frames[i]);
+    }
+    free(frames);
+}
+
+/* Queues one task whose frames are head (or none) then the parts of body. */
+static int submit_one(pool *p, uint64_t id, json_t *parent, PyObject *head,
+                      PyObject *body)
+{
+    if (!PyList_Check(body)) {
+        PyErr_SetString(PyExc_TypeError, "a task is a list of buffers");
+        return -1;
+    }
+    Py_ssize_t first = head ? 1 : 0;
+    size_t n = (size_t)(first + PyList_GET_SIZE(body));
+    jp_frame *frames = calloc(n + 1, sizeof *frames);
+    if (frames == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject *head_list = head ? PyList_New(1) : NULL;
+    if (head_list) {
+        Py_INCREF(head);
+        PyList_SET_ITEM(head_list, 0, head);
+    }
+    int rc = (head && (head_list == NULL || copy_parts(head_list, frames, 0) < 0)) ||
+                     copy_parts(body, frames, first) < 0
+                 ? -1
+                 : 0;
+    Py_XDECREF(head_list);
+    if (rc < 0) {
+        frames_free(frames, n);
+        return -1;
+    }
+    if (pool_submit(p, id, parent, frames, n) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* The parent of the running request, copied once for all tasks it submits
+ * now (the kernel's own may change when the next request starts). */
+static json_t *parent_copy(void)
+{
+    json_t *parent = ctx->current_parent ? ctx->current_parent(ctx->owner) : NULL;
+    return parent ? json_deep_copy(parent) : NULL;
+}
+
+/* submit(pool, task_id, head, [[part, ...], ...]): one task per body, ids
+ * task_id, task_id + 1, ...; each task's frames are head (bytes-like, or
+ * None for no head) then its body's parts. */
 static PyObject *py_submit(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *capsule, *parts;
+    PyObject *capsule, *head, *bodies;
     unsigned long long id;
-    if (!PyArg_ParseTuple(args, "OKO!", &capsule, &id, &PyList_Type, &parts)) {
+    if (!PyArg_ParseTuple(args, "OKOO!", &capsule, &id, &head, &PyList_Type, &bodies)) {
         return NULL;
     }
     pool *p = get_pool(capsule);
     if (p == NULL) {
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(parts);
-    jp_frame *frames = calloc((size_t)n + 1, sizeof *frames);
-    if (frames == NULL) {
-        return PyErr_NoMemory();
+    json_t *parent = parent_copy();
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(bodies); i++) {
+        rc = submit_one(p, id + (uint64_t)i, parent, head == Py_None ? NULL : head,
+                        PyList_GET_ITEM(bodies, i));
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_buffer view;
-        if (PyObject_GetBuffer(PyList_GET_ITEM(parts, i), &view, PyBUF_SIMPLE) < 0) {
-            for (Py_ssize_t j = 0; j < i; j++) {
-                jp_frame_clear(&frames[j]);
-            }
-            free(frames);
-            return NULL;
-        }
-        int rc = jp_frame_copy(&frames[i], view.buf, (size_t)view.len);
-        PyBuffer_Release(&view);
-        if (rc < 0) {
-            for (Py_ssize_t j = 0; j < i; j++) {
-                jp_frame_clear(&frames[j]);
-            }
-            free(frames);
-            return PyErr_NoMemory();
-        }
-    }
-    json_t *parent = ctx->current_parent ? ctx->current_parent(ctx->owner) : NULL;
-    if (pool_submit(p, id, parent, frames, (size_t)n) < 0) {
-        return PyErr_NoMemory();
+    json_decref(parent);
+    if (rc < 0) {
+        return NULL;
     }
     Py_RETURN_NONE;
 }
 
 static const char *const status_names[] = {"ok", "error", "crashed", "cancelled"};
 
-/* next(pool, timeout_ms) -> None | (task_id, status, [bytes...], message);
- * raises EOFError once the pool is closed. */
+#define NEXT_MAX 256
+
+/* next(pool, timeout_ms) -> [(task_id, status, [bytes...], message), ...],
+ * every result queued (empty after a timeout); raises EOFError once the
+ * pool is closed. */
 static PyObject *py_next(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -177,25 +236,31 @@ static PyObject *py_next(PyObject *self, PyObject *args)
         return NULL;
     }
     pool *p = h->p;
-    pool_result r;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS rc = pool_next(p, &r, timeout);
-    Py_END_ALLOW_THREADS if (rc == 0)
+    static pool_result r[NEXT_MAX]; /* one collector per pool, and the GIL */
+    int n;
+    Py_BEGIN_ALLOW_THREADS n = pool_next(p, r, NEXT_MAX, timeout);
+    Py_END_ALLOW_THREADS if (n < 0)
     {
-        Py_RETURN_NONE;
-    }
-    if (rc < 0) {
         PyErr_SetString(PyExc_EOFError, "pool closed");
         return NULL;
     }
-    /* Writable views over the received messages themselves: an array
-     * rebuilt from an out-of-band buffer is writable, and not copied. */
-    PyObject *list = pyframe_list(r.frames, r.n_frames);
-    PyObject *result = list ? Py_BuildValue("KsNs", (unsigned long long)r.task_id,
-                                            status_names[r.status], list, r.message)
-                            : NULL;
-    pool_result_clear(&r);
-    return result;
+    PyObject *out = PyList_New(n);
+    for (int i = 0; i < n; i++) {
+        /* Writable views over the received messages themselves: an array
+         * rebuilt from an out-of-band buffer is writable, and not copied. */
+        PyObject *list = out ? pyframe_list(r[i].frames, r[i].n_frames) : NULL;
+        PyObject *item =
+            list ? Py_BuildValue("KsNs", (unsigned long long)r[i].task_id,
+                                 status_names[r[i].status], list, r[i].message)
+                 : NULL;
+        pool_result_clear(&r[i]);
+        if (item == NULL) {
+            Py_CLEAR(out);
+        } else {
+            PyList_SET_ITEM(out, i, item);
+        }
+    }
+    return out;
 }
 
 static PyObject *py_cancel(PyObject *self, PyObject *args)
@@ -233,8 +298,15 @@ static PyObject *py_flush(PyObject *self, PyObject *args)
 {
     (void)self;
     (void)args;
-    Py_BEGIN_ALLOW_THREADS iopub_flush(ctx->io);
-    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+    /* A round trip to the publisher thread costs more than a small task:
+     * skip it when no worker output came since the last flush. */
+    static unsigned long flushed;
+    unsigned long count = pool_output_count();
+    if (count != flushed) {
+        Py_BEGIN_ALLOW_THREADS iopub_flush(ctx->io);
+        Py_END_ALLOW_THREADS flushed = count;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
@@ -242,8 +314,9 @@ static PyMethodDef methods[] = {
     {"close", py_close, METH_VARARGS, "close(pool): stop every worker."},
     {"size", py_size, METH_VARARGS, "size(pool[, n]) -> int: the size, resized to n."},
     {"pids", py_pids, METH_VARARGS, "pids(pool) -> list: process ids of the workers."},
-    {"submit", py_submit, METH_VARARGS, "submit(pool, task_id, [payload, buffers...])."},
-    {"next", py_next, METH_VARARGS, "next(pool, timeout_ms) -> result or None."},
+    {"submit", py_submit, METH_VARARGS,
+     "submit(pool, first_id, head, [[payload, buffers...], ...]): queue tasks."},
+    {"next", py_next, METH_VARARGS, "next(pool, timeout_ms) -> [result, ...]."},
     {"cancel", py_cancel, METH_VARARGS,
      "cancel(pool, [task_id, ...], interrupt=True): drop queued tasks; "
      "with interrupt, SIGINT running ones."},

@@ -127,7 +127,7 @@ SPY = (
     "def chunk_sizes(fn, items, **kw):\n"
     "    sizes, dumps = [], _pool._dumps\n"
     "    def spy(task):\n"
-    "        sizes.append(len(task[3]))\n"
+    "        sizes.append(len(task[-1]))  # ('map', chunk)\n"
     "        return dumps(task)\n"
     "    _pool._dumps = spy\n"
     "    try:\n"

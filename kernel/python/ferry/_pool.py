@@ -36,6 +36,16 @@ class WorkerCrashed(RuntimeError):
 
 MAX_WORKERS = 256  # pool.c's limit
 _ids = itertools.count(1)
+_ids_lock = threading.Lock()
+
+
+def _take_ids(n):
+    """The first of n consecutive task ids (submits may come from threads)."""
+    with _ids_lock:
+        first = next(_ids)
+        for _ in range(n - 1):
+            next(_ids)
+    return first
 _pools = weakref.WeakSet()
 _owner = os.getpid()  # a forked child (multiprocessing's fork) has no dispatchers
 
@@ -54,6 +64,13 @@ def _dumps(obj):
     buffers = []
     _check.TaskPickler(buf, 5, True, buffers.append).dump(obj)
     return [buf.getbuffer()] + [b.raw() for b in buffers]
+
+
+def _head(fn):
+    """What every task of one dispatch shares: (context, fn), in band."""
+    buf = io.BytesIO()
+    _check.TaskPickler(buf, 5, True).dump((_context(), fn))
+    return buf.getbuffer()
 
 
 def _flush():
@@ -261,8 +278,12 @@ class Pool:
         if handle is not None:
             _ferry_pool.close(handle)  # kills the workers, ends the collector
             collector.join(timeout=5)
-        for future in list(self._pending.values()):
-            _settle(future, "cancel")
+        for waiter in list(self._pending.values()):
+            if isinstance(waiter, tuple):
+                waiter[0].settle(waiter[1], "cancel", None)
+                waiter[0].wake()
+            else:
+                _settle(waiter, "cancel")
         self._pending.clear()
 
     # ------------------------------------------------------- collecting
@@ -270,49 +291,49 @@ class Pool:
     def _collect(self, handle):
         while True:
             try:
-                item = _ferry_pool.next(handle, -1)
+                batch = _ferry_pool.next(handle, -1)
             except EOFError:
                 return
-            if item is None:
-                continue
-            task_id, status, frames, message = item
-            future = self._pending.pop(task_id, None)
-            if future is None:
-                continue
-            if status == "ok":
-                try:
-                    _settle(future, "result", pickle.loads(frames[0], buffers=frames[1:]))
-                except BaseException as exc:
-                    _settle(future, "exception", exc)
-            elif status == "error":
-                _settle(future, "exception", _remote_error(frames))
-            elif status == "crashed":
-                _settle(future, "exception", WorkerCrashed(message))
-            else:
-                _settle(future, "cancel")
+            runs = set()
+            for task_id, status, frames, message in batch:
+                waiter = self._pending.pop(task_id, None)
+                if waiter is None:
+                    continue
+                if status == "ok":
+                    try:
+                        how, value = "result", pickle.loads(frames[0], buffers=frames[1:])
+                    except BaseException as exc:
+                        how, value = "exception", exc
+                elif status == "error":
+                    how, value = "exception", _remote_error(frames)
+                elif status == "crashed":
+                    how, value = "exception", WorkerCrashed(message)
+                else:
+                    how, value = "cancel", None
+                if isinstance(waiter, tuple):  # (map run, index)
+                    waiter[0].settle(waiter[1], how, value)
+                    runs.add(waiter[0])
+                else:
+                    _settle(waiter, how, value)
+            for run in runs:
+                run.wake()
 
     # ------------------------------------------------------- submitting
-
-    def _send(self, fn, kind, work, frames=None):
-        if frames is None:
-            frames = _dumps((_context(), fn, kind, work))  # before any worker starts
-        handle = self._start()
-        future = _Future()
-        task_id = next(_ids)
-        self._pending[task_id] = future
-        future.task_id = task_id
-        future._ferry_pool = self
-        _ferry_pool.submit(handle, task_id, frames)
-        return future
 
     def submit(self, fn, *args, **kwargs):
         _preflight(fn)
         try:
-            future = self._send(fn, "call", (args, kwargs))
+            head, body = _head(fn), _dumps(("call", (args, kwargs)))
         except Exception as exc:
-            _explain(exc, [(a, f"args[{i}]") for i, a in enumerate(args)] +
+            _explain(exc, [(fn, "fn")] + [(a, f"args[{i}]") for i, a in enumerate(args)] +
                      [(v, f"kwargs[{k!r}]") for k, v in kwargs.items()])
+        handle = self._start()  # after pickling: a bad argument starts no worker
+        future = _Future()
+        future.task_id = _take_ids(1)
+        future._ferry_pool = self
         future.set_running_or_notify_cancel()
+        self._pending[future.task_id] = future
+        _ferry_pool.submit(handle, future.task_id, head, [body])
         return future
 
     def map(self, fn, iterable, *, chunksize=None):
@@ -329,60 +350,95 @@ class Pool:
             return []
         # Every chunk is pickled before the first is sent: an item that
         # cannot travel stops the map before any work starts.
-        context, payloads, sizes = _context(), [], []
+        try:
+            head = _head(fn)
+        except Exception as exc:
+            _explain(exc, [(fn, "fn")])
+        bodies, sizes = [], []
         for i in range(0, len(items), chunksize):
             chunk = items[i:i + chunksize]
             try:
-                payloads.append(_dumps((context, fn, "map", chunk)))
+                bodies.append(_dumps(("map", chunk)))
             except Exception as exc:
                 _explain(exc, [(item, f"iterable[{i + j}]") for j, item in enumerate(chunk)])
             sizes.append(len(chunk))
-        futures = []
+        handle = self._start()
+        run = _MapRun(sizes, _take_ids(len(bodies)))
+        self._pending.update((run.first + i, (run, i)) for i in range(len(bodies)))
         try:
-            for frames in payloads:
-                futures.append(self._send(fn, "map", None, frames))
-            del payloads
-            return self._gather(futures, sizes)
+            _ferry_pool.submit(handle, run.first, head, bodies)
+            del bodies
+            return run.gather()
         except KeyboardInterrupt:
-            self.cancel(futures, interrupt=True)
+            self._cancel_ids(run.unfinished(self._pending), interrupt=True)
             raise
         except BaseException:
-            self.cancel(futures, interrupt=False)
+            self._cancel_ids(run.unfinished(self._pending), interrupt=False)
             raise
         finally:
             _flush()
 
-    def _gather(self, futures, sizes):
-        # The base class's result/exception: _Future's would flush iopub once
-        # per task; map flushes once at the end.
-        base = concurrent.futures.Future
-        progress = _Progress(sum(sizes))
-        index = {f: i for i, f in enumerate(futures)}
-        not_done, finished = set(futures), 0
-        while not_done:
-            done, not_done = concurrent.futures.wait(
-                not_done, timeout=_Progress.TICK,
-                return_when=concurrent.futures.FIRST_EXCEPTION)
-            failed = [f for f in done if not f.cancelled() and base.exception(f) is not None]
-            if failed:
-                # Raised from here, not from inside concurrent.futures, so the
-                # cell's traceback shows the cell, then the worker.
-                first = min(failed, key=index.get)
-                raise base.exception(first).with_traceback(None)
-            finished += sum(sizes[index[f]] for f in done)
-            progress.update(finished)
-        progress.done()
-        results = []
-        for future in futures:
-            results.extend(base.result(future))
-        return results
+    def futures(self):
+        """The futures of the submitted tasks that have not ended."""
+        return [f for f in list(self._pending.values()) if isinstance(f, _Future)]
 
     def cancel(self, futures, interrupt=True):
         """Drops the queued tasks among futures; with interrupt, running ones
         get SIGINT (KeyboardInterrupt in the task)."""
-        ids = [f.task_id for f in futures if not f.done()]
+        self._cancel_ids([f.task_id for f in futures if not f.done()], interrupt)
+
+    def _cancel_ids(self, ids, interrupt):
         if ids and self._handle is not None:
             _ferry_pool.cancel(self._handle, ids, interrupt)
+
+
+class _MapRun:
+    """The tasks of one map, without a future each: the collector thread
+    files their results here and wakes the cell's thread once all are in
+    or one failed."""
+
+    def __init__(self, sizes, first):
+        self.sizes = sizes
+        self.first = first  # task ids first, first + 1, ...
+        self.values = [None] * len(sizes)
+        self.failures = {}  # index -> exception
+        self.left = len(sizes)
+        self.items_done = 0
+        self.cond = threading.Condition(threading.Lock())
+
+    def settle(self, index, how, value):
+        """Collector thread: the task at index ended."""
+        if how == "result":
+            self.values[index] = value
+        else:
+            self.failures[index] = (value if how == "exception"
+                                    else concurrent.futures.CancelledError())
+        self.left -= 1
+        self.items_done += self.sizes[index]
+
+    def wake(self):
+        with self.cond:
+            self.cond.notify_all()
+
+    def unfinished(self, pending):
+        """Ids of the tasks whose result has not come."""
+        return [i for i in range(self.first, self.first + len(self.sizes)) if i in pending]
+
+    def gather(self):
+        progress = _Progress(sum(self.sizes))
+        with self.cond:
+            while self.left and not self.failures:
+                self.cond.wait(_Progress.TICK)
+                progress.update(self.items_done)
+        if self.failures:
+            # Raised from here, so the cell's traceback shows the cell, then
+            # the worker: the failure of the earliest task among those in.
+            raise self.failures[min(self.failures)].with_traceback(None)
+        progress.done()
+        results = []
+        for chunk in self.values:
+            results.extend(chunk)
+        return results
 
 
 def _remote_error(frames):
@@ -466,8 +522,8 @@ class Executor(concurrent.futures.Executor):
     def shutdown(self, wait=True, *, cancel_futures=False):
         self._shutdown = True
         if cancel_futures:
-            self._pool.cancel(list(self._pool._pending.values()), interrupt=False)
-        pending = list(self._pool._pending.values())
+            self._pool.cancel(self._pool.futures(), interrupt=False)
+        pending = self._pool.futures()
         if wait:
             concurrent.futures.wait(pending)
             self._pool.shutdown()

@@ -1,9 +1,11 @@
 """The worker side of ferry's pool: run one pickled task, pickle the result.
 
-A task is (context, fn, kind, work): context is the kernel's (cwd,
+A task is two pickles: the head (context, fn), the same bytes for every
+task of one map, and the body (kind, work).  context is the kernel's (cwd,
 sys.path) at dispatch time, which the worker follows; kind "map" applies
 fn to each item of work, kind "call" calls fn(*args, **kwargs) once.
-Buffers of pickle protocol 5 travel as separate frames, out of band.
+Buffers of pickle protocol 5 travel as separate frames after the body,
+out of band.
 
 A failed task answers (exception, traceback lines, pid): the exception
 itself, so the cell re-raises the same type, and the worker's traceback,
@@ -13,6 +15,7 @@ hidden), for the cell's traceback to show.
 import os
 import pickle
 import sys
+import types
 
 from . import _traceback
 
@@ -59,9 +62,30 @@ def _error_frames(exc):
         return _dumps((stand_in, lines, os.getpid()))
 
 
+# The last head and what it unpickled to, when that is a function without
+# state of its own: the next task of the same map reuses it instead of
+# unpickling it again.  Any other callable (an instance, a partial, a
+# closure) is unpickled afresh for each task, as state it keeps must not
+# leak from one task into the next.
+_head_cache = (None, None)
+
+
+def _load_head(head):
+    global _head_cache
+    key = bytes(head)
+    if _head_cache[0] == key:
+        return _head_cache[1]
+    context, fn = pickle.loads(head)
+    plain = isinstance(fn, types.BuiltinFunctionType) or (
+        isinstance(fn, types.FunctionType) and fn.__closure__ is None)
+    _head_cache = (key, (context, fn)) if plain else (None, None)
+    return context, fn
+
+
 def run(frames):
     try:
-        context, fn, kind, work = pickle.loads(frames[0], buffers=frames[1:])
+        context, fn = _load_head(frames[0])
+        kind, work = pickle.loads(frames[1], buffers=frames[2:])
         _follow(context)
         if kind == "map":
             result = [fn(item) for item in work]
