@@ -36,6 +36,9 @@
  * work has shown how long its tasks run, one task per worker. */
 #define PREFETCH_BUDGET_US 2000.0
 #define MAX_IN_FLIGHT 64
+/* A dead worker's results may still be on their way (sent before it died,
+ * not yet read from the socket): how long they are waited for. */
+#define LOST_RESULT_GRACE_MS 200
 
 typedef struct task {
     uint64_t id;           /* chosen by the caller */
@@ -43,6 +46,7 @@ typedef struct task {
     jp_frame *frames;      /* payload and buffers, owned; sent: none */
     size_t n;              /* number of frames */
     long long interrupted; /* monotonic ms of the interrupt asked for it, or 0 */
+    int recalling;         /* asked back from its worker (see rebalance) */
     struct task *next;     /* queue link */
 } task;
 
@@ -60,6 +64,9 @@ typedef struct worker {
     volatile uint64_t *status; /* shared page: [0] running task, [1] last finished */
     int retiring;              /* stop it once idle (pool shrank) */
     int killed;                /* SIGKILL sent at stop */
+    long long dead_since;      /* monotonic ms it was reaped at, or 0 (see bury) */
+    long long head_since;      /* monotonic us its first sent task became first */
+    char death[160];           /* how it died */
 } worker;
 typedef struct result_node {
     pool_result r;            /* the result */
@@ -89,7 +96,8 @@ struct pool {
     worker workers[MAX_WORKERS]; /* dispatcher-owned */
     int failed_starts;           /* dispatcher: workers in a row that died unready */
     char start_error[200];       /* dispatcher: how the last of them ended */
-    double run_us; /* dispatcher: running average task run time, 0 unknown */
+    double run_us;      /* dispatcher: running average task run time, 0 unknown */
+    task_list recalled; /* dispatcher: came back from workers, to deal again */
 };
 
 /* Worker output forwarded by any pool, so that a flush can be skipped when
@@ -225,6 +233,13 @@ static void post_result(pool *p, uint64_t id, pool_status status, jp_frame *fram
     pthread_mutex_unlock(&p->lock);
 }
 
+static long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static long long now_ms(void)
 {
     struct timespec ts;
@@ -238,7 +253,8 @@ static int live_workers(pool *p)
 {
     int n = 0;
     for (int i = 0; i < MAX_WORKERS; i++) {
-        n += p->workers[i].pid != 0 && !p->workers[i].retiring;
+        n += p->workers[i].pid != 0 && !p->workers[i].retiring &&
+             !p->workers[i].dead_since;
     }
     return n;
 }
@@ -370,9 +386,9 @@ static void describe_exit(int status, char *buf, size_t size)
 }
 
 /* The tasks a dead worker held: the one it was running fails with how it
- * died; those it had finished but whose results never arrived fail too
- * (they cannot be known to have run only once if run again); those it had
- * not started go back to the front of the queue, in order. */
+ * died; those it had not started go back to the front of the queue, in
+ * order; those it had finished stay listed, as their results may still be
+ * on their way (bury_dead settles the ones that never come). */
 static void settle_sent_tasks(pool *p, worker *w, const char *how)
 {
     uint64_t running = 0, finished = 0;
@@ -388,27 +404,24 @@ static void settle_sent_tasks(pool *p, worker *w, const char *how)
             last = i;
         }
     }
-    task_list again = {0};
+    task_list again = {0}, ran = {0};
     i = 0;
     for (task *t = list_pop(&w->sent); t; t = list_pop(&w->sent), i++) {
         if (i > last) {
             list_push(&again, t);
-            continue;
-        }
-        char msg[256];
-        if (w->status == NULL || t->id == running) {
+        } else if (w->status == NULL || t->id == running) {
+            char msg[256];
             snprintf(msg, sizeof msg, "%.150s while running a task (pid %d)", how,
                      (int)w->pid);
+            LOG_W("pool: %s", msg);
+            post_result(p, t->id, POOL_CRASHED, NULL, 0, msg);
+            task_free(t);
         } else {
-            snprintf(msg, sizeof msg,
-                     "%.150s after the task ended, before its result reached the kernel "
-                     "(pid %d)",
-                     how, (int)w->pid);
+            list_push(&ran, t);
         }
-        LOG_W("pool: %s", msg);
-        post_result(p, t->id, POOL_CRASHED, NULL, 0, msg);
-        task_free(t);
     }
+    w->sent = ran;
+    snprintf(w->death, sizeof w->death, "%.150s", how);
     if (again.n) {
         pthread_mutex_lock(&p->lock);
         list_prepend(&p->pending, &again);
@@ -418,6 +431,9 @@ static void settle_sent_tasks(pool *p, worker *w, const char *how)
 
 static void worker_clear(worker *w)
 {
+    for (task *t = list_pop(&w->sent); t; t = list_pop(&w->sent)) {
+        task_free(t);
+    }
     if (w->pidfd >= 0) {
         close(w->pidfd);
     }
@@ -453,7 +469,45 @@ static void reap_worker(pool *p, worker *w)
         p->failed_starts++;
         snprintf(p->start_error, sizeof p->start_error, "%s", how);
     }
-    worker_clear(w);
+    if (w->sent.n == 0) {
+        worker_clear(w);
+        return;
+    }
+    /* Its slot stays, so the results in transit still find their tasks. */
+    close(w->pidfd);
+    w->pidfd = -1;
+    __atomic_store_n(&w->dead_since, now_ms(), __ATOMIC_RELAXED);
+}
+
+/* Settles what the dead workers' results did not: the tasks they finished
+ * but whose results never came (lost with the process) fail; with now_all,
+ * without waiting.  Returns the poll timeout until the next deadline. */
+static int bury_dead(pool *p, int now_all)
+{
+    long long now = now_ms(), next = -1;
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        worker *w = &p->workers[i];
+        if (w->dead_since == 0) {
+            continue;
+        }
+        long long left = w->dead_since + LOST_RESULT_GRACE_MS - now;
+        if (w->sent.n > 0 && left > 0 && !now_all) {
+            next = next < 0 || left < next ? left : next;
+            continue;
+        }
+        for (task *t = list_pop(&w->sent); t; t = list_pop(&w->sent)) {
+            char msg[256];
+            snprintf(msg, sizeof msg,
+                     "%s after the task ended, before its result reached the kernel "
+                     "(pid %d)",
+                     w->death, (int)w->pid);
+            LOG_W("pool: %s", msg);
+            post_result(p, t->id, POOL_CRASHED, NULL, 0, msg);
+            task_free(t);
+        }
+        worker_clear(w);
+    }
+    return next < 0 ? -1 : (int)next + 1;
 }
 
 /* -------------------------------------------------------- the wire */
@@ -507,17 +561,74 @@ static void send_to_worker(pool *p, worker *w, jp_frame *head, size_t n_head,
     }
 }
 
+/* A task's frame memory, shared by the task (which keeps it, to send it
+ * again should its worker die before running it) and by ZeroMQ (sending
+ * it), freed by whichever lets go last. */
+typedef struct shared_bytes {
+    int refs;                                /* holders */
+    void (*free_fn)(void *data, void *hint); /* the frame's own */
+    void *hint;                              /* the frame's own */
+} shared_bytes;
+
+static void shared_release(void *data, void *hint)
+{
+    shared_bytes *s = hint;
+    if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (s->free_fn) {
+            s->free_fn(data, s->hint);
+        }
+        free(s);
+    }
+}
+
+/* Makes frames (after a first call, already shared) sharable, and returns
+ * copies of them that hold a reference each, for send_frames to hand over
+ * without copying.  NULL when out of memory. */
+static jp_frame *share_frames(jp_frame *frames, size_t n)
+{
+    jp_frame *out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++) {
+        jp_frame *f = &frames[i];
+        if (f->free_fn != shared_release) {
+            shared_bytes *s = malloc(sizeof *s);
+            if (s == NULL) {
+                frames_free(out, i);
+                return NULL;
+            }
+            *s = (shared_bytes){.refs = 1, .free_fn = f->free_fn, .hint = f->hint};
+            f->free_fn = shared_release;
+            f->hint = s;
+        }
+        __atomic_add_fetch(&((shared_bytes *)f->hint)->refs, 1, __ATOMIC_RELAXED);
+        out[i] = *f;
+    }
+    return out;
+}
+
 static void send_task(pool *p, worker *w, task *t)
 {
     jp_frame head[2] = {
         {.data = (void *)"task", .size = 4},
         {.data = &t->id, .size = sizeof t->id},
     };
-    send_to_worker(p, w, head, 2, t->frames, t->n);
-    /* ZeroMQ owns the bytes now (send_frames cleared the frames). */
-    frames_free(t->frames, t->n);
-    t->frames = NULL;
-    t->n = 0;
+    jp_frame *copy = share_frames(t->frames, t->n);
+    if (copy == NULL) {
+        /* Out of memory: send copies of the bytes (send_frames copies
+         * frames it cannot own; borrowed views do not own). */
+        copy = calloc(t->n + 1, sizeof *copy);
+        for (size_t i = 0; copy && i < t->n; i++) {
+            copy[i] = (jp_frame){.data = t->frames[i].data, .size = t->frames[i].size};
+        }
+    }
+    if (copy) {
+        send_to_worker(p, w, head, 2, copy, t->n);
+        frames_free(copy, t->n); /* what ZeroMQ did not take */
+    } else {
+        LOG_E("pool: out of memory sending a task to worker %d", (int)w->pid);
+    }
+    if (w->sent.n == 0) {
+        w->head_since = now_us();
+    }
     list_push(&w->sent, t);
 }
 
@@ -546,9 +657,18 @@ static void note_run_time(pool *p, uint64_t run_us)
 /* [ident, "done", id, how, run_us, payload, buffer...] */
 static void handle_done(pool *p, worker *w, jp_frame *f, size_t n)
 {
+    int was_head = w->sent.head && w->sent.head->id == frame_u64(&f[2]);
     task *t = list_take(&w->sent, frame_u64(&f[2]));
     if (t == NULL) {
         return; /* cancelled here and answered already */
+    }
+    if (was_head) {
+        w->head_since = now_us();
+    }
+    if (frame_is(&f[3], "recalled")) {
+        t->recalling = 0;
+        list_push(&p->recalled, t); /* dealt again, first, in this order */
+        return;
     }
     if (frame_is(&f[3], "cancelled")) {
         post_result(p, t->id, POOL_CANCELLED, NULL, 0, "cancelled");
@@ -658,6 +778,7 @@ static void cancel_sent(pool *p, worker *w, const uint64_t *ids, size_t n,
 static void apply_cancels(pool *p)
 {
     pthread_mutex_lock(&p->lock);
+    list_prepend(&p->pending, &p->recalled);
     uint64_t *ids = p->cancels;
     size_t n = p->n_cancels;
     p->cancels = NULL;
@@ -684,7 +805,7 @@ static void apply_cancels(pool *p)
     }
     for (int i = 0; n && i < MAX_WORKERS; i++) {
         worker *w = &p->workers[i];
-        if (w->pid != 0 && w->sent.n > 0) {
+        if (w->pid != 0 && !w->dead_since && w->sent.n > 0) {
             cancel_sent(p, w, ids, n, ints, n_ints);
         }
     }
@@ -704,7 +825,7 @@ static void apply_size(pool *p)
     }
     for (int i = 0; i < MAX_WORKERS && live > target; i++) {
         worker *w = &p->workers[i];
-        if (w->pid != 0 && !w->retiring && w->sent.n == 0) {
+        if (w->pid != 0 && !w->retiring && !w->dead_since && w->sent.n == 0) {
             w->retiring = 1;
             kill(w->pid, SIGTERM);
             live--;
@@ -722,42 +843,108 @@ static int prefetch_depth(pool *p)
     return d >= MAX_IN_FLIGHT ? MAX_IN_FLIGHT : d < 1 ? 1 : (int)d;
 }
 
-static int can_take(const worker *w, int depth)
+/* A worker whose first task has run longer than the prefetch budget is
+ * busy with a long task: tasks queued behind it would wait for it while
+ * another worker could run them. */
+static int stuck(const worker *w, long long now)
 {
-    return w->pid != 0 && w->ready && !w->retiring && !w->killed && w->sent.n < depth;
+    return w->sent.n > 0 && now - w->head_since > (long long)PREFETCH_BUDGET_US;
+}
+
+static int can_take(const worker *w, int depth, long long now)
+{
+    return w->pid != 0 && w->ready && !w->retiring && !w->killed && !w->dead_since &&
+           w->sent.n < depth && (w->sent.n == 0 || !stuck(w, now));
+}
+
+/* Asks w back for the tasks queued behind its first one (those it has not
+ * started come back "recalled"). */
+static void recall(pool *p, worker *w)
+{
+    uint64_t *ids = malloc((size_t)w->sent.n * sizeof *ids);
+    size_t k = 0;
+    for (task *t = w->sent.head ? w->sent.head->next : NULL; ids && t; t = t->next) {
+        if (!t->recalling) {
+            t->recalling = 1;
+            ids[k++] = t->id;
+        }
+    }
+    if (k > 0) {
+        char flag = 2;
+        jp_frame head[3] = {
+            {.data = (void *)"cancel", .size = 6},
+            {.data = &flag, .size = 1},
+            {.data = ids, .size = k * sizeof *ids},
+        };
+        send_to_worker(p, w, head, 3, NULL, 0);
+    }
+    free(ids);
+}
+
+/* Nothing is queued here, a worker is idle, and another one sits on a long
+ * task with tasks queued behind it: those come back, to go to the idle
+ * one.  Returns the poll timeout until a worker may become stuck (-1:
+ * none). */
+static int rebalance(pool *p)
+{
+    long long now = now_us(), next = -1;
+    int idle = 0;
+    for (int i = 0; i < MAX_WORKERS; i++) {
+        idle |= can_take(&p->workers[i], 1, now) && p->workers[i].sent.n == 0;
+    }
+    for (int i = 0; idle && i < MAX_WORKERS; i++) {
+        worker *w = &p->workers[i];
+        if (w->pid == 0 || w->dead_since || w->sent.n < 2) {
+            continue;
+        }
+        if (stuck(w, now)) {
+            recall(p, w);
+        } else {
+            long long left = w->head_since + (long long)PREFETCH_BUDGET_US - now;
+            next = next < 0 || left < next ? left : next;
+        }
+    }
+    return next < 0 ? -1 : (int)(next / 1000) + 1;
 }
 
 /* Deals the queued tasks out one round at a time, so that every idle worker
- * gets one before any gets a second. */
-static void dispatch_pending(pool *p)
+ * gets one before any gets a second.  Returns the poll timeout rebalance
+ * asks for (-1: none). */
+static int dispatch_pending(pool *p)
 {
+    pthread_mutex_lock(&p->lock);
+    list_prepend(&p->pending, &p->recalled);
+    int queued = p->pending.n;
+    pthread_mutex_unlock(&p->lock);
     int busy = 0;
     for (int i = 0; i < MAX_WORKERS; i++) {
         busy += p->workers[i].sent.n;
     }
-    pthread_mutex_lock(&p->lock);
-    int queued = p->pending.n;
-    pthread_mutex_unlock(&p->lock);
     if (busy == 0 && queued == 0) {
         p->run_us = 0; /* the burst is over: learn the next one afresh */
-        return;
+        return -1;
     }
     int depth = prefetch_depth(p);
+    long long now = now_us();
     for (int level = 1; level <= depth; level++) {
         for (int i = 0; i < MAX_WORKERS; i++) {
             worker *w = &p->workers[i];
-            if (!can_take(w, level)) {
+            if (!can_take(w, level, now)) {
                 continue;
             }
             pthread_mutex_lock(&p->lock);
             task *t = list_pop(&p->pending);
             pthread_mutex_unlock(&p->lock);
             if (t == NULL) {
-                return;
+                return rebalance(p);
             }
             send_task(p, w, t);
         }
     }
+    pthread_mutex_lock(&p->lock);
+    int left = p->pending.n;
+    pthread_mutex_unlock(&p->lock);
+    return left ? -1 : rebalance(p);
 }
 
 static int any_workers(pool *p)
@@ -780,7 +967,8 @@ static int enforce_interrupts(pool *p)
     for (int i = 0; i < MAX_WORKERS; i++) {
         worker *w = &p->workers[i];
         task *t = w->sent.head;
-        if (w->pid == 0 || t == NULL || t->interrupted == 0 || w->killed) {
+        if (w->pid == 0 || t == NULL || t->interrupted == 0 || w->killed ||
+            w->dead_since) {
             continue;
         }
         long long left = t->interrupted + INTERRUPT_GRACE_MS - now;
@@ -801,6 +989,7 @@ static int enforce_interrupts(pool *p)
 static void fail_pending(pool *p)
 {
     pthread_mutex_lock(&p->lock);
+    list_prepend(&p->pending, &p->recalled);
     task_list all = p->pending;
     p->pending = (task_list){0};
     pthread_mutex_unlock(&p->lock);
@@ -824,7 +1013,7 @@ static void kill_all(pool *p)
 {
     for (int i = 0; i < MAX_WORKERS; i++) {
         worker *w = &p->workers[i];
-        if (w->pid != 0 && !w->killed) {
+        if (w->pid != 0 && !w->killed && !w->dead_since) {
             kill(w->pid, SIGKILL);
             w->killed = 1;
         }
@@ -841,6 +1030,7 @@ static void *dispatcher_main(void *arg)
     sigaddset(&blocked, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
     apply_size(p);
+    int balance = -1; /* poll timeout rebalance asked for */
     for (;;) {
         zmq_pollitem_t items[2 + MAX_WORKERS];
         worker *owners[2 + MAX_WORKERS];
@@ -857,6 +1047,7 @@ static void *dispatcher_main(void *arg)
         pthread_mutex_lock(&p->lock);
         int stopping = p->stopping;
         pthread_mutex_unlock(&p->lock);
+        int burial = bury_dead(p, stopping);
         if (stopping) {
             kill_all(p);
             if (!any_workers(p)) {
@@ -864,6 +1055,12 @@ static void *dispatcher_main(void *arg)
             }
         }
         int timeout = enforce_interrupts(p);
+        if (burial >= 0 && (timeout < 0 || burial < timeout)) {
+            timeout = burial;
+        }
+        if (balance >= 0 && (timeout < 0 || balance < timeout)) {
+            timeout = balance;
+        }
         if (stopping) {
             timeout = 100;
         }
@@ -899,7 +1096,7 @@ static void *dispatcher_main(void *arg)
         } else {
             apply_size(p); /* replaces workers that died */
         }
-        dispatch_pending(p);
+        balance = dispatch_pending(p);
     }
     zmq_close(p->router);
     p->router = NULL;
@@ -973,6 +1170,7 @@ void pool_destroy(pool **pp)
     }
     pool *p = *pp;
     pool_stop(p);
+    list_prepend(&p->pending, &p->recalled);
     for (task *t = list_pop(&p->pending); t; t = list_pop(&p->pending)) {
         task_free(t);
     }
@@ -1114,7 +1312,8 @@ int pool_pids(pool *p, int *pids, int max)
     int n = 0;
     for (int i = 0; i < MAX_WORKERS && n < max; i++) {
         pid_t pid = __atomic_load_n(&p->workers[i].pid, __ATOMIC_RELAXED);
-        if (pid != 0) {
+        if (pid != 0 &&
+            __atomic_load_n(&p->workers[i].dead_since, __ATOMIC_RELAXED) == 0) {
             pids[n++] = (int)pid;
         }
     }

@@ -13,9 +13,11 @@
  *   worker -> kernel  ["ready"]
  *                     ["out", task_id, "stdout"|"stderr", bytes]
  *                     ["done", task_id, "ok"|"error", run_us, payload, buffer...]
- *                     ["done", task_id, "cancelled", run_us]
+ *                     ["done", task_id, "cancelled"|"recalled", run_us]
  *   kernel -> worker  ["task", task_id, payload, buffer...]
- *                     ["cancel", interrupt (1 byte, 0|1), task_id...]
+ *                     ["cancel", how (1 byte), task_id...]
+ * how: 0 cancel the listed tasks not started, 1 also interrupt a listed one
+ * running, 2 recall them (to give them to another worker).
  * task_id and run_us (how long the task ran, in microseconds) are 8 bytes,
  * host order (both ends are one machine); "cancel" lists ids in one frame. */
 #ifndef FERRY_POOL_H

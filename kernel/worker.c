@@ -257,20 +257,21 @@ static int id_listed(const jp_frame *ids, uint64_t id)
     return 0;
 }
 
-/* ["cancel", interrupt, ids]: the listed tasks still queued here end
- * "cancelled" without running; with interrupt, a listed task that runs now
- * gets SIGINT.  The lock keeps the main thread from moving to its next task
- * in between, so the signal cannot hit a task that was not listed. */
+/* ["cancel", how, ids]: the listed tasks still queued here end without
+ * running, "cancelled" (how 0 or 1) or "recalled" (how 2: the kernel gives
+ * them to another worker); with how 1 (interrupt), a listed task that runs
+ * now gets SIGINT.  The lock keeps the main thread from moving to its next
+ * task in between, so the signal cannot hit a task that was not listed. */
 static void cancel_tasks(wstate *w, const jp_frame *flag, const jp_frame *ids)
 {
+    char how = flag->size == 1 ? *(const char *)flag->data : 0;
     queue keep = {0}, dropped = {0};
     pthread_mutex_lock(&w->lock);
     for (job *t = queue_pop(&w->tasks); t; t = queue_pop(&w->tasks)) {
         queue_push(id_listed(ids, t->id) ? &dropped : &keep, t);
     }
     w->tasks = keep;
-    if (w->busy && flag->size == 1 && *(const char *)flag->data == 1 &&
-        id_listed(ids, w->running)) {
+    if (w->busy && how == 1 && id_listed(ids, w->running)) {
         kill(getpid(), SIGINT); /* only the main thread takes SIGINT */
     }
     pthread_mutex_unlock(&w->lock);
@@ -278,7 +279,7 @@ static void cancel_tasks(wstate *w, const jp_frame *flag, const jp_frame *ids)
         frames_free(t->frames, t->n);
         t->frames = NULL;
         t->n = 0;
-        t->how = "cancelled";
+        t->how = how == 2 ? "recalled" : "cancelled";
         send_result(w, t);
     }
 }

@@ -344,3 +344,64 @@ def test_a_forked_child_neither_uses_nor_stops_the_kernel_pools(kernel):
                           "        _pool._stop_all()\n        os._exit(code)\n"
                           "os.waitpid(pid, 0)[1] >> 8") == 7
     assert value_of(kernel, "ferry.map(abs, [-3])") == "[3]"
+
+
+# ------------------------------------------------- tasks sent ahead
+
+# Small tasks are sent ahead to the workers (pool.c's prefetch).  The first
+# items of these maps are quick, so the pool learns to send the later ones
+# ahead; what the tests check is that a task sent ahead behaves like one
+# still queued in the kernel.
+
+def test_a_crash_fails_only_the_running_task_not_those_sent_ahead(kernel):
+    run(kernel, "ferry.workers(2)\n"
+                "def die_at_300(x):\n"
+                "    if x == 300:\n        import os\n        os._exit(9)\n"
+                "    return x\n"
+                "futures = [ferry.submit(die_at_300, i) for i in range(600)]")
+    outcome = result(kernel, "import concurrent.futures as cf\ncf.wait(futures, timeout=15)\n"
+                             "[(i, str(f.exception())) for i, f in enumerate(futures)\n"
+                             " if f.exception() or f.result() != i]")
+    failed = dict(outcome)
+    assert "code 9 while running a task" in failed.pop(300), outcome
+    # The tasks the dead worker held but had not started ran elsewhere: all
+    # after 300 succeeded.  Results it had sent just before it died can be
+    # lost with the process; those tasks say so (they ran: not run again).
+    for i, message in failed.items():
+        assert i < 300, outcome
+        assert "after the task ended, before its result reached the kernel" in message
+
+
+def test_an_interrupt_cancels_the_tasks_sent_ahead(kernel, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    run(kernel, "ferry.workers(2)\n"
+                f"MARKS = {str(marks)!r}\n"
+                "def quick_then_slow(x):\n    import os, time\n"
+                "    if x >= 400:\n"
+                "        open(os.path.join(MARKS, str(x)), 'w').close()\n"
+                "        time.sleep(30)\n"
+                "    return x")
+    p = kernel.submit("print('started', flush=True)\n"
+                      "ferry.map(quick_then_slow, range(440), chunksize=1)",
+                      stop_on_error=False)
+    p.wait_until_running()
+    deadline = time.monotonic() + 10
+    while len(os.listdir(marks)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(os.listdir(marks)) == 2
+    kernel.km.interrupt_kernel()
+    assert p.finish(timeout=10).content["ename"] == "KeyboardInterrupt"
+    time.sleep(0.5)
+    assert len(os.listdir(marks)) == 2  # none of the slow tasks sent ahead ran
+    assert value_of(kernel, "ferry.map(abs, [-1, -2, -3], chunksize=1)") == "[1, 2, 3]"
+
+
+def test_long_tasks_after_a_burst_of_short_ones_are_not_sent_ahead(kernel):
+    # The pool forgets what it learned once it is idle: a long task must not
+    # hold back short ones that another worker could run meanwhile.
+    run(kernel, "ferry.workers(2)\nferry.map(abs, range(2000), chunksize=1)\n"
+                "def nap_pid(t):\n    import os, time\n    time.sleep(t)\n"
+                "    return os.getpid()")
+    pids = result(kernel, "ferry.map(nap_pid, [3.0] + [0.1] * 6, chunksize=1)")
+    assert pids[0] not in pids[1:], pids
