@@ -28,9 +28,12 @@ NPROC = len(os.sched_getaffinity(0))
 NAMES = {"fork": "Pool(fork)", "spawn": "Pool(spawn)", "forkserver": "Pool(forkserver)",
          "ppe": "ProcessPoolExecutor", "joblib": "joblib(loky)"}
 
+# ferry.Executor resolves ferry's pool module: imports done before any
+# clock starts, as pool_stdlib.py has done its own at the top of the script.
 SETUP = """\
 import ferry, time, json, os
 import numpy as np
+ferry.Executor
 def inc(x):
     return x + 1
 def asum(a):

@@ -17,7 +17,6 @@ import pickle
 import sys
 import types
 
-from . import _traceback
 
 _context = None
 
@@ -44,6 +43,7 @@ def _dumps(obj):
 
 def _error_frames(exc):
     try:
+        from . import _traceback  # only for a failed task: not on the first task's path
         lines = _traceback.format_exception(exc)
     except Exception:
         import traceback
