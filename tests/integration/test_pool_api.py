@@ -87,6 +87,20 @@ def test_cell_class_instances_round_trip_as_the_same_class(kernel):
         == (True, [1, 2])
 
 
+def test_cell_objects_as_items_and_arguments_reach_workers(kernel):
+    # Items and arguments are pickled apart from the function: a cell class,
+    # a cell function and a lambda among them must still travel by lookup.
+    run(kernel, "import ferry\nclass Box:\n    def __init__(self, v):\n        self.v = v\n"
+                "def twice(x):\n    return 2 * x\n"
+                "def open_box(b):\n    return type(b).__name__, b.v\n"
+                "def apply(pair):\n    f, x = pair\n    return f(x)\n")
+    assert value(kernel, "ferry.map(open_box, [Box(1), Box('__main__')], chunksize=1)") \
+        == [("Box", 1), ("Box", "__main__")]
+    assert value(kernel, "ferry.map(apply, [(twice, 4), (lambda x: x + 1, 4)], chunksize=1)") \
+        == [8, 5]
+    assert value(kernel, "ferry.submit(apply, (twice, 21)).result(timeout=15)") == 42
+
+
 def test_submit_returns_a_future(kernel):
     run(kernel, "def power(b, e=2):\n    return b ** e")
     assert value(kernel, "import concurrent.futures as cf\nf = ferry.submit(power, 3, e=3)\n"
