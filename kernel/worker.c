@@ -1,11 +1,15 @@
 /* worker.c -- a pool worker: an embedded interpreter that runs tasks.
  *
- * Two threads.  The io thread owns the one DEALER socket and the pipes that
- * replace fds 1 and 2: it queues the tasks it receives, streams output back
- * under the id of the task that wrote it, and sends results.  The main
- * thread initialised Python, so SIGINT (how a task is interrupted) raises
- * KeyboardInterrupt in the task; it takes tasks from the queue one after
- * the other, without a round trip to the kernel in between.
+ * Two threads share the one DEALER socket, under one lock (ZeroMQ allows a
+ * socket to change threads behind a lock; neither thread blocks in ZeroMQ
+ * while holding it).  The io thread waits on the socket's ZMQ_FD and on the
+ * pipes that replace fds 1 and 2: it queues the tasks it receives, applies
+ * cancels at once (even while a task runs), and streams output back under
+ * the id of the task that wrote it.  The main thread initialised Python, so
+ * SIGINT (how a task is interrupted) raises KeyboardInterrupt in the task;
+ * it takes tasks from the queue one after the other, and sends each result
+ * itself, after the output the task wrote last - no hand-over to another
+ * thread on the way back.
  *
  * The kernel may send several tasks ahead (pool.c decides how many).  For
  * a crash, it must know which of them ran: the status page, a shared
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -60,14 +65,12 @@ typedef struct wstate {
     void *zctx;                /* context */
     void *sock;                /* DEALER, io thread only */
     int out_fd[2];             /* read ends of the stdout / stderr pipes */
-    int result_fd;             /* eventfd: results are waiting */
-    pthread_mutex_t lock;      /* guards everything below */
+    int wake_fd;               /* eventfd: the io thread must look at the socket */
+    pthread_mutex_t lock;      /* guards the socket and everything below */
     pthread_cond_t task_cond;  /* a task arrived */
     char carry[2][4];          /* an unfinished UTF-8 character at a read's end */
     size_t n_carry[2];         /* its length */
     queue tasks;               /* received, not started */
-    queue results;             /* finished, not sent */
-    int result_signalled;      /* result_fd written since the io thread looked */
     uint64_t running;          /* the running task, or the last one: owns output */
     int busy;                  /* a task is running now */
     int gone;                  /* the kernel went away: stop */
@@ -228,20 +231,6 @@ static void send_result(wstate *w, job *r)
     free(r);
 }
 
-static void send_results(wstate *w)
-{
-    pthread_mutex_lock(&w->lock);
-    job *r = w->results.head;
-    w->results.head = w->results.tail = NULL;
-    w->result_signalled = 0;
-    pthread_mutex_unlock(&w->lock);
-    while (r) {
-        job *next = r->next;
-        send_result(w, r);
-        r = next;
-    }
-}
-
 /* ------------------------------------------------------------- commands */
 
 static int id_listed(const jp_frame *ids, uint64_t id)
@@ -266,7 +255,6 @@ static void cancel_tasks(wstate *w, const jp_frame *flag, const jp_frame *ids)
 {
     char how = flag->size == 1 ? *(const char *)flag->data : 0;
     queue keep = {0}, dropped = {0};
-    pthread_mutex_lock(&w->lock);
     for (job *t = queue_pop(&w->tasks); t; t = queue_pop(&w->tasks)) {
         queue_push(id_listed(ids, t->id) ? &dropped : &keep, t);
     }
@@ -274,7 +262,6 @@ static void cancel_tasks(wstate *w, const jp_frame *flag, const jp_frame *ids)
     if (w->busy && how == 1 && id_listed(ids, w->running)) {
         kill(getpid(), SIGINT); /* only the main thread takes SIGINT */
     }
-    pthread_mutex_unlock(&w->lock);
     for (job *t = queue_pop(&dropped); t; t = queue_pop(&dropped)) {
         frames_free(t->frames, t->n);
         t->frames = NULL;
@@ -284,7 +271,8 @@ static void cancel_tasks(wstate *w, const jp_frame *flag, const jp_frame *ids)
     }
 }
 
-/* ["task", id, payload, buffer...] joins the queue; ["cancel", ...]. */
+/* ["task", id, payload, buffer...] joins the queue; ["cancel", ...].
+ * Called with the lock held. */
 static void receive_message(wstate *w)
 {
     jp_frame *f = NULL;
@@ -304,10 +292,8 @@ static void receive_message(wstate *w)
         if (t->frames != NULL) {
             memcpy(t->frames, f + 2, t->n * sizeof *t->frames);
             memset(f + 2, 0, t->n * sizeof *t->frames);
-            pthread_mutex_lock(&w->lock);
             queue_push(&w->tasks, t);
             pthread_cond_signal(&w->task_cond);
-            pthread_mutex_unlock(&w->lock);
         } else {
             free(t);
             LOG_E("worker: out of memory for a task");
@@ -330,42 +316,41 @@ static int readable(void *sock)
 static void *io_main(void *arg)
 {
     wstate *w = arg;
+    int zfd = -1;
+    size_t len = sizeof zfd;
+    pthread_mutex_lock(&w->lock);
     const void *ready = "ready";
     size_t ready_len = 5;
     send_parts(w->sock, &ready, &ready_len, 1, 0);
-    for (;;) {
-        zmq_pollitem_t items[4] = {
-            {.socket = w->sock, .events = ZMQ_POLLIN},
-            {.fd = w->result_fd, .events = ZMQ_POLLIN},
-            {.fd = w->out_fd[0], .events = ZMQ_POLLIN},
-            {.fd = w->out_fd[1], .events = ZMQ_POLLIN},
+    int ok = zmq_getsockopt(w->sock, ZMQ_FD, &zfd, &len) == 0;
+    pthread_mutex_unlock(&w->lock);
+    /* A parent gone (kernel killed) ends the worker even if the
+     * parent-death signal was missed. */
+    while (ok && getppid() == w->parent) {
+        struct pollfd fds[4] = {
+            {.fd = zfd, .events = POLLIN},
+            {.fd = w->wake_fd, .events = POLLIN},
+            {.fd = w->out_fd[0], .events = POLLIN},
+            {.fd = w->out_fd[1], .events = POLLIN},
         };
-        /* A parent gone (kernel killed) ends the worker even if the
-         * parent-death signal was missed. */
-        if (getppid() != w->parent) {
+        if (poll(fds, 4, 1000) < 0 && errno != EINTR) {
             break;
         }
-        int rc = zmq_poll(items, 4, 1000);
-        if (rc < 0 && errno != EINTR) {
-            break;
-        }
-        /* Results first: a finished task's last output travels with its
-         * result, so what is drained below belongs to a later task. */
-        if (items[1].revents & ZMQ_POLLIN) {
+        if (fds[1].revents & POLLIN) {
             uint64_t c;
-            ssize_t r = read(w->result_fd, &c, sizeof c);
+            ssize_t r = read(w->wake_fd, &c, sizeof c);
             (void)r;
-            send_results(w);
         }
-        if (items[2].revents || items[3].revents) {
-            pthread_mutex_lock(&w->lock);
-            chunk *c = drain_pipes(w, 0);
-            pthread_mutex_unlock(&w->lock);
-            send_chunks(w, c);
+        pthread_mutex_lock(&w->lock);
+        if (fds[2].revents || fds[3].revents) {
+            send_chunks(w, drain_pipes(w, 0));
         }
+        /* ZMQ_FD only says that something changed: read until ZeroMQ says
+         * there is nothing more. */
         while (readable(w->sock)) {
             receive_message(w);
         }
+        pthread_mutex_unlock(&w->lock);
     }
     pthread_mutex_lock(&w->lock);
     w->gone = 1;
@@ -412,7 +397,7 @@ static job *next_task(wstate *w)
     return t;
 }
 
-/* Queues t, now holding its result, for the io thread. */
+/* Sends t's result, after the output the task wrote last; frees t. */
 static void finish_task(wstate *w, job *t)
 {
     /* Output of C code in the task sits in stdio's buffers (the fds are
@@ -423,13 +408,14 @@ static void finish_task(wstate *w, job *t)
     w->busy = 0;
     __atomic_store_n(&w->status[1], t->id, __ATOMIC_RELEASE);
     __atomic_store_n(&w->status[0], 0, __ATOMIC_RELEASE);
-    queue_push(&w->results, t);
-    int signal = !w->result_signalled;
-    w->result_signalled = 1;
+    send_result(w, t);
+    /* Sending may have taken the ZMQ_FD signal of a message that arrived
+     * meanwhile: then the io thread would not wake for it. */
+    int missed = readable(w->sock);
     pthread_mutex_unlock(&w->lock);
-    if (signal) {
+    if (missed) {
         uint64_t one = 1;
-        ssize_t n = write(w->result_fd, &one, sizeof one);
+        ssize_t n = write(w->wake_fd, &one, sizeof one);
         (void)n;
     }
 }
@@ -504,14 +490,16 @@ int worker_run(const char *endpoint, const char *python, int status_fd)
     }
     pthread_mutex_init(&w.lock, NULL);
     pthread_cond_init(&w.task_cond, NULL);
-    w.result_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    w.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     w.zctx = zmq_ctx_new();
     w.sock = zmq_socket(w.zctx, ZMQ_DEALER);
     char ident[32];
     int len = snprintf(ident, sizeof ident, "w%d", (int)getpid());
     int linger = 2000;
+    int no_limit = 0; /* a send under the lock must never wait for the kernel */
     if (w.status == NULL || w.sock == NULL ||
         zmq_setsockopt(w.sock, ZMQ_ROUTING_ID, ident, (size_t)len) < 0 ||
+        zmq_setsockopt(w.sock, ZMQ_SNDHWM, &no_limit, sizeof no_limit) < 0 ||
         zmq_setsockopt(w.sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
         zmq_connect(w.sock, endpoint) < 0) {
         LOG_E("worker: cannot connect to %s: %s", endpoint, zmq_strerror(errno));
