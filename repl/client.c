@@ -45,6 +45,8 @@ struct client {
     char hb_endpoint[300];    /* where to ping */
     jp_session *session;      /* signs and checks messages */
     unsigned generation;      /* how many times the sockets were made */
+    int retry_ms;             /* reconnect interval of this generation, 0: zmq's */
+    int iopub_seen;           /* iopub delivered on this generation's socket */
 };
 
 static const int socket_types[JP_NCHANNELS] = {
@@ -65,6 +67,9 @@ static void *open_socket(client *c, const jp_connection *conn, jp_channel ch, in
         return NULL;
     }
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (c->retry_ms > 0) {
+        zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &c->retry_ms, sizeof c->retry_ms);
+    }
     if (type == ZMQ_DEALER) {
         /* A new identity for each generation of sockets: a kernel's ROUTER
          * may still hold the previous connection under the old one, and
@@ -86,7 +91,7 @@ static void *open_socket(client *c, const jp_connection *conn, jp_channel ch, in
     return s;
 }
 
-client *client_new(const jp_connection *conn, jp_error *err)
+client *client_new(const jp_connection *conn, int retry_ms, jp_error *err)
 {
     client *c = calloc(1, sizeof *c);
     if (c == NULL) {
@@ -102,7 +107,7 @@ client *client_new(const jp_connection *conn, jp_error *err)
     }
     c->conn = *conn;
     c->conn.key = NULL; /* the session holds the key; only endpoints are kept */
-    if (client_reconnect(c, err) < 0) {
+    if (client_reconnect(c, retry_ms, err) < 0) {
         client_destroy(&c);
         return NULL;
     }
@@ -110,7 +115,7 @@ client *client_new(const jp_connection *conn, jp_error *err)
     return c;
 }
 
-int client_reconnect(client *c, jp_error *err)
+int client_reconnect(client *c, int retry_ms, jp_error *err)
 {
     for (int ch = 0; ch < JP_NCHANNELS; ch++) {
         if (c->sock[ch] != NULL) {
@@ -119,6 +124,8 @@ int client_reconnect(client *c, jp_error *err)
         }
     }
     c->generation++;
+    c->retry_ms = retry_ms;
+    c->iopub_seen = 0;
     for (int ch = 0; ch < JP_NCHANNELS; ch++) {
         if (ch != JP_HB) {
             c->sock[ch] = open_socket(c, &c->conn, (jp_channel)ch, socket_types[ch], err);
@@ -218,6 +225,7 @@ client_event client_poll(client *c, int fd, int timeout_ms, jp_channel *ch, jp_m
                 *msg = jp_recv(c->session, c->sock[order[i]], ZMQ_DONTWAIT, &err);
                 if (*msg != NULL) {
                     *ch = order[i];
+                    c->iopub_seen |= *ch == JP_IOPUB;
                     debug_msg("<<", *ch, *msg);
                     return CLIENT_MESSAGE;
                 }
@@ -233,6 +241,11 @@ client_event client_poll(client *c, int fd, int timeout_ms, jp_channel *ch, jp_m
         /* Only malformed messages (dropped) or spurious wake-ups: poll again,
          * which in the worst case waits a bit longer than asked. */
     }
+}
+
+int client_iopub_seen(const client *c)
+{
+    return c->iopub_seen;
 }
 
 int client_heartbeat(client *c, int timeout_ms)

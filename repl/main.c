@@ -484,11 +484,16 @@ static char *history_path(void)
     return strdup(path);
 }
 
-static int run_interactive(session *s, const options *o)
+/* Sets up readline and reads the history: done while the kernel starts. */
+static void prepare_interactive(session *s)
 {
     char *hist = history_path();
     input_init(hist, complete_cb, s);
     free(hist);
+}
+
+static int run_interactive(session *s, const options *o)
+{
     if (!o->quiet) {
         /* The kernel's own first line (it names itself), then ours. */
         const char *b = s->banner && *s->banner ? s->banner
@@ -581,7 +586,7 @@ int main(int argc, char **argv)
         char path[PATH_MAX];
         resolve_existing(o.existing, path, sizeof path);
         if (jp_connection_load(&conn, path, &err) == 0) {
-            s.cl = client_new(&conn, &err);
+            s.cl = client_new(&conn, 0, &err);
         }
     } else {
         spec = o.kernel ? kernelspec_find(o.kernel, &err) : kernelspec_default(&err);
@@ -590,7 +595,8 @@ int main(int argc, char **argv)
             s.interrupt_by_signal = spec->interrupt_signal;
         }
         if (s.kp != NULL) {
-            s.cl = client_new(kernel_proc_connection(s.kp), &err);
+            s.cl =
+                client_new(kernel_proc_connection(s.kp), CLIENT_RETRY_STARTING_MS, &err);
         }
     }
     signals_unblock();
@@ -602,6 +608,9 @@ int main(int argc, char **argv)
         s.stdin_mode = isatty(0) ? SESSION_STDIN_TERMINAL : SESSION_STDIN_PIPE;
     } else {
         s.stdin_mode = interactive ? SESSION_STDIN_TERMINAL : SESSION_STDIN_PIPE;
+    }
+    if (interactive) {
+        prepare_interactive(&s);
     }
     if (session_wait_ready(&s, o.startup_timeout * 1000, &err) < 0) {
         fprintf(stderr, "ferry: %s\n", err.text);

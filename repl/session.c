@@ -63,15 +63,34 @@ int session_check_alive(session *s)
 
 /* ------------------------------------------------------------ readiness */
 
+/* Takes m, a message that came while we wait for the kernel to be ready. */
+static void readiness_message(session *s, jp_channel ch, jp_msg *m)
+{
+    if (ch == JP_IOPUB && !is_type(m, "status") && !is_type(m, "execute_input")) {
+        show_background(m);
+    } else if (ch == JP_SHELL) {
+        stray_reply(s, m);
+    }
+    jp_msg_destroy(&m);
+}
+
+/* Keeps what the first prompt shows of kernel_info_reply m. */
+static void take_kernel_info(session *s, const jp_msg *m)
+{
+    json_t *li = json_object_get(m->content, "language_info");
+    const char *lang = json_string_value(json_object_get(li, "name"));
+    const char *banner = json_string_value(json_object_get(m->content, "banner"));
+    free(s->language);
+    free(s->banner);
+    s->language = strdup(lang ? lang : "");
+    s->banner = strdup(banner ? banner : "");
+}
+
 int session_wait_ready(session *s, int timeout_ms, jp_error *err)
 {
-    long start = now_ms(), last_send = 0, reply_at = 0;
-    int replied = 0, iopub_ok = 0, complete_ok = 0;
-    /* Sockets of a kernel we started connected before it listened: make new
-     * ones once it answers (see client_reconnect). */
-    int fresh_sockets = s->kp == NULL;
-    char id[64], probe[64] = "";
-    while (!(replied && iopub_ok && complete_ok)) {
+    long start = now_ms(), last_send = 0;
+    char id[64] = "";
+    for (;;) {
         long now = now_ms();
         if (s->kp != NULL && !session_check_alive(s)) {
             jp_error_set(err, "the kernel %s before it was ready", s->dead_why);
@@ -82,15 +101,7 @@ int session_wait_ready(session *s, int timeout_ms, jp_error *err)
                          timeout_ms / 1000);
             return -1;
         }
-        /* Past a reply, a kernel that publishes nothing for kernel_info is
-         * accepted after a while: iopub is then as ready as it gets. */
-        if (replied && now - reply_at > 3000) {
-            break;
-        }
-        /* Once the kernel answered, only iopub may lag (its SUB socket joins
-         * late and misses what was published before): ask again soon, so
-         * some status message reaches it, rather than once a second. */
-        if (now - last_send >= (replied ? 50 : 1000)) {
+        if (now - last_send >= 1000) {
             if (client_request(s->cl, JP_SHELL, "kernel_info_request", NULL, id,
                                sizeof id) < 0) {
                 jp_error_set(err, "cannot send kernel_info_request");
@@ -100,7 +111,7 @@ int session_wait_ready(session *s, int timeout_ms, jp_error *err)
         }
         jp_channel ch;
         jp_msg *m = NULL;
-        switch (client_poll(s->cl, -1, replied ? 20 : 100, &ch, &m)) {
+        switch (client_poll(s->cl, -1, 100, &ch, &m)) {
         case CLIENT_SIGNAL:
             if (signals_quit_requested() || signals_take_interrupt()) {
                 jp_error_set(err, "interrupted while waiting for the kernel");
@@ -111,46 +122,85 @@ int session_wait_ready(session *s, int timeout_ms, jp_error *err)
             jp_error_set(err, "socket error: %s", strerror(errno));
             return -1;
         case CLIENT_MESSAGE:
-            if (ch == JP_IOPUB) {
-                iopub_ok = 1;
-            } else if (ch == JP_SHELL && client_is_reply_to(m, probe)) {
-                complete_ok = 1;
-            } else if (ch == JP_SHELL && is_type(m, "kernel_info_reply") &&
-                       !fresh_sockets) {
+            if (ch == JP_SHELL && is_type(m, "kernel_info_reply")) {
+                take_kernel_info(s, m);
                 jp_msg_destroy(&m);
-                if (client_reconnect(s->cl, err) < 0) {
-                    return -1;
-                }
-                fresh_sockets = 1;
-                iopub_ok = 0;
-                last_send = 0; /* ask again on the new sockets, now */
-                break;
-            } else if (ch == JP_SHELL && is_type(m, "kernel_info_reply") && !replied) {
-                json_t *li = json_object_get(m->content, "language_info");
-                const char *lang = json_string_value(json_object_get(li, "name"));
-                const char *banner =
-                    json_string_value(json_object_get(m->content, "banner"));
-                free(s->language);
-                free(s->banner);
-                s->language = strdup(lang ? lang : "");
-                s->banner = strdup(banner ? banner : "");
-                replied = 1;
-                reply_at = now_ms();
-                last_send = 0; /* probe iopub with one more request now */
-                /* One is_complete round trip before the first prompt: the
-                 * first call can be slow (ipykernel imports its parser), and
-                 * a kernel without it is known from the start. */
-                client_request(s->cl, JP_SHELL, "is_complete_request",
-                               json_pack("{s:s}", "code", "pass"), probe, sizeof probe);
+                goto replied;
             }
-            jp_msg_destroy(&m);
+            readiness_message(s, ch, m);
             break;
         default:
             break;
         }
     }
-    s->is_complete_ok = complete_ok;
+replied:
+    /* Sockets of a kernel we started connected before it listened: make new
+     * ones now that it answers (see client_reconnect); they connect at once. */
+    if (s->kp != NULL && client_reconnect(s->cl, 0, err) < 0) {
+        return -1;
+    }
+    s->iopub_given_up = 0;
+    /* The prompt needs nothing more.  Whether iopub delivers is settled
+     * before the first cell (session_wait_iopub); the kernel_info asked
+     * here makes the status messages that prove it, most often while the
+     * prompt is still empty.  The is_complete round trip is started too:
+     * its first call can be slow (ipykernel imports its parser), and a late
+     * reply still counts (stray_reply). */
+    s->is_complete_ok = 1;
+    if (client_request(s->cl, JP_SHELL, "kernel_info_request", NULL, NULL, 0) < 0 ||
+        client_request(s->cl, JP_SHELL, "is_complete_request",
+                       json_pack("{s:s}", "code", "pass"), NULL, 0) < 0) {
+        jp_error_set(err, "cannot send requests to the kernel");
+        return -1;
+    }
     return 0;
+}
+
+session_result session_wait_iopub(session *s)
+{
+    long start = now_ms(), last_send = start;
+    while (!client_iopub_seen(s->cl) && !s->iopub_given_up) {
+        long now = now_ms();
+        if (s->kp != NULL && !session_check_alive(s)) {
+            return SESSION_DEAD;
+        }
+        /* A kernel that publishes nothing for kernel_info is accepted after
+         * a while: iopub is then as ready as it gets. */
+        if (now - start > 3000) {
+            s->iopub_given_up = 1;
+            break;
+        }
+        /* Only the subscription may lag (a SUB socket joins late and misses
+         * what was published before): ask again soon, so that some status
+         * message reaches it. */
+        if (now - last_send >= 50) {
+            if (client_request(s->cl, JP_SHELL, "kernel_info_request", NULL, NULL, 0) <
+                0) {
+                return SESSION_ERROR;
+            }
+            last_send = now;
+        }
+        jp_channel ch;
+        jp_msg *m = NULL;
+        switch (client_poll(s->cl, -1, 20, &ch, &m)) {
+        case CLIENT_SIGNAL:
+            if (signals_quit_requested()) {
+                return SESSION_QUIT;
+            }
+            if (signals_take_interrupt()) {
+                return SESSION_ERROR;
+            }
+            break;
+        case CLIENT_ERROR:
+            return SESSION_ERROR;
+        case CLIENT_MESSAGE:
+            readiness_message(s, ch, m);
+            break;
+        default:
+            break;
+        }
+    }
+    return SESSION_OK;
 }
 
 /* ---------------------------------------------------------------- cells */
@@ -266,6 +316,10 @@ static void apply_payloads(session *s, json_t *content)
 
 session_result session_execute(session *s, const char *code, int silent)
 {
+    session_result ready = session_wait_iopub(s);
+    if (ready != SESSION_OK) {
+        return ready;
+    }
     char id[64];
     cell_wait w = {s, id, NULL, 0, silent};
     json_t *content =
@@ -436,7 +490,9 @@ int session_restart(session *s, jp_error *err)
         jp_error_set(err, "cannot restart a kernel this REPL did not start");
         return -1;
     }
-    if (kernel_proc_restart(s->kp, err) < 0) {
+    /* The sockets are made anew before the kernel listens, as at start. */
+    if (kernel_proc_restart(s->kp, err) < 0 ||
+        client_reconnect(s->cl, CLIENT_RETRY_STARTING_MS, err) < 0) {
         return -1;
     }
     s->dead = 0;

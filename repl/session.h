@@ -33,13 +33,14 @@ typedef struct session {
     char *next_input;         /* set_next_input payload to pre-fill, owned */
     char *language;           /* language_info.name ("python"), owned */
     char *banner;             /* kernel_info banner, owned */
+    int iopub_given_up;       /* iopub never delivered: stop waiting for it */
     int dead;                 /* the kernel died */
     char dead_why[128];       /* how it died */
 } session;
 
-/* Waits for the kernel to answer kernel_info_request (resent every second)
- * and for iopub to deliver, up to timeout_ms.  Returns 0 or -1 with err set
- * (kernel died, timed out, interrupted). */
+/* Waits up to timeout_ms for the kernel to answer kernel_info_request
+ * (resent every second): then the first prompt can be shown.  Returns 0 or
+ * -1 with err set (kernel died, timed out, interrupted). */
 int session_wait_ready(session *s, int timeout_ms, jp_error *err) JP_WUR;
 
 /* Result of running a cell. */
@@ -49,6 +50,11 @@ typedef enum session_result {
     SESSION_DEAD,  /* the kernel died (s->dead set) */
     SESSION_QUIT   /* SIGTERM/SIGHUP: stop now */
 } session_result;
+
+/* Waits, once per connection, until iopub delivers (asking kernel_info
+ * every 50 ms, for up to 3 s): output published before our subscription
+ * reaches the kernel would be lost.  session_execute calls it first. */
+session_result session_wait_iopub(session *s);
 
 /* Runs code and waits for its reply and its output.  silent: no output, no
  * history, no execution count (for set-up code). */

@@ -119,6 +119,33 @@ def test_inspect_detail_1_gives_source_of_a_cell_class(k):
     assert c["found"] and "def frobnicate(self, level" in c["data"]["text/plain"]
 
 
+def test_inspect_builtin_gives_the_same_signature_every_time(k):
+    for _ in range(3):
+        c = inspect(k, "print")
+        assert c["found"]
+        text = c["data"]["text/plain"]
+        assert "print(*args, sep=' ', end='\\n', file=None, flush=False)" in text
+        assert "Prints the values to a stream" in text
+
+
+def test_inspect_follows_a_name_rebound_to_a_cell_function(k):
+    assert "len(obj, /)" in inspect(k, "len")["data"]["text/plain"]
+    k.execute('def len(seq, extra=None):\n    "Mine."\n    return 0').ok()
+    text = inspect(k, "len")["data"]["text/plain"]
+    assert "len(seq, extra=None)" in text and "Mine." in text
+    k.execute("del len").ok()
+    assert "len(obj, /)" in inspect(k, "len")["data"]["text/plain"]
+
+
+def test_inspect_of_a_bound_method_does_not_keep_its_object_alive(k):
+    k.execute("import gc, weakref\n"
+              "class Bag(list):\n    pass\n"
+              "bag = Bag()\n"
+              "bag_ref = weakref.ref(bag)").ok()
+    assert "append(object, /)" in inspect(k, "bag.append")["data"]["text/plain"]
+    assert k.execute("del bag\ngc.collect()\nbag_ref() is None").text == "True"
+
+
 def test_inspect_unknown_name_is_not_found(k):
     c = inspect(k, "no_such_thing_anywhere")
     assert c["found"] is False and c["data"] == {}

@@ -86,6 +86,9 @@ def test_make_install_gives_a_working_kernel_outside_the_tree(tmp_path):
     spec = json.loads((prefix / "share/jupyter/kernels/ferry/kernel.json").read_text())
     assert spec["argv"][0] == str(prefix / "bin/ferry-kernel")
     assert (prefix / "lib/ferry/ferry/__init__.py").exists()
+    # Compiled at install time, as Debian's packages are: the kernel and its
+    # workers do not compile the sources at every start.
+    assert list((prefix / "lib/ferry/ferry/__pycache__").glob("_kernel.*.pyc"))
     # The installed kernel finds its Python part under PREFIX/lib/ferry by
     # itself, and cells see that package, not the build tree's.
     out = execute_with_kernelspec(prefix / "share/jupyter",

@@ -89,3 +89,22 @@ def test_no_colour_prompts_with_no_color(env, repl_kernel):
         assert p.wait() == 0
     finally:
         p.close()
+
+
+def test_cell_typed_the_moment_the_prompt_shows_runs_with_its_output(env, repl_kernel):
+    """The first prompt is shown as soon as the kernel answers kernel_info;
+    the iopub subscription and the is_complete round trip settle after it.
+    A cell typed at once must still continue on Enter as the kernel says,
+    and print all of its output."""
+    p = Pty([FERRY] + kernel_args(repl_kernel), dict(env.vars, NO_COLOR="1"))
+    try:
+        p.expect(b"In [1]: ")
+        p.write(b"for i in range(3):\r")
+        p.expect(b"...: ")  # incomplete: a continuation line, indented
+        p.write(b"print('line', i * 7)\r\r")
+        p.expect(b"line 0\r\nline 7\r\nline 14\r\n")
+        p.expect(b"In [2]: ")
+        p.write(b"\x04")
+        assert p.wait() == 0
+    finally:
+        p.close()
