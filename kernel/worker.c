@@ -326,13 +326,24 @@ static void *io_main(void *arg)
     pthread_mutex_unlock(&w->lock);
     /* A parent gone (kernel killed) ends the worker even if the
      * parent-death signal was missed. */
+    struct pollfd fds[4] = {
+        {.fd = zfd, .events = POLLIN},
+        {.fd = w->wake_fd, .events = POLLIN},
+        {.fd = w->out_fd[0], .events = POLLIN},
+        {.fd = w->out_fd[1], .events = POLLIN},
+    };
     while (ok && getppid() == w->parent) {
-        struct pollfd fds[4] = {
-            {.fd = zfd, .events = POLLIN},
-            {.fd = w->wake_fd, .events = POLLIN},
-            {.fd = w->out_fd[0], .events = POLLIN},
-            {.fd = w->out_fd[1], .events = POLLIN},
-        };
+        pthread_mutex_lock(&w->lock);
+        if (fds[2].revents || fds[3].revents) {
+            send_chunks(w, drain_pipes(w, 0));
+        }
+        /* ZMQ_FD only says that something changed, and only once ZMQ_EVENTS
+         * was read since the last send or receive: read until ZeroMQ says
+         * there is nothing more, then wait. */
+        while (readable(w->sock)) {
+            receive_message(w);
+        }
+        pthread_mutex_unlock(&w->lock);
         if (poll(fds, 4, 1000) < 0 && errno != EINTR) {
             break;
         }
@@ -341,16 +352,6 @@ static void *io_main(void *arg)
             ssize_t r = read(w->wake_fd, &c, sizeof c);
             (void)r;
         }
-        pthread_mutex_lock(&w->lock);
-        if (fds[2].revents || fds[3].revents) {
-            send_chunks(w, drain_pipes(w, 0));
-        }
-        /* ZMQ_FD only says that something changed: read until ZeroMQ says
-         * there is nothing more. */
-        while (readable(w->sock)) {
-            receive_message(w);
-        }
-        pthread_mutex_unlock(&w->lock);
     }
     pthread_mutex_lock(&w->lock);
     w->gone = 1;
