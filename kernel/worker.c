@@ -62,19 +62,20 @@ typedef struct queue {
 } queue;
 
 typedef struct wstate {
-    void *zctx;                /* context */
-    void *sock;                /* DEALER, io thread only */
-    int out_fd[2];             /* read ends of the stdout / stderr pipes */
-    int wake_fd;               /* eventfd: the io thread must look at the socket */
-    pthread_mutex_t lock;      /* guards the socket and everything below */
-    pthread_cond_t task_cond;  /* a task arrived */
-    char carry[2][4];          /* an unfinished UTF-8 character at a read's end */
-    size_t n_carry[2];         /* its length */
-    queue tasks;               /* received, not started */
-    uint64_t running;          /* the running task, or the last one: owns output */
-    int busy;                  /* a task is running now */
-    int gone;                  /* the kernel went away: stop */
-    pid_t parent;              /* the kernel; another parent means it died */
+    void *zctx;           /* context */
+    void *sock;           /* DEALER, io thread only */
+    int out_fd[2];        /* read ends of the stdout / stderr pipes */
+    int wake_fd;          /* eventfd: the io thread must look at the socket */
+    pthread_mutex_t lock; /* guards the socket and everything below */
+    int main_wake_fd;     /* eventfd: a task was queued for the waiting main thread */
+    int main_waiting;     /* the main thread waits for a task, lock released */
+    char carry[2][4];     /* an unfinished UTF-8 character at a read's end */
+    size_t n_carry[2];    /* its length */
+    queue tasks;          /* received, not started */
+    uint64_t running;     /* the running task, or the last one: owns output */
+    int busy;             /* a task is running now */
+    int gone;             /* the kernel went away: stop */
+    pid_t parent;         /* the kernel; another parent means it died */
     volatile uint64_t *status; /* shared with the kernel: [0] running, [1] finished */
 } wstate;
 
@@ -271,6 +272,19 @@ static void cancel_tasks(wstate *w, const jp_frame *flag, const jp_frame *ids)
     }
 }
 
+/* The main thread waits for tasks in poll, on the socket's ZMQ_FD too: when
+ * this thread took the message it was waiting for, it must be told.  Called
+ * with the lock held. */
+static void wake_main(wstate *w)
+{
+    if (w->main_waiting) {
+        uint64_t one = 1;
+        ssize_t n = write(w->main_wake_fd, &one, sizeof one);
+        (void)n;
+        w->main_waiting = 0;
+    }
+}
+
 /* ["task", id, payload, buffer...] joins the queue; ["cancel", ...].
  * Called with the lock held. */
 static void receive_message(wstate *w)
@@ -293,7 +307,7 @@ static void receive_message(wstate *w)
             memcpy(t->frames, f + 2, t->n * sizeof *t->frames);
             memset(f + 2, 0, t->n * sizeof *t->frames);
             queue_push(&w->tasks, t);
-            pthread_cond_signal(&w->task_cond);
+            wake_main(w);
         } else {
             free(t);
             LOG_E("worker: out of memory for a task");
@@ -355,7 +369,7 @@ static void *io_main(void *arg)
     }
     pthread_mutex_lock(&w->lock);
     w->gone = 1;
-    pthread_cond_signal(&w->task_cond);
+    wake_main(w);
     pthread_mutex_unlock(&w->lock);
     return NULL;
 }
@@ -381,12 +395,33 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* The next task, or NULL once the kernel is gone; marks it running. */
-static job *next_task(wstate *w)
+/* The next task, or NULL once the kernel is gone; marks it running.  An
+ * idle main thread receives its next task itself: the io thread would be
+ * one more wake-up on the way. */
+static job *next_task(wstate *w, int zfd)
 {
     pthread_mutex_lock(&w->lock);
     while (w->tasks.head == NULL && !w->gone) {
-        pthread_cond_wait(&w->task_cond, &w->lock);
+        while (readable(w->sock) && w->tasks.head == NULL) {
+            receive_message(w);
+        }
+        if (w->tasks.head != NULL) {
+            break;
+        }
+        w->main_waiting = 1;
+        pthread_mutex_unlock(&w->lock);
+        struct pollfd fds[2] = {
+            {.fd = zfd, .events = POLLIN},
+            {.fd = w->main_wake_fd, .events = POLLIN},
+        };
+        int rc = poll(fds, 2, 1000);
+        if (rc > 0 && (fds[1].revents & POLLIN)) {
+            uint64_t c;
+            ssize_t r = read(w->main_wake_fd, &c, sizeof c);
+            (void)r;
+        }
+        pthread_mutex_lock(&w->lock);
+        w->main_waiting = 0;
     }
     job *t = w->gone ? NULL : queue_pop(&w->tasks);
     if (t) {
@@ -423,8 +458,13 @@ static void finish_task(wstate *w, job *t)
 
 static void run_tasks(wstate *w)
 {
+    int zfd = -1;
+    size_t len = sizeof zfd;
+    pthread_mutex_lock(&w->lock);
+    int ok = zmq_getsockopt(w->sock, ZMQ_FD, &zfd, &len) == 0;
+    pthread_mutex_unlock(&w->lock);
     job *t;
-    while ((t = next_task(w)) != NULL) {
+    while (ok && (t = next_task(w, zfd)) != NULL) {
         jp_frame *in = t->frames;
         size_t n_in = t->n;
         jp_error err = {0};
@@ -490,7 +530,7 @@ int worker_run(const char *endpoint, const char *python, int status_fd)
         *slash = '\0';
     }
     pthread_mutex_init(&w.lock, NULL);
-    pthread_cond_init(&w.task_cond, NULL);
+    w.main_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     w.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     w.zctx = zmq_ctx_new();
     w.sock = zmq_socket(w.zctx, ZMQ_DEALER);

@@ -78,11 +78,30 @@ def _dumps(obj):
     return [payload] + [b.raw() for b in buffers]
 
 
+_last_head = (None, None)  # (key, bytes) of the last head of a cell function
+
+
 def _head(fn):
     """What every task of one dispatch shares: (context, fn), in band."""
+    context = _context()
+    # A function defined in a cell travels as a lookup in the current
+    # re-export version: the same bytes until the definitions, the kernel's
+    # directory or its sys.path change.
+    global _last_head
+    key = None
+    rec = _recorder()
+    if (rec is not None and isinstance(fn, types.FunctionType)
+            and fn.__module__ == "__main__" and fn.__name__ in (rec._exported or ())
+            and sys.modules["__main__"].__dict__.get(fn.__name__) is fn):
+        key = (fn, rec._path, context)
+        if _last_head[0] == key:
+            return _last_head[1]
     buf = io.BytesIO()
-    _check.TaskPickler(buf, 5, True).dump((_context(), fn))
-    return buf.getbuffer()
+    _check.TaskPickler(buf, 5, True).dump((context, fn))
+    head = buf.getbuffer()
+    if key is not None:
+        _last_head = (key, head)
+    return head
 
 
 def _flush():
@@ -94,10 +113,15 @@ def _flush():
 
 # --------------------------------------------------------------- preflight
 
+def _recorder():
+    """The kernel's re-export recorder, or None (no shell yet)."""
+    from . import _kernel
+    return getattr(_kernel.shell, "recorder", None)
+
+
 def _refresh_reexport():
     """Makes sure the re-export module names every definition made so far."""
-    from . import _kernel
-    rec = getattr(_kernel.shell, "recorder", None)
+    rec = _recorder()
     if rec is not None:
         rec.current()
     return rec
@@ -108,8 +132,19 @@ _SKIP = {"In", "Out", "_", "__", "___", "_ih", "_oh", "_i", "_ii", "_iii", "exit
 _GLOBAL_OPS = {"LOAD_GLOBAL", "LOAD_NAME", "DELETE_GLOBAL", "STORE_GLOBAL"}
 
 
+_reads = weakref.WeakKeyDictionary()  # code object -> its _global_reads
+
+
 def _global_reads(code):
-    """Names code (and code nested in it) reads as globals."""
+    """Names code (and code nested in it) reads as globals (kept per code
+    object: reading its instructions costs more than a small task)."""
+    names = _reads.get(code)
+    if names is None:
+        names = _reads[code] = frozenset(_scan_global_reads(code))
+    return names
+
+
+def _scan_global_reads(code):
     names, stack = set(), [code]
     while stack:
         c = stack.pop()
@@ -134,7 +169,9 @@ def _unexported_globals(fn, rec):
     if rec is None:
         return []
     main = sys.modules["__main__"].__dict__
-    exported = set(rec.exported_names())
+    exported = getattr(rec, "_exported", None)  # as of the current() just made
+    if exported is None:
+        exported = set(rec.exported_names())
     bound_by = getattr(rec, "_bound_by", {})
     missing, seen, todo = {}, set(), [fn]
     while todo:
@@ -155,8 +192,10 @@ def _unexported_globals(fn, rec):
     return sorted(missing.items())
 
 
-def _preflight(fn, path="fn"):
-    """Checks, before anything is pickled, what fn needs in a worker."""
+def _preflight(fn, path="fn", diagnose=True):
+    """Checks, before anything is pickled, what fn needs in a worker.  Map
+    and submit pass diagnose=False: they pickle fn next anyway, and diagnose
+    only if that fails."""
     rec = _refresh_reexport() if _ferry_pool is not None else None
     missing = _unexported_globals(fn, rec)
     if missing:
@@ -171,7 +210,7 @@ def _preflight(fn, path="fn"):
             + (f" ({whys})" if whys else "") +
             f". Fix: pass {names} to the function as an argument, or compute it inside "
             f"the function.")
-    message = _check.diagnose(fn, path)
+    message = _check.diagnose(fn, path) if diagnose else None
     if message:
         raise _check.PicklingError(message)
 
@@ -333,7 +372,7 @@ class Pool:
     # ------------------------------------------------------- submitting
 
     def submit(self, fn, *args, **kwargs):
-        _preflight(fn)
+        _preflight(fn, diagnose=False)
         try:
             head, body = _head(fn), _dumps(("call", (args, kwargs)))
         except Exception as exc:
@@ -350,7 +389,7 @@ class Pool:
 
     def map(self, fn, iterable, *, chunksize=None):
         items = list(iterable)
-        _preflight(fn)
+        _preflight(fn, diagnose=False)
         if chunksize is None:
             # About four chunks per worker: small tasks do not pay a round
             # trip each, and uneven ones still balance.
