@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -36,6 +37,7 @@ typedef struct event {
     json_t *parent;       /* parent header, owned, or NULL */
     char *text;           /* EV_WRITE, EV_STREAM: valid UTF-8, owned */
     size_t len;           /* length of text */
+    size_t cap;           /* EV_WRITE: capacity of text, for appends */
     char name[8];         /* EV_WRITE, EV_STREAM: "stdout" or "stderr" */
     struct event *next;   /* queue link */
 } event;
@@ -62,6 +64,7 @@ struct iopub {
     pthread_t thread;            /* the publisher */
     int wake_fd;                 /* eventfd: the queue is not empty */
     atomic_int wake_pending;     /* a wake-up is already on its way */
+    atomic_int writes_due;       /* writes are queued and the batch timer is armed */
     pthread_mutex_t lock;        /* guards the queue and the flush tickets */
     pthread_cond_t flushed;      /* signalled as flush tickets complete */
     event *head, *tail;          /* the queue */
@@ -69,6 +72,7 @@ struct iopub {
     unsigned long long done_seq; /* flush tickets completed */
     pthread_mutex_t cap_lock;    /* makes bytes_read + FIONREAD consistent */
     capture out[2];              /* fds 1 and 2 */
+    int ready_fd;                /* epoll set of the two pipes, for take_marks */
     stream_buf stream;           /* batched text under the current parent */
     json_t *parent;              /* current parent header (thread only) */
     long long deadline_ms;       /* when batched output must go, 0 = none */
@@ -226,16 +230,28 @@ static void release_marks(iopub *io, const uint64_t marks[2], int final)
 /* The pipe positions now: what has been written to fds 1 and 2 so far. */
 static void take_marks(iopub *io, uint64_t marks[2])
 {
-    /* Mostly nothing waits in the pipes: one poll answers for both, and only
-     * a pipe holding bytes costs an ioctl. */
-    struct pollfd fds[2] = {{.fd = io->out[0].fd, .events = POLLIN},
-                            {.fd = io->out[1].fd, .events = POLLIN}};
-    int any = io->out[0].fd >= 0 && poll(fds, 2, 0) > 0;
+    /* This runs for every write, and mostly nothing waits in the pipes.  An
+     * epoll set of their own answers for both from the ready list the kernel
+     * keeps (a completed write to a pipe is on it before the write returns),
+     * without touching the pipes, which the publisher polls and reads from
+     * the other core; only a pipe holding bytes costs an ioctl.  A pipe the
+     * set calls empty was drained by a read done under cap_lock, so
+     * bytes_read, read under the lock after, counts those bytes. */
+    int ready[2] = {0, 0};
+    if (io->ready_fd >= 0) {
+        struct epoll_event evs[2];
+        int n = epoll_wait(io->ready_fd, evs, 2, 0);
+        for (int i = 0; i < n; i++) {
+            ready[evs[i].data.u32] = 1;
+        }
+        if (n < 0) { /* cannot tell: ask both pipes */
+            ready[0] = ready[1] = 1;
+        }
+    }
     pthread_mutex_lock(&io->cap_lock);
     for (int i = 0; i < 2; i++) {
         int pending = 0;
-        if (any && (fds[i].revents & POLLIN) &&
-            ioctl(io->out[i].fd, FIONREAD, &pending) < 0) {
+        if (ready[i] && ioctl(io->out[i].fd, FIONREAD, &pending) < 0) {
             pending = 0;
         }
         marks[i] = io->out[i].bytes_read + (uint64_t)pending;
@@ -244,6 +260,30 @@ static void take_marks(iopub *io, uint64_t marks[2])
 }
 
 /* ------------------------------------------------------------ the queue */
+
+/* Wakes the publisher to run the queue now; one wake-up per batch of
+ * events. */
+static void wake(iopub *io)
+{
+    if (!atomic_exchange(&io->wake_pending, 1)) {
+        uint64_t one = 1;
+        ssize_t rc = write(io->wake_fd, &one, sizeof one);
+        (void)rc;
+    }
+}
+
+/* Writes are the hot path and need not go out at once: the first write of
+ * a batch wakes the publisher, which arms the batch timer; the writes after
+ * it only join the queue, which the publisher takes when the timer fires
+ * (or earlier, with any other event).  The flag is read after the write is
+ * queued and cleared before the publisher takes the queue, so a write
+ * either is taken or sees the flag clear and wakes it. */
+static void wake_for_write(iopub *io)
+{
+    if (!atomic_load(&io->writes_due) && !atomic_exchange(&io->writes_due, 1)) {
+        wake(io);
+    }
+}
 
 /* Queues ev with the pipe marks given (NULL: taken now); returns its flush
  * ticket (tickets follow queue order). */
@@ -263,11 +303,10 @@ static unsigned long long enqueue_marked(iopub *io, event *ev, const uint64_t *m
     }
     io->tail = ev;
     pthread_mutex_unlock(&io->lock);
-    /* One wake-up per batch of events: writes are the hot path. */
-    if (!atomic_exchange(&io->wake_pending, 1)) {
-        uint64_t one = 1;
-        ssize_t rc = write(io->wake_fd, &one, sizeof one);
-        (void)rc;
+    if (ev->kind == EV_WRITE) {
+        wake_for_write(io);
+    } else {
+        wake(io);
     }
     return ticket;
 }
@@ -381,6 +420,7 @@ static int flush_due(iopub *io)
     if (io->deadline_ms == 0 || now_ms() < io->deadline_ms) {
         return 0;
     }
+    atomic_store(&io->writes_due, 0); /* before looking at the queue */
     if (!queue_empty(io)) {
         return run_queue(io);
     }
@@ -421,6 +461,10 @@ static void *publisher_main(void *arg)
         if ((items[0].revents & ZMQ_POLLIN) && run_queue(io)) {
             break;
         }
+        if (io->deadline_ms == 0 && atomic_load(&io->writes_due)) {
+            /* Writes wait for the timer (wake_for_write): keep it armed. */
+            io->deadline_ms = now_ms() + FLUSH_INTERVAL_MS;
+        }
         if (flush_due(io)) {
             break;
         }
@@ -451,6 +495,21 @@ static int capture_fd(capture *c, int target, const char *name)
     return 0;
 }
 
+/* An epoll set of the two capture pipes (data: their index), which only
+ * take_marks waits on; returns its fd or -1. */
+static int ready_set_new(const capture out[2])
+{
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    for (uint32_t i = 0; fd >= 0 && i < 2; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+        if (epoll_ctl(fd, EPOLL_CTL_ADD, out[i].fd, &ev) < 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    return fd;
+}
+
 iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_output,
                  jp_error *err)
 {
@@ -461,6 +520,7 @@ iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_out
     }
     io->session = s;
     io->out[0].fd = io->out[1].fd = -1;
+    io->ready_fd = -1;
     snprintf(io->topic_prefix, sizeof io->topic_prefix, "kernel.%s.", jp_session_id(s));
     pthread_mutex_init(&io->lock, NULL);
     pthread_mutex_init(&io->cap_lock, NULL);
@@ -479,6 +539,10 @@ iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_out
         jp_error_set(err, "cannot capture output: %s", strerror(errno));
         goto fail;
     }
+    if (capture_output && (io->ready_fd = ready_set_new(io->out)) < 0) {
+        jp_error_set(err, "cannot watch the output pipes: %s", strerror(errno));
+        goto fail;
+    }
     if (pthread_create(&io->thread, NULL, publisher_main, io) != 0) {
         jp_error_set(err, "cannot start the iopub thread");
         goto fail;
@@ -490,6 +554,9 @@ fail:
     }
     if (io->wake_fd >= 0) {
         close(io->wake_fd);
+    }
+    if (io->ready_fd >= 0) {
+        close(io->ready_fd);
     }
     free(io);
     return NULL;
@@ -508,6 +575,9 @@ void iopub_destroy(iopub **iop)
     }
     zmq_close(io->pub);
     close(io->wake_fd);
+    if (io->ready_fd >= 0) {
+        close(io->ready_fd);
+    }
     for (int i = 0; i < 2; i++) {
         if (io->out[i].fd >= 0) {
             close(io->out[i].fd);
@@ -582,6 +652,25 @@ void iopub_stream(iopub *io, json_t *parent_header, const char *name, const char
     queue_text(io, EV_STREAM, parent_header, name, text, len);
 }
 
+/* Makes room for len more bytes of text in a write event, doubling. */
+static int text_reserve(event *ev, size_t len)
+{
+    if (ev->cap - ev->len >= len) {
+        return 0;
+    }
+    size_t cap = ev->cap ? ev->cap : 256;
+    while (cap - ev->len < len) {
+        cap *= 2;
+    }
+    char *grown = realloc(ev->text, cap);
+    if (grown == NULL) {
+        return -1;
+    }
+    ev->text = grown;
+    ev->cap = cap;
+    return 0;
+}
+
 /* Appends to the queue's last event when it is a write to the same stream
  * with the same pipe marks (nothing was captured in between), so a burst of
  * prints costs one event.  Returns 1 when it did. */
@@ -592,15 +681,11 @@ static int coalesce_write(iopub *io, const char *name, const char *text, size_t 
     pthread_mutex_lock(&io->lock);
     event *t = io->tail;
     if (t && t->kind == EV_WRITE && strcmp(t->name, name) == 0 &&
-        t->marks[0] == marks[0] && t->marks[1] == marks[1] && t->len + len < STREAM_MAX) {
-        char *grown = realloc(t->text, t->len + len + 1);
-        if (grown) {
-            memcpy(grown + t->len, text, len);
-            t->len += len;
-            grown[t->len] = '\0';
-            t->text = grown;
-            done = 1;
-        }
+        t->marks[0] == marks[0] && t->marks[1] == marks[1] && t->len + len < STREAM_MAX &&
+        text_reserve(t, len) == 0) {
+        memcpy(t->text + t->len, text, len);
+        t->len += len;
+        done = 1;
     }
     pthread_mutex_unlock(&io->lock);
     return done;
@@ -616,12 +701,11 @@ void iopub_write(iopub *io, const char *name, const char *text, size_t len)
         return; /* the queued event already has a wake-up on its way */
     }
     event *ev = event_new(EV_WRITE);
-    if (ev == NULL || (ev->text = malloc(len + 1)) == NULL) {
+    if (ev == NULL || text_reserve(ev, len) < 0) {
         free(ev);
         return;
     }
     memcpy(ev->text, text, len);
-    ev->text[len] = '\0';
     ev->len = len;
     snprintf(ev->name, sizeof ev->name, "%s", stream);
     enqueue_marked(io, ev, marks);
