@@ -48,7 +48,7 @@ typedef struct capture {
     unsigned char *raw;  /* bytes read, not yet released */
     size_t raw_len;      /* bytes in raw */
     size_t raw_cap;      /* capacity of raw */
-    uint64_t bytes_read; /* total read from the pipe (under cap_lock) */
+    uint64_t bytes_read; /* total read from the pipe (under the queue lock) */
 } capture;
 
 typedef struct stream_buf {
@@ -65,14 +65,13 @@ struct iopub {
     int wake_fd;                 /* eventfd: the queue is not empty */
     atomic_int wake_pending;     /* a wake-up is already on its way */
     atomic_int writes_due;       /* writes are queued and the batch timer is armed */
-    pthread_mutex_t lock;        /* guards the queue and the flush tickets */
+    pthread_mutex_t lock;        /* guards the queue, tickets, pipe reads */
     pthread_cond_t flushed;      /* signalled as flush tickets complete */
     event *head, *tail;          /* the queue */
     unsigned long long next_seq; /* last flush ticket handed out */
     unsigned long long done_seq; /* flush tickets completed */
-    pthread_mutex_t cap_lock;    /* makes bytes_read + FIONREAD consistent */
     capture out[2];              /* fds 1 and 2 */
-    int ready_fd;                /* epoll set of the two pipes, for take_marks */
+    int ready_fd;                /* epoll set of the two pipes, for pipes_ready */
     stream_buf stream;           /* batched text under the current parent */
     json_t *parent;              /* current parent header (thread only) */
     long long deadline_ms;       /* when batched output must go, 0 = none */
@@ -171,12 +170,12 @@ static void capture_read(iopub *io, capture *c)
             c->raw = grown;
             c->raw_cap = cap;
         }
-        pthread_mutex_lock(&io->cap_lock);
+        pthread_mutex_lock(&io->lock);
         ssize_t n = read(c->fd, c->raw + c->raw_len, READ_CHUNK);
         if (n > 0) {
             c->bytes_read += (uint64_t)n;
         }
-        pthread_mutex_unlock(&io->cap_lock);
+        pthread_mutex_unlock(&io->lock);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -227,28 +226,34 @@ static void release_marks(iopub *io, const uint64_t marks[2], int final)
     }
 }
 
-/* The pipe positions now: what has been written to fds 1 and 2 so far. */
-static void take_marks(iopub *io, uint64_t marks[2])
+/* Which pipes may hold bytes not read yet, before taking the lock for
+ * take_marks_locked.  This runs for every write, and mostly the pipes are
+ * empty.  An epoll set of their own answers for both from the ready list
+ * the kernel keeps (a completed write to a pipe is on it before the write
+ * returns), without touching the pipes, which the publisher polls and reads
+ * from the other core. */
+static void pipes_ready(iopub *io, int ready[2])
 {
-    /* This runs for every write, and mostly nothing waits in the pipes.  An
-     * epoll set of their own answers for both from the ready list the kernel
-     * keeps (a completed write to a pipe is on it before the write returns),
-     * without touching the pipes, which the publisher polls and reads from
-     * the other core; only a pipe holding bytes costs an ioctl.  A pipe the
-     * set calls empty was drained by a read done under cap_lock, so
-     * bytes_read, read under the lock after, counts those bytes. */
-    int ready[2] = {0, 0};
-    if (io->ready_fd >= 0) {
-        struct epoll_event evs[2];
-        int n = epoll_wait(io->ready_fd, evs, 2, 0);
-        for (int i = 0; i < n; i++) {
-            ready[evs[i].data.u32] = 1;
-        }
-        if (n < 0) { /* cannot tell: ask both pipes */
-            ready[0] = ready[1] = 1;
-        }
+    ready[0] = ready[1] = 0;
+    if (io->ready_fd < 0) {
+        return;
     }
-    pthread_mutex_lock(&io->cap_lock);
+    struct epoll_event evs[2];
+    int n = epoll_wait(io->ready_fd, evs, 2, 0);
+    for (int i = 0; i < n; i++) {
+        ready[evs[i].data.u32] = 1;
+    }
+    if (n < 0) { /* cannot tell: ask both pipes */
+        ready[0] = ready[1] = 1;
+    }
+}
+
+/* The pipe positions now: what has been written to fds 1 and 2 so far,
+ * given pipes_ready's answer.  Called with io->lock held.  A pipe that
+ * pipes_ready saw empty was drained by a read done under the lock, so
+ * bytes_read counts those bytes; only a pipe holding bytes costs an ioctl. */
+static void take_marks_locked(iopub *io, const int ready[2], uint64_t marks[2])
+{
     for (int i = 0; i < 2; i++) {
         int pending = 0;
         if (ready[i] && ioctl(io->out[i].fd, FIONREAD, &pending) < 0) {
@@ -256,7 +261,6 @@ static void take_marks(iopub *io, uint64_t marks[2])
         }
         marks[i] = io->out[i].bytes_read + (uint64_t)pending;
     }
-    pthread_mutex_unlock(&io->cap_lock);
 }
 
 /* ------------------------------------------------------------ the queue */
@@ -285,35 +289,30 @@ static void wake_for_write(iopub *io)
     }
 }
 
-/* Queues ev with the pipe marks given (NULL: taken now); returns its flush
- * ticket (tickets follow queue order). */
-static unsigned long long enqueue_marked(iopub *io, event *ev, const uint64_t *marks)
+/* Appends ev to the queue, called with io->lock held. */
+static void append_locked(iopub *io, event *ev)
 {
-    if (marks) {
-        memcpy(ev->marks, marks, sizeof ev->marks);
-    } else {
-        take_marks(io, ev->marks);
-    }
-    pthread_mutex_lock(&io->lock);
-    unsigned long long ticket = ev->kind == EV_FLUSH ? ++io->next_seq : 0;
     if (io->tail) {
         io->tail->next = ev;
     } else {
         io->head = ev;
     }
     io->tail = ev;
-    pthread_mutex_unlock(&io->lock);
-    if (ev->kind == EV_WRITE) {
-        wake_for_write(io);
-    } else {
-        wake(io);
-    }
-    return ticket;
 }
 
+/* Queues ev with the pipe marks taken now; returns its flush ticket
+ * (tickets follow queue order). */
 static unsigned long long enqueue(iopub *io, event *ev)
 {
-    return enqueue_marked(io, ev, NULL);
+    int ready[2];
+    pipes_ready(io, ready);
+    pthread_mutex_lock(&io->lock);
+    take_marks_locked(io, ready, ev->marks);
+    unsigned long long ticket = ev->kind == EV_FLUSH ? ++io->next_seq : 0;
+    append_locked(io, ev);
+    pthread_mutex_unlock(&io->lock);
+    wake(io);
+    return ticket;
 }
 
 static event *event_new(enum event_kind kind)
@@ -496,7 +495,7 @@ static int capture_fd(capture *c, int target, const char *name)
 }
 
 /* An epoll set of the two capture pipes (data: their index), which only
- * take_marks waits on; returns its fd or -1. */
+ * pipes_ready waits on; returns its fd or -1. */
 static int ready_set_new(const capture out[2])
 {
     int fd = epoll_create1(EPOLL_CLOEXEC);
@@ -523,7 +522,6 @@ iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_out
     io->ready_fd = -1;
     snprintf(io->topic_prefix, sizeof io->topic_prefix, "kernel.%s.", jp_session_id(s));
     pthread_mutex_init(&io->lock, NULL);
-    pthread_mutex_init(&io->cap_lock, NULL);
     pthread_cond_init(&io->flushed, NULL);
     io->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     io->pub = zmq_socket(ctx, ZMQ_PUB);
@@ -587,7 +585,6 @@ void iopub_destroy(iopub **iop)
     free(io->stream.text);
     json_decref(io->parent);
     pthread_mutex_destroy(&io->lock);
-    pthread_mutex_destroy(&io->cap_lock);
     pthread_cond_destroy(&io->flushed);
     free(io);
     *iop = NULL;
@@ -673,22 +670,34 @@ static int text_reserve(event *ev, size_t len)
 
 /* Appends to the queue's last event when it is a write to the same stream
  * with the same pipe marks (nothing was captured in between), so a burst of
- * prints costs one event.  Returns 1 when it did. */
-static int coalesce_write(iopub *io, const char *name, const char *text, size_t len,
-                          const uint64_t marks[2])
+ * prints costs one event.  Called with io->lock held; returns 1 when it
+ * did. */
+static int coalesce_locked(iopub *io, const char *stream, const char *text, size_t len,
+                           const uint64_t marks[2])
 {
-    int done = 0;
-    pthread_mutex_lock(&io->lock);
     event *t = io->tail;
-    if (t && t->kind == EV_WRITE && strcmp(t->name, name) == 0 &&
+    if (t && t->kind == EV_WRITE && strcmp(t->name, stream) == 0 &&
         t->marks[0] == marks[0] && t->marks[1] == marks[1] && t->len + len < STREAM_MAX &&
         text_reserve(t, len) == 0) {
         memcpy(t->text + t->len, text, len);
         t->len += len;
-        done = 1;
+        return 1;
     }
-    pthread_mutex_unlock(&io->lock);
-    return done;
+    return 0;
+}
+
+/* A write event holding a copy of text, or NULL. */
+static event *write_event_new(const char *stream, const char *text, size_t len)
+{
+    event *ev = event_new(EV_WRITE);
+    if (ev == NULL || text_reserve(ev, len) < 0) {
+        free(ev);
+        return NULL;
+    }
+    memcpy(ev->text, text, len);
+    ev->len = len;
+    snprintf(ev->name, sizeof ev->name, "%s", stream);
+    return ev;
 }
 
 void iopub_write(iopub *io, const char *name, const char *text, size_t len)
@@ -696,19 +705,19 @@ void iopub_write(iopub *io, const char *name, const char *text, size_t len)
     /* Text from Python's streams is valid UTF-8 already (str encoded). */
     const char *stream = strcmp(name, "stderr") ? "stdout" : "stderr";
     uint64_t marks[2];
-    take_marks(io, marks);
-    if (coalesce_write(io, stream, text, len, marks)) {
-        return; /* the queued event already has a wake-up on its way */
+    int ready[2];
+    pipes_ready(io, ready);
+    pthread_mutex_lock(&io->lock);
+    take_marks_locked(io, ready, marks);
+    if (!coalesce_locked(io, stream, text, len, marks)) {
+        event *ev = write_event_new(stream, text, len);
+        if (ev) {
+            memcpy(ev->marks, marks, sizeof marks);
+            append_locked(io, ev);
+        }
     }
-    event *ev = event_new(EV_WRITE);
-    if (ev == NULL || text_reserve(ev, len) < 0) {
-        free(ev);
-        return;
-    }
-    memcpy(ev->text, text, len);
-    ev->len = len;
-    snprintf(ev->name, sizeof ev->name, "%s", stream);
-    enqueue_marked(io, ev, marks);
+    pthread_mutex_unlock(&io->lock);
+    wake_for_write(io);
 }
 
 void iopub_flush(iopub *io)
