@@ -30,25 +30,25 @@
 #include <string.h>
 
 static struct {
-    PyObject *fn;            /* the stand-in, once made */
-    PyObject *builtin;       /* builtins.print */
-    PyObject *stream_type;   /* the kernel streams' type */
-    PyObject *writers[2];    /* their write functions: stdout, stderr */
-    pyprint_write_fn write;  /* where their text goes */
-    PyObject *sys;           /* the sys module */
-    PyObject *s_stdout;      /* interned "stdout" */
-    PyObject *s_write;       /* interned "write" */
-    PyObject *s_flush;       /* interned "flush" */
-    PyMethodDef def;         /* the stand-in's method: the builtin's doc */
+    PyObject *fn;           /* the stand-in, once made */
+    PyObject *builtin;      /* builtins.print */
+    PyObject *stream_type;  /* the kernel streams' type */
+    PyObject *writers[2];   /* their write functions: stdout, stderr */
+    pyprint_write_fn write; /* where their text goes */
+    PyObject *sys;          /* the sys module */
+    PyObject *s_stdout;     /* interned "stdout" */
+    PyObject *s_write;      /* interned "write" */
+    PyObject *s_flush;      /* interned "flush" */
+    PyMethodDef def;        /* the stand-in's method: the builtin's doc */
 } P;
 
 /* ----------------------------------------------------------- the line */
 
 typedef struct line {
-    char *text;       /* small, or a PyMem block */
-    size_t len;       /* bytes used */
-    size_t cap;       /* bytes available at text */
-    char small[256];  /* most lines fit here */
+    char *text;      /* small, or a PyMem block */
+    size_t len;      /* bytes used */
+    size_t cap;      /* bytes available at text */
+    char small[256]; /* most lines fit here */
 } line;
 
 static void line_init(line *l)
@@ -183,7 +183,8 @@ static int opts_parse(PyObject *const *values, PyObject *kwnames, print_opts *o)
  * something else. */
 static int kernel_stream(PyObject *file, PyObject **stream_file)
 {
-    PyObject *f = file && file != Py_None ? Py_NewRef(file) : PyObject_GetAttr(P.sys, P.s_stdout);
+    PyObject *f =
+        file && file != Py_None ? Py_NewRef(file) : PyObject_GetAttr(P.sys, P.s_stdout);
     if (f == NULL) {
         PyErr_Clear(); /* the builtin says "lost sys.stdout" */
         return -1;
@@ -218,7 +219,8 @@ static int print_rest(PyObject *file, PyObject *const *args, Py_ssize_t n, PyObj
             return -1;
         }
     }
-    return end ? PyFile_WriteObject(end, file, Py_PRINT_RAW) : PyFile_WriteString("\n", file);
+    return end ? PyFile_WriteObject(end, file, Py_PRINT_RAW)
+               : PyFile_WriteString("\n", file);
 }
 
 static int call_flush(PyObject *file)
@@ -229,13 +231,14 @@ static int call_flush(PyObject *file)
 }
 
 static PyObject *print_fast(PyObject *self, PyObject *const *args, size_t nargsf,
-                           PyObject *kwnames)
+                            PyObject *kwnames)
 {
     (void)self;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     print_opts o;
     PyObject *file = NULL;
-    int stream = opts_parse(args + nargs, kwnames, &o) == 0 ? kernel_stream(o.file, &file) : -1;
+    int stream =
+        opts_parse(args + nargs, kwnames, &o) == 0 ? kernel_stream(o.file, &file) : -1;
     if (stream < 0) {
         return PyObject_Vectorcall(P.builtin, args, nargsf, kwnames);
     }
