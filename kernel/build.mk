@@ -2,13 +2,14 @@
 KERNEL_SRCS := kernel/main.c kernel/kernel.c kernel/control.c kernel/iopub.c \
                kernel/pyrt.c kernel/log.c kernel/runtime.c kernel/utf8.c \
                kernel/install.c kernel/paths.c kernel/pool.c kernel/pool_py.c kernel/worker.c \
-               kernel/pyframe.c
+               kernel/pyframe.c kernel/pyprint.c
 KERNEL_OBJS := $(KERNEL_SRCS:%.c=$(B)/%.o)
 KERNEL_BIN  := $(B)/ferry-kernel
 PY_PREFIX    = $(shell $(PYTHON) -c 'import sys; print(sys.prefix)')
 
 # Only the embedding file sees Python's headers.
-$(B)/kernel/pyrt.o $(B)/kernel/pool_py.o $(B)/kernel/pyframe.o: EXTRA_CFLAGS += $(PY_CFLAGS)
+$(B)/kernel/pyrt.o $(B)/kernel/pool_py.o $(B)/kernel/pyframe.o \
+$(B)/kernel/pyprint.o: EXTRA_CFLAGS += $(PY_CFLAGS)
 $(B)/kernel/kernel.o $(B)/kernel/main.o: EXTRA_CFLAGS += -DFERRY_PYTHON='"$(PYTHON)"'
 $(B)/kernel/install.o: EXTRA_CFLAGS += -DFERRY_PYTHON_PREFIX='"$(PY_PREFIX)"'
 

@@ -9,7 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -36,6 +36,7 @@ typedef struct event {
     json_t *parent;       /* parent header, owned, or NULL */
     char *text;           /* EV_WRITE, EV_STREAM: valid UTF-8, owned */
     size_t len;           /* length of text */
+    size_t cap;           /* EV_WRITE: capacity of text, for appends */
     char name[8];         /* EV_WRITE, EV_STREAM: "stdout" or "stderr" */
     struct event *next;   /* queue link */
 } event;
@@ -46,7 +47,7 @@ typedef struct capture {
     unsigned char *raw;  /* bytes read, not yet released */
     size_t raw_len;      /* bytes in raw */
     size_t raw_cap;      /* capacity of raw */
-    uint64_t bytes_read; /* total read from the pipe (under cap_lock) */
+    uint64_t bytes_read; /* total read from the pipe (under the queue lock) */
 } capture;
 
 typedef struct stream_buf {
@@ -62,13 +63,14 @@ struct iopub {
     pthread_t thread;            /* the publisher */
     int wake_fd;                 /* eventfd: the queue is not empty */
     atomic_int wake_pending;     /* a wake-up is already on its way */
-    pthread_mutex_t lock;        /* guards the queue and the flush tickets */
+    atomic_int writes_due;       /* writes are queued and the batch timer is armed */
+    pthread_mutex_t lock;        /* guards the queue, tickets, pipe reads */
     pthread_cond_t flushed;      /* signalled as flush tickets complete */
     event *head, *tail;          /* the queue */
     unsigned long long next_seq; /* last flush ticket handed out */
     unsigned long long done_seq; /* flush tickets completed */
-    pthread_mutex_t cap_lock;    /* makes bytes_read + FIONREAD consistent */
     capture out[2];              /* fds 1 and 2 */
+    int ready_fd;                /* epoll set of the two pipes, for pipes_ready */
     stream_buf stream;           /* batched text under the current parent */
     json_t *parent;              /* current parent header (thread only) */
     long long deadline_ms;       /* when batched output must go, 0 = none */
@@ -167,12 +169,12 @@ static void capture_read(iopub *io, capture *c)
             c->raw = grown;
             c->raw_cap = cap;
         }
-        pthread_mutex_lock(&io->cap_lock);
+        pthread_mutex_lock(&io->lock);
         ssize_t n = read(c->fd, c->raw + c->raw_len, READ_CHUNK);
         if (n > 0) {
             c->bytes_read += (uint64_t)n;
         }
-        pthread_mutex_unlock(&io->cap_lock);
+        pthread_mutex_unlock(&io->lock);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -223,58 +225,93 @@ static void release_marks(iopub *io, const uint64_t marks[2], int final)
     }
 }
 
-/* The pipe positions now: what has been written to fds 1 and 2 so far. */
-static void take_marks(iopub *io, uint64_t marks[2])
+/* Which pipes may hold bytes not read yet, before taking the lock for
+ * take_marks_locked.  This runs for every write, and mostly the pipes are
+ * empty.  An epoll set of their own answers for both from the ready list
+ * the kernel keeps (a completed write to a pipe is on it before the write
+ * returns), without touching the pipes, which the publisher polls and reads
+ * from the other core. */
+static void pipes_ready(iopub *io, int ready[2])
 {
-    /* Mostly nothing waits in the pipes: one poll answers for both, and only
-     * a pipe holding bytes costs an ioctl. */
-    struct pollfd fds[2] = {{.fd = io->out[0].fd, .events = POLLIN},
-                            {.fd = io->out[1].fd, .events = POLLIN}};
-    int any = io->out[0].fd >= 0 && poll(fds, 2, 0) > 0;
-    pthread_mutex_lock(&io->cap_lock);
+    ready[0] = ready[1] = 0;
+    if (io->ready_fd < 0) {
+        return;
+    }
+    struct epoll_event evs[2];
+    int n = epoll_wait(io->ready_fd, evs, 2, 0);
+    for (int i = 0; i < n; i++) {
+        ready[evs[i].data.u32] = 1;
+    }
+    if (n < 0) { /* cannot tell: ask both pipes */
+        ready[0] = ready[1] = 1;
+    }
+}
+
+/* The pipe positions now: what has been written to fds 1 and 2 so far,
+ * given pipes_ready's answer.  Called with io->lock held.  A pipe that
+ * pipes_ready saw empty was drained by a read done under the lock, so
+ * bytes_read counts those bytes; only a pipe holding bytes costs an ioctl. */
+static void take_marks_locked(iopub *io, const int ready[2], uint64_t marks[2])
+{
     for (int i = 0; i < 2; i++) {
         int pending = 0;
-        if (any && (fds[i].revents & POLLIN) &&
-            ioctl(io->out[i].fd, FIONREAD, &pending) < 0) {
+        if (ready[i] && ioctl(io->out[i].fd, FIONREAD, &pending) < 0) {
             pending = 0;
         }
         marks[i] = io->out[i].bytes_read + (uint64_t)pending;
     }
-    pthread_mutex_unlock(&io->cap_lock);
 }
 
 /* ------------------------------------------------------------ the queue */
 
-/* Queues ev with the pipe marks given (NULL: taken now); returns its flush
- * ticket (tickets follow queue order). */
-static unsigned long long enqueue_marked(iopub *io, event *ev, const uint64_t *marks)
+/* Wakes the publisher to run the queue now; one wake-up per batch of
+ * events. */
+static void wake(iopub *io)
 {
-    if (marks) {
-        memcpy(ev->marks, marks, sizeof ev->marks);
-    } else {
-        take_marks(io, ev->marks);
+    if (!atomic_exchange(&io->wake_pending, 1)) {
+        uint64_t one = 1;
+        ssize_t rc = write(io->wake_fd, &one, sizeof one);
+        (void)rc;
     }
-    pthread_mutex_lock(&io->lock);
-    unsigned long long ticket = ev->kind == EV_FLUSH ? ++io->next_seq : 0;
+}
+
+/* Writes are the hot path and need not go out at once: the first write of
+ * a batch wakes the publisher, which arms the batch timer; the writes after
+ * it only join the queue, which the publisher takes when the timer fires
+ * (or earlier, with any other event).  The flag is read after the write is
+ * queued and cleared before the publisher takes the queue, so a write
+ * either is taken or sees the flag clear and wakes it. */
+static void wake_for_write(iopub *io)
+{
+    if (!atomic_load(&io->writes_due) && !atomic_exchange(&io->writes_due, 1)) {
+        wake(io);
+    }
+}
+
+/* Appends ev to the queue, called with io->lock held. */
+static void append_locked(iopub *io, event *ev)
+{
     if (io->tail) {
         io->tail->next = ev;
     } else {
         io->head = ev;
     }
     io->tail = ev;
-    pthread_mutex_unlock(&io->lock);
-    /* One wake-up per batch of events: writes are the hot path. */
-    if (!atomic_exchange(&io->wake_pending, 1)) {
-        uint64_t one = 1;
-        ssize_t rc = write(io->wake_fd, &one, sizeof one);
-        (void)rc;
-    }
-    return ticket;
 }
 
+/* Queues ev with the pipe marks taken now; returns its flush ticket
+ * (tickets follow queue order). */
 static unsigned long long enqueue(iopub *io, event *ev)
 {
-    return enqueue_marked(io, ev, NULL);
+    int ready[2];
+    pipes_ready(io, ready);
+    pthread_mutex_lock(&io->lock);
+    take_marks_locked(io, ready, ev->marks);
+    unsigned long long ticket = ev->kind == EV_FLUSH ? ++io->next_seq : 0;
+    append_locked(io, ev);
+    pthread_mutex_unlock(&io->lock);
+    wake(io);
+    return ticket;
 }
 
 static event *event_new(enum event_kind kind)
@@ -381,6 +418,7 @@ static int flush_due(iopub *io)
     if (io->deadline_ms == 0 || now_ms() < io->deadline_ms) {
         return 0;
     }
+    atomic_store(&io->writes_due, 0); /* before looking at the queue */
     if (!queue_empty(io)) {
         return run_queue(io);
     }
@@ -421,6 +459,10 @@ static void *publisher_main(void *arg)
         if ((items[0].revents & ZMQ_POLLIN) && run_queue(io)) {
             break;
         }
+        if (io->deadline_ms == 0 && atomic_load(&io->writes_due)) {
+            /* Writes wait for the timer (wake_for_write): keep it armed. */
+            io->deadline_ms = now_ms() + FLUSH_INTERVAL_MS;
+        }
         if (flush_due(io)) {
             break;
         }
@@ -451,6 +493,21 @@ static int capture_fd(capture *c, int target, const char *name)
     return 0;
 }
 
+/* An epoll set of the two capture pipes (data: their index), which only
+ * pipes_ready waits on; returns its fd or -1. */
+static int ready_set_new(const capture out[2])
+{
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    for (uint32_t i = 0; fd >= 0 && i < 2; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+        if (epoll_ctl(fd, EPOLL_CTL_ADD, out[i].fd, &ev) < 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    return fd;
+}
+
 iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_output,
                  jp_error *err)
 {
@@ -461,9 +518,9 @@ iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_out
     }
     io->session = s;
     io->out[0].fd = io->out[1].fd = -1;
+    io->ready_fd = -1;
     snprintf(io->topic_prefix, sizeof io->topic_prefix, "kernel.%s.", jp_session_id(s));
     pthread_mutex_init(&io->lock, NULL);
-    pthread_mutex_init(&io->cap_lock, NULL);
     pthread_cond_init(&io->flushed, NULL);
     io->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     io->pub = zmq_socket(ctx, ZMQ_PUB);
@@ -479,6 +536,10 @@ iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_out
         jp_error_set(err, "cannot capture output: %s", strerror(errno));
         goto fail;
     }
+    if (capture_output && (io->ready_fd = ready_set_new(io->out)) < 0) {
+        jp_error_set(err, "cannot watch the output pipes: %s", strerror(errno));
+        goto fail;
+    }
     if (pthread_create(&io->thread, NULL, publisher_main, io) != 0) {
         jp_error_set(err, "cannot start the iopub thread");
         goto fail;
@@ -490,6 +551,9 @@ fail:
     }
     if (io->wake_fd >= 0) {
         close(io->wake_fd);
+    }
+    if (io->ready_fd >= 0) {
+        close(io->ready_fd);
     }
     free(io);
     return NULL;
@@ -508,6 +572,9 @@ void iopub_destroy(iopub **iop)
     }
     zmq_close(io->pub);
     close(io->wake_fd);
+    if (io->ready_fd >= 0) {
+        close(io->ready_fd);
+    }
     for (int i = 0; i < 2; i++) {
         if (io->out[i].fd >= 0) {
             close(io->out[i].fd);
@@ -517,7 +584,6 @@ void iopub_destroy(iopub **iop)
     free(io->stream.text);
     json_decref(io->parent);
     pthread_mutex_destroy(&io->lock);
-    pthread_mutex_destroy(&io->cap_lock);
     pthread_cond_destroy(&io->flushed);
     free(io);
     *iop = NULL;
@@ -582,28 +648,55 @@ void iopub_stream(iopub *io, json_t *parent_header, const char *name, const char
     queue_text(io, EV_STREAM, parent_header, name, text, len);
 }
 
+/* Makes room for len more bytes of text in a write event, doubling. */
+static int text_reserve(event *ev, size_t len)
+{
+    if (ev->cap - ev->len >= len) {
+        return 0;
+    }
+    size_t cap = ev->cap ? ev->cap : 256;
+    while (cap - ev->len < len) {
+        cap *= 2;
+    }
+    char *grown = realloc(ev->text, cap);
+    if (grown == NULL) {
+        return -1;
+    }
+    ev->text = grown;
+    ev->cap = cap;
+    return 0;
+}
+
 /* Appends to the queue's last event when it is a write to the same stream
  * with the same pipe marks (nothing was captured in between), so a burst of
- * prints costs one event.  Returns 1 when it did. */
-static int coalesce_write(iopub *io, const char *name, const char *text, size_t len,
-                          const uint64_t marks[2])
+ * prints costs one event.  Called with io->lock held; returns 1 when it
+ * did. */
+static int coalesce_locked(iopub *io, const char *stream, const char *text, size_t len,
+                           const uint64_t marks[2])
 {
-    int done = 0;
-    pthread_mutex_lock(&io->lock);
     event *t = io->tail;
-    if (t && t->kind == EV_WRITE && strcmp(t->name, name) == 0 &&
-        t->marks[0] == marks[0] && t->marks[1] == marks[1] && t->len + len < STREAM_MAX) {
-        char *grown = realloc(t->text, t->len + len + 1);
-        if (grown) {
-            memcpy(grown + t->len, text, len);
-            t->len += len;
-            grown[t->len] = '\0';
-            t->text = grown;
-            done = 1;
-        }
+    if (t && t->kind == EV_WRITE && strcmp(t->name, stream) == 0 &&
+        t->marks[0] == marks[0] && t->marks[1] == marks[1] && t->len + len < STREAM_MAX &&
+        text_reserve(t, len) == 0) {
+        memcpy(t->text + t->len, text, len);
+        t->len += len;
+        return 1;
     }
-    pthread_mutex_unlock(&io->lock);
-    return done;
+    return 0;
+}
+
+/* A write event holding a copy of text, or NULL. */
+static event *write_event_new(const char *stream, const char *text, size_t len)
+{
+    event *ev = event_new(EV_WRITE);
+    if (ev == NULL || text_reserve(ev, len) < 0) {
+        free(ev);
+        return NULL;
+    }
+    memcpy(ev->text, text, len);
+    ev->len = len;
+    snprintf(ev->name, sizeof ev->name, "%s", stream);
+    return ev;
 }
 
 void iopub_write(iopub *io, const char *name, const char *text, size_t len)
@@ -611,20 +704,19 @@ void iopub_write(iopub *io, const char *name, const char *text, size_t len)
     /* Text from Python's streams is valid UTF-8 already (str encoded). */
     const char *stream = strcmp(name, "stderr") ? "stdout" : "stderr";
     uint64_t marks[2];
-    take_marks(io, marks);
-    if (coalesce_write(io, stream, text, len, marks)) {
-        return; /* the queued event already has a wake-up on its way */
+    int ready[2];
+    pipes_ready(io, ready);
+    pthread_mutex_lock(&io->lock);
+    take_marks_locked(io, ready, marks);
+    if (!coalesce_locked(io, stream, text, len, marks)) {
+        event *ev = write_event_new(stream, text, len);
+        if (ev) {
+            memcpy(ev->marks, marks, sizeof marks);
+            append_locked(io, ev);
+        }
     }
-    event *ev = event_new(EV_WRITE);
-    if (ev == NULL || (ev->text = malloc(len + 1)) == NULL) {
-        free(ev);
-        return;
-    }
-    memcpy(ev->text, text, len);
-    ev->text[len] = '\0';
-    ev->len = len;
-    snprintf(ev->name, sizeof ev->name, "%s", stream);
-    enqueue_marked(io, ev, marks);
+    pthread_mutex_unlock(&io->lock);
+    wake_for_write(io);
 }
 
 void iopub_flush(iopub *io)

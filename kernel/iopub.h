@@ -50,7 +50,9 @@ void iopub_stream(iopub *io, json_t *parent_header, const char *name, const char
 
 /* Queues text written through Python's sys.stdout / sys.stderr (name is
  * "stdout" or "stderr"); it is batched with the captured output, in the
- * order of the writes. */
+ * order of the writes.  A write does not wake the publisher unless it
+ * starts a batch: it goes out with the batch timer, or with the next
+ * message or flush, whichever comes first. */
 void iopub_write(iopub *io, const char *name, const char *text, size_t len);
 
 /* Returns once everything written to fds 1 and 2 before the call, and

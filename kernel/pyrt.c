@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "pyframe.h"
+#include "pyprint.h"
 
 static pyrt_hooks hooks;
 static PyThreadState *main_state; /* saved while the GIL is released */
@@ -66,6 +67,33 @@ static PyObject *kernel_write_stderr(PyObject *self, PyObject *text)
     return write_stream("stderr", text);
 }
 
+static void write_to_stream(int stream, const char *text, size_t len)
+{
+    hooks.write(hooks.ctx, stream ? "stderr" : "stdout", text, len);
+}
+
+/* print_for(builtin_print, stream_type): the print() that writes a line to
+ * the kernel's streams in one write (pyprint.h); the builtin itself where
+ * there is nowhere to write to. */
+static PyObject *kernel_print_for(PyObject *module, PyObject *args)
+{
+    PyObject *builtin, *stream_type;
+    if (!PyArg_ParseTuple(args, "OO", &builtin, &stream_type)) {
+        return NULL;
+    }
+    if (hooks.write == NULL) {
+        return Py_NewRef(builtin);
+    }
+    PyObject *writers[2] = {PyObject_GetAttrString(module, "write_stdout"),
+                            PyObject_GetAttrString(module, "write_stderr")};
+    PyObject *fn = writers[0] && writers[1]
+                       ? pyprint_new(builtin, stream_type, writers, write_to_stream)
+                       : NULL;
+    Py_XDECREF(writers[0]);
+    Py_XDECREF(writers[1]);
+    return fn;
+}
+
 static PyObject *kernel_input(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -102,6 +130,8 @@ static PyMethodDef kernel_methods[] = {
      "write_stdout(text): sys.stdout.write."},
     {"write_stderr", kernel_write_stderr, METH_O,
      "write_stderr(text): sys.stderr.write."},
+    {"print_for", kernel_print_for, METH_VARARGS,
+     "print_for(builtin_print, stream_type): print() in one write to kernel streams."},
     {"input", kernel_input, METH_VARARGS,
      "input(prompt, password) -> str: ask the frontend for a line of input."},
     {NULL, NULL, 0, NULL},

@@ -9,6 +9,7 @@ A forked child (multiprocessing's fork start method) has no publisher
 thread: it gets plain writers on fds 1 and 2, whose pipes the kernel reads,
 so its output still reaches the cell.
 """
+import builtins
 import io
 import os
 import sys
@@ -77,4 +78,7 @@ def _plain_streams_in_child():
 def install():
     sys.stdout = KernelStream("stdout", 1)
     sys.stderr = KernelStream("stderr", 2)
+    # print() to these streams in one write per call, not one per piece;
+    # any other file goes to the builtin (see kernel/pyprint.c).
+    builtins.print = _ferry_kernel.print_for(builtins.print, KernelStream)
     os.register_at_fork(after_in_child=_plain_streams_in_child)
