@@ -7,9 +7,7 @@ A bundle is what Jupyter frontends render: {"text/plain": ..., "text/html":
 import base64
 import json
 import os
-import pprint
 import sys
-import uuid
 
 import _ferry_kernel
 
@@ -27,6 +25,7 @@ _REPR_METHODS = (
 )
 _BINARY = {"image/png", "image/jpeg", "application/pdf"}
 _CONTAINERS = (dict, list, tuple, set, frozenset)
+_WIDTH = 80  # pprint's default line width
 
 
 # The kernel's own process.  A child forked from it (multiprocessing's fork
@@ -57,9 +56,23 @@ def _publish_in_child(msg_type, content):
 
 def _plain(obj):
     if type(obj) in _CONTAINERS:
-        # IPython keeps insertion order and wraps long containers.
+        # IPython keeps insertion order and wraps long containers.  One that
+        # fits on a line is its repr, as pprint would print it; pprint (with
+        # dataclasses and inspect behind it) is imported when one does not.
+        # Each item takes three characters at least ("1, "), so only short
+        # containers are worth a repr first.
+        if len(obj) <= _WIDTH // 3:
+            text = repr(obj)
+            if len(text) <= _WIDTH:
+                return text
+        import pprint
         return pprint.pformat(obj, sort_dicts=False)
     return repr(obj)
+
+
+def _new_id():
+    """A display id, made as IPython makes them (uuid would cost an import)."""
+    return os.urandom(16).hex()
 
 
 def _encode(mime, value):
@@ -115,7 +128,7 @@ class DisplayHandle:
     """A handle to update or clear one display, as IPython's."""
 
     def __init__(self, display_id=None):
-        self.display_id = display_id or uuid.uuid4().hex
+        self.display_id = display_id or _new_id()
 
     def __repr__(self):
         return f"<DisplayHandle display_id={self.display_id}>"
@@ -133,7 +146,7 @@ def display(*objs, include=None, exclude=None, metadata=None, transient=None,
     if clear:
         clear_output(wait=True)
     if display_id is True:
-        display_id = uuid.uuid4().hex
+        display_id = _new_id()
     transient = dict(transient or {})
     if display_id:
         transient["display_id"] = display_id

@@ -2,9 +2,9 @@
 
 Without a running IPython shell, IPython's own display() prints a repr and
 clear_output() writes terminal escapes.  ferry never imports IPython itself
-(it is slow to import): a finder on sys.meta_path waits for the user to
-import it, and the moment IPython.core.display_functions has been executed,
-points its display, update_display, clear_output and publish_display_data at
+(it is slow to import): ferry._importhook waits for the user to import it,
+and the moment IPython.core.display_functions has been executed, points its
+display, update_display, clear_output and publish_display_data at
 ferry's.  IPython.core.getipython is wrapped the same way (see
 _wrap_get_ipython).  Everything in IPython.display that shows something goes through
 those four (display_html, DisplayHandle, HTML(...) as a cell result), so
@@ -15,11 +15,9 @@ ferry's inline backend, unless MPLBACKEND says otherwise.  The environment
 variable itself is left alone, because every child process inherits it: a
 plain `python plot.py` run from a cell cannot import ferry's backend.
 """
-import importlib.abc
-import importlib.util
 import sys
 
-from . import _display
+from . import _display, _importhook
 
 _DISPLAY = "IPython.core.display_functions"
 _GETIPYTHON = "IPython.core.getipython"
@@ -74,36 +72,6 @@ def patch(module):
     module.publish_display_data = publish_display_data
 
 
-class _Loader(importlib.abc.Loader):
-    def __init__(self, loader):
-        self._loader = loader
-
-    def create_module(self, spec):
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module):
-        self._loader.exec_module(module)
-        patch(module)
-
-
-class _Finder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path, target=None):
-        if fullname not in _TARGETS:
-            return None
-        sys.meta_path.remove(self)  # find the real spec, once
-        try:
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            sys.meta_path.insert(0, self)
-        if spec is None or spec.loader is None:
-            return None
-        spec.loader = _Loader(spec.loader)
-        return spec
-
-
 def install():
     for name in _TARGETS:
-        if name in sys.modules:  # imported before the kernel started
-            patch(sys.modules[name])
-    if not any(isinstance(f, _Finder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _Finder())
+        _importhook.when_imported(name, patch)

@@ -29,12 +29,11 @@ import io
 import math
 import os
 import re
-import shlex
-import subprocess
 import sys
 import time
-import timeit
-import tokenize
+
+# subprocess, shlex, timeit and tokenize are imported by the magics that use
+# them: most cells are plain Python, and the kernel idles lighter without.
 
 _shell = None  # the kernel's Shell, set by install()
 
@@ -77,6 +76,7 @@ def _logical_starts(lines, candidates):
             scan.append(indent + "pass\n")
         else:
             scan.append(line if line.endswith("\n") else line + "\n")
+    import tokenize
     starts, depth, at_start = set(), 0, True
     skip = (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
             tokenize.COMMENT, tokenize.ENDMARKER)
@@ -289,6 +289,7 @@ class FerryShell:
     def system(self, cmd):
         """Runs cmd in a shell; its output goes to the cell as it comes.  The
         exit status is kept in `_exit_code`, as IPython does."""
+        import subprocess
         cmd = _expand(cmd, self._shell.ns)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -317,6 +318,7 @@ class FerryShell:
 
     def getoutput(self, cmd):
         """Runs cmd in a shell; returns its output as a list of lines."""
+        import subprocess
         cmd = _expand(cmd, self._shell.ns)
         proc = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -371,6 +373,7 @@ class FerryShell:
             _report_time(t0, c0)
 
     def _parse_timeit(self, line):
+        import shlex
         try:
             args = shlex.split(line, posix=False)
         except ValueError:
@@ -414,6 +417,7 @@ class FerryShell:
 
     def _time_repeatedly(self, opts, stmt, setup, ns=None):
         import textwrap
+        import timeit
         timer = timeit.Timer(transform(textwrap.dedent(stmt)), transform(setup),
                              globals=self._shell.ns if ns is None else ns)
         number = opts["n"]
@@ -516,6 +520,7 @@ class FerryShell:
 
     def _pip(self, line):
         """pip for the kernel's own interpreter, whatever `pip` is on PATH."""
+        import shlex
         self.system(f"{shlex.quote(sys.executable)} -m pip {line}")
         print("Note: you may need to restart the kernel to use updated packages.")
 
@@ -523,6 +528,7 @@ class FerryShell:
         """%run script.py args: runs the script as __main__ with sys.argv
         set, then puts what it defined into the notebook's namespace."""
         import runpy
+        import shlex
         try:
             args = shlex.split(line)
         except ValueError as e:

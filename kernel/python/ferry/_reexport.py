@@ -107,10 +107,8 @@ How the pieces fit:
 
 import ast
 import os
-import pickle
 import re
 import sys
-import tempfile
 import threading
 import time
 import types
@@ -621,6 +619,7 @@ class Recorder:
         return "\n".join(lines)
 
     def _write(self, path, text):
+        import tempfile  # with shutil and random behind it: only once a child needs a file
         fd, tmp = tempfile.mkstemp(prefix=".ferry_main_", suffix=".tmp",
                                    dir=self.runtime_dir)
         try:
@@ -666,6 +665,7 @@ class Recorder:
         """reducer_override's answer for an object whose __module__ is
         __main__ and that has a __qualname__ (a function, a class, a
         functools.wraps-style callable)."""
+        import pickle  # loaded: something is pickling
         is_def = isinstance(obj, (types.FunctionType, type))
         target = self._main
         for part in qualname.split("."):
@@ -731,17 +731,13 @@ class Recorder:
     # -- hooks -------------------------------------------------------------
 
     def install_hooks(self):
-        """Install the preparation-data and pickler hooks (idempotent)."""
+        """Install the preparation-data and pickler hooks (idempotent).
+        multiprocessing is hooked when it is imported, by whoever imports
+        it: a session that never starts a stdlib pool never loads it."""
         global _hooked
-        import multiprocessing.reduction as reduction
-        import multiprocessing.spawn as spawn
+        from . import _importhook
         with _install_lock:
             _hooked = self
-            if not getattr(spawn.get_preparation_data, "_ferry_wrapped", False):
-                spawn.get_preparation_data = _wrap_preparation(spawn.get_preparation_data)
-            if reduction.ForkingPickler.__dict__.get("reducer_override") \
-                    is not _reducer_override:
-                reduction.ForkingPickler.reducer_override = _reducer_override
             sys.modules["__mp_main__"] = self._main
             _rx_rt.kernel = (self._pid, self.runtime_dir, self._main)
             global _fork_hook_installed
@@ -749,6 +745,8 @@ class Recorder:
                 # Fork children get what spawn children get from the module.
                 os.register_at_fork(after_in_child=_rx_rt.setup_child)
                 _fork_hook_installed = True
+        _importhook.when_imported("multiprocessing.spawn", _hook_spawn)
+        _importhook.when_imported("multiprocessing.reduction", _hook_reduction)
 
     def reducer_override(self, obj):
         """What ForkingPickler.reducer_override does, for ferry's own
@@ -779,6 +777,19 @@ def _active():
     if rec is not None and rec._pid == os.getpid():
         return rec
     return None
+
+
+def _hook_spawn(spawn):
+    with _install_lock:
+        if not getattr(spawn.get_preparation_data, "_ferry_wrapped", False):
+            spawn.get_preparation_data = _wrap_preparation(spawn.get_preparation_data)
+
+
+def _hook_reduction(reduction):
+    with _install_lock:
+        if reduction.ForkingPickler.__dict__.get("reducer_override") \
+                is not _reducer_override:
+            reduction.ForkingPickler.reducer_override = _reducer_override
 
 
 def _wrap_preparation(original):
