@@ -32,6 +32,22 @@ def test_execute_reports_error_with_cell_location(kernel):
     assert text.index("line 4") < text.index("line 2"), "outermost frame first"
 
 
+def test_traceback_shows_lines_of_a_function_from_an_earlier_cell(kernel):
+    kernel.execute("def far_away():\n    return 1 / 0").ok()
+    for i in range(30):
+        kernel.execute(f"{i}").ok()
+    # Something in the session may clear linecache; cells stay readable.
+    kernel.execute("import linecache; linecache.clearcache()").ok()
+    text = kernel.execute("far_away()", stop_on_error=False).traceback_text()
+    assert "return 1 / 0" in text, text
+
+
+def test_source_of_a_function_from_a_silent_cell(kernel):
+    kernel.execute("def said_quietly():\n    return 'q'", silent=True).ok()
+    x = kernel.execute("import inspect\nprint(inspect.getsource(said_quietly))").ok()
+    assert x.stdout.startswith("def said_quietly():\n    return 'q'\n")
+
+
 def test_traceback_hides_kernel_frames(kernel):
     x = kernel.execute("def g():\n    raise KeyError('k')\ng()", stop_on_error=False)
     text = x.traceback_text()

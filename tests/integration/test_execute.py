@@ -111,6 +111,33 @@ def test_in_and_out_hold_history(kernel):
     assert x.text == "(\"'abc'.upper()\", 'ABC')"
 
 
+def test_short_containers_print_on_one_line_long_ones_wrap(kernel):
+    assert kernel.execute("{'b': 1, 'a': (2,)}").ok().text == "{'b': 1, 'a': (2,)}"
+    assert kernel.execute("x = [1]; x.append(x); x").ok().text == "[1, [...]]"
+    lines = kernel.execute("list(range(100))").ok().text.splitlines()
+    assert lines[0] == "[0," and lines[-1] == " 99]" and len(lines) == 100
+
+
+def test_out_is_bounded_by_cache_size_as_in_ipython(fresh_kernel):
+    k = fresh_kernel
+    # IPython's InteractiveShell.cache_size, 1000 by default.
+    assert k.execute("get_ipython().cache_size").ok().text == "1000"
+
+
+@pytest.mark.ferry_only("get_ipython().cache_size changes IPython's setting only at start")
+def test_full_output_cache_drops_its_oldest_fifth_with_a_warning(fresh_kernel):
+    k = fresh_kernel
+    k.execute("get_ipython().cache_size = 5").ok()
+    counts = [k.execute(f"{i} * 10").ok().execution_count for i in range(5)]
+    x = k.execute("50").ok()  # Out is full (5): the oldest fifth, at least 2, goes
+    assert "Output cache limit (currently 5 entries) hit.\nFlushing oldest 2 entries." \
+        in x.stderr
+    counts.append(x.execution_count)
+    kept = k.execute("sorted(Out), sorted(n for n in range(1, 20) if f'_{n}' in globals()),"
+                     f" Out[{counts[-1]}], _{counts[2]}, len(In), _i{counts[0]}").ok().text
+    assert kept == repr((counts[2:], counts[2:], 50, 20, counts[-1] + 2, "0 * 10"))
+
+
 def test_top_level_await_returns_value(kernel):
     x = kernel.execute("import asyncio\nawait asyncio.sleep(0, result=42)").ok()
     assert x.text == "42"

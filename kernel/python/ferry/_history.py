@@ -47,6 +47,9 @@ def _connect(path):
         os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA busy_timeout = 10000")
+    # Cells are appended and rarely read back: a small page cache (SQLite's
+    # default is 2 MiB) keeps a long session from holding every page it wrote.
+    db.execute("PRAGMA cache_size = -256")
     if path != ":memory:":
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")

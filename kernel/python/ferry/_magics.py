@@ -242,6 +242,18 @@ class FerryShell:
     def execution_count(self):
         return self._shell.execution_count
 
+    @property
+    def cache_size(self):
+        """How many results Out and the _N variables keep (IPython's
+        InteractiveShell.cache_size, 1000); the oldest fifth is dropped when
+        it is full.  Set it to keep more; under 3 keeps none, as in IPython."""
+        return self._shell.cache_size
+
+    @cache_size.setter
+    def cache_size(self, n):
+        n = int(n)
+        self._shell.cache_size = n if n >= 3 else 0
+
     def push(self, variables):
         self._shell.ns.update(variables)
 

@@ -11,6 +11,7 @@ import getpass
 import linecache
 import sys
 import types
+import warnings
 
 import _ferry_kernel
 
@@ -23,6 +24,52 @@ except ImportError:  # the re-export module is optional for the runner
 
 _FLAGS = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
+
+
+# IPython's InteractiveShell.cache_size: how many results Out (and the _N
+# variables) keep.  When it is full, the oldest fifth goes, with a warning.
+CACHE_SIZE = 1000
+_CULL_FRACTION = 0.2
+
+
+_STORED = "Cell In["        # + execution count + "]": a stored cell's filename
+_UNSTORED = "<ferry-input-"  # + number + ">": a silent or unstored cell's
+_lines_from = None           # the Shell whose cells linecache finds
+
+
+def _cell_number(filename, prefix, suffix):
+    n = filename[len(prefix):-len(suffix)]
+    if filename.startswith(prefix) and filename.endswith(suffix) \
+            and n.isascii() and n.isdigit():
+        return int(n)
+    return None
+
+
+def _find_cells_in_linecache(shell):
+    """Lets linecache find a cell's lines the first time something asks
+    for them (a traceback, inspect.getsource, pdb), from the source the
+    shell keeps.  Every cell stays reachable, as in IPython, without a
+    linecache entry per cell (about 200 bytes each, kept forever).  The
+    lines found are cached with mtime None, so checkcache never drops them;
+    linecache.clearcache() loses nothing.  (IPython patches linecache too:
+    its checkcache.)"""
+    global _lines_from
+    _lines_from = shell
+    if getattr(linecache.updatecache, "_ferry_cells", False):
+        return
+    original = linecache.updatecache
+
+    def updatecache(filename, module_globals=None):
+        code = _lines_from.cell_source(filename) if _lines_from is not None else None
+        if code is None:
+            return original(filename, module_globals)
+        lines = code.splitlines(True)
+        linecache.cache[filename] = (len(code), None, lines, filename)
+        return lines
+
+    updatecache._ferry_cells = True
+    updatecache.__wrapped__ = original
+    linecache.updatecache = updatecache
 
 
 class StdinNotImplementedError(RuntimeError):
@@ -55,6 +102,12 @@ class Shell:
         self.unstored = 0
         self.In = [""]
         self.Out = {}
+        self.cache_size = CACHE_SIZE
+        # The source of each cell, for tracebacks: stored cells by
+        # execution count (as In, which users may edit), the others by
+        # number.  The strings are the ones In holds, not copies.
+        self._stored_sources = [""]
+        self._unstored_sources = [""]
         self.payloads = []
         self.allow_stdin = False
         self.loop = None
@@ -63,6 +116,7 @@ class Shell:
             self.recorder = _reexport.Recorder(runtime_dir, self.main)
             self.recorder.install_hooks()
         self._install_builtins()
+        _find_cells_in_linecache(self)
         _streams.install()
 
     # ------------------------------------------------------------ set-up
@@ -103,13 +157,14 @@ class Shell:
         store = store_history and not silent
         count = self.execution_count
         if store:
-            filename = f"Cell In[{count}]"
+            filename = f"{_STORED}{count}]"
+            self._stored_sources.append(code)
         else:
             self.unstored += 1
-            filename = f"<ferry-input-{self.unstored}>"
+            filename = f"{_UNSTORED}{self.unstored}>"
+            self._unstored_sources.append(code)
         if not silent:
             _display.publish("execute_input", {"code": code, "execution_count": count})
-        self._remember_source(filename, code)
         if store:
             self.In.append(code)
             self.ns.update({"_iii": self.ns.get("_ii", ""), "_ii": self.ns.get("_i", ""),
@@ -128,10 +183,14 @@ class Shell:
         reply["payload"] = self.payloads
         return reply
 
-    def _remember_source(self, filename, code):
-        # mtime None: linecache.checkcache never drops it, so tracebacks and
-        # inspect.getsource work for every cell, as in IPython.
-        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    def cell_source(self, filename):
+        """The source of the cell compiled as `filename`, or None."""
+        for prefix, suffix, sources in ((_STORED, "]", self._stored_sources),
+                                        (_UNSTORED, ">", self._unstored_sources)):
+            n = _cell_number(filename, prefix, suffix)
+            if n is not None:
+                return sources[n] if 0 < n < len(sources) else None
+        return None
 
     def _run_statements(self, code, filename, count, silent, store):
         tree = ast.parse(code, filename)
@@ -178,7 +237,9 @@ class Shell:
     def _display_result(self, value, count, silent, store):
         if value is None:
             return
-        if store:
+        if store and self.cache_size:
+            if len(self.Out) >= self.cache_size:
+                self._cull_outputs()
             self.Out[count] = value
             self.ns.update({"___": self.ns.get("__"), "__": self.ns.get("_"), "_": value,
                             f"_{count}": value})
@@ -187,6 +248,17 @@ class Shell:
         data, metadata = _display.format_bundle(value)
         _display.publish("execute_result", {"execution_count": count, "data": data,
                                             "metadata": metadata})
+
+    def _cull_outputs(self):
+        """Drops the oldest fifth of Out and their _N, as IPython does when
+        its output cache is full (DisplayHook.cull_cache)."""
+        size = len(self.Out)
+        cull = max(int(size * _CULL_FRACTION), 2)
+        warnings.warn(f"Output cache limit (currently {size} entries) hit.\n"
+                      f"Flushing oldest {cull} entries.")
+        for n in sorted(self.Out)[:cull]:
+            self.ns.pop(f"_{n}", None)
+            del self.Out[n]
 
     def _report(self, exc, silent):
         ename = type(exc).__name__
