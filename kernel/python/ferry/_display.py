@@ -4,7 +4,6 @@ A bundle is what Jupyter frontends render: {"text/plain": ..., "text/html":
 ...}.  Objects opt in through IPython's conventions (`_repr_html_`,
 `_repr_mimebundle_`, ...), so libraries that support IPython work unchanged.
 """
-import base64
 import json
 import os
 import sys
@@ -77,6 +76,7 @@ def _new_id():
 
 def _encode(mime, value):
     if mime in _BINARY and isinstance(value, (bytes, bytearray)):
+        import base64  # binary display data is rare: not at start
         return base64.b64encode(value).decode("ascii")
     return value
 

@@ -13,11 +13,28 @@ The schema and the answers follow IPython's HistoryManager: tail and search
 run over every session, range reads one session (0 or absent = this one,
 negative = counted back from this one), `output=True` pairs each input with
 the text/plain of its result.
+
+The database is opened (and the session numbered) at the first cell stored
+or the first history request, not at start: SQLite and an open connection
+are about 2 MiB that a kernel sitting idle does not need.
 """
-import datetime
 import os
-import sqlite3
 import sys
+
+sqlite3 = None  # imported with the first connection
+
+
+def _now():
+    import datetime  # with the first stored cell, as sqlite3
+    return datetime.datetime.now().isoformat(" ")
+
+
+def _sqlite3():
+    global sqlite3
+    if sqlite3 is None:
+        import sqlite3 as module
+        sqlite3 = module
+    return sqlite3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -45,7 +62,8 @@ def default_path():
 def _connect(path):
     if path != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-    db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+    db = _sqlite3().connect(path, timeout=10, isolation_level=None,
+                            check_same_thread=False)
     db.execute("PRAGMA busy_timeout = 10000")
     # Cells are appended and rarely read back: a small page cache (SQLite's
     # default is 2 MiB) keeps a long session from holding every page it wrote.
@@ -62,19 +80,35 @@ class History:
 
     def __init__(self, path=None):
         self.path = path or default_path()
+        self._db = None
+        self._session = None
+
+    def _open(self):
         try:
-            self.db = _connect(self.path)
-            self.session = self._new_session()
-        except (sqlite3.Error, OSError) as e:
+            self._db = _connect(self.path)
+            self._session = self._new_session()
+        except (_sqlite3().Error, OSError) as e:
             print(f"ferry: history file {self.path} unusable ({e}); "
                   "keeping this session's history in memory", file=sys.__stderr__)
             self.path = ":memory:"
-            self.db = _connect(self.path)
-            self.session = self._new_session()
+            self._db = _connect(self.path)
+            self._session = self._new_session()
+
+    @property
+    def db(self):
+        if self._db is None:
+            self._open()
+        return self._db
+
+    @property
+    def session(self):
+        if self._db is None:
+            self._open()
+        return self._session
 
     def _new_session(self):
-        cur = self.db.execute("INSERT INTO sessions (start, num_cmds, remark) VALUES (?, 0, '')",
-                              (datetime.datetime.now().isoformat(" "),))
+        cur = self._db.execute("INSERT INTO sessions (start, num_cmds, remark) VALUES (?, 0, '')",
+                              (_now(),))
         return cur.lastrowid
 
     def store(self, line, code, output=None):
@@ -88,8 +122,8 @@ class History:
                     self.db.execute("INSERT OR REPLACE INTO output_history VALUES (?, ?, ?)",
                                     (self.session, line, output[:_OUTPUT_LIMIT]))
                 self.db.execute("UPDATE sessions SET num_cmds = ?, end = ? WHERE session = ?",
-                                (line, datetime.datetime.now().isoformat(" "), self.session))
-        except (sqlite3.Error, UnicodeError, ValueError) as e:  # lone surrogates, ...
+                                (line, _now(), self.session))
+        except (_sqlite3().Error, UnicodeError, ValueError) as e:  # lone surrogates, ...
             print(f"ferry: history not saved: {e}", file=sys.__stderr__)
 
     # -------------------------------------------------------------- queries
@@ -156,7 +190,7 @@ class History:
                                     output)
             else:
                 raise ValueError(f"unknown hist_access_type {op!r}")
-        except (ValueError, TypeError, sqlite3.Error) as e:
+        except (ValueError, TypeError, _sqlite3().Error) as e:
             return {"status": "error", "ename": type(e).__name__, "evalue": str(e),
                     "traceback": [], "history": []}
         return {"status": "ok", "history": found}

@@ -31,9 +31,11 @@ def _ensure_shell():
 
 
 def warm_up(_):
-    """Imports and sets up what cells need, once, while the kernel is idle."""
+    """Imports and sets up what cells need, once, while the kernel is idle.
+    Not completion and inspection (inspect and its kin, 1-2 MiB that an
+    idle kernel would hold): the first such request imports them, a few ms
+    beside what a completion costs anyway."""
     _ensure_shell()
-    from . import _complete  # noqa: F401
     return "{}"
 
 
