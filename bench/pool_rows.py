@@ -11,6 +11,7 @@ kernel is killed and a fresh one set up for the next sample.
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -162,12 +163,84 @@ def timed(expr_lines):
             "\n_t = time.perf_counter() - _t\njson.dumps(_t)")
 
 
+def _ping_pong(kind, reps):
+    """Median round trip of one byte between this process and a child over
+    ZeroMQ ipc (DEALER/ROUTER, as ferry's pool) or a pair of pipes (as
+    multiprocessing's pools), no task around it: the floor of each
+    transport's single-task round trip on this machine."""
+    import tempfile
+    import zmq
+    if kind == "zmq":
+        tmp = tempfile.mkdtemp(prefix="ferry-bench-")
+        ep = "ipc://%s/ping" % tmp
+        pid = os.fork()
+        if pid == 0:
+            try:
+                s = zmq.Context().socket(zmq.DEALER)
+                s.connect(ep)
+                s.send(b"r")
+                while s.recv() != b"q":
+                    s.send(b"x")
+            finally:
+                os._exit(0)
+        ctx = zmq.Context()
+        r = ctx.socket(zmq.ROUTER)
+        r.bind(ep)
+        ident = r.recv_multipart()[0]
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            r.send_multipart([ident, b"x"])
+            r.recv_multipart()
+            ts.append(time.perf_counter() - t)
+        r.send_multipart([ident, b"q"])
+        r.close(0)
+        ctx.term()
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        a, b = os.pipe()
+        c, d = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                while os.read(a, 1) == b"x":
+                    os.write(d, b"x")
+            finally:
+                os._exit(0)
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            os.write(b, b"x")
+            os.read(c, 1)
+            ts.append(time.perf_counter() - t)
+        os.write(b, b"q")
+        for fd in (a, b, c, d):
+            os.close(fd)
+    os.waitpid(pid, 0)
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def transport_floor(cfg, rows, log):
+    """ZeroMQ ipc vs pipe round trip: what bounds the single-task row."""
+    r = Row("pool", "transport round trip, no task: ZeroMQ ipc (ferry) vs pipes",
+            "time", "s", "pipes (multiprocessing)", None,
+            "the floor under the single-task row; same process pair, pyzmq")
+    rows.append(r)
+    log("pool: transport floor, %d rounds" % cfg.pool_rounds)
+    for rnd in range(cfg.pool_rounds):
+        order = ("zmq", "pipe") if rnd % 2 == 0 else ("pipe", "zmq")
+        got = {k: _ping_pong(k, 500 if cfg.quick else 2000) for k in order}
+        r.add(got["zmq"], got["pipe"])
+
+
 def run(cfg, ferry_argv, log):
     rows = []
     ferry = Ferry(ferry_argv, cfg, log)
     std = Stdlib([])
     try:
         _run(cfg, ferry, std, rows, log)
+        transport_floor(cfg, rows, log)
     finally:                    # also on Ctrl-C: no kernel or pool outlives the run
         ferry.stop()
         std.stop()
