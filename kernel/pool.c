@@ -89,15 +89,17 @@ struct pool {
     uint64_t *interrupts; /* running ones among them to SIGINT */
     size_t n_interrupts, cap_interrupts;
     result_node *results, *results_tail;
-    int target;                  /* workers asked for */
-    int retry;                   /* a task came: try starting workers again */
-    int stopping;                /* pool_destroy began */
-    int closed;                  /* the dispatcher has exited */
-    worker workers[MAX_WORKERS]; /* dispatcher-owned */
-    int failed_starts;           /* dispatcher: workers in a row that died unready */
-    char start_error[200];       /* dispatcher: how the last of them ended */
-    double run_us;      /* dispatcher: running average task run time, 0 unknown */
-    task_list recalled; /* dispatcher: came back from workers, to deal again */
+    result_node *staged, *staged_tail; /* dispatcher: posted, not yet published */
+    int target;                        /* workers asked for */
+    int retry;                         /* a task came: try starting workers again */
+    int stopping;                      /* pool_destroy began */
+    int closed;                        /* the dispatcher has exited */
+    worker workers[MAX_WORKERS];       /* dispatcher-owned */
+    int n_slots;                       /* dispatcher: one past the highest slot used */
+    int failed_starts;     /* dispatcher: workers in a row that died unready */
+    char start_error[200]; /* dispatcher: how the last of them ended */
+    double run_us;         /* dispatcher: running average task run time, 0 unknown */
+    task_list recalled;    /* dispatcher: came back from workers, to deal again */
 };
 
 /* Worker output forwarded by any pool, so that a flush can be skipped when
@@ -207,7 +209,9 @@ static int id_in(const uint64_t *ids, size_t n, uint64_t id)
     return n > 0 && bsearch(&id, ids, n, sizeof id, id_cmp) != NULL;
 }
 
-/* Queues a result for pool_next; frames are taken over. */
+/* Stages a result; frames are taken over.  publish_results hands what is
+ * staged to pool_next, once per turn of the dispatcher: one wake-up of the
+ * collector for a burst of results instead of one each. */
 static void post_result(pool *p, uint64_t id, pool_status status, jp_frame *frames,
                         size_t n, const char *message)
 {
@@ -222,13 +226,27 @@ static void post_result(pool *p, uint64_t id, pool_status status, jp_frame *fram
     node->r.frames = frames;
     node->r.n_frames = n;
     snprintf(node->r.message, sizeof node->r.message, "%s", message ? message : "");
+    if (p->staged_tail) {
+        p->staged_tail->next = node;
+    } else {
+        p->staged = node;
+    }
+    p->staged_tail = node;
+}
+
+static void publish_results(pool *p)
+{
+    if (p->staged == NULL) {
+        return;
+    }
     pthread_mutex_lock(&p->lock);
     if (p->results_tail) {
-        p->results_tail->next = node;
+        p->results_tail->next = p->staged;
     } else {
-        p->results = node;
+        p->results = p->staged;
     }
-    p->results_tail = node;
+    p->results_tail = p->staged_tail;
+    p->staged = p->staged_tail = NULL;
     pthread_cond_broadcast(&p->results_cond);
     pthread_mutex_unlock(&p->lock);
 }
@@ -252,7 +270,7 @@ static long long now_ms(void)
 static int live_workers(pool *p)
 {
     int n = 0;
-    for (int i = 0; i < MAX_WORKERS; i++) {
+    for (int i = 0; i < p->n_slots; i++) {
         n += p->workers[i].pid != 0 && !p->workers[i].retiring &&
              !p->workers[i].dead_since;
     }
@@ -349,6 +367,9 @@ static void spawn_worker(pool *p)
     }
     worker *w = &p->workers[slot];
     memset(w, 0, sizeof *w);
+    if (slot >= p->n_slots) {
+        p->n_slots = slot + 1; /* the loops over workers stop there */
+    }
     w->pid = pid;
     w->pidfd = pidfd_open(pid, 0);
     w->status = status;
@@ -364,7 +385,7 @@ static worker *worker_by_ident(pool *p, const jp_frame *ident)
     memcpy(buf, ident->data, ident->size);
     buf[ident->size] = '\0';
     pid_t pid = (pid_t)strtol(buf + 1, NULL, 10);
-    for (int i = 0; i < MAX_WORKERS; i++) {
+    for (int i = 0; i < p->n_slots; i++) {
         if (p->workers[i].pid == pid && pid != 0) {
             return &p->workers[i];
         }
@@ -485,7 +506,7 @@ static void reap_worker(pool *p, worker *w)
 static int bury_dead(pool *p, int now_all)
 {
     long long now = now_ms(), next = -1;
-    for (int i = 0; i < MAX_WORKERS; i++) {
+    for (int i = 0; i < p->n_slots; i++) {
         worker *w = &p->workers[i];
         if (w->dead_since == 0) {
             continue;
@@ -803,7 +824,7 @@ static void apply_cancels(pool *p)
         post_result(p, t->id, POOL_CANCELLED, NULL, 0, "cancelled");
         task_free(t);
     }
-    for (int i = 0; n && i < MAX_WORKERS; i++) {
+    for (int i = 0; n && i < p->n_slots; i++) {
         worker *w = &p->workers[i];
         if (w->pid != 0 && !w->dead_since && w->sent.n > 0) {
             cancel_sent(p, w, ids, n, ints, n_ints);
@@ -823,7 +844,7 @@ static void apply_size(pool *p)
     for (; live < target; live++) {
         spawn_worker(p);
     }
-    for (int i = 0; i < MAX_WORKERS && live > target; i++) {
+    for (int i = 0; i < p->n_slots && live > target; i++) {
         worker *w = &p->workers[i];
         if (w->pid != 0 && !w->retiring && !w->dead_since && w->sent.n == 0) {
             w->retiring = 1;
@@ -889,10 +910,10 @@ static int rebalance(pool *p)
 {
     long long now = now_us(), next = -1;
     int idle = 0;
-    for (int i = 0; i < MAX_WORKERS; i++) {
+    for (int i = 0; i < p->n_slots; i++) {
         idle |= can_take(&p->workers[i], 1, now) && p->workers[i].sent.n == 0;
     }
-    for (int i = 0; idle && i < MAX_WORKERS; i++) {
+    for (int i = 0; idle && i < p->n_slots; i++) {
         worker *w = &p->workers[i];
         if (w->pid == 0 || w->dead_since || w->sent.n < 2) {
             continue;
@@ -917,7 +938,7 @@ static int dispatch_pending(pool *p)
     int queued = p->pending.n;
     pthread_mutex_unlock(&p->lock);
     int busy = 0;
-    for (int i = 0; i < MAX_WORKERS; i++) {
+    for (int i = 0; i < p->n_slots; i++) {
         busy += p->workers[i].sent.n;
     }
     if (busy == 0 && queued == 0) {
@@ -927,7 +948,7 @@ static int dispatch_pending(pool *p)
     int depth = prefetch_depth(p);
     long long now = now_us();
     for (int level = 1; level <= depth; level++) {
-        for (int i = 0; i < MAX_WORKERS; i++) {
+        for (int i = 0; i < p->n_slots; i++) {
             worker *w = &p->workers[i];
             if (!can_take(w, level, now)) {
                 continue;
@@ -949,7 +970,7 @@ static int dispatch_pending(pool *p)
 
 static int any_workers(pool *p)
 {
-    for (int i = 0; i < MAX_WORKERS; i++) {
+    for (int i = 0; i < p->n_slots; i++) {
         if (p->workers[i].pid != 0) {
             return 1;
         }
@@ -964,7 +985,7 @@ static int any_workers(pool *p)
 static int enforce_interrupts(pool *p)
 {
     long long now = now_ms(), next = -1;
-    for (int i = 0; i < MAX_WORKERS; i++) {
+    for (int i = 0; i < p->n_slots; i++) {
         worker *w = &p->workers[i];
         task *t = w->sent.head;
         if (w->pid == 0 || t == NULL || t->interrupted == 0 || w->killed ||
@@ -1011,7 +1032,7 @@ static void fail_pending(pool *p)
 /* At stop: every worker goes now, busy or not; the pidfds reap them. */
 static void kill_all(pool *p)
 {
-    for (int i = 0; i < MAX_WORKERS; i++) {
+    for (int i = 0; i < p->n_slots; i++) {
         worker *w = &p->workers[i];
         if (w->pid != 0 && !w->killed && !w->dead_since) {
             kill(w->pid, SIGKILL);
@@ -1037,7 +1058,7 @@ static void *dispatcher_main(void *arg)
         int n = 0;
         items[n++] = (zmq_pollitem_t){.socket = p->router, .events = ZMQ_POLLIN};
         items[n++] = (zmq_pollitem_t){.fd = p->wake_fd, .events = ZMQ_POLLIN};
-        for (int i = 0; i < MAX_WORKERS; i++) {
+        for (int i = 0; i < p->n_slots; i++) {
             if (p->workers[i].pid != 0 && p->workers[i].pidfd >= 0) {
                 owners[n] = &p->workers[i];
                 items[n++] =
@@ -1097,7 +1118,9 @@ static void *dispatcher_main(void *arg)
             apply_size(p); /* replaces workers that died */
         }
         balance = dispatch_pending(p);
+        publish_results(p);
     }
+    publish_results(p);
     zmq_close(p->router);
     p->router = NULL;
     pthread_mutex_lock(&p->lock);

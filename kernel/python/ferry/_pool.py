@@ -468,8 +468,11 @@ class _MapRun:
         self.items_done += self.sizes[index]
 
     def wake(self):
-        with self.cond:
-            self.cond.notify_all()
+        """Wakes the cell's thread if it has something to do: all in, or a
+        failure (progress it reads on its own clock)."""
+        if self.left == 0 or self.failures:
+            with self.cond:
+                self.cond.notify_all()
 
     def unfinished(self, pending):
         """Ids of the tasks whose result has not come."""
