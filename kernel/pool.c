@@ -1085,6 +1085,7 @@ static void *dispatcher_main(void *arg)
         if (stopping) {
             timeout = 100;
         }
+        publish_results(p); /* all the turn staged, before it may sleep */
         if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
             LOG_E("pool: poll failed: %s", zmq_strerror(errno));
             break;
@@ -1118,7 +1119,6 @@ static void *dispatcher_main(void *arg)
             apply_size(p); /* replaces workers that died */
         }
         balance = dispatch_pending(p);
-        publish_results(p);
     }
     publish_results(p);
     zmq_close(p->router);
