@@ -236,11 +236,17 @@ static PyObject *py_next(PyObject *self, PyObject *args)
         return NULL;
     }
     pool *p = h->p;
-    static pool_result r[NEXT_MAX]; /* one collector per pool, and the GIL */
+    /* Each pool's collector waits here with the GIL released, so the
+     * buffer is the call's own. */
+    pool_result *r = PyMem_RawMalloc(NEXT_MAX * sizeof *r);
+    if (r == NULL) {
+        return PyErr_NoMemory();
+    }
     int n;
     Py_BEGIN_ALLOW_THREADS n = pool_next(p, r, NEXT_MAX, timeout);
     Py_END_ALLOW_THREADS if (n < 0)
     {
+        PyMem_RawFree(r);
         PyErr_SetString(PyExc_EOFError, "pool closed");
         return NULL;
     }
@@ -260,6 +266,7 @@ static PyObject *py_next(PyObject *self, PyObject *args)
             PyList_SET_ITEM(out, i, item);
         }
     }
+    PyMem_RawFree(r);
     return out;
 }
 

@@ -260,6 +260,23 @@ def test_executor_runs_tasks_in_workers_of_its_own(kernel):
     assert ast.literal_eval(x.text) == (True, True, True, [1, 2], [])
 
 
+def test_two_pools_deliver_results_at_the_same_time(kernel):
+    # Each pool has its own collector thread; both wait for results at once.
+    x = run(kernel, "import ferry, threading\n"
+                    "def square(x):\n    return x * x\n"
+                    "got = {}\n"
+                    "def on_shared():\n"
+                    "    got['shared'] = ferry.map(square, range(3000), chunksize=1)\n"
+                    "t = threading.Thread(target=on_shared)\n"
+                    "with ferry.Executor(2) as ex:\n"
+                    "    t.start()\n"
+                    "    got['own'] = list(ex.map(square, range(3000, 6000)))\n"
+                    "    t.join(30)\n"
+                    "(got['shared'] == [i * i for i in range(3000)],\n"
+                    " got['own'] == [i * i for i in range(3000, 6000)])")
+    assert ast.literal_eval(x.text) == (True, True)
+
+
 def test_executor_refuses_work_after_shutdown(kernel):
     x = kernel.execute("ex = ferry.Executor(1)\nex.submit(abs, 1).result(timeout=15)\n"
                        "ex.shutdown()\nex.submit(abs, 1)", timeout=T, stop_on_error=False)
