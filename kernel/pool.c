@@ -36,6 +36,9 @@
  * work has shown how long its tasks run, one task per worker. */
 #define PREFETCH_BUDGET_US 2000.0
 #define MAX_IN_FLIGHT 64
+/* Worker messages handled before the dispatcher publishes, deals and polls
+ * again. */
+#define MESSAGES_PER_TURN 256
 /* A dead worker's results may still be on their way (sent before it died,
  * not yet read from the socket): how long they are waited for. */
 #define LOST_RESULT_GRACE_MS 200
@@ -47,6 +50,7 @@ typedef struct task {
     size_t n;              /* number of frames */
     long long interrupted; /* monotonic ms of the interrupt asked for it, or 0 */
     int recalling;         /* asked back from its worker (see rebalance) */
+    int cancelled;         /* cancel sent to its worker: never to run again */
     struct task *next;     /* queue link */
 } task;
 
@@ -180,6 +184,13 @@ static task *list_take(task_list *l, uint64_t id)
         }
     }
     return NULL;
+}
+
+/* A task going back to the queue starts afresh there. */
+static void task_requeued(task *t)
+{
+    t->interrupted = 0;
+    t->recalling = 0;
 }
 
 /* Puts the tasks of from, in their order, in front of to. */
@@ -428,7 +439,11 @@ static void settle_sent_tasks(pool *p, worker *w, const char *how)
     task_list again = {0}, ran = {0};
     i = 0;
     for (task *t = list_pop(&w->sent); t; t = list_pop(&w->sent), i++) {
-        if (i > last) {
+        if (t->cancelled && t->id != running) {
+            post_result(p, t->id, POOL_CANCELLED, NULL, 0, "cancelled");
+            task_free(t);
+        } else if (i > last) {
+            task_requeued(t);
             list_push(&again, t);
         } else if (w->status == NULL || t->id == running) {
             char msg[256];
@@ -517,6 +532,11 @@ static int bury_dead(pool *p, int now_all)
             continue;
         }
         for (task *t = list_pop(&w->sent); t; t = list_pop(&w->sent)) {
+            if (t->cancelled) {
+                post_result(p, t->id, POOL_CANCELLED, NULL, 0, "cancelled");
+                task_free(t);
+                continue;
+            }
             char msg[256];
             snprintf(msg, sizeof msg,
                      "%s after the task ended, before its result reached the kernel "
@@ -686,12 +706,12 @@ static void handle_done(pool *p, worker *w, jp_frame *f, size_t n)
     if (was_head) {
         w->head_since = now_us();
     }
-    if (frame_is(&f[3], "recalled")) {
-        t->recalling = 0;
+    if (frame_is(&f[3], "recalled") && !t->cancelled) {
+        task_requeued(t);
         list_push(&p->recalled, t); /* dealt again, first, in this order */
         return;
     }
-    if (frame_is(&f[3], "cancelled")) {
+    if (frame_is(&f[3], "cancelled") || frame_is(&f[3], "recalled")) {
         post_result(p, t->id, POOL_CANCELLED, NULL, 0, "cancelled");
     } else {
         pool_status st = frame_is(&f[3], "ok") ? POOL_OK : POOL_ERROR;
@@ -783,8 +803,10 @@ static void cancel_sent(pool *p, worker *w, const uint64_t *ids, size_t n,
         if (id_in(ints, n_ints, t->id)) {
             hard[n_hard++] = t->id;
             t->interrupted = t->interrupted ? t->interrupted : now;
+            t->cancelled = 1;
         } else if (id_in(ids, n, t->id)) {
             plain[n_plain++] = t->id;
+            t->cancelled = 1;
         }
     }
     if (n_plain) {
@@ -1097,7 +1119,11 @@ static void *dispatcher_main(void *arg)
             apply_cancels(p);
             apply_size(p);
         }
-        while (zmq_poll(items, 1, 0) > 0 && (items[0].revents & ZMQ_POLLIN)) {
+        /* A bounded batch per turn: a worker flooding output must not keep
+         * the others' results, dispatch and cancels waiting. */
+        for (int k = 0; k < MESSAGES_PER_TURN && zmq_poll(items, 1, 0) > 0 &&
+                        (items[0].revents & ZMQ_POLLIN);
+             k++) {
             handle_worker_message(p);
         }
         for (int i = 2; i < n; i++) {

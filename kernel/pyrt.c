@@ -324,6 +324,13 @@ static int list_to_frames(PyObject *seq, jp_frame **out, size_t *n_out)
     return 0;
 }
 
+void pyrt_drop_signals(void)
+{
+    PyGILState_STATE gil = PyGILState_Ensure();
+    drop_pending_signals();
+    PyGILState_Release(gil);
+}
+
 int pyrt_call_frames(const char *func, jp_frame *in, size_t n_in, jp_frame **out,
                      size_t *n_out, jp_error *err)
 {
@@ -331,7 +338,6 @@ int pyrt_call_frames(const char *func, jp_frame *in, size_t n_in, jp_frame **out
     *out = NULL;
     *n_out = 0;
     PyGILState_STATE gil = PyGILState_Ensure();
-    drop_pending_signals(); /* an interrupt meant for an earlier task */
     PyObject *args = pyframe_list(in, n_in);
     PyObject *r = args ? PyObject_CallMethod(runner, func, "O", args) : NULL;
     PyObject *ok = NULL, *frames = NULL;

@@ -38,12 +38,18 @@ int pyrt_init(const pyrt_config *cfg, jp_error *err);
  * Returns a new reference (caller decrefs) or NULL with err set. */
 json_t *pyrt_call(const char *func, json_t *arg, jp_error *err);
 
+/* Drops a SIGINT that arrived while idle (takes the GIL).  A worker calls
+ * it just before it marks its next task running: from then on a SIGINT is
+ * that task's. */
+void pyrt_drop_signals(void);
+
 /* Calls ferry._kernel.<func>(frames) where frames is a list of writable
  * memoryviews over the in frames, which are taken over (cleared; the caller
  * frees the array) and live as long as Python holds a view - no copy.  The
  * function returns (ok, [bytes-like, ...]).  On return *out is a malloc'd
  * array of *n_out frames (caller clears and frees).  Returns 1 when ok is
- * true, 0 when false, -1 with err set when the call itself failed. */
+ * true, 0 when false, -1 with err set when the call itself failed.  Unlike
+ * pyrt_call, it keeps a pending SIGINT: see pyrt_drop_signals. */
 int pyrt_call_frames(const char *func, jp_frame *in, size_t n_in, jp_frame **out,
                      size_t *n_out, jp_error *err);
 

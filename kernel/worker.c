@@ -402,7 +402,9 @@ static job *next_task(wstate *w, int zfd)
 {
     pthread_mutex_lock(&w->lock);
     while (w->tasks.head == NULL && !w->gone) {
-        while (readable(w->sock) && w->tasks.head == NULL) {
+        /* Everything there is, cancels included: reading ZMQ_EVENTS re-arms
+         * ZMQ_FD only for what arrives after, so nothing may stay unread. */
+        while (readable(w->sock)) {
             receive_message(w);
         }
         if (w->tasks.head != NULL) {
@@ -425,6 +427,9 @@ static job *next_task(wstate *w, int zfd)
     }
     job *t = w->gone ? NULL : queue_pop(&w->tasks);
     if (t) {
+        /* Under the lock, so that the io thread sends no SIGINT in between:
+         * one still pending is an earlier task's, or an idle worker's. */
+        pyrt_drop_signals();
         w->running = t->id;
         w->busy = 1;
         __atomic_store_n(&w->status[0], t->id, __ATOMIC_RELEASE);

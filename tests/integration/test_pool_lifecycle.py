@@ -109,6 +109,20 @@ def test_executor_with_block_stops_its_workers(kernel):
     assert_gone(procs, timeout=5)
 
 
+def test_executor_shutdown_waits_for_a_map_running_in_another_thread(kernel):
+    x = kernel.execute(
+        "import ferry, threading, time\n"
+        "def slow_double(x):\n    import time\n    time.sleep(0.05)\n    return 2 * x\n"
+        "ex = ferry.Executor(2)\nout = {}\n"
+        "def job():\n"
+        "    try:\n        out['r'] = list(ex.map(slow_double, range(20)))\n"
+        "    except BaseException as e:\n        out['r'] = repr(e)\n"
+        "t = threading.Thread(target=job)\nt.start()\ntime.sleep(0.2)\n"
+        "ex.shutdown(wait=True)\nt.join(30)\n"
+        "(out['r'] == [2 * i for i in range(20)], ex._pool.pids())", timeout=T).ok()
+    assert x.text == "(True, [])", x.text
+
+
 def test_long_map_shows_a_progress_display_that_ends_at_100_percent(kernel):
     x = kernel.execute("import ferry, time\nferry.workers(2)\n"
                        "r = ferry.map(time.sleep, [0.25] * 12, chunksize=1)", timeout=T).ok()

@@ -290,7 +290,8 @@ class Pool:
         self._n = int(workers) if workers else min(len(os.sched_getaffinity(0)), MAX_WORKERS)
         self._handle = None
         self._lock = threading.Lock()
-        self._pending = {}  # task id -> future
+        self._pending = {}  # task id -> future, or (map run, index)
+        self._runs = set()  # maps in progress
         self._collector = None
         _pools.add(self)
 
@@ -416,6 +417,7 @@ class Pool:
         handle = self._start()
         run = _MapRun(sizes, _take_ids(len(bodies)))
         self._pending.update((run.first + i, (run, i)) for i in range(len(bodies)))
+        self._runs.add(run)
         try:
             _ferry_pool.submit(handle, run.first, head, bodies)
             del bodies
@@ -427,7 +429,13 @@ class Pool:
             self._cancel_ids(run.unfinished(self._pending), interrupt=False)
             raise
         finally:
+            self._runs.discard(run)
+            run.over.set()
             _flush()
+
+    def running_maps(self):
+        """The maps in progress (from other threads), for a shutdown to wait on."""
+        return list(self._runs)
 
     def futures(self):
         """The futures of the submitted tasks that have not ended."""
@@ -455,10 +463,15 @@ class _MapRun:
         self.failures = {}  # index -> exception
         self.left = len(sizes)
         self.items_done = 0
+        self.settled = bytearray(len(sizes))  # a task ends once, whoever says so
         self.cond = threading.Condition(threading.Lock())
+        self.over = threading.Event()  # the map returned or raised
 
     def settle(self, index, how, value):
-        """Collector thread: the task at index ended."""
+        """Collector thread (or a shutdown): the task at index ended."""
+        if self.settled[index]:
+            return
+        self.settled[index] = 1
         if how == "result":
             self.values[index] = value
         else:
@@ -578,14 +591,18 @@ class Executor(concurrent.futures.Executor):
         if cancel_futures:
             self._pool.cancel(self._pool.futures(), interrupt=False)
         pending = self._pool.futures()
-        if wait:
+        maps = self._pool.running_maps()
+
+        def finish():
             concurrent.futures.wait(pending)
+            for run in maps:  # maps other threads run on this executor
+                run.over.wait()
             self._pool.shutdown()
+
+        if wait:
+            finish()
         else:
             # Return now; the workers go once the tasks already sent are done.
-            def finish():
-                concurrent.futures.wait(pending)
-                self._pool.shutdown()
             threading.Thread(target=finish, name="ferry-executor-shutdown",
                              daemon=True).start()
 
