@@ -46,7 +46,8 @@
 typedef struct task {
     uint64_t id;           /* chosen by the caller */
     json_t *parent;        /* header of the request that asked, or NULL */
-    jp_frame *frames;      /* payload and buffers, owned; sent: none */
+    jp_frame *frames;      /* payload and buffers, owned (kept once sent:
+                              a dead worker's unstarted tasks go again) */
     size_t n;              /* number of frames */
     long long interrupted; /* monotonic ms of the interrupt asked for it, or 0 */
     int recalling;         /* asked back from its worker (see rebalance) */
@@ -72,6 +73,7 @@ typedef struct worker {
     long long head_since;      /* monotonic us its first sent task became first */
     char death[160];           /* how it died */
 } worker;
+
 typedef struct result_node {
     pool_result r;            /* the result */
     struct result_node *next; /* queue link */
@@ -271,9 +273,7 @@ static long long now_us(void)
 
 static long long now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return now_us() / 1000;
 }
 
 /* ------------------------------------------------------------ workers */
@@ -661,12 +661,14 @@ static void send_task(pool *p, worker *w, task *t)
             copy[i] = (jp_frame){.data = t->frames[i].data, .size = t->frames[i].size};
         }
     }
-    if (copy) {
-        send_to_worker(p, w, head, 2, copy, t->n);
-        frames_free(copy, t->n); /* what ZeroMQ did not take */
-    } else {
+    if (copy == NULL) {
         LOG_E("pool: out of memory sending a task to worker %d", (int)w->pid);
+        post_result(p, t->id, POOL_CRASHED, NULL, 0, "out of memory sending the task");
+        task_free(t);
+        return;
     }
+    send_to_worker(p, w, head, 2, copy, t->n);
+    frames_free(copy, t->n); /* what ZeroMQ did not take */
     if (w->sent.n == 0) {
         w->head_since = now_us();
     }
@@ -773,11 +775,16 @@ static void handle_worker_message(pool *p)
 
 /* ---------------------------------------------------------- commands */
 
-/* Sends w ["cancel", interrupt, ids]: the ones of ids it holds and has not
- * started come back "cancelled"; with interrupt, one it runs gets SIGINT. */
-static void send_cancel(pool *p, worker *w, const uint64_t *ids, size_t n, int interrupt)
+/* What a worker does with the tasks a "cancel" lists (pool.h). */
+enum cancel_how { CANCEL = 0, CANCEL_INTERRUPT = 1, RECALL = 2 };
+
+/* Sends w ["cancel", how, ids]: the ones of ids it holds and has not
+ * started come back "cancelled" (or "recalled"); with CANCEL_INTERRUPT, one
+ * it runs gets SIGINT. */
+static void send_cancel(pool *p, worker *w, const uint64_t *ids, size_t n,
+                        enum cancel_how how)
 {
-    char flag = interrupt ? 1 : 0;
+    char flag = (char)how;
     jp_frame head[3] = {
         {.data = (void *)"cancel", .size = 6},
         {.data = &flag, .size = 1},
@@ -810,10 +817,10 @@ static void cancel_sent(pool *p, worker *w, const uint64_t *ids, size_t n,
         }
     }
     if (n_plain) {
-        send_cancel(p, w, plain, n_plain, 0);
+        send_cancel(p, w, plain, n_plain, CANCEL);
     }
     if (n_hard) {
-        send_cancel(p, w, hard, n_hard, 1);
+        send_cancel(p, w, hard, n_hard, CANCEL_INTERRUPT);
     }
     free(plain);
 }
@@ -913,13 +920,7 @@ static void recall(pool *p, worker *w)
         }
     }
     if (k > 0) {
-        char flag = 2;
-        jp_frame head[3] = {
-            {.data = (void *)"cancel", .size = 6},
-            {.data = &flag, .size = 1},
-            {.data = ids, .size = k * sizeof *ids},
-        };
-        send_to_worker(p, w, head, 3, NULL, 0);
+        send_cancel(p, w, ids, k, RECALL);
     }
     free(ids);
 }

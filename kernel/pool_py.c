@@ -116,24 +116,19 @@ static PyObject *py_pids(PyObject *self, PyObject *args)
     return list;
 }
 
-/* Copies the buffers of list parts into frames[first..]; -1 with a Python
- * error set (the frames filled so far are the caller's to clear). */
-static int copy_parts(PyObject *parts, jp_frame *frames, Py_ssize_t first)
+/* Copies the bytes of buffer-like obj into f; -1 with a Python error set. */
+static int copy_buffer(PyObject *obj, jp_frame *f)
 {
-    Py_ssize_t n = PyList_GET_SIZE(parts);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_buffer view;
-        if (PyObject_GetBuffer(PyList_GET_ITEM(parts, i), &view, PyBUF_SIMPLE) < 0) {
-            return -1;
-        }
-        int rc = jp_frame_copy(&frames[first + i], view.buf, (size_t)view.len);
-        PyBuffer_Release(&view);
-        if (rc < 0) {
-            PyErr_NoMemory();
-            return -1;
-        }
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0) {
+        return -1;
     }
-    return 0;
+    int rc = jp_frame_copy(f, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    if (rc < 0) {
+        PyErr_NoMemory();
+    }
+    return rc;
 }
 
 static void frames_free(jp_frame *frames, size_t n)
@@ -144,7 +139,8 @@ static void frames_free(jp_frame *frames, size_t n)
     free(frames);
 }
 
-/* Queues one task whose frames are head (or none) then the parts of body. */
+/* Queues one task whose frames are head (or none) then the parts of body
+ * (a list of buffer-likes); -1 with a Python error set. */
 static int submit_one(pool *p, uint64_t id, json_t *parent, PyObject *head,
                       PyObject *body)
 {
@@ -152,23 +148,17 @@ static int submit_one(pool *p, uint64_t id, json_t *parent, PyObject *head,
         PyErr_SetString(PyExc_TypeError, "a task is a list of buffers");
         return -1;
     }
-    Py_ssize_t first = head ? 1 : 0;
-    size_t n = (size_t)(first + PyList_GET_SIZE(body));
+    size_t first = head ? 1 : 0;
+    size_t n = first + (size_t)PyList_GET_SIZE(body);
     jp_frame *frames = calloc(n + 1, sizeof *frames);
     if (frames == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    PyObject *head_list = head ? PyList_New(1) : NULL;
-    if (head_list) {
-        Py_INCREF(head);
-        PyList_SET_ITEM(head_list, 0, head);
+    int rc = head ? copy_buffer(head, &frames[0]) : 0;
+    for (size_t i = first; rc == 0 && i < n; i++) {
+        rc = copy_buffer(PyList_GET_ITEM(body, (Py_ssize_t)(i - first)), &frames[i]);
     }
-    int rc = (head && (head_list == NULL || copy_parts(head_list, frames, 0) < 0)) ||
-                     copy_parts(body, frames, first) < 0
-                 ? -1
-                 : 0;
-    Py_XDECREF(head_list);
     if (rc < 0) {
         frames_free(frames, n);
         return -1;

@@ -51,7 +51,7 @@ typedef struct job {
     uint64_t id;      /* task id */
     jp_frame *frames; /* task: payload + buffers; result: the same */
     size_t n;         /* number of frames */
-    const char *how;  /* result: "ok", "error" or "cancelled" */
+    const char *how;  /* result: "ok", "error", "cancelled" or "recalled" */
     uint64_t run_us;  /* result: how long the task ran */
     chunk *tail;      /* result: output read after the task ended */
     struct job *next; /* queue link */
@@ -63,7 +63,7 @@ typedef struct queue {
 
 typedef struct wstate {
     void *zctx;           /* context */
-    void *sock;           /* DEALER, io thread only */
+    void *sock;           /* DEALER, both threads, under the lock */
     int out_fd[2];        /* read ends of the stdout / stderr pipes */
     int wake_fd;          /* eventfd: the io thread must look at the socket */
     pthread_mutex_t lock; /* guards the socket and everything below */

@@ -102,13 +102,11 @@ class History:
 
     @property
     def session(self):
-        if self._db is None:
-            self._open()
-        return self._session
+        return self.db and self._session  # opened by the first use of either
 
     def _new_session(self):
-        cur = self._db.execute("INSERT INTO sessions (start, num_cmds, remark) VALUES (?, 0, '')",
-                              (_now(),))
+        cur = self._db.execute(
+            "INSERT INTO sessions (start, num_cmds, remark) VALUES (?, 0, '')", (_now(),))
         return cur.lastrowid
 
     def store(self, line, code, output=None):

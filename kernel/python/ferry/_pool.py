@@ -11,7 +11,6 @@ import atexit
 import concurrent.futures
 import dis
 import io
-import itertools
 import math
 import os
 import pickle
@@ -35,16 +34,15 @@ class WorkerCrashed(RuntimeError):
 
 
 MAX_WORKERS = 256  # pool.c's limit
-_ids = itertools.count(1)
+_next_id = 1
 _ids_lock = threading.Lock()
 
 
 def _take_ids(n):
     """The first of n consecutive task ids (submits may come from threads)."""
+    global _next_id
     with _ids_lock:
-        first = next(_ids)
-        for _ in range(n - 1):
-            next(_ids)
+        first, _next_id = _next_id, _next_id + n
     return first
 _pools = weakref.WeakSet()
 _owner = os.getpid()  # a forked child (multiprocessing's fork) has no dispatchers
@@ -90,10 +88,11 @@ def _head(fn):
     global _last_head
     key = None
     rec = _recorder()
-    if (rec is not None and isinstance(fn, types.FunctionType)
-            and fn.__module__ == "__main__" and fn.__name__ in (rec._exported or ())
+    path, exported = rec.latest if rec is not None else (None, ())
+    if (isinstance(fn, types.FunctionType) and fn.__module__ == "__main__"
+            and fn.__name__ in exported
             and sys.modules["__main__"].__dict__.get(fn.__name__) is fn):
-        key = (fn, rec._path, context)
+        key = (fn, path, context)
         if _last_head[0] == key:
             return _last_head[1]
     buf = io.BytesIO()
@@ -169,9 +168,7 @@ def _unexported_globals(fn, rec):
     if rec is None:
         return []
     main = sys.modules["__main__"].__dict__
-    exported = getattr(rec, "_exported", None)  # as of the current() just made
-    if exported is None:
-        exported = set(rec.exported_names())
+    exported = rec.latest[1]  # as of the current() _preflight just made
     bound_by = getattr(rec, "_bound_by", {})
     missing, seen, todo = {}, set(), [fn]
     while todo:

@@ -552,6 +552,12 @@ class Recorder:
             self._prune()
             return path
 
+    @property
+    def latest(self):
+        """(path, exported names) of the version the last current() made or
+        found; cheap, for a dispatch that has just called current()."""
+        return self._path, self._exported
+
     def exported_names(self):
         """Names exported by the current state, in definition order."""
         with self._lock:
