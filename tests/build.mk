@@ -21,8 +21,8 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initializati
 define link_test
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $1 $(JP_LIB) \
-	    $(CMOCKA_LIBS) $(PKG_LIBS) -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $1 \
+	    $(TEST_OBJS) $(JP_LIB) $(CMOCKA_LIBS) $(PKG_LIBS) -lpthread
 endef
 
 # test_alloc makes libjp's allocations fail one by one (see the file).
@@ -30,6 +30,15 @@ $(B)/tests/test_alloc: TEST_LDFLAGS = -Wl,--wrap=malloc,--wrap=calloc,--wrap=rea
 
 $(UNIT_BINS): $(B)/tests/%: tests/unit/%.c tests/unit/jp_test.h protocol/jp.h $(JP_LIB)
 	$(call link_test,$<)
+
+# The pool's core (kernel/pool/sched*.c) is tested on its own, driven by
+# events: its tests link its object and the log it writes to, nothing else
+# of the kernel.
+POOL_CORE_OBJS := $(B)/kernel/pool/sched.o $(B)/kernel/pool/sched_list.o $(B)/kernel/log.o
+POOL_TESTS     := $(filter $(B)/tests/test_pool_%,$(UNIT_BINS))
+$(POOL_TESTS): TEST_OBJS = $(POOL_CORE_OBJS)
+$(POOL_TESTS): TEST_CFLAGS = -Ikernel -Ikernel/pool
+$(POOL_TESTS): $(POOL_CORE_OBJS) kernel/pool/sched.h
 
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(SAN_ENV) $$t; done

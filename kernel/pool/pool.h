@@ -27,15 +27,9 @@
 
 #include "iopub.h"
 #include "jp.h"
+#include "sched.h"
 
 typedef struct pool pool;
-
-typedef enum pool_status {
-    POOL_OK = 0,    /* frames hold the pickled results */
-    POOL_ERROR,     /* frames hold the pickled exception */
-    POOL_CRASHED,   /* the worker died; message says how */
-    POOL_CANCELLED, /* cancelled before it ran */
-} pool_status;
 
 typedef struct pool_result {
     uint64_t task_id;   /* the task this answers */
