@@ -313,10 +313,7 @@ static int list_to_frames(PyObject *seq, jp_frame **out, size_t *n_out)
     }
     Py_DECREF(fast);
     if (rc < 0) {
-        for (Py_ssize_t i = 0; f && i < n; i++) {
-            jp_frame_clear(&f[i]);
-        }
-        free(f);
+        jp_frames_clear(&(jp_frames){f, f ? (size_t)n : 0});
         return -1;
     }
     *out = f;

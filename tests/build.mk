@@ -31,14 +31,15 @@ $(B)/tests/test_alloc: TEST_LDFLAGS = -Wl,--wrap=malloc,--wrap=calloc,--wrap=rea
 $(UNIT_BINS): $(B)/tests/%: tests/unit/%.c tests/unit/jp_test.h protocol/jp.h $(JP_LIB)
 	$(call link_test,$<)
 
-# The pool's core (kernel/pool/sched*.c) is tested on its own, driven by
-# events: its tests link its object and the log it writes to, nothing else
-# of the kernel.
-POOL_CORE_OBJS := $(B)/kernel/pool/sched.o $(B)/kernel/pool/sched_list.o $(B)/kernel/log.o
+# The pool's parts are tested on their own: the core (kernel/pool/sched*.c)
+# driven by events, the process supervision on real children.  Their tests
+# link those objects and the log they write to, nothing else of the kernel.
+POOL_TEST_OBJS := $(B)/kernel/pool/sched.o $(B)/kernel/pool/sched_list.o \
+                  $(B)/kernel/pool/procs.o $(B)/kernel/log.o
 POOL_TESTS     := $(filter $(B)/tests/test_pool_%,$(UNIT_BINS))
-$(POOL_TESTS): TEST_OBJS = $(POOL_CORE_OBJS)
+$(POOL_TESTS): TEST_OBJS = $(POOL_TEST_OBJS)
 $(POOL_TESTS): TEST_CFLAGS = -Ikernel -Ikernel/pool
-$(POOL_TESTS): $(POOL_CORE_OBJS) kernel/pool/sched.h
+$(POOL_TESTS): $(POOL_TEST_OBJS) $(wildcard kernel/pool/*.h)
 
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(SAN_ENV) $$t; done

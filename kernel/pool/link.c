@@ -10,59 +10,19 @@
 
 #include "log.h"
 
-void frames_free(jp_frame *f, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        jp_frame_clear(&f[i]);
-    }
-    free(f);
-}
-
-/* Sends n frames; with more_after the last one is not the message's end.
- * A frame that owns its memory is handed to ZeroMQ without a copy and
- * cleared; the others are copied. */
-static int send_frames(void *sock, jp_frame *frames, size_t n, int more_after)
-{
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        int flags = i + 1 < n || more_after ? ZMQ_SNDMORE : 0;
-        jp_frame *f = &frames[i];
-        zmq_msg_t m;
-        if (f->free_fn != NULL && f->size > 0 &&
-            zmq_msg_init_data(&m, f->data, f->size, f->free_fn, f->hint) == 0) {
-            memset(f, 0, sizeof *f); /* ZeroMQ frees it once sent */
-        } else if (zmq_msg_init_size(&m, f->size) == 0) {
-            if (f->size) {
-                memcpy(zmq_msg_data(&m), f->data, f->size);
-            }
-        } else {
-            rc = -1;
-            continue;
-        }
-        int sent;
-        do {
-            sent = zmq_msg_send(&m, sock, flags);
-        } while (sent < 0 && errno == EINTR);
-        if (sent < 0) {
-            rc = -1;
-        }
-        zmq_msg_close(&m); /* no-op after a successful send */
-    }
-    return rc;
-}
-
-/* Sends the head frames [identity of pid, head...] then body (may be NULL). */
-static void send_to_worker(void *router, pid_t pid, jp_frame *head, size_t n_head,
-                           jp_frame *body, size_t n_body)
+/* Routing id then head (one message with body: the head must not end it,
+ * or the payload would go out as a message of its own that the ROUTER
+ * cannot route) then body (may be NULL).  The frames are cleared. */
+static void send_to_worker(void *router, pid_t pid, jp_frames head, jp_frames *body)
 {
     char ident[32];
     int len = snprintf(ident, sizeof ident, "w%d", (int)pid);
-    jp_frame to = {.data = ident, .size = (size_t)len};
-    /* One message: the head must not end it, or the payload would go out
-     * as a message of its own that the ROUTER cannot route. */
-    if (send_frames(router, &to, 1, 1) < 0 ||
-        send_frames(router, head, n_head, n_body > 0) < 0 ||
-        (n_body && send_frames(router, body, n_body, 0) < 0)) {
+    jp_frame to_frame = pool_frame_of(ident, (size_t)len);
+    jp_frames to = {&to_frame, 1};
+    int with_body = body && body->n > 0;
+    if (jp_frames_send(router, &to, 1) < 0 ||
+        jp_frames_send(router, &head, with_body) < 0 ||
+        (with_body && jp_frames_send(router, body, 0) < 0)) {
         LOG_W("pool: cannot send to worker %d", (int)pid);
     }
 }
@@ -87,81 +47,66 @@ static void shared_release(void *data, void *hint)
     }
 }
 
-/* Makes frames (after a first call, already shared) sharable, and returns
- * copies of them that hold a reference each, for send_frames to hand over
- * without copying.  NULL when out of memory. */
-static jp_frame *share_frames(jp_frame *frames, size_t n)
+/* Makes the frames (after a first call, already shared) sharable, and
+ * returns copies that hold a reference each, for jp_frames_send to hand
+ * over without copying.  -1 when out of memory. */
+static int share_frames(jp_frames *frames, jp_frames *out)
 {
-    jp_frame *out = calloc(n + 1, sizeof *out);
-    for (size_t i = 0; out && i < n; i++) {
-        jp_frame *f = &frames[i];
+    out->v = calloc(frames->n + 1, sizeof *out->v);
+    out->n = 0;
+    for (size_t i = 0; out->v && i < frames->n; i++) {
+        jp_frame *f = &frames->v[i];
         if (f->free_fn != shared_release) {
             shared_bytes *s = malloc(sizeof *s);
             if (s == NULL) {
-                frames_free(out, i);
-                return NULL;
+                jp_frames_clear(out);
+                return -1;
             }
             *s = (shared_bytes){.refs = 1, .free_fn = f->free_fn, .hint = f->hint};
             f->free_fn = shared_release;
             f->hint = s;
         }
         __atomic_add_fetch(&((shared_bytes *)f->hint)->refs, 1, __ATOMIC_RELAXED);
-        out[i] = *f;
+        out->v[out->n++] = *f;
     }
-    return out;
+    return out->v ? 0 : -1;
 }
 
-int link_send_task(void *router, pid_t pid, uint64_t id, jp_frame *frames, size_t n)
+int link_send_task(void *router, pid_t pid, uint64_t id, jp_frames *frames)
 {
-    jp_frame head[2] = {
-        {.data = (void *)"task", .size = 4},
-        {.data = &id, .size = sizeof id},
-    };
-    jp_frame *copy = share_frames(frames, n);
-    if (copy == NULL) {
-        /* Out of memory: send copies of the bytes (send_frames copies
-         * frames it cannot own; borrowed views do not own). */
-        copy = calloc(n + 1, sizeof *copy);
-        for (size_t i = 0; copy && i < n; i++) {
-            copy[i] = (jp_frame){.data = frames[i].data, .size = frames[i].size};
+    jp_frame head[2] = {pool_frame_str(POOL_MSG_TASK), pool_frame_of(&id, sizeof id)};
+    jp_frames copy;
+    if (share_frames(frames, &copy) < 0) {
+        /* Out of memory: send copies of the bytes (borrowed views, which
+         * jp_frames_send copies). */
+        copy.v = calloc(frames->n + 1, sizeof *copy.v);
+        copy.n = copy.v ? frames->n : 0;
+        for (size_t i = 0; i < copy.n; i++) {
+            copy.v[i] = pool_frame_of(frames->v[i].data, frames->v[i].size);
         }
     }
-    if (copy == NULL) {
+    if (copy.v == NULL) {
         LOG_E("pool: out of memory sending a task to worker %d", (int)pid);
         return -1;
     }
-    send_to_worker(router, pid, head, 2, copy, n);
-    frames_free(copy, n); /* what ZeroMQ did not take */
+    send_to_worker(router, pid, (jp_frames){head, 2}, &copy);
+    jp_frames_clear(&copy); /* the references ZeroMQ did not take */
     return 0;
 }
 
 void link_send_cancel(void *router, pid_t pid, const uint64_t *ids, size_t n,
-                      sched_cancel_mode how)
+                      pool_cancel_mode how)
 {
-    char flag = (char)how;
-    jp_frame head[3] = {
-        {.data = (void *)"cancel", .size = 6},
-        {.data = &flag, .size = 1},
-        {.data = (void *)ids, .size = n * sizeof *ids},
+    char mode = (char)how;
+    jp_frame head[POOL_CANCEL_FRAMES] = {
+        pool_frame_str(POOL_MSG_CANCEL),
+        pool_frame_of(&mode, 1),
+        pool_frame_of(ids, n * sizeof *ids),
     };
-    send_to_worker(router, pid, head, 3, NULL, 0);
+    send_to_worker(router, pid, (jp_frames){head, POOL_CANCEL_FRAMES}, NULL);
 }
 
 /* ------------------------------------------------------------ decoding */
-
-static int frame_is(const jp_frame *f, const char *s)
-{
-    return f->size == strlen(s) && memcmp(f->data, s, f->size) == 0;
-}
-
-static uint64_t frame_u64(const jp_frame *f)
-{
-    uint64_t v = 0;
-    if (f->size == sizeof v) {
-        memcpy(&v, f->data, sizeof v);
-    }
-    return v;
-}
 
 /* "w<pid>", the routing id a worker gives itself; 0 if not one. */
 static pid_t ident_pid(const jp_frame *ident)
@@ -177,31 +122,34 @@ static pid_t ident_pid(const jp_frame *ident)
 
 static sched_answer answer_of(const jp_frame *f)
 {
-    return frame_is(f, "ok")          ? SCHED_ANSWER_OK
-           : frame_is(f, "cancelled") ? SCHED_ANSWER_CANCELLED
-           : frame_is(f, "recalled")  ? SCHED_ANSWER_RECALLED
-                                      : SCHED_ANSWER_ERROR;
+    return pool_frame_is(f, POOL_ANSWER_OK)          ? SCHED_ANSWER_OK
+           : pool_frame_is(f, POOL_ANSWER_CANCELLED) ? SCHED_ANSWER_CANCELLED
+           : pool_frame_is(f, POOL_ANSWER_RECALLED)  ? SCHED_ANSWER_RECALLED
+                                                     : SCHED_ANSWER_ERROR;
 }
 
-link_msg link_decode(const jp_frame *f, size_t n)
+/* in holds [routing id, message...]: the message's fields are one further. */
+link_msg link_decode(const jp_frames *in)
 {
     link_msg m = {.kind = LINK_NONE};
-    if (n < 2 || (m.pid = ident_pid(&f[0])) == 0) {
+    const jp_frame *f = in->v + 1;
+    size_t n = in->n > 0 ? in->n - 1 : 0;
+    if (n < 1 || (m.pid = ident_pid(&in->v[0])) == 0) {
         return m;
     }
-    if (frame_is(&f[1], "ready")) {
+    if (pool_frame_is(&f[0], POOL_MSG_READY)) {
         m.kind = LINK_READY;
-    } else if (frame_is(&f[1], "out") && n == 5) {
+    } else if (pool_frame_is(&f[0], POOL_MSG_OUTPUT) && n == POOL_OUT_FRAMES) {
         m.kind = LINK_OUTPUT;
-        m.task = frame_u64(&f[2]);
-        m.is_stderr = frame_is(&f[3], "stderr");
-        m.out = &f[4];
-    } else if (frame_is(&f[1], "done") && n >= 5) {
+        m.task = pool_frame_u64(&f[POOL_F_TASK_ID]);
+        m.is_stderr = pool_frame_is(&f[POOL_OUT_STREAM], POOL_STREAM_STDERR);
+        m.out = &f[POOL_OUT_BYTES];
+    } else if (pool_frame_is(&f[0], POOL_MSG_DONE) && n >= POOL_DONE_MIN_FRAMES) {
         m.kind = LINK_DONE;
-        m.task = frame_u64(&f[2]);
-        m.answer = answer_of(&f[3]);
-        m.run_us = frame_u64(&f[4]);
-        m.payload = 5;
+        m.task = pool_frame_u64(&f[POOL_F_TASK_ID]);
+        m.answer = answer_of(&f[POOL_DONE_ANSWER]);
+        m.run_us = pool_frame_u64(&f[POOL_DONE_RUN_US]);
+        m.payload = 1 + POOL_DONE_PAYLOAD;
     }
     return m;
 }

@@ -1,5 +1,5 @@
-/* link.h -- the kernel's end of the wire to its workers: tasks and cancels
- * out, the workers' messages in (the layout is in pool.h). */
+/* link.h -- the kernel's end of the wire to its workers (pool_wire.h):
+ * tasks and cancels out, the workers' messages in. */
 #ifndef FERRY_POOL_LINK_H
 #define FERRY_POOL_LINK_H
 
@@ -7,17 +7,18 @@
 #include <sys/types.h>
 
 #include "jp.h"
+#include "pool_wire.h"
 #include "sched.h"
 
-/* Sends worker pid ["task", id, frames...].  The frames stay the caller's
- * (to send again should the worker die before running the task); their
- * memory is shared with ZeroMQ, not copied.  0, or -1 when out of memory. */
-int link_send_task(void *router, pid_t pid, uint64_t id, jp_frame *frames, size_t n);
-/* Sends worker pid ["cancel", how, ids]. */
+/* Sends worker pid a task.  The frames stay the caller's (to send again
+ * should the worker die before running the task): their memory is shared
+ * with the transport, not copied.  0, or -1 when out of memory. */
+int link_send_task(void *router, pid_t pid, uint64_t id, jp_frames *frames);
+/* Sends worker pid a cancel of ids. */
 void link_send_cancel(void *router, pid_t pid, const uint64_t *ids, size_t n,
-                      sched_cancel_mode how);
+                      pool_cancel_mode how);
 
-/* A worker's message, decoded from [ident, kind, ...]. */
+/* A worker's message, decoded from [routing id, kind, ...]. */
 typedef enum link_kind { LINK_NONE, LINK_READY, LINK_OUTPUT, LINK_DONE } link_kind;
 
 typedef struct link_msg {
@@ -31,9 +32,7 @@ typedef struct link_msg {
     size_t payload;      /* DONE: index of the first payload frame */
 } link_msg;
 
-/* Decodes f[0..n); kind LINK_NONE for a malformed message. */
-link_msg link_decode(const jp_frame *f, size_t n);
-
-void frames_free(jp_frame *f, size_t n);
+/* Decodes a received message; kind LINK_NONE when malformed. */
+link_msg link_decode(const jp_frames *in);
 
 #endif

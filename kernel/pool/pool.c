@@ -32,9 +32,8 @@
 typedef struct task {
     sched_task core;  /* first: the core hands tasks back as sched_task */
     json_t *parent;   /* header of the request that asked, or NULL */
-    jp_frame *frames; /* payload and buffers, owned (kept once sent:
+    jp_frames frames; /* payload and buffers, owned (kept once sent:
                          a dead worker's unstarted tasks go again) */
-    size_t n;         /* number of frames */
 } task;
 
 typedef struct result_node {
@@ -93,7 +92,7 @@ static void task_free(task *t)
 {
     if (t) {
         json_decref(t->parent);
-        frames_free(t->frames, t->n);
+        jp_frames_clear(&t->frames);
         free(t);
     }
 }
@@ -110,19 +109,18 @@ static void tasks_free(sched_task *t)
 /* Stages a result; frames are taken over.  publish_results hands what is
  * staged to pool_next, once per turn of the dispatcher: one wake-up of the
  * collector for a burst of results instead of one each. */
-static void post_result(pool *p, uint64_t id, pool_status status, jp_frame *frames,
-                        size_t n, const char *message)
+static void post_result(pool *p, uint64_t id, pool_status status, jp_frames frames,
+                        const char *message)
 {
     result_node *node = calloc(1, sizeof *node);
     if (node == NULL) {
-        frames_free(frames, n);
+        jp_frames_clear(&frames);
         LOG_E("pool: out of memory for a result");
         return;
     }
     node->r.task_id = id;
     node->r.status = status;
     node->r.frames = frames;
-    node->r.n_frames = n;
     snprintf(node->r.message, sizeof node->r.message, "%s", message ? message : "");
     if (p->staged_tail) {
         p->staged_tail->next = node;
@@ -170,12 +168,11 @@ static int do_send(void *ctx, int i, const sched_task *t)
 {
     pool *p = ctx;
     task *full = (task *)t;
-    return link_send_task(p->router, p->core.workers[i].pid, t->id, full->frames,
-                          full->n);
+    return link_send_task(p->router, p->core.workers[i].pid, t->id, &full->frames);
 }
 
 static void do_cancel(void *ctx, int i, const uint64_t *ids, size_t n,
-                      sched_cancel_mode how)
+                      pool_cancel_mode how)
 {
     pool *p = ctx;
     link_send_cancel(p->router, p->core.workers[i].pid, ids, n, how);
@@ -189,14 +186,14 @@ static void do_stop(void *ctx, int i, int hard)
 
 static void do_finish(void *ctx, sched_task *t, pool_status status, const char *message)
 {
-    post_result(ctx, t->id, status, NULL, 0, message);
+    post_result(ctx, t->id, status, (jp_frames){0}, message);
     task_free((task *)t);
 }
 
 /* ------------------------------------------------ the workers' messages */
 
 /* A task's result: its payload and buffers are handed over, not copied. */
-static void handle_done(pool *p, int i, const link_msg *m, jp_frame *f, size_t n)
+static void handle_done(pool *p, int i, const link_msg *m, jp_frames *in)
 {
     pool_status st;
     task *t =
@@ -205,15 +202,13 @@ static void handle_done(pool *p, int i, const link_msg *m, jp_frame *f, size_t n
         return;
     }
     if (st == POOL_CANCELLED) {
-        post_result(p, t->core.id, st, NULL, 0, "cancelled");
+        post_result(p, t->core.id, st, (jp_frames){0}, "cancelled");
     } else {
-        size_t k = n > m->payload ? n - m->payload : 0;
-        jp_frame *payload = k ? malloc(k * sizeof *payload) : NULL;
-        if (payload) {
-            memcpy(payload, f + m->payload, k * sizeof *payload);
-            memset(f + m->payload, 0, k * sizeof *payload);
+        jp_frames payload;
+        if (jp_frames_split(in, m->payload, &payload) < 0) {
+            LOG_E("pool: out of memory for a result");
         }
-        post_result(p, t->core.id, st, payload, payload ? k : 0, NULL);
+        post_result(p, t->core.id, st, payload, NULL);
     }
     json_decref(p->slots[i].last_parent);
     p->slots[i].last_parent = json_incref(t->parent);
@@ -233,12 +228,11 @@ static void handle_output(pool *p, int i, const link_msg *m)
 
 static void handle_worker_message(pool *p)
 {
-    jp_frame *f;
-    size_t n;
-    if (jp_recv_frames(p->router, ZMQ_DONTWAIT, &f, &n) < 0) {
+    jp_frames in;
+    if (jp_recv_frames(p->router, ZMQ_DONTWAIT, &in.v, &in.n) < 0) {
         return;
     }
-    link_msg m = link_decode(f, n);
+    link_msg m = link_decode(&in);
     int i = m.kind == LINK_NONE ? -1 : sched_slot_of(&p->core, (int)m.pid);
     if (i < 0) {
         /* unknown sender or malformed: dropped */
@@ -247,9 +241,9 @@ static void handle_worker_message(pool *p)
     } else if (m.kind == LINK_OUTPUT) {
         handle_output(p, i, &m);
     } else {
-        handle_done(p, i, &m, f, n);
+        handle_done(p, i, &m, &in);
     }
-    frames_free(f, n);
+    jp_frames_clear(&in);
 }
 
 static void reap_worker(pool *p, int i)
@@ -505,17 +499,17 @@ void pool_resize(pool *p, int n)
     wake(p);
 }
 
-int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frame *frames, size_t n)
+int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames)
 {
     task *t = calloc(1, sizeof *t);
     if (t == NULL) {
-        frames_free(frames, n);
+        jp_frames_clear(frames);
         return -1;
     }
     t->core.id = task_id;
     t->parent = json_incref(parent);
-    t->frames = frames;
-    t->n = n;
+    t->frames = *frames;
+    *frames = (jp_frames){0};
     pthread_mutex_lock(&p->lock);
     /* A dispatcher with tasks queued comes back to them (a result, a ready
      * worker or an earlier wake-up is on its way): wake it only for the
@@ -568,7 +562,7 @@ int pool_next(pool *p, pool_result *out, int max, int timeout_ms)
 
 void pool_result_clear(pool_result *r)
 {
-    frames_free(r->frames, r->n_frames);
+    jp_frames_clear(&r->frames);
     memset(r, 0, sizeof *r);
 }
 

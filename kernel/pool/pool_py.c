@@ -131,14 +131,6 @@ static int copy_buffer(PyObject *obj, jp_frame *f)
     return rc;
 }
 
-static void frames_free(jp_frame *frames, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        jp_frame_clear(&frames[i]);
-    }
-    free(frames);
-}
-
 /* Queues one task whose frames are head (or none) then the parts of body
  * (a list of buffer-likes); -1 with a Python error set. */
 static int submit_one(pool *p, uint64_t id, json_t *parent, PyObject *head,
@@ -150,20 +142,20 @@ static int submit_one(pool *p, uint64_t id, json_t *parent, PyObject *head,
     }
     size_t first = head ? 1 : 0;
     size_t n = first + (size_t)PyList_GET_SIZE(body);
-    jp_frame *frames = calloc(n + 1, sizeof *frames);
-    if (frames == NULL) {
+    jp_frames frames = {calloc(n + 1, sizeof *frames.v), n};
+    if (frames.v == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    int rc = head ? copy_buffer(head, &frames[0]) : 0;
+    int rc = head ? copy_buffer(head, &frames.v[0]) : 0;
     for (size_t i = first; rc == 0 && i < n; i++) {
-        rc = copy_buffer(PyList_GET_ITEM(body, (Py_ssize_t)(i - first)), &frames[i]);
+        rc = copy_buffer(PyList_GET_ITEM(body, (Py_ssize_t)(i - first)), &frames.v[i]);
     }
     if (rc < 0) {
-        frames_free(frames, n);
+        jp_frames_clear(&frames);
         return -1;
     }
-    if (pool_submit(p, id, parent, frames, n) < 0) {
+    if (pool_submit(p, id, parent, &frames) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -244,7 +236,7 @@ static PyObject *py_next(PyObject *self, PyObject *args)
     for (int i = 0; i < n; i++) {
         /* Writable views over the received messages themselves: an array
          * rebuilt from an out-of-band buffer is writable, and not copied. */
-        PyObject *list = out ? pyframe_list(r[i].frames, r[i].n_frames) : NULL;
+        PyObject *list = out ? pyframe_list(r[i].frames.v, r[i].frames.n) : NULL;
         PyObject *item =
             list ? Py_BuildValue("KsNs", (unsigned long long)r[i].task_id,
                                  status_names[r[i].status], list, r[i].message)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pool_wire.h"
 
 #define STATUS_PAGE_SIZE (2 * sizeof(uint64_t))
 
@@ -124,6 +125,11 @@ static void describe_exit(int status, char *buf, size_t size)
         const char *name = sigabbrev_np(sig);
         snprintf(buf, size, "the worker process was killed by signal %d (SIG%s)", sig,
                  name ? name : "?");
+    } else if (WEXITSTATUS(status) == POOL_EXIT_TASK_FAILED) {
+        snprintf(buf, size,
+                 "the worker process exited with code %d: its interpreter could not "
+                 "run the task (the kernel log says why)",
+                 POOL_EXIT_TASK_FAILED);
     } else {
         snprintf(buf, size, "the worker process exited with code %d",
                  WEXITSTATUS(status));

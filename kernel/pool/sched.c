@@ -372,10 +372,10 @@ static void cancel_sent(sched *s, int slot, const uint64_t *ids, size_t n,
         }
     }
     if (n_plain) {
-        s->ops.cancel(s->ops.ctx, slot, plain, n_plain, SCHED_CANCEL);
+        s->ops.cancel(s->ops.ctx, slot, plain, n_plain, POOL_CANCEL);
     }
     if (n_hard) {
-        s->ops.cancel(s->ops.ctx, slot, hard, n_hard, SCHED_CANCEL_INTERRUPT);
+        s->ops.cancel(s->ops.ctx, slot, hard, n_hard, POOL_CANCEL_INTERRUPT);
     }
     free(plain);
 }
@@ -449,7 +449,7 @@ static void recall(sched *s, int slot)
         }
     }
     if (k > 0) {
-        s->ops.cancel(s->ops.ctx, slot, ids, k, SCHED_RECALL);
+        s->ops.cancel(s->ops.ctx, slot, ids, k, POOL_RECALL);
     }
     free(ids);
 }

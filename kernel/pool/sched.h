@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pool_wire.h"
+
 #define SCHED_MAX_WORKERS 256
 
 typedef enum pool_status {
@@ -40,13 +42,6 @@ typedef enum pool_status {
     POOL_CRASHED,   /* the worker died; message says how */
     POOL_CANCELLED, /* cancelled before it ran */
 } pool_status;
-
-/* What a worker is asked to do with the tasks a cancel lists. */
-typedef enum sched_cancel_mode {
-    SCHED_CANCEL = 0,           /* those not started end, not run */
-    SCHED_CANCEL_INTERRUPT = 1, /* the same, and a running one gets SIGINT */
-    SCHED_RECALL = 2,           /* those not started come back, to go elsewhere */
-} sched_cancel_mode;
 
 /* How a worker answered a task. */
 typedef enum sched_answer {
@@ -104,7 +99,7 @@ typedef struct sched_ops {
     int (*send)(void *ctx, int slot, const sched_task *t);
     /* Sends the worker in slot a cancel of ids. */
     void (*cancel)(void *ctx, int slot, const uint64_t *ids, size_t n,
-                   sched_cancel_mode how);
+                   pool_cancel_mode how);
     /* Stops the worker in slot: politely (retire) or with kill. */
     void (*stop)(void *ctx, int slot, int kill);
     /* t ended without a result from a worker; the caller takes t over. */

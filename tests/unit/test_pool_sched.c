@@ -25,7 +25,7 @@ typedef struct sent {
 
 typedef struct cancel {
     int slot;
-    sched_cancel_mode how;
+    pool_cancel_mode how;
     size_t n;
     uint64_t ids[8];
 } cancel;
@@ -64,7 +64,7 @@ static int on_send(void *ctx, int slot, const sched_task *t)
 }
 
 static void on_cancel(void *ctx, int slot, const uint64_t *ids, size_t n,
-                      sched_cancel_mode how)
+                      pool_cancel_mode how)
 {
     world *w = ctx;
     cancel *c = &w->cancels[w->n_cancels++];
@@ -230,7 +230,7 @@ static void test_pool_sched__queued_tasks_move_to_a_free_worker(void **state)
     sched_deal(&w->s, 50 * MS); /* task 2 runs long; worker 1 is idle */
     assert_int_equal(w->n_cancels, 1);
     assert_int_equal(w->cancels[0].slot, 0);
-    assert_int_equal(w->cancels[0].how, SCHED_RECALL);
+    assert_int_equal(w->cancels[0].how, POOL_RECALL);
     assert_int_equal(w->cancels[0].n, 2);
     assert_int_equal(w->cancels[0].ids[0], 3);
     assert_int_equal(w->cancels[0].ids[1], 4);
@@ -349,7 +349,7 @@ static void test_pool_sched__cancels_stick(void **state)
     uint64_t ids[] = {3, 4};
     sched_cancel(&w->s, ids, 2, NULL, 0, 0);
     assert_int_equal(w->n_cancels, 1);
-    assert_int_equal(w->cancels[0].how, SCHED_CANCEL);
+    assert_int_equal(w->cancels[0].how, POOL_CANCEL);
     /* 4 comes back as recalled (crossing the cancel): it ends, cancelled. */
     assert_int_equal(answer(w, 0, 4, SCHED_ANSWER_RECALLED, 0, 1 * MS), POOL_CANCELLED);
     /* The worker dies running 2: 3 had not started, and stays cancelled. */
@@ -378,7 +378,7 @@ static void test_pool_sched__ignored_interrupt_kills_the_worker(void **state)
     sched_deal(&w->s, 0);
     uint64_t ids[] = {1}, ints[] = {1};
     sched_cancel(&w->s, ids, 1, ints, 1, 1 * MS);
-    assert_int_equal(w->cancels[0].how, SCHED_CANCEL_INTERRUPT);
+    assert_int_equal(w->cancels[0].how, POOL_CANCEL_INTERRUPT);
     assert_true(sched_timers(&w->s, 100 * MS) > 0);
     assert_int_equal(w->n_stops, 0);
     sched_timers(&w->s, 5000 * MS);
