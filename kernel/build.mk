@@ -5,7 +5,8 @@ POOL_SRCS   := kernel/pool/pool.c kernel/pool/sched.c kernel/pool/sched_list.c \
                kernel/pool/worker.c kernel/pool/pyframe.c
 KERNEL_SRCS := kernel/main.c kernel/kernel.c kernel/control.c kernel/iopub.c \
                kernel/pyrt.c kernel/log.c kernel/runtime.c kernel/utf8.c \
-               kernel/install.c kernel/paths.c kernel/pyprint.c $(POOL_SRCS)
+               kernel/install.c kernel/paths.c kernel/pyprint.c kernel/request.c \
+               $(POOL_SRCS)
 KERNEL_OBJS := $(KERNEL_SRCS:%.c=$(B)/%.o)
 KERNEL_BIN  := $(B)/ferry-kernel
 PY_PREFIX    = $(shell $(PYTHON) -c 'import sys; print(sys.prefix)')

@@ -47,14 +47,14 @@ int kernel_reply(kernel *k, void *sock, const jp_msg *req, const char *msg_type,
 }
 
 /* "execute_request" -> "execute_reply" */
-static void reply_type(const char *request, char *out, size_t size)
+static void reply_type(const char *req_type, char *out, size_t size)
 {
-    size_t n = strlen(request);
+    size_t n = strlen(req_type);
     const char *suffix = "_request";
-    if (n > 8 && strcmp(request + n - 8, suffix) == 0) {
-        snprintf(out, size, "%.*s_reply", (int)(n - 8), request);
+    if (n > 8 && strcmp(req_type + n - 8, suffix) == 0) {
+        snprintf(out, size, "%.*s_reply", (int)(n - 8), req_type);
     } else {
-        snprintf(out, size, "%s_reply", request);
+        snprintf(out, size, "%s_reply", req_type);
     }
 }
 
@@ -90,7 +90,6 @@ static size_t abort_queued(kernel *k, void *sock, jp_msg **deferred, size_t max)
 static void handle_execute(kernel *k, void *sock, const jp_msg *req)
 {
     jp_error err = {0};
-    k->allow_stdin = json_is_true(json_object_get(req->content, "allow_stdin"));
     json_t *content = pyrt_call("execute", req->content, &err);
     if (content == NULL) {
         content = internal_error_reply(&err);
@@ -160,12 +159,20 @@ static handler_fn find_handler(const char *type)
     return NULL;
 }
 
-/* Every request is wrapped in busy ... idle, unknown ones included. */
-static void dispatch(kernel *k, void *sock, const jp_msg *req)
+/* Every request is wrapped in busy ... idle, unknown ones included.  The
+ * request (*msg, taken over) is owned here: made, handed down, published as
+ * the current one for other threads, and released. */
+static void dispatch(kernel *k, void *sock, jp_msg **msg)
 {
+    request *r = request_new(msg, sock);
+    if (r == NULL) {
+        LOG_E("out of memory for a request");
+        return;
+    }
+    const jp_msg *req = request_msg(r);
     const char *type = jp_msg_type(req);
     handler_fn fn = find_handler(type);
-    k->current = req;
+    request_slot_set(&k->requests, r);
     atomic_store(&k->busy, 1);
     iopub_set_parent(k->io, req);
     iopub_status(k->io, "busy");
@@ -182,10 +189,10 @@ static void dispatch(kernel *k, void *sock, const jp_msg *req)
     }
     iopub_status(k->io, "idle");
     atomic_store(&k->busy, 0);
-    k->current = NULL;
+    request_slot_set(&k->requests, NULL);
+    request_release(&r);
     for (size_t i = 0; i < n_deferred; i++) {
-        dispatch(k, sock, deferred[i]);
-        jp_msg_destroy(&deferred[i]);
+        dispatch(k, sock, &deferred[i]);
     }
 }
 
@@ -228,17 +235,11 @@ static size_t abort_queued(kernel *k, void *sock, jp_msg **deferred, size_t max)
 
 /* --------------------------------------------------------------- stdin */
 
-static int stdin_input(void *ctx, const char *prompt, int password, char **value,
-                       jp_error *err)
+static int ask_input(kernel *k, const jp_msg *parent, const char *prompt, int password,
+                     char **value, jp_error *err)
 {
-    kernel *k = ctx;
-    if (!k->allow_stdin || k->current == NULL) {
-        jp_error_set(err, "StdinNotImplementedError: input() was called, but this "
-                          "frontend does not support input requests");
-        return -1;
-    }
     iopub_flush(k->io); /* the prompt comes after the output before it */
-    if (kernel_reply(k, k->stdin_sock, k->current, "input_request",
+    if (kernel_reply(k, k->stdin_sock, parent, "input_request",
                      json_pack("{s:s, s:b}", "prompt", prompt, "password", password)) <
         0) {
         jp_error_set(err, "cannot send input_request");
@@ -273,6 +274,24 @@ static int stdin_input(void *ctx, const char *prompt, int password, char **value
     }
 }
 
+/* Asks the frontend of the current request for a line of input; that
+ * request is held while its answer is awaited. */
+static int stdin_input(void *ctx, const char *prompt, int password, char **value,
+                       jp_error *err)
+{
+    kernel *k = ctx;
+    request *r = request_slot_get(&k->requests);
+    int rc = -1;
+    if (r == NULL || !request_allows_stdin(r)) {
+        jp_error_set(err, "StdinNotImplementedError: input() was called, but this "
+                          "frontend does not support input requests");
+    } else {
+        rc = ask_input(k, request_msg(r), prompt, password, value, err);
+    }
+    request_release(&r);
+    return rc;
+}
+
 static void publish_from_python(void *ctx, const char *msg_type, json_t *content)
 {
     kernel *k = ctx;
@@ -305,12 +324,6 @@ static void *bind_router(kernel *k, jp_channel ch, jp_error *err)
     return s;
 }
 
-static json_t *current_parent(void *owner)
-{
-    kernel *k = owner;
-    return k->current ? k->current->header : NULL;
-}
-
 static int start_python(kernel *k, jp_error *err)
 {
     static pool_py_ctx pools;
@@ -323,8 +336,7 @@ static int start_python(kernel *k, jp_error *err)
                           .runtime_dir = k->runtime_dir,
                           .exe = exe,
                           .io = k->io,
-                          .owner = k,
-                          .current_parent = current_parent};
+                          .requests = &k->requests};
     if (pool_py_register(&pools) < 0) {
         jp_error_set(err, "cannot register _ferry_pool");
         return -1;
@@ -455,8 +467,7 @@ static void shell_loop(kernel *k)
             }
             continue;
         }
-        dispatch(k, k->shell, req);
-        jp_msg_destroy(&req);
+        dispatch(k, k->shell, &req);
     }
 }
 
@@ -489,6 +500,7 @@ static void kernel_teardown(kernel *k)
         zmq_ctx_term(k->zctx);
     }
     runtime_dir_remove(k->runtime_dir);
+    request_slot_destroy(&k->requests);
     json_decref(k->kernel_info);
     jp_session_destroy(&k->session);
     jp_connection_clear(&k->conn);
@@ -500,6 +512,7 @@ int kernel_run(const char *connection_file)
     jp_error err = {0};
     k.main_thread = pthread_self();
     k.wake_fd = -1;
+    request_slot_init(&k.requests);
     /* A frontend started in the background (`jupyter lab &`) hands SIGINT
      * down ignored, and Python installs its handler only over the default:
      * interrupts would silently do nothing. */

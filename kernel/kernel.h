@@ -7,6 +7,7 @@
 
 #include "iopub.h"
 #include "jp.h"
+#include "request.h"
 
 typedef struct kernel {
     jp_connection conn;       /* from the connection file */
@@ -24,8 +25,7 @@ typedef struct kernel {
     int wake_fd;              /* eventfd waking the main loop to stop */
     atomic_int stopping;      /* set once shutdown began */
     atomic_int busy;          /* a shell request is being handled */
-    const jp_msg *current;    /* the shell request being handled */
-    int allow_stdin;          /* current execute_request allows stdin */
+    request_slot requests;    /* the shell request being handled, for any thread */
     int abort_queued;         /* abort queued execute requests after idle */
     json_t *kernel_info;      /* kernel_info_reply content, computed once */
     char runtime_dir[256];    /* private runtime directory */

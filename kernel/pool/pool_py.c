@@ -166,8 +166,10 @@ static int submit_one(pool *p, uint64_t id, json_t *parent, PyObject *head,
  * now (the kernel's own may change when the next request starts). */
 static json_t *parent_copy(void)
 {
-    json_t *parent = ctx->current_parent ? ctx->current_parent(ctx->owner) : NULL;
-    return parent ? json_deep_copy(parent) : NULL;
+    request *r = request_slot_get(ctx->requests);
+    json_t *parent = r ? json_deep_copy(request_msg(r)->header) : NULL;
+    request_release(&r);
+    return parent;
 }
 
 /* submit(pool, task_id, head, [[part, ...], ...]): one task per body, ids

@@ -332,3 +332,20 @@ def test_submits_from_several_threads_all_complete(kernel):
                          "ts = [threading.Thread(target=go, args=(k,)) for k in range(2, 6)]\n"
                          "[t.start() for t in ts]\n[t.join(30) for t in ts]\nok") \
         == [True] * 4
+
+
+def test_a_thread_submitting_while_requests_come_and_go(kernel):
+    # A task's parent is the request being handled when it is submitted,
+    # read from whichever thread submits: it used to be read through the
+    # shell's own pointer, without a lock, while the shell freed the request
+    # it pointed to (a use-after-free under ASan).  Each submit now holds
+    # the request it reads.
+    run(kernel, "_stop = threading.Event()\n_sums = []\n"
+                "def _submit_loop():\n"
+                "    while not _stop.is_set():\n"
+                "        _sums.append(sum(ferry.map(abs, range(-8, 0), chunksize=1)))\n"
+                "_t = threading.Thread(target=_submit_loop, daemon=True)\n_t.start()")
+    for i in range(60):
+        assert value(kernel, f"{i} + 1") == i + 1
+    assert value(kernel, "_stop.set(); _t.join(30); (_t.is_alive(), len(_sums) > 0, "
+                         "set(_sums))") == (False, True, {36})

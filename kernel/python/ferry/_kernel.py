@@ -22,9 +22,10 @@ def start(role, runtime_dir, python):
 def _ensure_shell():
     global shell, hist
     if shell is None:
-        from . import _history, _shell
+        from . import _history, _session, _shell
         from . import _magics
         shell = _shell.Shell(_runtime_dir)
+        _session.recorder = shell.recorder
         _magics.install(shell)
         hist = _history.History()
     return shell

@@ -20,7 +20,7 @@ import time
 import types
 import weakref
 
-from . import _check
+from . import _check, _session
 
 try:
     import _ferry_pool
@@ -113,9 +113,9 @@ def _flush():
 # --------------------------------------------------------------- preflight
 
 def _recorder():
-    """The kernel's re-export recorder, or None (no shell yet)."""
-    from . import _kernel
-    return getattr(_kernel.shell, "recorder", None)
+    """The kernel's re-export recorder, or None (no shell yet), as the
+    kernel handed it down."""
+    return _session.recorder
 
 
 def _refresh_reexport():
