@@ -1,5 +1,6 @@
 # ferry-kernel: the kernel and, in the same binary, its workers' role.
-# The worker pool is a part of its own, in kernel/pool/.
+# The worker pool is a part of its own, in kernel/pool/; docs/architecture.md
+# says what each file does.
 POOL_SRCS   := kernel/pool/pool.c kernel/pool/sched.c kernel/pool/sched_list.c \
                kernel/pool/procs.c kernel/pool/link.c kernel/pool/pool_py.c \
                kernel/pool/worker.c kernel/pool/pyframe.c

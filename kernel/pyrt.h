@@ -1,9 +1,11 @@
 /* pyrt.h -- the embedded CPython: start, call the runner, stop.
  *
- * The only kernel-role module that includes Python.h.  Calls cross into
- * Python with a JSON text and come back with one, so PyObject never leaves
- * this file.  The interpreter lives on the thread that initialised it; the
- * GIL is released whenever that thread is not inside pyrt_call. */
+ * The kernel's requests cross into Python here, with a JSON text each way,
+ * so no PyObject reaches kernel.c; besides this file only the pool's Python
+ * module (kernel/pool/pool_py.c, pyframe.c) and pyprint.c include Python.h.
+ * The interpreter lives on the thread that initialised it; the GIL is
+ * released whenever that thread is not inside a pyrt call.  See
+ * docs/architecture.md for the threads. */
 #ifndef FERRY_PYRT_H
 #define FERRY_PYRT_H
 

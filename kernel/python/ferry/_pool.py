@@ -33,7 +33,7 @@ class WorkerCrashed(RuntimeError):
     code or signal.  The pool replaces the worker; other tasks go on."""
 
 
-MAX_WORKERS = 256  # pool.c's limit
+MAX_WORKERS = 256  # the C pool's limit (kernel/pool/sched.h)
 _next_id = 1
 _ids_lock = threading.Lock()
 
