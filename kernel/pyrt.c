@@ -105,9 +105,10 @@ static PyObject *kernel_input(PyObject *self, PyObject *args)
     char *value = NULL;
     jp_error err = {0};
     int rc;
-    Py_BEGIN_ALLOW_THREADS rc = hooks.input(hooks.ctx, prompt, password, &value, &err);
-    Py_END_ALLOW_THREADS if (rc == -2)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        rc = hooks.input(hooks.ctx, prompt, password, &value, &err);
+    Py_END_ALLOW_THREADS
+    if (rc == -2) {
         /* The wait was cut by SIGINT: let Python's handler raise. */
         if (PyErr_CheckSignals() < 0) {
             return NULL;

@@ -74,8 +74,10 @@ static PyObject *py_close(PyObject *self, PyObject *args)
     }
     pool *p = h->p;
     h->closed = 1;
-    Py_BEGIN_ALLOW_THREADS pool_stop(p);
-    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+        pool_stop(p);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 static PyObject *py_size(PyObject *self, PyObject *args)
@@ -227,9 +229,10 @@ static PyObject *py_next(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     }
     int n;
-    Py_BEGIN_ALLOW_THREADS n = pool_next(p, r, NEXT_MAX, timeout);
-    Py_END_ALLOW_THREADS if (n < 0)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        n = pool_next(p, r, NEXT_MAX, timeout);
+    Py_END_ALLOW_THREADS
+    if (n < 0) {
         PyMem_RawFree(r);
         PyErr_SetString(PyExc_EOFError, "pool closed");
         return NULL;
@@ -294,8 +297,10 @@ static PyObject *py_flush(PyObject *self, PyObject *args)
     static unsigned long flushed;
     unsigned long count = pool_output_count();
     if (count != flushed) {
-        Py_BEGIN_ALLOW_THREADS iopub_flush(ctx->io);
-        Py_END_ALLOW_THREADS flushed = count;
+        Py_BEGIN_ALLOW_THREADS
+            iopub_flush(ctx->io);
+        Py_END_ALLOW_THREADS
+        flushed = count;
     }
     Py_RETURN_NONE;
 }

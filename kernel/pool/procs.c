@@ -9,10 +9,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/pidfd.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "log.h"
 #include "pool_wire.h"
 
@@ -47,34 +47,17 @@ static const char *log_level_name(void)
                                    : "error";
 }
 
-/* In the child: only async-signal-safe calls until exec. */
+/* In the child: only async-signal-safe calls until exec.  A process group
+ * of its own keeps a frontend's SIGINT to the kernel's group away from idle
+ * workers.  fds 1 and 2 are the kernel's capture pipes: what the worker
+ * says before it captures its own output would land in some cell, so it
+ * gets the kernel's log instead; with no frontend behind its stdin, input()
+ * in a task gets EOFError at once. */
 static void exec_worker(pid_t parent, int logfd, int status_fd, char *const argv[])
 {
-    /* A process group of its own keeps a frontend's SIGINT to the kernel's
-     * group away from idle workers; the parent-death signal takes it down
-     * with the kernel. */
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) {
+    child_opts opts = {.parent = parent, .out_fd = logfd};
+    if (child_prepare(&opts) < 0) {
         _exit(1);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGINT, SIG_DFL); /* an ignored SIGINT would survive exec */
-    /* fds 1 and 2 are the kernel's capture pipes: what the worker says
-     * before it captures its own output would land in some cell.  Give it
-     * the kernel's log instead. */
-    if (logfd != 2) {
-        dup2(logfd, 2);
-    }
-    dup2(2, 1);
-    /* No frontend behind the kernel's stdin: input() in a task gets
-     * EOFError at once instead of blocking on whatever fd 0 is. */
-    int null = open("/dev/null", O_RDONLY);
-    if (null >= 0 && null != 0) {
-        dup2(null, 0);
-        close(null);
     }
     if (status_fd >= 0) {
         fcntl(status_fd, F_SETFD, 0); /* the one fd the worker inherits */
