@@ -351,6 +351,7 @@ static int start_python(kernel *k, jp_error *err)
         .package_dir = package_dir,
         .runtime_dir = k->runtime_dir,
         .role = "kernel",
+        .entry = "ferry._kernel",
         .hooks = {.ctx = k,
                   .publish = publish_from_python,
                   .write = write_from_python,

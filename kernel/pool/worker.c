@@ -537,6 +537,7 @@ int worker_run(const char *endpoint, const char *python, int status_fd)
         .package_dir = package_dir,
         .runtime_dir = runtime_dir,
         .role = "worker",
+        .entry = "ferry._worker",
         .hooks = {.ctx = &w, .publish = no_publish, .write = NULL, .input = no_input},
     };
     if (pyrt_init(&cfg, &err) < 0) {

@@ -40,12 +40,6 @@ def warm_up(_):
     return "{}"
 
 
-def run_task(frames):
-    """Runs one pool task in a worker; returns (ok, frames)."""
-    from . import _worker
-    return _worker.run(frames)
-
-
 def kernel_info(_):
     import ferry
     version = "%d.%d.%d" % sys.version_info[:3]
