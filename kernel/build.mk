@@ -8,6 +8,7 @@ KERNEL_SRCS := kernel/main.c kernel/kernel.c kernel/control.c kernel/iopub.c \
                kernel/iopub_capture.c \
                kernel/pyrt.c kernel/log.c kernel/runtime.c kernel/utf8.c \
                kernel/install.c kernel/paths.c kernel/pyprint.c kernel/request.c \
+               kernel/serve.c \
                $(POOL_SRCS) common/child.c
 KERNEL_OBJS := $(KERNEL_SRCS:%.c=$(B)/%.o)
 KERNEL_BIN  := $(B)/ferry-kernel

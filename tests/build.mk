@@ -41,6 +41,14 @@ $(POOL_TESTS): TEST_OBJS = $(POOL_TEST_OBJS)
 $(POOL_TESTS): TEST_CFLAGS = -Ikernel -Ikernel/pool -Icommon
 $(POOL_TESTS): $(POOL_TEST_OBJS) $(wildcard kernel/pool/*.h)
 
+# The shell's and control's serving (kernel/serve.c) is tested without
+# Python: a stand-in interpreter behind it, the real publisher around it.
+SERVE_TEST_OBJS := $(B)/kernel/serve.o $(B)/kernel/request.o $(B)/kernel/iopub.o \
+                   $(B)/kernel/iopub_capture.o $(B)/kernel/utf8.o $(B)/kernel/log.o
+$(B)/tests/test_serve: TEST_OBJS = $(SERVE_TEST_OBJS)
+$(B)/tests/test_serve: TEST_CFLAGS = -Ikernel
+$(B)/tests/test_serve: $(SERVE_TEST_OBJS) kernel/serve.h kernel/request.h kernel/iopub.h
+
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(SAN_ENV) $$t; done
 
