@@ -143,7 +143,7 @@ int iopub_capture_open(capture *c, int target, const char *name)
 
 /* An epoll set of the two capture pipes (data: their index), which only
  * iopub_pipes_ready waits on; returns its fd or -1. */
-int iopub_ready_set_new(const capture out[2])
+int iopub_ready_set_new(const capture *out)
 {
     int fd = epoll_create1(EPOLL_CLOEXEC);
     for (uint32_t i = 0; fd >= 0 && i < 2; i++) {

@@ -83,7 +83,7 @@ void iopub_stream_append(iopub *io, const char *name, const char *text, size_t l
 /* Makes c a pipe that replaces fd target; 0 or -1. */
 int iopub_capture_open(capture *c, int target, const char *name);
 /* An epoll set of the two capture pipes; its fd or -1. */
-int iopub_ready_set_new(const capture out[2]);
+int iopub_ready_set_new(const capture *out);
 /* Which pipes may hold bytes not read yet (any thread, without the lock). */
 void iopub_pipes_ready(iopub *io, int ready[2]);
 /* Reads what c's pipe holds now (publisher only). */
