@@ -13,7 +13,7 @@ re-export hooks act as they do for a real task).  The result shows as a
 table in notebooks and as one line per part in the REPL.
 """
 import html
-import importlib.util
+import importlib.machinery
 import io
 import pickle
 import sys
@@ -170,10 +170,14 @@ def _importable(module):
     directory and sys.path, so the kernel's own answer is the worker's."""
     if module == "__main__":
         return False
-    if module in sys.builtin_module_names:
+    # Found afresh on sys.path, as a worker would (importlib.util.find_spec
+    # answers from sys.modules for a module loaded from anywhere).
+    top = module.partition(".")[0]
+    if top in sys.builtin_module_names:
         return True
     try:
-        return importlib.util.find_spec(module) is not None
+        return (importlib.machinery.PathFinder.find_spec(top) or
+                importlib.machinery.FrozenImporter.find_spec(top)) is not None
     except (ImportError, ValueError):
         return False
 
