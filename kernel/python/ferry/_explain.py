@@ -83,7 +83,7 @@ class Explanation:
 
     def __repr__(self):
         rows = [(("  " * d) + p.path, p) for d, p in self.root.walk()]
-        width = min(max(len(r[0]) for r in rows), 40)
+        width = min(max(len(r[0]) for r in rows), 60)
         lines = []
         for label, p in rows:
             lines.append(f"{label:<{width}}  {p.mark:<12}  {self._detail_text(p)}")
