@@ -168,10 +168,13 @@ def _svg(tl):
     queued = [t for t in tl.tasks if t.sent is not None]
     queue_h = 24
     height = top + queue_h + gap + len(lanes) * (lane_h + gap) + 34
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-           f"viewBox='0 0 {width} {height}' font-family='sans-serif' font-size='12'>",
-           "<style>.task{stroke:#fff;stroke-width:0.5}.waiting{fill:#c8d6f0}"
-           ".lane{fill:#f3f4f6}.label{fill:#333}.axis{stroke:#999}</style>",
+    # Scoped styles: a classic notebook puts the SVG inline in its page.
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' class='ferry-timeline' "
+           f"width='{width}' height='{height}' viewBox='0 0 {width} {height}' "
+           f"font-family='sans-serif' font-size='12'>",
+           "<style>.ferry-timeline .task{stroke:#fff;stroke-width:0.5}"
+           ".ferry-timeline .waiting{fill:#c8d6f0}.ferry-timeline .lane{fill:#f3f4f6}"
+           ".ferry-timeline .label{fill:#333}.ferry-timeline .axis{stroke:#999}</style>",
            f"<text x='8' y='18' font-size='14' class='summary'>"
            f"{html.escape(tl.summary())}</text>"]
     # The pool's queue: how many tasks were submitted and not yet sent.
