@@ -104,8 +104,11 @@ class Timeline:
         items = sum(t.items for t in self.tasks)
         chunks = f" ({items} items)" if items != len(self.tasks) else ""
         lanes = len(self.lanes())
-        workers = f"{lanes} workers" if lanes == self.workers else \
-            f"{lanes} worker processes for {self.workers} slots"
+        workers = f"{self.workers} workers"
+        if lanes < self.workers:
+            workers += f" ({lanes} ran tasks)"
+        elif lanes > self.workers:
+            workers += f" ({lanes} processes: replacements)"
         return (f"{self.kind}: {len(self.tasks)} tasks{chunks} on {workers}, "
                 f"{_seconds(self.wall_us)} wall, busy {self.busy():.0%}{extra}")
 
@@ -161,8 +164,8 @@ def _ticks(wall_us):
 def _svg(tl):
     lanes = tl.lanes()
     dead = tl._dead()
-    left, right, top, lane_h, gap = 150, 16, 44, 22, 6
-    width = 760
+    left, right, top, lane_h, gap = 190, 16, 44, 22, 6
+    width = 800
     plot = width - left - right
     x = (lambda us: left + plot * us / tl.wall_us)
     queued = [t for t in tl.tasks if t.sent is not None]
