@@ -129,13 +129,16 @@ def check_sync():
 _BEFORE = re.compile(r"^\s*(?:\w+\s*=\s*)?(?:plain|ipykernel)\(", re.M)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # What changes from run to run in what a cell shows: addresses, process ids,
-# durations, speed-ups, temporary paths.
+# durations, speed-ups, temporary paths, pickled sizes.
 _VARYING = [
     (re.compile(r"0x[0-9a-fA-F]+"), "0x…"),
     (re.compile(r"\b(pid|process) \d+"), r"\1 …"),
     (re.compile(r"\d+(?:\.\d+)?(?:e-?\d+)? ?(?:s|ms|µs|us|seconds?)\b"), "… s"),
     (re.compile(r"×\d+(?:\.\d+)?"), "×…"),
     (re.compile(r"/tmp/[^\s'\"]+"), "/tmp/…"),
+    # A pickled cell function names the kernel's runtime directory (with
+    # its pid) and the re-export version: pickled sizes vary by a few bytes.
+    (re.compile(r"\b\d+(?:\.\d+)? (?:bytes|KiB|MiB)\b"), "… bytes"),
 ]
 
 
