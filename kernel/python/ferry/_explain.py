@@ -228,7 +228,10 @@ class _Walk:
         elif isinstance(obj, _ATOMS):
             return
         else:
-            pairs = self.children(obj, p.path)
+            try:
+                pairs = self.children(obj, p.path)
+            except Exception:  # a key whose repr fails, a broken __getstate__
+                return
             # A big container that pickles fine is one part: its items
             # would be a thousand lines of "by value".
             if p.mark == BY_VALUE and len(pairs) > MAX_SHOWN:

@@ -279,7 +279,10 @@ def keep(run, pool):
     # Only the timing lists: the run itself holds the results.
     finished = time.monotonic_ns() // 1000
     kind = "ferry.map" if pool is _shared_pool() else "Executor.map"
-    pool._submits.add_map(run)
+    try:
+        pool._submits.add_map(run)
+    except Exception:  # a picture must never cost the map its result
+        return
     with _lock:
         _maps.append((kind, run.sizes, run.where, run.submitted, finished, run.workers))
 
