@@ -105,8 +105,8 @@ class Explanation:
                                  p.what + (f"; {p.detail}" if p.detail else ""))
             rows.append(
                 f"<tr><td style='padding-left:{pad}em;text-align:left'><code>"
-                f"{html.escape(p.path)}</code></td><td>{mark}</td>"
-                f"<td style='text-align:right'>{size}</td>"
+                f"{html.escape(p.path)}</code></td><td style='text-align:left'>{mark}</td>"
+                f"<td style='text-align:right;white-space:nowrap'>{size}</td>"
                 f"<td style='text-align:left'>{detail}</td></tr>")
             if p.hidden[0]:
                 rows.append(
@@ -114,8 +114,10 @@ class Explanation:
                     f"&hellip; {p.hidden[0]} more parts</td><td></td>"
                     f"<td style='text-align:right'>{_size_text(p.hidden[1])}</td>"
                     f"<td></td></tr>")
-        return ("<table class='ferry-explain'><thead><tr><th>part</th><th>pickle sends it"
-                "</th><th>size</th><th>module and name, contents, or why not</th></tr>"
+        th = "<th style='text-align:left'>"
+        return ("<table class='ferry-explain'><thead><tr>" + th + "part</th>" + th +
+                "pickle sends it</th><th style='text-align:right'>size</th>" + th +
+                "module and name, contents, or why not</th></tr>"
                 "</thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
@@ -326,8 +328,13 @@ class _Walk:
                         f"({'yes' if _importable(value.__name__) else 'NO'})", None, what)
         missing = dict(_missing_globals(fn))
         if name in missing:
-            return Part(gpath, REFUSED, _function_refusal(fn, path) or
-                        f"{name!r} is not in worker processes", None, what)
+            why = f" ({name!r} was {missing[name]})" if missing[name] else ""
+            return Part(gpath, REFUSED,
+                        f"worker processes do not have it: only imports, def/class "
+                        f"statements and assignments of literals or lambdas are "
+                        f"re-exported to them, not computed values{why}. Fix: pass "
+                        f"{name!r} to the function as an argument, or compute it inside "
+                        f"the function.", None, what)
         rec = _recorder()
         exported = rec.latest[1] if rec is not None else ()
         if name in exported:
