@@ -19,7 +19,10 @@ import threading
 import time
 
 KEEP_MAPS = 8  # maps whose timelines ferry.timelines() returns
-KEEP_TASKS = 4096  # recent tasks each pool remembers for ferry.timeline(pool)
+KEEP_TASKS = 4096  # recent submits each pool remembers for ferry.timeline(pool)
+# A bigger map keeps every k-th task only (sliced, at C speed), so that
+# keeping the last few maps never holds much memory.
+KEEP_DETAIL = 20000
 
 _maps = collections.deque(maxlen=KEEP_MAPS)
 _lock = threading.Lock()
@@ -76,9 +79,10 @@ class Timeline:
     ran: one lane per worker.  Shows as an SVG picture in notebooks and as
     text in the REPL; `.tasks`, `.lanes()` and `.summary()` for code."""
 
-    def __init__(self, kind, tasks, wall_us, workers):
+    def __init__(self, kind, tasks, wall_us, workers, step=1):
         self.kind = kind  # "ferry.map", "Executor", ...
         self.tasks = tasks
+        self.step = step  # 1, or k when only every k-th task was kept
         self.wall_us = max(wall_us, 1)
         self.workers = workers  # the pool's size at the time
 
@@ -94,7 +98,7 @@ class Timeline:
     def busy(self):
         """The share of the workers' time spent running tasks, over the wall
         time of the map (0..1)."""
-        ran = sum(t.ended - t.started for t in self.tasks if t.pid)
+        ran = self.step * sum(t.ended - t.started for t in self.tasks if t.pid)
         return ran / (self.wall_us * max(self.workers, len(self.lanes()), 1))
 
     def summary(self):
@@ -109,6 +113,10 @@ class Timeline:
             workers += f" ({lanes} ran tasks)"
         elif lanes > self.workers:
             workers += f" ({lanes} processes: replacements)"
+        if self.step > 1:
+            return (f"{self.kind}: {len(self.tasks)} of its tasks drawn (1 in {self.step})"
+                    f" on {workers}, {_seconds(self.wall_us)} wall, busy "
+                    f"{self.busy():.0%}{extra}")
         return (f"{self.kind}: {len(self.tasks)} tasks{chunks} on {workers}, "
                 f"{_seconds(self.wall_us)} wall, busy {self.busy():.0%}{extra}")
 
@@ -240,10 +248,11 @@ def _svg(tl):
 
 def _map_timeline(kept):
     """A Timeline from what keep() kept of a finished map."""
-    kind, sizes, where, submitted, finished, workers = kept
-    records = [(f"chunk {i}" if sizes[i] > 1 else f"task {i}", sizes[i], submitted,
-                where[i]) for i in range(len(sizes))]
-    return Timeline(kind, _tasks_from(records, submitted), finished - submitted, workers)
+    kind, sizes, where, submitted, finished, workers, step = kept
+    records = [(f"chunk {i * step}" if sizes[i] > 1 else f"task {i * step}", sizes[i],
+                submitted, where[i]) for i in range(len(sizes))]
+    return Timeline(kind, _tasks_from(records, submitted), finished - submitted, workers,
+                    step)
 
 
 class PoolLog:
@@ -251,20 +260,19 @@ class PoolLog:
     ferry.timeline(pool or executor)."""
 
     def __init__(self):
-        self.records = collections.deque(maxlen=KEEP_TASKS)
-        self.finished = 0
+        self.records = collections.deque(maxlen=KEEP_TASKS)  # submits
+        self.maps = collections.deque(maxlen=KEEP_MAPS)  # as keep() keeps them
 
     def note(self, future, status, where):
         """The collector thread: a submitted task ended."""
         self.records.append((f"submit {future.task_id}", 1,
                              getattr(future, "submitted", 0), (status, *where)))
 
-    def add_map(self, run):
-        for i, size in enumerate(run.sizes):
-            self.records.append((f"map chunk {i}", size, run.submitted, run.where[i]))
-
     def timeline(self, kind, workers):
         records = [r for r in list(self.records) if r[3] is not None]
+        for _, sizes, where, submitted, _, _, step in list(self.maps):
+            records += [(f"map chunk {i * step}", sizes[i], submitted, where[i])
+                        for i in range(len(sizes)) if where[i] is not None]
         if not records:
             raise LookupError(f"no task of this {kind} has finished yet")
         t0 = min(r[2] for r in records)
@@ -279,12 +287,14 @@ def keep(run, pool):
     # Only the timing lists: the run itself holds the results.
     finished = time.monotonic_ns() // 1000
     kind = "ferry.map" if pool is _shared_pool() else "Executor.map"
-    try:
-        pool._submits.add_map(run)
-    except Exception:  # a picture must never cost the map its result
-        return
+    sizes, where, step = run.sizes, run.where, 1
+    if len(sizes) > KEEP_DETAIL:
+        step = -(-len(sizes) // KEEP_DETAIL)
+        sizes, where = sizes[::step], where[::step]
+    kept = (kind, sizes, where, run.submitted, finished, run.workers, step)
+    pool._submits.maps.append(kept)
     with _lock:
-        _maps.append((kind, run.sizes, run.where, run.submitted, finished, run.workers))
+        _maps.append(kept)
 
 
 def _shared_pool():
