@@ -345,7 +345,7 @@ class Pool:
             except EOFError:
                 return
             runs = set()
-            for task_id, status, frames, message, *where in batch:
+            for task_id, status, frames, message, where in batch:
                 waiter = self._pending.pop(task_id, None)
                 if waiter is None:
                     continue
@@ -361,11 +361,11 @@ class Pool:
                 else:
                     how, value = "cancel", None
                 if isinstance(waiter, tuple):  # (map run, index)
-                    waiter[0].where[waiter[1]] = (status, *where)
+                    waiter[0].where[waiter[1]] = where
                     waiter[0].settle(waiter[1], how, value)
                     runs.add(waiter[0])
                 else:
-                    self._submits.note(waiter, status, where)
+                    self._submits.note(waiter, where)
                     _settle(waiter, how, value)
             for run in runs:
                 run.wake()

@@ -263,13 +263,15 @@ class PoolLog:
         self.records = collections.deque(maxlen=KEEP_TASKS)  # submits
         self.maps = collections.deque(maxlen=KEEP_MAPS)  # as keep() keeps them
 
-    def note(self, future, status, where):
-        """The collector thread: a submitted task ended."""
-        self.records.append((f"submit {future.task_id}", 1,
-                             getattr(future, "submitted", 0), (status, *where)))
+    def note(self, future, where):
+        """The collector thread: a submitted task ended; where is
+        (status, pid, sent, ended, run_us), as _ferry_pool.next gives it."""
+        # Not the future: it holds the result.
+        self.records.append((future.task_id, getattr(future, "submitted", 0), where))
 
     def timeline(self, kind, workers):
-        records = [r for r in list(self.records) if r[3] is not None]
+        records = [(f"submit {task_id}", 1, submitted, where)
+                   for task_id, submitted, where in list(self.records)]
         for _, sizes, where, submitted, _, _, step in list(self.maps):
             records += [(f"map chunk {i * step}", sizes[i], submitted, where[i])
                         for i in range(len(sizes)) if where[i] is not None]
