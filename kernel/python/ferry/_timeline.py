@@ -139,7 +139,8 @@ class Timeline:
                 for i in range(b, c):
                     row[i] = mark
             label = f"w{n} pid {pid}" + (" died" if pid in dead else "")
-            lines.append(f"{label:<18}|{''.join(row)}| {len(tasks)} tasks")
+            plural = "s" if len(tasks) != 1 else ""
+            lines.append(f"{label:<18}|{''.join(row)}| {len(tasks)} task{plural}")
         lines.append(f"{'':<18} 0{_seconds(self.wall_us):>{width}}")
         lines.append("# running  . sent ahead, waiting  E error  X worker died  "
                      "(blank: idle)")
