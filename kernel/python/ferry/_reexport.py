@@ -118,6 +118,7 @@ How the pieces fit:
 
 import ast
 import itertools
+import operator
 import os
 import re
 import sys
@@ -225,7 +226,7 @@ class Recorder:
         self._seq = 0
         self._generation = 0      # bumped whenever what a version holds changes
         self._stale = True        # statements ran since _check_objects()
-        self._ids = (-1, (), [])  # (generation, names, ids of _objects' values)
+        self._snapshot = (-1, (), ())  # (generation, _objects' names, values)
         self._unavailable = ()    # as of the last _check_objects()
         self._version = self._highest_version()
         self._key = None          # what the current version file holds
@@ -372,13 +373,14 @@ class Recorder:
         exported names), so done only when statements ran since last time.
         Also works out the stand-ins for names definitions read."""
         get = self.main.__dict__.get
-        if self._ids[0] != self._generation:
-            self._ids = (self._generation, tuple(self._objects),
-                         list(map(id, self._objects.values())))
-        _, names, ids = self._ids
+        if self._snapshot[0] != self._generation:
+            self._snapshot = (self._generation, tuple(self._objects),
+                              tuple(self._objects.values()))
+        _, names, objects = self._snapshot
         # The common case - nothing rebound - compared in C: a cell that
-        # dispatches after 1,000 definitions pays tens of microseconds.
-        if list(map(id, map(get, names, itertools.repeat(_MISSING)))) != ids:
+        # dispatches after 1,000 definitions pays ~25 microseconds.
+        if not all(map(operator.is_, map(get, names, itertools.repeat(_MISSING)),
+                       objects)):
             for name in [n for n, value in self._objects.items()
                          if get(n, _MISSING) is not value]:
                 self._bound_by.setdefault(name, _REBOUND)
