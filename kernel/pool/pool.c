@@ -30,10 +30,11 @@
 #define MESSAGES_PER_TURN 256
 
 typedef struct task {
-    sched_task core;  /* first: the core hands tasks back as sched_task */
-    json_t *parent;   /* header of the request that asked, or NULL */
-    jp_frames frames; /* payload and buffers, owned (kept once sent:
-                         a dead worker's unstarted tasks go again) */
+    sched_task core;   /* first: the core hands tasks back as sched_task */
+    json_t *parent;    /* header of the request that asked, or NULL */
+    jp_frames frames;  /* payload and buffers, owned (kept once sent:
+                          a dead worker's unstarted tasks go again) */
+    long long sent_us; /* monotonic us it was last sent to a worker */
 } task;
 
 typedef struct result_node {
@@ -109,14 +110,14 @@ static void tasks_free(sched_task *t)
 /* Stages a result; frames are taken over.  publish_results hands what is
  * staged to pool_next, once per turn of the dispatcher: one wake-up of the
  * collector for a burst of results instead of one each. */
-static void post_result(pool *p, uint64_t id, pool_status status, jp_frames frames,
-                        const char *message)
+static pool_result *post_result(pool *p, uint64_t id, pool_status status,
+                                jp_frames frames, const char *message)
 {
     result_node *node = calloc(1, sizeof *node);
     if (node == NULL) {
         jp_frames_clear(&frames);
         LOG_E("pool: out of memory for a result");
-        return;
+        return NULL;
     }
     node->r.task_id = id;
     node->r.status = status;
@@ -128,6 +129,7 @@ static void post_result(pool *p, uint64_t id, pool_status status, jp_frames fram
         p->staged = node;
     }
     p->staged_tail = node;
+    return &node->r;
 }
 
 static void publish_results(pool *p)
@@ -154,6 +156,17 @@ static long long now_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Notes on r (if any) where and when task t ran: see pool_result. */
+static void note_ran(pool_result *r, int pid, const task *t, uint64_t run_us)
+{
+    if (r) {
+        r->pid = pid;
+        r->sent = t->sent_us;
+        r->ended = now_us();
+        r->run_us = run_us;
+    }
+}
+
 /* ------------------------------------------- the core's decisions, done */
 
 static int do_spawn(void *ctx, int i)
@@ -168,7 +181,11 @@ static int do_send(void *ctx, int i, const sched_task *t)
 {
     pool *p = ctx;
     task *full = (task *)t;
-    return link_send_task(p->router, p->core.workers[i].pid, t->id, &full->frames);
+    if (link_send_task(p->router, p->core.workers[i].pid, t->id, &full->frames) < 0) {
+        return -1;
+    }
+    full->sent_us = now_us();
+    return 0;
 }
 
 static void do_cancel(void *ctx, int i, const uint64_t *ids, size_t n,
@@ -184,9 +201,14 @@ static void do_stop(void *ctx, int i, int hard)
     kill(p->core.workers[i].pid, hard ? SIGKILL : SIGTERM);
 }
 
-static void do_finish(void *ctx, sched_task *t, pool_status status, const char *message)
+static void do_finish(void *ctx, sched_task *t, pool_status status, const char *message,
+                      int on)
 {
-    post_result(ctx, t->id, status, (jp_frames){0}, message);
+    pool *p = ctx;
+    pool_result *r = post_result(p, t->id, status, (jp_frames){0}, message);
+    if (on >= 0) {
+        note_ran(r, p->core.workers[on].pid, (task *)t, 0);
+    }
     task_free((task *)t);
 }
 
@@ -208,7 +230,8 @@ static void handle_done(pool *p, int i, const link_msg *m, jp_frames *in)
         if (jp_frames_split(in, m->payload, &payload) < 0) {
             LOG_E("pool: out of memory for a result");
         }
-        post_result(p, t->core.id, st, payload, NULL);
+        note_ran(post_result(p, t->core.id, st, payload, NULL), p->core.workers[i].pid, t,
+                 m->run_us);
     }
     json_decref(p->slots[i].last_parent);
     p->slots[i].last_parent = json_incref(t->parent);

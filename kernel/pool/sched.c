@@ -46,7 +46,13 @@ static int id_in(const uint64_t *ids, size_t n, uint64_t id)
 
 static void finish(sched *s, sched_task *t, pool_status status, const char *message)
 {
-    s->ops.finish(s->ops.ctx, t, status, message);
+    s->ops.finish(s->ops.ctx, t, status, message, -1);
+}
+
+/* t was on the worker in slot when it died with it. */
+static void finish_crashed(sched *s, sched_task *t, const char *message, int slot)
+{
+    s->ops.finish(s->ops.ctx, t, POOL_CRASHED, message, slot);
 }
 
 static int is_live(const sched_worker *w)
@@ -157,9 +163,10 @@ static void worker_clear(sched_worker *w)
  * died; those it had not started go back to the front of the queue, in
  * order; those it had finished stay listed, as their results may still be
  * on their way (bury_dead settles the ones that never come). */
-static void settle_sent_tasks(sched *s, sched_worker *w, const char *how,
+static void settle_sent_tasks(sched *s, int slot, const char *how,
                               const sched_progress *progress)
 {
+    sched_worker *w = &s->workers[slot];
     uint64_t running = progress ? progress->running : 0;
     uint64_t finished = progress ? progress->finished : 0;
     /* A worker runs its tasks in the order sent: every task up to the
@@ -183,7 +190,7 @@ static void settle_sent_tasks(sched *s, sched_worker *w, const char *how,
             snprintf(msg, sizeof msg, "%.150s while running a task (pid %d)", how,
                      w->pid);
             LOG_W("pool: %s", msg);
-            finish(s, t, POOL_CRASHED, msg);
+            finish_crashed(s, t, msg, slot);
         } else {
             sched_list_push(&ran, t);
         }
@@ -198,7 +205,7 @@ void sched_died(sched *s, int slot, const char *how, const sched_progress *progr
     sched_worker *w = &s->workers[slot];
     snprintf(w->death, sizeof w->death, "%.150s", how);
     if (w->sent.n) {
-        settle_sent_tasks(s, w, how, progress);
+        settle_sent_tasks(s, slot, how, progress);
     } else if (!w->retiring && !s->stopping) {
         LOG_W("pool: idle worker %d died: %s", w->pid, how);
     }
@@ -241,7 +248,7 @@ static int bury_dead(sched *s, long long now, int now_all)
                      "(pid %d)",
                      w->death, w->pid);
             LOG_W("pool: %s", msg);
-            finish(s, t, POOL_CRASHED, msg);
+            finish_crashed(s, t, msg, i);
         }
         worker_clear(w);
     }

@@ -102,8 +102,10 @@ typedef struct sched_ops {
                    pool_cancel_mode how);
     /* Stops the worker in slot: politely (retire) or with kill. */
     void (*stop)(void *ctx, int slot, int kill);
-    /* t ended without a result from a worker; the caller takes t over. */
-    void (*finish)(void *ctx, sched_task *t, pool_status status, const char *message);
+    /* t ended without a result from a worker; the caller takes t over.
+     * slot is the worker it ran on when that worker died with it, else -1. */
+    void (*finish)(void *ctx, sched_task *t, pool_status status, const char *message,
+                   int slot);
 } sched_ops;
 
 typedef struct sched {

@@ -33,6 +33,7 @@ typedef struct cancel {
 typedef struct ended {
     uint64_t id;
     pool_status status;
+    int slot; /* the worker it died with, or -1 */
     char message[256];
 } ended;
 
@@ -78,11 +79,12 @@ static void on_stop(void *ctx, int slot, int hard)
     w->stops[w->n_stops++] = slot * 2 + hard;
 }
 
-static void on_finish(void *ctx, sched_task *t, pool_status status, const char *message)
+static void on_finish(void *ctx, sched_task *t, pool_status status, const char *message,
+                      int slot)
 {
     world *w = ctx;
     ended *e = &w->ends[w->n_ends++];
-    *e = (ended){.id = t->id, .status = status};
+    *e = (ended){.id = t->id, .status = status, .slot = slot};
     strncpy(e->message, message, sizeof e->message - 1);
     free(t);
 }
@@ -268,6 +270,7 @@ test_pool_sched__dead_worker_tasks_run_elsewhere_running_one_fails_once(void **s
     assert_int_equal(ends_of(w, 2, &st), 1);
     assert_int_equal(st, POOL_CRASHED);
     assert_non_null(strstr(w->ends[0].message, "SIGKILL"));
+    assert_int_equal(w->ends[0].slot, 0); /* named with the worker it ran on */
     sched_deal(&w->s, 1 * MS);
     int slot;
     assert_int_equal(sends_of(w, 3, &slot), 2);
