@@ -3,9 +3,9 @@
  * The dispatcher runs the turns: it polls the ROUTER, its wake-up eventfd
  * and the workers' pidfds, turns what it sees into events for the core
  * (sched.c, which decides), and carries out the core's decisions through
- * procs.c (processes) and link.c (the wire).  Other threads reach it only
- * through what is under the lock: the inbox of submitted tasks, the
- * cancels, the size, and the results. */
+ * procs.c (processes) and link.c (the wire); results.c queues what it
+ * settles.  Other threads reach it only through what is under the lock:
+ * the inbox of submitted tasks, the cancels, the size, and the results. */
 #include "pool.h"
 
 #include <errno.h>
@@ -23,56 +23,11 @@
 
 #include "link.h"
 #include "log.h"
-#include "procs.h"
+#include "pool_int.h"
 
 /* Worker messages handled before the dispatcher publishes, deals and polls
  * again. */
 #define MESSAGES_PER_TURN 256
-
-typedef struct task {
-    sched_task core;   /* first: the core hands tasks back as sched_task */
-    json_t *parent;    /* header of the request that asked, or NULL */
-    jp_frames frames;  /* payload and buffers, owned (kept once sent:
-                          a dead worker's unstarted tasks go again) */
-    long long sent_us; /* monotonic us it was last sent to a worker */
-} task;
-
-typedef struct result_node {
-    pool_result r;            /* the result */
-    struct result_node *next; /* queue link */
-} result_node;
-
-/* What the dispatcher keeps per worker slot besides the core's view. */
-typedef struct slot {
-    proc proc;           /* the process */
-    json_t *last_parent; /* parent of its last finished task, for late output */
-} slot;
-
-struct pool {
-    void *zctx;                  /* context for the ROUTER */
-    void *router;                /* owned by the dispatcher thread */
-    char endpoint[320];          /* ipc://RUNTIME/pool-N */
-    char exe[PATH_MAX];          /* ferry-kernel */
-    iopub *io;                   /* where worker output goes */
-    pthread_t thread;            /* the dispatcher */
-    int wake_fd;                 /* eventfd: commands are waiting */
-    pthread_mutex_t lock;        /* guards everything down to core */
-    pthread_cond_t results_cond; /* signalled when a result is queued */
-    sched_list inbox;            /* submitted, not yet handed to the core */
-    int queued;                  /* unsent tasks the core held after its last turn */
-    uint64_t *cancels;           /* ids to cancel, for the dispatcher */
-    size_t n_cancels, cap_cancels;
-    uint64_t *interrupts; /* running ones among them to SIGINT */
-    size_t n_interrupts, cap_interrupts;
-    result_node *results, *results_tail;
-    int target;                        /* workers asked for */
-    int retry;                         /* a task came: try starting workers again */
-    int stopping;                      /* pool_destroy began */
-    int closed;                        /* the dispatcher has exited */
-    sched core;                        /* dispatcher-owned from here on */
-    slot slots[SCHED_MAX_WORKERS];     /* by the core's slot numbers */
-    result_node *staged, *staged_tail; /* posted, not yet published */
-};
 
 /* Worker output forwarded by any pool, so that a flush can be skipped when
  * there is none. */
@@ -107,66 +62,6 @@ static void tasks_free(sched_task *t)
     }
 }
 
-/* Stages a result; frames are taken over.  publish_results hands what is
- * staged to pool_next, once per turn of the dispatcher: one wake-up of the
- * collector for a burst of results instead of one each. */
-static pool_result *post_result(pool *p, uint64_t id, pool_status status,
-                                jp_frames frames, const char *message)
-{
-    result_node *node = calloc(1, sizeof *node);
-    if (node == NULL) {
-        jp_frames_clear(&frames);
-        LOG_E("pool: out of memory for a result");
-        return NULL;
-    }
-    node->r.task_id = id;
-    node->r.status = status;
-    node->r.frames = frames;
-    snprintf(node->r.message, sizeof node->r.message, "%s", message ? message : "");
-    if (p->staged_tail) {
-        p->staged_tail->next = node;
-    } else {
-        p->staged = node;
-    }
-    p->staged_tail = node;
-    return &node->r;
-}
-
-static void publish_results(pool *p)
-{
-    if (p->staged == NULL) {
-        return;
-    }
-    pthread_mutex_lock(&p->lock);
-    if (p->results_tail) {
-        p->results_tail->next = p->staged;
-    } else {
-        p->results = p->staged;
-    }
-    p->results_tail = p->staged_tail;
-    p->staged = p->staged_tail = NULL;
-    pthread_cond_broadcast(&p->results_cond);
-    pthread_mutex_unlock(&p->lock);
-}
-
-static long long now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* Notes on r (if any) where and when task t ran: see pool_result. */
-static void note_ran(pool_result *r, int pid, const task *t, uint64_t run_us)
-{
-    if (r) {
-        r->pid = pid;
-        r->sent = t->sent_us;
-        r->ended = now_us();
-        r->run_us = run_us;
-    }
-}
-
 /* ------------------------------------------- the core's decisions, done */
 
 static int do_spawn(void *ctx, int i)
@@ -184,7 +79,7 @@ static int do_send(void *ctx, int i, const sched_task *t)
     if (link_send_task(p->router, p->core.workers[i].pid, t->id, &full->frames) < 0) {
         return -1;
     }
-    full->sent_us = now_us();
+    full->sent_us = pool_now_us();
     return 0;
 }
 
@@ -205,9 +100,9 @@ static void do_finish(void *ctx, sched_task *t, pool_status status, const char *
                       int on)
 {
     pool *p = ctx;
-    pool_result *r = post_result(p, t->id, status, (jp_frames){0}, message);
+    pool_result *r = pool_post_result(p, t->id, status, (jp_frames){0}, message);
     if (on >= 0) {
-        note_ran(r, p->core.workers[on].pid, (task *)t, 0);
+        pool_note_ran(r, p->core.workers[on].pid, (task *)t, 0);
     }
     task_free((task *)t);
 }
@@ -218,20 +113,20 @@ static void do_finish(void *ctx, sched_task *t, pool_status status, const char *
 static void handle_done(pool *p, int i, const link_msg *m, jp_frames *in)
 {
     pool_status st;
-    task *t =
-        (task *)sched_answered(&p->core, i, m->task, m->answer, m->run_us, now_us(), &st);
+    task *t = (task *)sched_answered(&p->core, i, m->task, m->answer, m->run_us,
+                                     pool_now_us(), &st);
     if (t == NULL) {
         return;
     }
     if (st == POOL_CANCELLED) {
-        post_result(p, t->core.id, st, (jp_frames){0}, "cancelled");
+        pool_post_result(p, t->core.id, st, (jp_frames){0}, "cancelled");
     } else {
         jp_frames payload;
         if (jp_frames_split(in, m->payload, &payload) < 0) {
             LOG_E("pool: out of memory for a result");
         }
-        note_ran(post_result(p, t->core.id, st, payload, NULL), p->core.workers[i].pid, t,
-                 m->run_us);
+        pool_note_ran(pool_post_result(p, t->core.id, st, payload, NULL),
+                      p->core.workers[i].pid, t, m->run_us);
     }
     json_decref(p->slots[i].last_parent);
     p->slots[i].last_parent = json_incref(t->parent);
@@ -275,7 +170,7 @@ static void reap_worker(pool *p, int i)
     sched_progress progress;
     int known = 0;
     if (proc_reap(&p->slots[i].proc, how, sizeof how, &progress, &known)) {
-        sched_died(&p->core, i, how, known ? &progress : NULL, now_us());
+        sched_died(&p->core, i, how, known ? &progress : NULL, pool_now_us());
     }
 }
 
@@ -309,7 +204,7 @@ static void take_commands(pool *p, int with_cancels)
         in = next;
     }
     if (with_cancels) {
-        sched_cancel(&p->core, ids, n, ints, n_ints, now_us());
+        sched_cancel(&p->core, ids, n, ints, n_ints, pool_now_us());
         sched_apply_size(&p->core);
     }
     free(ids);
@@ -362,14 +257,14 @@ static void *dispatcher_main(void *arg)
             sched_stop(&p->core);
         }
         pthread_mutex_unlock(&p->lock);
-        int timeout = min_timeout(sched_timers(&p->core, now_us()), balance);
+        int timeout = min_timeout(sched_timers(&p->core, pool_now_us()), balance);
         if (p->core.stopping) {
             if (!sched_any_workers(&p->core)) {
                 break;
             }
             timeout = 100;
         }
-        publish_results(p); /* all the turn staged, before it may sleep */
+        pool_publish_results(p); /* all the turn staged, before it may sleep */
         if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
             LOG_E("pool: poll failed: %s", zmq_strerror(errno));
             break;
@@ -399,9 +294,9 @@ static void *dispatcher_main(void *arg)
             sched_retry_starts(&p->core);
         }
         pthread_mutex_unlock(&p->lock);
-        balance = note_queued(p, sched_deal(&p->core, now_us()));
+        balance = note_queued(p, sched_deal(&p->core, pool_now_us()));
     }
-    publish_results(p);
+    pool_publish_results(p);
     zmq_close(p->router);
     p->router = NULL;
     pthread_mutex_lock(&p->lock);
@@ -545,48 +440,6 @@ int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames)
         wake(p);
     }
     return 0;
-}
-
-int pool_next(pool *p, pool_result *out, int max, int timeout_ms)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    if (timeout_ms > 0) {
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
-    }
-    pthread_mutex_lock(&p->lock);
-    while (p->results == NULL && !p->closed) {
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&p->results_cond, &p->lock);
-        } else if (timeout_ms == 0 || pthread_cond_timedwait(&p->results_cond, &p->lock,
-                                                             &deadline) == ETIMEDOUT) {
-            break;
-        }
-    }
-    int got = 0;
-    while (p->results && got < max) {
-        result_node *node = p->results;
-        p->results = node->next;
-        if (p->results == NULL) {
-            p->results_tail = NULL;
-        }
-        out[got++] = node->r;
-        free(node);
-    }
-    int rc = got > 0 ? got : p->closed ? -1 : 0;
-    pthread_mutex_unlock(&p->lock);
-    return rc;
-}
-
-void pool_result_clear(pool_result *r)
-{
-    jp_frames_clear(&r->frames);
-    memset(r, 0, sizeof *r);
 }
 
 /* Appends n ids to a growable array; -1 when out of memory. */

@@ -12,7 +12,7 @@
  * Its parts: sched.c decides (scheduling and crash accounting, a pure core
  * driven by events), procs.c starts and reaps the processes, link.c speaks
  * the wire (pool_wire.h, shared with worker.c), pool.c runs the thread and
- * this API; pool_py.c is the Python module on top. */
+ * this API, results.c queues the results; pool_py.c is the Python module on top. */
 #ifndef FERRY_POOL_H
 #define FERRY_POOL_H
 
