@@ -753,6 +753,8 @@ class Recorder:
                 _fork_hook_installed = True
         _importhook.when_imported("multiprocessing.spawn", _hook_spawn)
         _importhook.when_imported("multiprocessing.reduction", _hook_reduction)
+        from . import _globals
+        _globals.install_hooks()
 
     def reducer_override(self, obj):
         """What ForkingPickler.reducer_override does, for ferry's own
@@ -842,4 +844,8 @@ def _reducer_override(pickler, obj):
     rec = _active()
     if rec is None:
         return NotImplemented
-    return rec.reducer_override(obj)
+    rv = rec.reducer_override(obj)
+    if rv is not NotImplemented and not getattr(pickler, "ferry_globals_elsewhere", False):
+        from . import _globals  # the notebook globals obj reads travel with it
+        rv = _globals.carry(rv, obj, rec)
+    return rv
