@@ -205,11 +205,18 @@ def _warn_size(name, size, reader):
         return
     _warned.add(name)
     sys.stderr.write(
-        "ferry: the notebook global %r that %s reads is %.1f GiB pickled; it is "
+        "ferry: the notebook global %r that %s reads is %s pickled; it is "
         "sent to the workers with the task (to each of ferry's workers once, with "
         "every task to a multiprocessing pool), which takes time and that much "
         "memory in each worker. Loading it inside the task (from a file) avoids "
-        "that.\n" % (name, _reader_name(reader), size / (1 << 30)))
+        "that.\n" % (name, _reader_name(reader), _human(size)))
+
+
+def _human(size):
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return "%.0f %s" % (size, unit) if unit == "bytes" else "%.1f %s" % (size, unit)
+        size /= 1024
 
 
 # ---------------------------------------------------------------------------
@@ -342,8 +349,8 @@ def capture(fn, rec):
     path, exported = rec.latest
     values = read_globals(fn, main, exported)
     store = _store
-    if not values and (store is None or not store._gone):
-        return _NONE
+    if not values and (store is None or not (store._gone or store._current)):
+        return _NONE  # nothing to send, nothing to tell workers to drop
     store = _the_store(rec)
     entries, forget = store.capture(values, fn, main)
     if not entries and not forget:

@@ -377,6 +377,25 @@ _STATEMENT_WORDS = {
 # The recorder
 # ---------------------------------------------------------------------------
 
+class _ById:
+    """What the recorder remembers of a list, dict or set a literal bound:
+    its id, not the object - the notebook may fill it and delete it, and
+    its memory must come back (workers get its value with each task,
+    ferry._globals)."""
+    __slots__ = ("id",)
+
+    def __init__(self, obj):
+        self.id = id(obj)
+
+
+def _snap(obj):
+    return _ById(obj) if type(obj) in (list, dict, set, bytearray) else obj
+
+
+def _same(obj, snapped):
+    return obj is snapped or (type(snapped) is _ById and id(obj) == snapped.id)
+
+
 class _Entry:
     """One exported statement, in execution order."""
     __slots__ = ("seq", "filename", "source", "pos", "first_line", "text", "info",
@@ -435,7 +454,7 @@ class Recorder:
                     fn = ns.get(name)
                     if isinstance(fn, types.FunctionType) and fn.__name__ == "<lambda>":
                         fn.__name__ = fn.__qualname__ = name
-            snap = {name: ns[name] for name in info.names if name in ns}
+            snap = {name: _snap(ns[name]) for name in info.names if name in ns}
             # Pin the statements this one reads while being defined: the child
             # must replay them before it, even if their names are rebound later.
             for name in _loads_at_definition(node):
@@ -468,8 +487,9 @@ class Recorder:
                                   _first_line(node, source)))
         for name in names:
             self._bound_by[name] = why
-        if isinstance(node, ast.Delete):
-            self._forget(names)
+        if isinstance(node, (ast.Delete, ast.Assign)) or (
+                isinstance(node, ast.AnnAssign) and node.value is not None):
+            self._forget(names)  # surely unbound or rebound: drop it now
         # Other statements may or may not have rebound their names (`if`,
         # `try`); _live() compares the objects when a version is written.
 
@@ -516,7 +536,7 @@ class Recorder:
         out, kept = [], []
         for entry in self._entries:
             live = [n for n in entry.live
-                    if n in entry.snap and ns.get(n, _MISSING) is entry.snap[n]]
+                    if n in entry.snap and _same(ns.get(n, _MISSING), entry.snap[n])]
             if len(live) != len(entry.live):
                 for name in entry.live:
                     if name not in live and name not in self._bound_by:
