@@ -12,20 +12,22 @@ calls, the methods of cell classes it uses, functools.partial objects,
 closures and ``__wrapped__`` (never the whole namespace).
 
 ferry's own pool (ferry.map, ferry.submit, ferry.Executor).  At each
-dispatch each such global is pickled (protocol 5, buffers out of band) and
-hashed (SHA-256 over the pickle and its buffers): that digest is the
-value's identity, so a rebinding and an in-place change (``cfg["k"] = 5``,
-``arr[0] = 1``) both make a new one.  A new digest is written once to a
-file in the kernel's runtime directory; the task's head names the digest
-and the file; a worker reads a file only for a digest it does not hold, so
-each distinct value crosses to each worker once, and the object it
-rebuilt serves all its tasks until the head names another digest for that
-name.  The cost per dispatch is one pickle and one hash of each global the
-function reads (about 20 ms for 30 MB of array on one core), nothing for
-a function that reads none.  A file is deleted once its value is no
-longer current and no task that names it is pending; a worker drops a
-global's old object when a new value arrives, and the object of a name
-the notebook deleted at its next task.
+dispatch each such global is pickled (protocol 5, NumPy buffers out of
+band) and its bytes compared with those of the value last sent for that
+name, kept in a file in the kernel's runtime directory: equal bytes keep
+the value's identity (its digest, "v<N>"), a rebinding or an in-place
+change (``cfg["k"] = 5``, ``arr[0] = 1``) makes a new digest and a new
+file.  The task's head names the digest and the file; a worker reads a
+file only for a digest it does not hold, so each distinct value crosses to
+each worker once, and the object it rebuilt serves all its tasks until
+the head names another digest for that name.  The cost per dispatch is
+one pickle and one compare of memory per global the function reads (a few
+milliseconds for 30 MB of array; an array's pickle is its buffer, not a
+copy), plus writing the file when the value changed; nothing for a
+function that reads none.  A file is deleted once its value is no longer
+current and no task that names it is pending; a worker drops a global's
+old object when a new value arrives, and the object of a name the
+notebook deleted at its next task.
 
 multiprocessing and concurrent.futures pools have no such cache: the
 values travel inside the reduction of the function (ferry._globals_rt.
@@ -33,7 +35,8 @@ lookup_with), with every task.  See carry() and snapshot().
 """
 import dis
 import functools
-import hashlib
+import hmac
+import mmap
 import io
 import os
 import re
@@ -239,31 +242,31 @@ class Store:
         self._holds = {}     # digest -> pending dispatches naming it
         self._current = {}   # name -> digest of its value at the last dispatch
         self._gone = {}      # name -> None: deleted in the notebook since sent
+        self._seq = 0        # digests are "v<seq>": a new one for each new value
 
     def _file(self, digest):
         return os.path.join(self.dir, digest)
 
     def capture(self, values, reader, main):
-        """The task spec part for values {name: value}, held until release().
-        ((name, digest, file), ...), forget names)."""
+        """The task spec part for values {name: value}, held until release():
+        (((name, digest, file), ...), names to forget)."""
         entries = []
         for name in sorted(values):
             payload, views = _pickle(name, values[name], reader, True)
-            size = len(payload) + sum(v.nbytes for v in views)
-            _warn_size(name, size, reader)
-            h = hashlib.sha256(payload)
-            for v in views:
-                h.update(b"%d:" % v.nbytes)
-                h.update(v)
-            digest = h.hexdigest()[:40]
-            path = self._file(digest)
+            lengths = [len(payload)] + [v.nbytes for v in views]
+            _warn_size(name, sum(lengths), reader)
             with self._lock:
-                fresh = digest not in self._holds and digest not in \
-                    self._current.values()
-                self._holds[digest] = self._holds.get(digest, 0) + 1
-            if fresh and not os.path.exists(path):
-                self._write(path, payload, views)
-            entries.append((name, digest, path))
+                digest = self._current.get(name)
+                self._hold(digest)
+            if digest is None or not _same_bytes(self._file(digest), lengths,
+                                                  payload, views):
+                with self._lock:
+                    self._release(digest)
+                    self._seq += 1
+                    digest = "v%d" % self._seq
+                    self._hold(digest)
+                self._write(self._file(digest), lengths, payload, views)
+            entries.append((name, digest, self._file(digest)))
         with self._lock:
             for name, digest, _ in entries:
                 old = self._current.get(name)
@@ -279,15 +282,25 @@ class Store:
             forget = tuple(self._gone)
         return tuple(entries), forget
 
+    def _hold(self, digest):
+        if digest is not None:
+            self._holds[digest] = self._holds.get(digest, 0) + 1
+
+    def _release(self, digest):
+        """Under the lock."""
+        if digest is None:
+            return
+        n = self._holds.get(digest, 0) - 1
+        if n > 0:
+            self._holds[digest] = n
+        else:
+            self._holds.pop(digest, None)
+            self._maybe_delete(digest)
+
     def release(self, entries):
         with self._lock:
             for _, digest, _ in entries:
-                n = self._holds.get(digest, 0) - 1
-                if n > 0:
-                    self._holds[digest] = n
-                else:
-                    self._holds.pop(digest, None)
-                    self._maybe_delete(digest)
+                self._release(digest)
 
     def _maybe_delete(self, digest):
         """Under the lock: removes a value's file nothing needs any more."""
@@ -298,15 +311,47 @@ class Store:
         except OSError:
             pass
 
-    def _write(self, path, payload, views):
-        lengths = [len(payload)] + [v.nbytes for v in views]
-        tmp = "%s.%d.%d.tmp" % (path, os.getpid(), threading.get_ident())
+    def _write(self, path, lengths, payload, views):
+        tmp = "%s.%d.tmp" % (path, threading.get_ident())
         with open(tmp, "wb") as f:
             f.write(_globals_rt.header(lengths))
             for part, length in zip([payload] + views, lengths):
                 f.write(part)
                 f.write(b"\0" * (_globals_rt._aligned(length) - length))
         os.replace(tmp, path)
+
+
+def _same_bytes(path, lengths, payload, views):
+    """True if the file at path holds exactly these parts: the proof that a
+    value has not changed since it was stored (cheaper than hashing it:
+    a compare of memory, and the first difference in the pickle ends it)."""
+    try:
+        with open(path, "rb") as f:
+            m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+    except (OSError, ValueError):
+        return False
+    with m:
+        head = _globals_rt.header(lengths)
+        if m[:len(head)] != head:
+            return False
+        offset = len(head)
+        for view, length in zip([payload] + views, lengths):
+            if not _equal_buffers(m, offset, view, length):
+                return False
+            offset = _globals_rt._aligned(offset + length)
+        return True
+
+
+def _equal_buffers(m, offset, view, length):
+    np = sys.modules.get("numpy")  # loaded: out-of-band buffers are its arrays
+    if np is not None:
+        return bool(np.array_equal(np.frombuffer(m, np.uint8, length, offset),
+                                   np.frombuffer(view, np.uint8, length)))
+    stored = memoryview(m)[offset:offset + length]
+    try:
+        return hmac.compare_digest(stored, view)
+    finally:
+        stored.release()
 
 
 _store = None

@@ -96,11 +96,20 @@ def _namespaces(obj, path):
 def bind(spec, fn):
     """Binds the globals a task of fn reads, as its head names them: spec =
     (version path, ((name, digest, file), ...), names the notebook deleted)."""
+    global _last
     path, values, gone = spec
     if gone:
         forget(gone)
-    for ns in _namespaces(fn, path):
+    if _last[0] is spec and _last[1] is fn:
+        spaces = _last[2]  # the next task of the same map: the same head
+    else:
+        spaces = _namespaces(fn, path)
+        _last = (spec, fn, spaces)
+    for ns in spaces:
         _bind_in(ns, values)
+
+
+_last = (None, None, None)  # (spec, fn, namespaces) of the last task
 
 
 def _bind_in(ns, values):

@@ -87,12 +87,18 @@ def _load_head(head):
     return loaded
 
 
+def _bind_globals(spec, fn):
+    global _bind_globals
+    from ._globals_rt import bind  # only once a task reads notebook globals
+    _bind_globals = bind
+    bind(spec, fn)
+
+
 def run(frames):
     try:
         context, fn, spec = _load_head(frames[0])
         if spec is not None:
-            from . import _globals_rt  # only for a task that reads notebook globals
-            _globals_rt.bind(spec, fn)
+            _bind_globals(spec, fn)
         kind, work = pickle.loads(frames[1], buffers=frames[2:])
         _follow(context)
         if kind == "map":
