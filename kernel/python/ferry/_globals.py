@@ -177,9 +177,9 @@ def _reader_name(reader):
 
 def _unpicklable(name, value, reader, err):
     from . import _check
-    message = _check.diagnose(value, "the notebook global %r" % name) or (
-        "the notebook global %r (%s.%s) cannot be pickled: %s"
-        % (name, type(value).__module__, type(value).__qualname__, err))
+    message = _check.diagnose(value, "it") or (
+        "it (%s.%s) cannot be pickled: %s"
+        % (type(value).__module__, type(value).__qualname__, err))
     return _check.PicklingError(
         "%s reads the notebook global %r, which cannot be sent to a worker "
         "process: %s" % (_reader_name(reader), name, message))
@@ -342,16 +342,25 @@ def _same_bytes(path, lengths, payload, views):
         return True
 
 
+_STEP = 1 << 20  # compare a megabyte at a time: a changed value ends early
+
+
 def _equal_buffers(m, offset, view, length):
     np = sys.modules.get("numpy")  # loaded: out-of-band buffers are its arrays
-    if np is not None:
-        return bool(np.array_equal(np.frombuffer(m, np.uint8, length, offset),
-                                   np.frombuffer(view, np.uint8, length)))
-    stored = memoryview(m)[offset:offset + length]
-    try:
-        return hmac.compare_digest(stored, view)
-    finally:
-        stored.release()
+    for start in range(0, length, _STEP):
+        size = min(_STEP, length - start)
+        if np is not None:
+            same = np.array_equal(np.frombuffer(m, np.uint8, size, offset + start),
+                                  np.frombuffer(view, np.uint8, size, start))
+        else:
+            stored = memoryview(m)[offset + start:offset + start + size]
+            try:
+                same = hmac.compare_digest(stored, view[start:start + size])
+            finally:
+                stored.release()
+        if not same:
+            return False
+    return True
 
 
 _store = None
