@@ -399,7 +399,7 @@ def capture(fn, rec):
     naming a global that cannot travel."""
     if rec is None:
         return _NONE
-    main = rec._main.__dict__
+    main = rec.main.__dict__
     path, exported = rec.latest
     values = read_globals(fn, main, exported)
     store = _store
@@ -417,7 +417,7 @@ def check(fn, rec):
     that cannot be pickled."""
     if rec is None:
         return
-    values = read_globals(fn, rec._main.__dict__, rec.latest[1])
+    values = read_globals(fn, rec.main.__dict__, rec.latest[1])
     for name in sorted(values):
         _pickle(name, values[name], fn, False)
 
@@ -439,7 +439,7 @@ def carry(rv, obj, rec):
     # Globals already travelling in an outer reduction (a global holding a
     # cell function that reads it back) are not pickled again inside it.
     outer = getattr(_carrying, "names", None)
-    values = read_globals(obj, rec._main.__dict__, rec.latest[1],
+    values = read_globals(obj, rec.main.__dict__, rec.latest[1],
                           skip=outer or ())
     if not values:
         return rv
@@ -488,8 +488,8 @@ class Carried:
 
 def snapshot(fn):
     """fn, or a Carried holding the values of the globals fn reads now."""
-    from . import _reexport
-    rec = _reexport._active()
+    from . import _rx_hooks
+    rec = _rx_hooks._active()
     if rec is None or isinstance(fn, Carried):
         return fn
     if not isinstance(fn, (types.FunctionType, type)):
