@@ -155,6 +155,12 @@ def test_globals_read_through_a_helper_a_method_and_a_partial(k, target):
 
 
 @pytest.mark.parametrize("target", TARGETS)
+def test_an_anonymous_lambda_gets_the_globals_it_reads(k, target):
+    run(k, "lift = int('40')")
+    assert value(k, f"run_all({target!r}, lambda x: x + lift, [2])") == [42]
+
+
+@pytest.mark.parametrize("target", TARGETS)
 def test_only_what_the_function_reads_travels(k, target):
     # An unpicklable global the function does not read is left alone.
     run(k, "held_lock = threading.Lock()\nused = int('4')\n"

@@ -31,7 +31,7 @@ notebook deleted at its next task.
 
 multiprocessing and concurrent.futures pools have no such cache: the
 values travel inside the reduction of the function (ferry._globals_rt.
-lookup_with), with every task.  See carry() and snapshot().
+with_globals), with every task.  See carry() and snapshot().
 """
 import dis
 import functools
@@ -433,9 +433,11 @@ def carry(rv, obj, rec):
     """rv (reducer_override's answer for the cell function or class obj),
     extended with the notebook globals obj reads, pickled now: a child
     binds them in the re-export version before the task runs."""
-    if not (isinstance(rv, tuple) and len(rv) == 2 and rv[0] is _rx_lookup()):
+    from . import _rx_rt
+    if not (isinstance(rv, tuple) and len(rv) == 2
+            and rv[0] in (_rx_rt.lookup, _rx_rt.make_function)):
         return rv
-    path, qualname = rv[1]
+    path = rv[1][0]  # both take the re-export version's path first
     # Globals already travelling in an outer reduction (a global holding a
     # cell function that reads it back) are not pickled again inside it.
     outer = getattr(_carrying, "names", None)
@@ -443,12 +445,7 @@ def carry(rv, obj, rec):
                           skip=outer or ())
     if not values:
         return rv
-    return (_globals_rt.lookup_with, (path, qualname, _blob(values, obj, outer)))
-
-
-def _rx_lookup():
-    from . import _rx_rt
-    return _rx_rt.lookup
+    return (_globals_rt.with_globals, (path, _blob(values, obj, outer)) + rv)
 
 
 def _blob(values, reader, outer=None):

@@ -16,7 +16,7 @@ Two ways in:
   (mapped copy-on-write, so NumPy buffers are not copied) and replaces
   the old object, which is then dropped.
 * multiprocessing and concurrent.futures children: the values travel
-  pickled inside the reduction of the function (lookup_with), with every
+  pickled inside the reduction of the function (with_globals), with every
   task that names the function; there is no cache.
 
 Imported in plain ``/usr/bin/python3`` children: only the standard library.
@@ -159,18 +159,20 @@ def forget(names):
                 ns.pop(name, None)
 
 
-def lookup_with(path, qualname, blob):
-    """A cell function or class of the re-export version at path, with the
-    notebook globals it reads (blob: ((name, pickled value), ...)) bound
-    in that version's namespace.  For multiprocessing children, whose pool
-    dies on an unpickling error: never raises, a failure becomes a stand-in
-    that raises when the task uses it."""
-    obj = _rx_rt.lookup(path, qualname)
+def with_globals(path, blob, make, args):
+    """make(*args) - a cell function or class of the re-export version at
+    path (ferry._rx_rt.lookup or make_function) - with the notebook globals
+    it reads (blob: ((name, pickled value), ...)) bound in that version's
+    namespace.  For multiprocessing children, whose pool dies on an
+    unpickling error: never raises, a failure becomes a stand-in that raises
+    when the task uses it."""
+    obj = make(*args)
     try:
         values = [(name, pickle.loads(payload)) for name, payload in blob]
         for ns in _namespaces(obj, path):
             ns.update(values)
     except Exception as exc:
+        qualname = getattr(obj, "__qualname__", "the function")
         return _rx_rt.StandIn(qualname, (
             "ferry could not load the notebook globals that %s reads in this "
             "worker process: %s" % (qualname, _rx_rt._describe(exc))))
