@@ -168,6 +168,19 @@ def test_only_what_the_function_reads_travels(k, target):
     assert value(k, f"run_all({target!r}, reads_used, [1])") == [5]
 
 
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_global_a_cell_function_assigns_is_the_workers_own(k, method):
+    # The initializer pattern: the worker sets the global; the notebook's
+    # value of the same name must not overwrite it.
+    run(k, "worker_state = int('5')\n"
+           "def init_state(v):\n    global worker_state\n    worker_state = v\n"
+           "def read_state(x):\n    return worker_state")
+    got = value(k, f"with mp.get_context({method!r}).Pool(1, initializer=init_state,"
+                   " initargs=(7,)) as p:\n"
+                   "    r = p.map(read_state, [0, 1])\nr")
+    assert got == [7, 7]
+
+
 def test_a_thread_pool_still_calls_the_function(k):
     # Pool's hooked entry points must leave ThreadPool's in-process calls alone.
     run(k, "shift = int('7')\ndef add_shift(x):\n    return x + shift")

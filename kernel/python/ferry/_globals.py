@@ -9,7 +9,9 @@ have changed since - travels by value, as it is when the task is
 dispatched (map or submit called), and only the globals the function
 reads: the names its code loads, followed through the cell functions it
 calls, the methods of cell classes it uses, functools.partial objects,
-closures and ``__wrapped__`` (never the whole namespace).
+closures and ``__wrapped__`` (never the whole namespace).  A global that
+a cell function assigns (``global total`` in a pool's initializer) is the
+worker's own state and is not sent.
 
 ferry's own pool (ferry.map, ferry.submit, ferry.Executor).  At each
 dispatch each such global is pickled (protocol 5, NumPy buffers out of
@@ -77,6 +79,57 @@ def _global_reads(code):
             stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
         names = _reads[code] = frozenset(found)
     return names
+
+
+_stores = weakref.WeakKeyDictionary()  # code object -> global names it assigns
+_STORE_OPS = {"STORE_GLOBAL", "DELETE_GLOBAL"}
+
+
+def _global_stores(code):
+    """Names code (and code nested in it) assigns or deletes as globals."""
+    names = _stores.get(code)
+    if names is None:
+        found, stack = set(), [code]
+        while stack:
+            c = stack.pop()
+            for ins in dis.get_instructions(c):
+                if ins.opname in _STORE_OPS:
+                    found.add(ins.argval)
+            stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+        names = _stores[code] = frozenset(found)
+    return names
+
+
+_owned = (None, frozenset())  # (re-export version, names cell functions assign)
+
+
+def _worker_owned(main, version):
+    """Names that a cell function assigns with a `global` statement: state a
+    worker keeps for itself (a pool's initializer sets it there), which a
+    value from the notebook must not overwrite.  Computed again only when
+    the definitions change (a new re-export version)."""
+    global _owned
+    if _owned[0] != version:
+        names = set()
+        for value in list(main.values()):
+            if isinstance(value, type) and value.__module__ == "__main__":
+                funcs = _parts(value, main)
+            else:
+                funcs = [value]
+            for f in funcs:
+                if isinstance(f, types.FunctionType) and f.__globals__ is main:
+                    names |= _global_stores(f.__code__)
+        _owned = (version, frozenset(names))
+    return _owned[1]
+
+
+def globals_for(root, rec, skip=()):
+    """read_globals for root in the kernel of recorder rec (after its
+    current()), leaving out the names cell functions assign."""
+    main = rec.main.__dict__
+    path, exported = rec.latest
+    owned = _worker_owned(main, path)
+    return read_globals(root, main, exported, owned.union(skip) if skip else owned)
 
 
 def _holds_mutable(value, depth=0):
@@ -400,8 +453,8 @@ def capture(fn, rec):
     if rec is None:
         return _NONE
     main = rec.main.__dict__
-    path, exported = rec.latest
-    values = read_globals(fn, main, exported)
+    path = rec.latest[0]
+    values = globals_for(fn, rec)
     store = _store
     if not values and (store is None or not (store._gone or store._current)):
         return _NONE  # nothing to send, nothing to tell workers to drop
@@ -417,6 +470,6 @@ def check(fn, rec):
     that cannot be pickled."""
     if rec is None:
         return
-    values = read_globals(fn, rec.main.__dict__, rec.latest[1])
+    values = globals_for(fn, rec)
     for name in sorted(values):
         _pickle(name, values[name], fn, False)

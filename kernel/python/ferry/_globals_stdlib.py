@@ -34,8 +34,7 @@ def carry(rv, obj, rec):
     # Globals already travelling in an outer reduction (a global holding a
     # cell function that reads it back) are not pickled again inside it.
     outer = getattr(_carrying, "names", None)
-    values = _globals.read_globals(obj, rec.main.__dict__, rec.latest[1],
-                                   skip=outer or ())
+    values = _globals.globals_for(obj, rec, skip=outer or ())
     if not values:
         return rv
     return (_globals_rt.with_globals, (path, _blob(values, obj, outer)) + rv)
