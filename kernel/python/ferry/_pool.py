@@ -19,7 +19,7 @@ import time
 import types
 import weakref
 
-from . import _check, _globals
+from . import _check, _globals, _timeline
 
 try:
     import _ferry_pool
@@ -219,6 +219,7 @@ class Pool:
         self._lock = threading.Lock()
         self._pending = {}  # task id -> future, or (map run, index)
         self._runs = set()  # maps in progress
+        self._submits = _timeline.PoolLog()  # where and when submits ran
         self._collector = None
         _pools.add(self)
 
@@ -274,7 +275,7 @@ class Pool:
             except EOFError:
                 return
             runs = set()
-            for task_id, status, frames, message in batch:
+            for task_id, status, frames, message, where in batch:
                 waiter = self._pending.pop(task_id, None)
                 if waiter is None:
                     continue
@@ -290,9 +291,11 @@ class Pool:
                 else:
                     how, value = "cancel", None
                 if isinstance(waiter, tuple):  # (map run, index)
+                    waiter[0].where[waiter[1]] = where
                     waiter[0].settle(waiter[1], how, value)
                     runs.add(waiter[0])
                 else:
+                    self._submits.note(waiter, where)
                     _settle(waiter, how, value)
             for run in runs:
                 run.wake()
@@ -314,6 +317,7 @@ class Pool:
         future = _Future()
         future.add_done_callback(sent.release)
         future.task_id = _take_ids(1)
+        future.submitted = time.monotonic_ns() // 1000
         future._ferry_pool = self
         future.set_running_or_notify_cancel()
         self._pending[future.task_id] = future
@@ -357,6 +361,7 @@ class Pool:
             sizes.append(len(chunk))
         handle = self._start()
         run = _MapRun(sizes, _take_ids(len(bodies)))
+        run.workers = self._n
         self._pending.update((run.first + i, (run, i)) for i in range(len(bodies)))
         self._runs.add(run)
         try:
@@ -372,6 +377,7 @@ class Pool:
         finally:
             self._runs.discard(run)
             run.over.set()
+            _timeline.keep(run, self)
             _flush()
 
     def running_maps(self):
@@ -407,6 +413,12 @@ class _MapRun:
         self.settled = bytearray(len(sizes))  # a task ends once, whoever says so
         self.cond = threading.Condition(threading.Lock())
         self.over = threading.Event()  # the map returned or raised
+        # For ferry.timeline: when the map was submitted (monotonic us, as
+        # the C pool's times), and each task's (status, pid, sent, ended,
+        # run_us) as its result came.
+        self.submitted = time.monotonic_ns() // 1000
+        self.where = [None] * len(sizes)
+        self.workers = 0
 
     def settle(self, index, how, value):
         """Collector thread (or a shutdown): the task at index ended."""
