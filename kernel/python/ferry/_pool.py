@@ -19,7 +19,7 @@ import time
 import types
 import weakref
 
-from . import _check, _globals, _timeline
+from . import _check, _globals, _session, _timeline
 
 try:
     import _ferry_pool
@@ -32,7 +32,7 @@ class WorkerCrashed(RuntimeError):
     code or signal.  The pool replaces the worker; other tasks go on."""
 
 
-MAX_WORKERS = 256  # pool.c's limit
+MAX_WORKERS = 256  # the C pool's limit (kernel/pool/sched.h)
 _next_id = 1
 _ids_lock = threading.Lock()
 
@@ -115,9 +115,9 @@ def _flush():
 # --------------------------------------------------------------- preflight
 
 def _recorder():
-    """The kernel's re-export recorder, or None (no shell yet)."""
-    from . import _kernel
-    return getattr(_kernel.shell, "recorder", None)
+    """The kernel's re-export recorder, or None (no shell yet), as the
+    kernel handed it down."""
+    return _session.recorder
 
 
 def _refresh_reexport():
