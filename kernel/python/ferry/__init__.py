@@ -6,6 +6,7 @@
     ferry.workers()             # size of the shared pool; ferry.workers(n) resizes
     with ferry.Executor(4) as ex: ...   # a pool of its own
     ferry.check(obj)            # why obj cannot be sent, if it cannot
+    ferry.use(client)           # map, submit, workers on a Dask cluster
 
 `ferry.runtime_dir` names the kernel's private runtime directory (mode
 0700), where the re-exported definitions live.
@@ -27,8 +28,39 @@ def __getattr__(name):
         return getattr(_pool, name)
     raise AttributeError(f"module 'ferry' has no attribute {name!r}")
 
-__all__ = ["map", "submit", "workers", "Executor", "check", "PicklingError",
+__all__ = ["map", "submit", "workers", "use", "Executor", "check", "PicklingError",
            "WorkerCrashed", "runtime_dir"]
+
+# The shared pool's target: None for the kernel's local pool, else the Dask
+# cluster (a ferry._dask.Cluster) that ferry.use chose.
+_cluster = None
+
+
+def _target():
+    if _cluster is not None:
+        return _cluster
+    from . import _pool
+    return _pool.shared()
+
+
+def use(target):
+    """Sends ferry.map, ferry.submit and ferry.workers() to a Dask cluster:
+    target is a distributed.Client, or a scheduler address such as
+    "tcp://host:8786" (ferry then makes the Client, and closes it when you
+    switch away or the kernel stops); None goes back to the local pool.
+    Returns the previous target (None for the local pool).
+
+    An address that does not answer within ferry._dask.CONNECT_TIMEOUT
+    seconds raises ConnectionError, and a worker running another Python
+    version raises RuntimeError; either way the target stays as it was."""
+    global _cluster
+    if target is None:
+        previous, _cluster = _cluster, None
+        return previous.release() if previous is not None else None
+    from . import _dask
+    cluster = _dask.Cluster.connect(target)
+    previous, _cluster = _cluster, cluster
+    return previous.release() if previous is not None else None
 
 
 def map(fn, iterable, *, chunksize=None):
@@ -46,21 +78,18 @@ def map(fn, iterable, *, chunksize=None):
     with ferry.WorkerCrashed.  An interrupt cancels the queued tasks and
     interrupts the running ones.  A map running longer than about a second
     shows a progress display."""
-    from . import _pool
-    return _pool.shared().map(fn, iterable, chunksize=chunksize)
+    return _target().map(fn, iterable, chunksize=chunksize)
 
 
 def submit(fn, *args, **kwargs):
     """Runs fn(*args, **kwargs) in the shared pool; returns a
     concurrent.futures.Future (same checks and errors as map).  Interrupting
     the kernel while a cell waits on its result() interrupts the task too."""
-    from . import _pool
-    return _pool.shared().submit(fn, *args, **kwargs)
+    return _target().submit(fn, *args, **kwargs)
 
 
 def workers(n=None):
     """The shared pool's size (usable CPUs by default); with n, resizes it.
     The pool starts on first use; a resize of a running pool starts workers,
     or retires idle ones (busy ones finish their task first)."""
-    from . import _pool
-    return _pool.shared().size(n)
+    return _target().size(n)

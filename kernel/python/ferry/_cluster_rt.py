@@ -1,0 +1,202 @@
+# ---------------------------------------------------------------------------
+# ferry's runtime on Dask workers (ferry._cluster_rt)
+# ---------------------------------------------------------------------------
+#
+# Never imported on its own: ferry._dask appends this file to the sources of
+# ferry/_rx_rt.py and ferry/_traceback.py and installs the result on every
+# Dask worker, and in the kernel, as one module named `_ferry_rt_<digest of
+# the sources>`.  So a worker needs no ferry installed, two kernels running
+# the same ferry share the module, and two different ferrys never collide.
+# Names used below without an import (load's callers lookup and
+# make_function, format_exception, _describe) come from those two files.
+#
+# Cell definitions reach the worker as module `ferry_<kernel id>_<version>`
+# (the kernel's re-export version, uploaded by a worker plugin); a task's
+# pickle names its cell functions and classes as
+# lookup(<that module name>, qualname).  run_task runs one task, with what
+# it prints captured and sent back with the result.
+
+import importlib
+import io
+import pickle
+import re
+import threading
+
+
+def load(name):
+    """The re-export module `name` on this worker (overrides the file-path
+    load of ferry/_rx_rt.py above, which lookup and make_function call).
+    Never raises: a module that cannot be imported leaves the reason in
+    `_ferry_load_error`, for the stand-in that lookup returns."""
+    mod = sys.modules.get(name)
+    if mod is not None:
+        return mod
+    try:
+        importlib.invalidate_caches()
+        return importlib.import_module(name)
+    except BaseException as exc:  # noqa: B036 - must never raise here
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        mod = types.ModuleType(name)
+        mod._ferry_load_error = (
+            "ferry could not load the notebook's definitions (module %s) on this "
+            "Dask worker: %s" % (name, _describe(exc)))
+        return mod
+
+
+_VERSION_NAME = re.compile(r"^(ferry_[0-9a-f]+_)v(\d+)$")
+
+
+def installed(name, keep):
+    """Called by a re-export module once it ran on this worker: forgets the
+    versions of the same kernel older than the last `keep`, so a long
+    session does not pile up modules (their files go too)."""
+    m = _VERSION_NAME.match(name)
+    if m is None:
+        return
+    prefix, current = m.group(1), int(m.group(2))
+    here = os.path.dirname(os.path.abspath(sys.modules[name].__file__))
+    for other in [n for n in sys.modules if n.startswith(prefix)]:
+        o = _VERSION_NAME.match(other)
+        if o is not None and int(o.group(2)) <= current - keep:
+            sys.modules.pop(other, None)
+    try:
+        for filename in os.listdir(here):
+            o = _VERSION_NAME.match(filename[:-3]) if filename.endswith(".py") else None
+            if o is not None and o.group(1) == prefix and int(o.group(2)) <= current - keep:
+                os.unlink(os.path.join(here, filename))
+    except OSError:
+        pass
+
+
+# -------------------------------------------------------------- output
+
+class _TaskStream:
+    """sys.stdout or sys.stderr of a Dask worker once it ran a ferry task.
+    Dask runs tasks in threads of one process, so what a thread writes while
+    it runs a ferry task goes to that task's record; any other write goes
+    where it went before."""
+
+    _ferry_task_stream = True
+
+    def __init__(self, which, original, local):
+        self._which = which
+        self._original = original
+        self._ferry_local = local  # shared by stdout and stderr
+
+    def write(self, text):
+        record = getattr(self._ferry_local, "record", None)
+        if record is None:
+            return self._original.write(text)
+        if not isinstance(text, str):
+            raise TypeError("write() argument must be str, not %s" % type(text).__name__)
+        record.append((self._which, text))
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        if getattr(self._ferry_local, "record", None) is None:
+            self._original.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._original, name)
+
+
+def _output_local():
+    """The thread-local task record, installing the streams once per process
+    (whichever ferry runtime module installed them)."""
+    out = sys.stdout
+    if not getattr(out, "_ferry_task_stream", False):
+        local = threading.local()
+        sys.stdout = _TaskStream("stdout", sys.stdout, local)
+        sys.stderr = _TaskStream("stderr", sys.stderr, local)
+        return local
+    if not getattr(sys.stderr, "_ferry_task_stream", False):
+        sys.stderr = _TaskStream("stderr", sys.stderr, out._ferry_local)
+    return out._ferry_local
+
+
+def _joined(record):
+    """[(stream, text)] with consecutive writes to one stream joined."""
+    out = []
+    for which, text in record:
+        if out and out[-1][0] == which:
+            out[-1] = (which, out[-1][1] + text)
+        else:
+            out.append((which, text))
+    return out
+
+
+# --------------------------------------------------------------- tasks
+
+class _Unpickler(pickle.Unpickler):
+    """Resolves the kernel's references to shared objects (large arrays it
+    scattered once) to the values Dask handed the task."""
+
+    def __init__(self, data, shared):
+        super().__init__(io.BytesIO(data))
+        self._shared = shared
+
+    def persistent_load(self, pid):
+        return self._shared[pid]
+
+
+def _loads(data, shared):
+    return _Unpickler(data, shared).load() if shared else pickle.loads(data)
+
+
+def _where():
+    """What the cell's traceback says about the process that ran the task."""
+    worker = None
+    try:
+        worker = sys.modules["distributed"].get_worker().address
+    except Exception:
+        pass
+    return "%d (Dask worker %s)" % (os.getpid(), worker) if worker else os.getpid()
+
+
+def _error(exc):
+    """(exception, traceback lines, where) pickled; the lines are formatted
+    as the kernel formats its own, pointing at the cell and line."""
+    try:
+        lines = format_exception(exc)
+    except Exception:
+        import traceback
+        lines = traceback.format_exception(exc)
+    exc.__traceback__ = None
+    where = _where()
+    try:
+        payload = pickle.dumps((exc, lines, where), 5)
+        pickle.loads(payload)  # the kernel must be able to read it
+        return payload
+    except Exception as err:
+        name = "%s.%s" % (type(exc).__module__, type(exc).__qualname__)
+        stand_in = RuntimeError("%s: %s (the original exception could not be sent "
+                                "back from the worker: %s)" % (name, exc, err))
+        return pickle.dumps((stand_in, lines, where), 5)
+
+
+def run_task(head, body, shared=()):
+    """One ferry task on a Dask worker: fn (head) applied to each item of a
+    map chunk, or called once (body).  Returns (ok, pickled result or error,
+    [(stream, text)] the task printed)."""
+    local = _output_local()
+    local.record = record = []
+    try:
+        try:
+            fn = _loads(head, shared)
+            kind, work = _loads(body, shared)
+            if kind == "map":
+                result = [fn(item) for item in work]
+            else:
+                args, kwargs = work
+                result = fn(*args, **kwargs)
+            answer = (True, pickle.dumps(result, 5))
+        except BaseException as exc:  # everything a task raises goes back to the cell
+            answer = (False, _error(exc))
+    finally:
+        local.record = None
+    return answer + (_joined(record),)

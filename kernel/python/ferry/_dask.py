@@ -1,0 +1,586 @@
+"""ferry on a Dask cluster: ferry.use(client), and map, submit and
+Executor(client=...) with the local pool's behaviour.
+
+Imported only once a cluster is used (ferry.use, Executor(client=...)),
+and `distributed` only from here: a kernel that never uses a cluster pays
+nothing for it.
+
+How a task travels.  ferry pickles each task itself, with the task
+pickler of the local pool (ferry._check.TaskPickler) whose lookups of cell
+functions and classes are re-pointed at module names a Dask worker can
+import: the re-export version N of this kernel is module
+`ferry_<kernel id>_vN` there.  Two worker plugins (Dask's UploadFile)
+carry the code: `ferry-runtime-<digest>`, the worker runtime (ferry's
+_rx_rt, _traceback and _cluster_rt sources as one module, so workers need
+no ferry), and `ferry-defs-<kernel id>`, the current version module.  The
+second is registered under one name per kernel, so each new version
+replaces the last in the scheduler, which replays only what it holds to a
+worker that joins later, before that worker takes a task.  The kernel
+aliases every such module name to its __main__, so instances of cell
+classes come back as the live classes.  The Dask task is the runtime's
+run_task(head, body, shared): head is fn, body a chunk of items or one
+call's arguments; what the task prints comes back with its result, and a
+task's exception comes back with its traceback formatted on the worker.
+
+Large arrays and bytes (SHARE_BYTES and more) in a task are scattered to
+the cluster once and referenced by every task that holds them (keyed by a
+digest of their contents, so an array changed in place is sent again).
+"""
+import atexit
+import concurrent.futures
+import hashlib
+import io
+import itertools
+import math
+import os
+import platform
+import queue
+import re
+import sys
+import threading
+import types
+import uuid
+
+from . import _check, _pool, _rx_rt
+
+CONNECT_TIMEOUT = 10.0  # seconds ferry.use waits for a scheduler address
+SHARE_BYTES = 64 * 1024  # an array or bytes this large is scattered once
+KEEP_SCATTERED = 32  # scattered values kept on the cluster for later tasks
+KEEP_VERSIONS = 8  # re-export versions a worker keeps loaded
+
+_KERNEL_ID = uuid.uuid4().hex[:12]  # module names unique per kernel
+_keys = itertools.count(1)
+_runtime = None  # (module name, file, module) of the worker runtime
+_runtime_lock = threading.Lock()
+_RUNTIME_PARTS = ("_rx_rt.py", "_traceback.py", "_cluster_rt.py")
+_owned = []  # the Clients ferry made: closed at kernel exit
+
+
+def _files_dir():
+    d = sys.modules["ferry"].runtime_dir
+    if d is None:  # outside a ferry kernel
+        import tempfile
+        d = sys.modules["ferry"].runtime_dir = tempfile.mkdtemp(prefix="ferry-")
+    return d
+
+
+def runtime():
+    """(name, path, module): the worker runtime, loaded in the kernel under
+    the name the workers know it by (so that task pickles name it)."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            here = os.path.dirname(os.path.abspath(__file__))
+            parts = []
+            for part in _RUNTIME_PARTS:
+                with open(os.path.join(here, part), encoding="utf-8") as f:
+                    parts.append(f.read())
+            source = "\n".join(parts)
+            name = "_ferry_rt_" + hashlib.sha1(source.encode()).hexdigest()[:12]
+            path = os.path.join(_files_dir(), name + ".py")
+            _write(path, source)
+            mod = types.ModuleType(name)
+            mod.__file__ = path
+            sys.modules[name] = mod
+            exec(compile(source, path, "exec", dont_inherit=True), mod.__dict__)
+            _runtime = (name, path, mod)
+        return _runtime
+
+
+def _write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _version_module(path):
+    """The module name a Dask worker knows the re-export version at path by."""
+    m = re.search(r"(\d+)\.py$", path)
+    tag = m.group(1) if m else hashlib.sha1(path.encode()).hexdigest()[:8]
+    return "ferry_%s_v%s" % (_KERNEL_ID, tag)
+
+
+# ------------------------------------------------------------- pickling
+
+class _Shared:
+    """The large objects of one dispatch, each pickled as a reference."""
+
+    def __init__(self):
+        self.objects = []
+        self._index = {}  # id -> position
+
+    def add(self, obj):
+        i = self._index.get(id(obj))
+        if i is None:
+            i = self._index[id(obj)] = len(self.objects)
+            self.objects.append(obj)
+        return i
+
+
+def _large(obj):
+    """True for a value worth sending once: bytes, or a numpy array of plain
+    numbers, of SHARE_BYTES or more."""
+    t = type(obj)
+    if t is bytes:
+        return len(obj) >= SHARE_BYTES
+    np = sys.modules.get("numpy")
+    return (np is not None and t is np.ndarray and obj.nbytes >= SHARE_BYTES
+            and not obj.dtype.hasobject)
+
+
+class _ClusterPickler(_check.TaskPickler):
+    """The local pool's task pickler, with cell definitions looked up in
+    the worker's module for their version, and large values by reference."""
+
+    def __init__(self, file, rt, shared):
+        super().__init__(file, 5)
+        self._rt = rt
+        self._shared = shared
+        self.versions = set()  # re-export files the pickle refers to
+
+    def reducer_override(self, obj):
+        try:
+            reduce = super().reducer_override(obj)
+        except AttributeError:  # the re-export hook is not installed
+            return NotImplemented
+        if isinstance(reduce, tuple) and reduce[0] in (_rx_rt.lookup, _rx_rt.make_function):
+            path, rest = reduce[1][0], reduce[1][1:]
+            self.versions.add(path)
+            fn = self._rt.lookup if reduce[0] is _rx_rt.lookup else self._rt.make_function
+            return (fn, (_version_module(path),) + rest)
+        return reduce
+
+    def persistent_id(self, obj):
+        if _large(obj):
+            return self._shared.add(obj)
+        return None
+
+
+def _dumps(obj, rt, shared, versions):
+    buf = io.BytesIO()
+    pickler = _ClusterPickler(buf, rt, shared)
+    pickler.dump(obj)
+    versions.update(pickler.versions)
+    return buf.getvalue()
+
+
+def _digest(obj):
+    h = hashlib.blake2b(digest_size=16)
+    if type(obj) is bytes:
+        h.update(b"bytes")
+        h.update(obj)
+    else:
+        h.update(repr((obj.dtype.str, obj.shape)).encode())
+        h.update(obj.data if obj.flags.c_contiguous else obj.tobytes())
+    return h.digest()
+
+
+# --------------------------------------------------------------- errors
+
+def _remote_error(payload):
+    """The exception a task raised, with the worker's traceback for
+    ferry._traceback to show under the cell's frames."""
+    import pickle
+    try:
+        exc, lines, where = pickle.loads(payload)
+    except BaseException as err:
+        return RuntimeError(f"a task failed and its exception could not be read: {err}")
+    try:
+        exc._ferry_remote = (where, lines)
+    except Exception:
+        pass
+    return exc
+
+
+def _write_output(output):
+    for which, text in output:
+        stream = sys.stdout if which == "stdout" else sys.stderr
+        stream.write(text)
+
+
+# ---------------------------------------------------------------- target
+
+class Cluster:
+    """The shared pool's target after ferry.use(client or address): map,
+    submit and size on the cluster."""
+
+    def __init__(self, client, given, owned):
+        self.client = client
+        self.given = given  # what ferry.use was passed
+        self.owned = owned  # ferry made the Client: ferry closes it
+        self.address = client.scheduler.address
+        self._lock = threading.Lock()
+        self._runtime_registered = False
+        self._installed = None  # the re-export file the workers hold
+        self._checked = set()  # workers whose Python version was checked
+        self._scattered = {}  # digest -> Dask future, oldest first
+        self.check_python()
+
+    @classmethod
+    def connect(cls, target, timeout=CONNECT_TIMEOUT):
+        """A Cluster for a distributed.Client or a scheduler address."""
+        import distributed
+        if isinstance(target, distributed.Client):
+            if target.status not in ("running", "newly-created"):
+                raise RuntimeError(f"the Dask client is {target.status}, not running")
+            return cls(target, target, owned=False)
+        if not isinstance(target, str):
+            raise TypeError("ferry.use takes a distributed.Client, a scheduler address "
+                            f"such as 'tcp://host:8786', or None; not {type(target).__name__}")
+        try:
+            client = distributed.Client(target, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(
+                f"no Dask scheduler answered at {target} within {timeout:g} s ({exc}); "
+                f"ferry stays on its previous target") from None
+        _owned.append(client)
+        try:
+            return cls(client, target, owned=True)
+        except BaseException:
+            close_client(client)
+            raise
+
+    def release(self):
+        """Stops using the cluster; returns what ferry.use was given."""
+        if self.owned:
+            close_client(self.client)
+        return self.given
+
+    # ------------------------------------------------------ checks
+
+    def _running(self):
+        if self.client.status != "running":
+            raise ConnectionError(
+                f"the Dask client lost its scheduler at {self.address} (client status: "
+                f"{self.client.status}); the tasks sent to it are lost")
+
+    def check_python(self):
+        """Raises, before any task is sent, if a worker runs another Python
+        (major.minor) than the kernel: pickles would not load there."""
+        workers = set(self.client.scheduler_info().get("workers", ()))
+        new = workers - self._checked
+        if not new:
+            return
+        versions = self.client.run(platform.python_version, workers=sorted(new))
+        mine = platform.python_version()
+        for address, version in sorted(versions.items()):
+            if version.split(".")[:2] != mine.split(".")[:2]:
+                raise RuntimeError(
+                    f"the Dask worker {address} runs Python {version}, this kernel runs "
+                    f"Python {mine}: ferry's tasks only load in the same Python version "
+                    f"(major.minor). Start the workers with Python "
+                    f"{'.'.join(mine.split('.')[:2])}.")
+        self._checked |= set(versions)
+
+    # ------------------------------------------------- installation
+
+    def _install(self, versions):
+        """Makes sure the workers hold the runtime and the newest re-export
+        version among `versions`."""
+        from distributed.diagnostics.plugin import UploadFile
+        name, path, _ = runtime()
+        with self._lock:
+            if not self._runtime_registered:
+                self.client.register_worker_plugin(UploadFile(path),
+                                                   name="ferry-runtime-" + name[10:])
+                self._runtime_registered = True
+            if not versions:
+                return
+            latest = max(versions, key=lambda p: (len(p), p))
+            if latest == self._installed:
+                return
+            module = _version_module(latest)
+            with open(latest, encoding="utf-8") as f:
+                text = f.read()
+            if "ferry._rx_rt" not in text:
+                raise RuntimeError(f"ferry cannot adapt the re-export file {latest} for "
+                                   f"Dask workers (no reference to ferry._rx_rt in it)")
+            # The module's last line registers it with the runtime; if the
+            # runtime is not there yet (a joining worker sets its plugins
+            # up concurrently) it fails, so the worker imports it afresh
+            # when a task first needs it.
+            text = (text.replace("ferry._rx_rt", name) +
+                    f"\n__import__({name!r}).installed(__name__, {KEEP_VERSIONS})\n")
+            file = os.path.join(_files_dir(), module + ".py")
+            _write(file, text)
+            sys.modules.setdefault(module, sys.modules["__main__"])
+            self.client.register_worker_plugin(UploadFile(file),
+                                               name="ferry-defs-" + _KERNEL_ID)
+            self._installed = latest
+
+    def _share(self, shared):
+        """Dask futures for the large objects of one dispatch, scattering
+        those the cluster does not hold yet."""
+        futures = []
+        for obj in shared.objects:
+            key = _digest(obj)
+            future = self._scattered.pop(key, None)
+            if future is None or future.status != "finished":
+                future = self.client.scatter(obj, hash=False)
+            self._scattered[key] = future  # now the newest
+            futures.append(future)
+        while len(self._scattered) > KEEP_SCATTERED:
+            self._scattered.pop(next(iter(self._scattered)))
+        return futures
+
+    def _prepare(self, fn, calls, where):
+        """(head, bodies, shared futures): fn and each call's work pickled,
+        checked, and what they need installed.  Nothing reaches the
+        scheduler before all of it pickled."""
+        _pool._preflight(fn, diagnose=False)
+        rt = runtime()[2]
+        shared, versions = _Shared(), set()
+        try:
+            head = _dumps(fn, rt, shared, versions)
+        except Exception as exc:
+            _pool._explain(exc, [(fn, "fn")])
+        bodies = []
+        for work in calls:
+            try:
+                bodies.append(_dumps(work, rt, shared, versions))
+            except Exception as exc:
+                _pool._explain(exc, where(work))
+        self._running()
+        self.check_python()
+        self._install(versions)
+        return head, bodies, self._share(shared)
+
+    def _keys(self, n):
+        first = next(_keys)
+        for _ in range(n - 1):
+            next(_keys)
+        return [f"ferry-{_KERNEL_ID}-{first + i}" for i in range(n)]
+
+    # ---------------------------------------------------------- api
+
+    def size(self, n=None):
+        """Threads of the cluster's workers (ferry.workers())."""
+        if n is not None:
+            cluster = getattr(self.client, "cluster", None)
+            if cluster is None or not hasattr(cluster, "scale"):
+                raise ValueError("ferry.workers(n) cannot resize a Dask cluster that this "
+                                 "client did not start: add or stop dask-worker processes")
+            cluster.scale(int(n))
+            self.client.wait_for_workers(int(n), timeout=60)
+        info = self.client.scheduler_info().get("workers", {})
+        return sum(w.get("nthreads", 1) for w in info.values())
+
+    def submit(self, fn, *args, **kwargs):
+        def where(work):
+            args, kwargs = work[1]
+            return ([(a, f"args[{i}]") for i, a in enumerate(args)] +
+                    [(v, f"kwargs[{k!r}]") for k, v in kwargs.items()])
+        head, (body,), shared = self._prepare(fn, [("call", (args, kwargs))], where)
+        future = ClusterFuture()
+        future.set_running_or_notify_cancel()
+        dask_future = self.client.submit(runtime()[2].run_task, head, body, shared=shared,
+                                         key=self._keys(1)[0], pure=False)
+        future._dask = dask_future
+        dask_future.add_done_callback(lambda d: self._settle(future, d))
+        return future
+
+    def _settle(self, future, dask_future):
+        """Dask's callback thread: ends future with what the task did."""
+        try:
+            how, value = self._outcome(dask_future, write=True)
+        except BaseException as exc:
+            how, value = "exception", exc
+        _pool._settle(future, how, value)
+
+    def _outcome(self, dask_future, write, answer=None):
+        """("result" | "exception" | "cancel", value) of a finished task;
+        its output written to the cell's streams when write."""
+        import pickle
+        status = dask_future.status
+        if status == "finished":
+            ok, payload, output = answer if answer is not None else dask_future.result()
+            if write:
+                _write_output(output)
+            if ok:
+                return "result", pickle.loads(payload)
+            return "exception", _remote_error(payload)
+        if status == "error":
+            return "exception", _dask_error(dask_future.exception())
+        if self.client.status != "running":
+            return "exception", ConnectionError(
+                f"the Dask client lost its scheduler at {self.address} (client status: "
+                f"{self.client.status}); the task is lost")
+        return "cancel", None
+
+    def map(self, fn, iterable, *, chunksize=None):
+        items = list(iterable)
+        if chunksize is None:
+            chunksize = max(1, math.ceil(len(items) / (4 * max(1, self.size()))))
+        elif int(chunksize) < 1:
+            raise ValueError("chunksize must be at least 1")
+        chunksize = int(chunksize)
+        if not items:
+            _pool._preflight(fn, diagnose=False)
+            return []
+        starts = range(0, len(items), chunksize)
+        calls = [("map", items[i:i + chunksize]) for i in starts]
+        first = {id(call): i for call, i in zip(calls, starts)}
+
+        def where(work):
+            return [(item, f"iterable[{first[id(work)] + j}]")
+                    for j, item in enumerate(work[1])]
+        head, bodies, shared = self._prepare(fn, calls, where)
+        run_task = runtime()[2].run_task
+        futures = self.client.map(run_task, [head] * len(bodies), bodies,
+                                  shared=shared, key=self._keys(len(bodies)), pure=False)
+        try:
+            return self._gather(futures, [len(c[1]) for c in calls])
+        except BaseException:
+            _cancel(self.client, futures)
+            raise
+
+    def _gather(self, futures, sizes):
+        """The results of one map in order; output written as chunks end;
+        the first failure raised.  Waits in short steps, so an interrupt
+        lands at once."""
+        done = queue.SimpleQueue()
+        for i, f in enumerate(futures):
+            f.add_done_callback(lambda _, i=i: done.put(i))
+        values = [None] * len(futures)
+        left, items = len(futures), 0
+        progress = _pool._Progress(sum(sizes))
+        while left:
+            try:
+                batch = [done.get(timeout=_pool._Progress.TICK)]
+            except queue.Empty:
+                self._running()
+                progress.update(items)
+                continue
+            while True:
+                try:
+                    batch.append(done.get_nowait())
+                except queue.Empty:
+                    break
+            batch.sort()
+            finished = [i for i in batch if futures[i].status == "finished"]
+            answers = dict(zip(finished, self.client.gather([futures[i] for i in finished])))
+            for i in batch:
+                how, value = self._outcome(futures[i], True, answers.get(i))
+                if how == "exception":
+                    raise value.with_traceback(None)
+                if how == "cancel":
+                    raise concurrent.futures.CancelledError(
+                        "a task of this map was cancelled on the Dask cluster")
+                values[i] = value
+                items += sizes[i]
+            left -= len(batch)
+            progress.update(items)
+        progress.done()
+        return [x for chunk in values for x in chunk]
+
+
+def _dask_error(exc):
+    """What a Dask-level failure (not the task's own exception) means here."""
+    from distributed.scheduler import KilledWorker
+    if isinstance(exc, KilledWorker):
+        return _pool.WorkerCrashed(
+            f"Dask gave up on the task after the workers running it died ({exc}); "
+            f"Dask reruns a task whose worker dies up to its allowed-failures "
+            f"setting, so a task may have run more than once")
+    return exc
+
+
+def _cancel(client, futures):
+    """Cancels Dask futures without waiting for the scheduler's answer (a
+    cell that was interrupted must not wait on a scheduler that is gone)."""
+    if client.status != "running":
+        return
+    threading.Thread(target=_cancel_now, args=(client, futures), daemon=True,
+                     name="ferry-dask-cancel").start()
+
+
+def _cancel_now(client, futures):
+    try:
+        client.cancel(futures)
+    except Exception:
+        pass
+
+
+class ClusterFuture(concurrent.futures.Future):
+    """A Future of a task on the cluster; an interrupted wait on it cancels
+    the task if it has not started."""
+
+    _dask = None
+
+    def _interrupted(self):
+        if self._dask is not None:
+            _cancel(self._dask.client, [self._dask])
+
+    def result(self, timeout=None):
+        try:
+            return super().result(timeout)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
+
+    def exception(self, timeout=None):
+        try:
+            return super().exception(timeout)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
+
+    def cancel(self):
+        if self._dask is not None and not self.done():
+            _cancel(self._dask.client, [self._dask])
+        return super().cancel()
+
+
+class ClusterExecutor(concurrent.futures.Executor):
+    """ferry.Executor(client=...): a concurrent.futures.Executor whose tasks
+    run on a Dask cluster, as ferry.map and submit do after ferry.use."""
+
+    def __init__(self, client):
+        self._cluster = Cluster.connect(client)
+        self._shutdown = False
+        self._futures = []
+
+    @property
+    def client(self):
+        return self._cluster.client
+
+    def submit(self, fn, /, *args, **kwargs):
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        future = self._cluster.submit(fn, *args, **kwargs)
+        self._futures = [f for f in self._futures if not f.done()] + [future]
+        return future
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1):
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if len(iterables) == 1 and timeout is None:
+            return iter(self._cluster.map(fn, iterables[0], chunksize=chunksize))
+        return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self._shutdown = True
+        if cancel_futures:
+            for f in self._futures:
+                f.cancel()
+        if wait:
+            concurrent.futures.wait(self._futures)
+        self._cluster.release()
+
+
+def close_client(client):
+    try:
+        client.close(timeout=5)
+    except Exception:
+        pass
+    if client in _owned:
+        _owned.remove(client)
+
+
+@atexit.register
+def _close_owned():
+    # At kernel shutdown and restart: the Clients ferry made go (never the
+    # user's own, which the user's code owns).
+    for client in list(_owned):
+        close_client(client)
