@@ -43,22 +43,22 @@ def _target():
     return _pool.shared()
 
 
-def use(target):
+def use(target, *, timeout=None):
     """Sends ferry.map, ferry.submit and ferry.workers() to a Dask cluster:
     target is a distributed.Client, or a scheduler address such as
     "tcp://host:8786" (ferry then makes the Client, and closes it when you
     switch away or the kernel stops); None goes back to the local pool.
     Returns the previous target (None for the local pool).
 
-    An address that does not answer within ferry._dask.CONNECT_TIMEOUT
-    seconds raises ConnectionError, and a worker running another Python
+    An address that does not answer within timeout seconds (default
+    ferry._dask.CONNECT_TIMEOUT, 10) raises ConnectionError, and a worker running another Python
     version raises RuntimeError; either way the target stays as it was."""
     global _cluster
     if target is None:
         previous, _cluster = _cluster, None
         return previous.release() if previous is not None else None
     from . import _dask
-    cluster = _dask.Cluster.connect(target)
+    cluster = _dask.Cluster.connect(target, timeout or _dask.CONNECT_TIMEOUT)
     previous, _cluster = _cluster, cluster
     return previous.release() if previous is not None else None
 

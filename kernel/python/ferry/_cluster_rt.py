@@ -44,6 +44,32 @@ def load(name):
         return mod
 
 
+def _stand_in_for_ferry():
+    """Notebooks say `import ferry`, and the re-export replays it on the
+    worker: where ferry is not installed, a stand-in module lets the import
+    succeed (and the other names of the statement bind), and says why when
+    a task uses it."""
+    try:
+        importlib.import_module("ferry")
+        return
+    except ImportError:
+        pass
+    mod = types.ModuleType("ferry", "ferry is not installed on this Dask worker")
+
+    def __getattr__(name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise ReexportError(
+            "ferry.%s is not available in a task on a Dask worker: ferry is not "
+            "installed there, and ferry's pool runs in the kernel only" % name)
+
+    mod.__getattr__ = __getattr__
+    mod.runtime_dir = None
+    sys.modules["ferry"] = mod
+
+
+_stand_in_for_ferry()
+
 _VERSION_NAME = re.compile(r"^(ferry_[0-9a-f]+_)v(\d+)$")
 
 

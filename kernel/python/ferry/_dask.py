@@ -258,7 +258,7 @@ class Cluster:
     def check_python(self):
         """Raises, before any task is sent, if a worker runs another Python
         (major.minor) than the kernel: pickles would not load there."""
-        workers = set(self.client.scheduler_info().get("workers", ()))
+        workers = set(self.client.ncores())  # asked, not cached: a worker may just have joined
         new = workers - self._checked
         if not new:
             return
@@ -386,6 +386,10 @@ class Cluster:
             how, value = self._outcome(dask_future, write=True)
         except BaseException as exc:
             how, value = "exception", exc
+            try:
+                self._running()
+            except ConnectionError as lost:
+                value = lost
         _pool._settle(future, how, value)
 
     def _outcome(self, dask_future, write, answer=None):
@@ -459,7 +463,12 @@ class Cluster:
                     break
             batch.sort()
             finished = [i for i in batch if futures[i].status == "finished"]
-            answers = dict(zip(finished, self.client.gather([futures[i] for i in finished])))
+            try:
+                answers = dict(zip(finished,
+                                   self.client.gather([futures[i] for i in finished])))
+            except Exception:
+                self._running()  # a scheduler that went away says so
+                raise
             for i in batch:
                 how, value = self._outcome(futures[i], True, answers.get(i))
                 if how == "exception":
@@ -480,7 +489,8 @@ def _dask_error(exc):
     from distributed.scheduler import KilledWorker
     if isinstance(exc, KilledWorker):
         return _pool.WorkerCrashed(
-            f"Dask gave up on the task after the workers running it died ({exc}); "
+            f"Dask gave up on the task after the workers running it died "
+            f"(KilledWorker: {exc}); "
             f"Dask reruns a task whose worker dies up to its allowed-failures "
             f"setting, so a task may have run more than once")
     return exc
