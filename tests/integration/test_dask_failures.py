@@ -120,10 +120,12 @@ def test_worker_on_another_python_is_refused_before_any_task(deploy, kernel, tmp
     run(kernel, f"import ferry\nferry.use({cluster.address!r})\n"
                 "def task(x):\n    return x")
     cluster.add_worker(nworkers=1, extra=("--preload", str(preload)))
+    run(kernel, "ferry._cluster.client.wait_for_workers(2, timeout=30)")
     x = run(kernel, "ferry.map(task, range(4))")
     assert x.status == "error" and x.content["ename"] == "RuntimeError"
     mine = f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert "3.99.1" in x.content["evalue"] and f"Python {mine}" in x.content["evalue"]
+    assert "the Dask worker tcp://127.0.0.1:" in x.content["evalue"]  # said before dispatch
     run(kernel, "ferry.use(None)")
     # Choosing that cluster is refused too, and ferry stays local.
     x = run(kernel, f"ferry.use({cluster.address!r})")

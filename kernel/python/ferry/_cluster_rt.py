@@ -205,14 +205,25 @@ def _error(exc):
         return pickle.dumps((stand_in, lines, where), 5)
 
 
-def run_task(head, body, shared=()):
+def _same_python(kernel):
+    import platform
+    mine = platform.python_version()
+    if kernel is not None and kernel.split(".")[:2] != mine.split(".")[:2]:
+        raise RuntimeError(
+            "this Dask worker runs Python %s, the kernel runs Python %s: ferry's "
+            "tasks only load in the same Python version (major.minor)" % (mine, kernel))
+
+
+def run_task(head, body, shared=(), python=None):
     """One ferry task on a Dask worker: fn (head) applied to each item of a
-    map chunk, or called once (body).  Returns (ok, pickled result or error,
-    [(stream, text)] the task printed)."""
+    map chunk, or called once (body); python is the kernel's version.
+    Returns (ok, pickled result or error, [(stream, text)] the task
+    printed)."""
     local = _output_local()
     local.record = record = []
     try:
         try:
+            _same_python(python)
             fn = _loads(head, shared)
             kind, work = _loads(body, shared)
             if kind == "map":

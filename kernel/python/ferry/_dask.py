@@ -45,10 +45,12 @@ from . import _check, _pool, _rx_rt
 
 CONNECT_TIMEOUT = 10.0  # seconds ferry.use waits for a scheduler address
 SHARE_BYTES = 64 * 1024  # an array or bytes this large is scattered once
-KEEP_SCATTERED = 32  # scattered values kept on the cluster for later tasks
+KEEP_SCATTERED = 16  # scattered values kept on the cluster for later tasks
+SNAPSHOT_BYTES = 8 * 2 ** 20  # arrays up to this size: a copy tells a change
 KEEP_VERSIONS = 8  # re-export versions a worker keeps loaded
 
 _KERNEL_ID = uuid.uuid4().hex[:12]  # module names unique per kernel
+_PYTHON = platform.python_version()  # tasks load only where major.minor is the same
 _keys = itertools.count(1)
 _runtime = None  # (module name, file, module) of the worker runtime
 _runtime_lock = threading.Lock()
@@ -166,7 +168,7 @@ def _dumps(obj, rt, shared, versions):
 
 
 def _digest(obj):
-    h = hashlib.blake2b(digest_size=16)
+    h = hashlib.sha256()  # hardware-assisted here: about 1.5 ms per MiB
     if type(obj) is bytes:
         h.update(b"bytes")
         h.update(obj)
@@ -174,6 +176,39 @@ def _digest(obj):
         h.update(repr((obj.dtype.str, obj.shape)).encode())
         h.update(obj.data if obj.flags.c_contiguous else obj.tobytes())
     return h.digest()
+
+
+def _raw(arr):
+    """The bytes of a C-contiguous array as a flat uint8 array (no copy)."""
+    return arr.reshape(-1).view("uint8")
+
+
+class _Sent:
+    """What the cluster holds of one large value the kernel sent: the Dask
+    future, and how to tell that the object is unchanged the next time it
+    is sent - itself for bytes (immutable), a copy of an array's bytes (ten
+    times faster to compare than to hash again), or nothing (hash again)."""
+
+    __slots__ = ("digest", "future", "obj", "ref", "copy")
+
+    def __init__(self, obj, digest, future):
+        import weakref
+        self.digest, self.future = digest, future
+        self.obj = self.ref = self.copy = None
+        if type(obj) is bytes:
+            self.obj = obj
+        elif obj.flags.c_contiguous and obj.nbytes <= SNAPSHOT_BYTES:
+            self.ref = weakref.ref(obj)
+            self.copy = _raw(obj).copy()
+
+    def same(self, obj):
+        """True if obj is the object sent, unchanged since."""
+        if self.obj is not None:
+            return self.obj is obj
+        if self.ref is None or self.ref() is not obj or not obj.flags.c_contiguous:
+            return False
+        np = sys.modules["numpy"]
+        return np.array_equal(self.copy, _raw(obj))
 
 
 # --------------------------------------------------------------- errors
@@ -214,7 +249,8 @@ class Cluster:
         self._runtime_registered = False
         self._installed = None  # the re-export file the workers hold
         self._checked = set()  # workers whose Python version was checked
-        self._scattered = {}  # digest -> Dask future, oldest first
+        self._scattered = {}  # digest -> _Sent, oldest first
+        self._by_id = {}  # id(object) -> _Sent, for the objects sent lately
         self.check_python()
 
     @classmethod
@@ -258,12 +294,16 @@ class Cluster:
     def check_python(self):
         """Raises, before any task is sent, if a worker runs another Python
         (major.minor) than the kernel: pickles would not load there."""
-        workers = set(self.client.ncores())  # asked, not cached: a worker may just have joined
+        # The client's view of the workers, refreshed every 2 s: cheap enough
+        # for every dispatch.  A worker of another Python that gets a task in
+        # the moments before the next refresh fails it with the same message
+        # (run_task checks too).
+        workers = set(self.client.scheduler_info().get("workers", ()))
         new = workers - self._checked
         if not new:
             return
         versions = self.client.run(platform.python_version, workers=sorted(new))
-        mine = platform.python_version()
+        mine = _PYTHON
         for address, version in sorted(versions.items()):
             if version.split(".")[:2] != mine.split(".")[:2]:
                 raise RuntimeError(
@@ -314,14 +354,22 @@ class Cluster:
         those the cluster does not hold yet."""
         futures = []
         for obj in shared.objects:
-            key = _digest(obj)
-            future = self._scattered.pop(key, None)
-            if future is None or future.status != "finished":
-                future = self.client.scatter(obj, hash=False)
-            self._scattered[key] = future  # now the newest
-            futures.append(future)
+            sent = self._by_id.get(id(obj))
+            if sent is None or not sent.same(obj) or sent.future.status != "finished":
+                digest = _digest(obj)
+                sent = self._scattered.get(digest)
+                if sent is None or sent.future.status != "finished":
+                    sent = _Sent(obj, digest, self.client.scatter(obj, hash=False))
+                elif not sent.same(obj):
+                    sent = _Sent(obj, digest, sent.future)  # same value, other object
+                self._by_id[id(obj)] = sent
+            self._scattered.pop(sent.digest, None)
+            self._scattered[sent.digest] = sent  # now the newest
+            futures.append(sent.future)
         while len(self._scattered) > KEEP_SCATTERED:
             self._scattered.pop(next(iter(self._scattered)))
+        live = {id(s) for s in self._scattered.values()}
+        self._by_id = {k: v for k, v in self._by_id.items() if id(v) in live}
         return futures
 
     def _prepare(self, fn, calls, where):
@@ -375,7 +423,7 @@ class Cluster:
         future = ClusterFuture()
         future.set_running_or_notify_cancel()
         dask_future = self.client.submit(runtime()[2].run_task, head, body, shared=shared,
-                                         key=self._keys(1)[0], pure=False)
+                                         python=_PYTHON, key=self._keys(1)[0], pure=False)
         future._dask = dask_future
         dask_future.add_done_callback(lambda d: self._settle(future, d))
         return future
@@ -431,8 +479,8 @@ class Cluster:
                     for j, item in enumerate(work[1])]
         head, bodies, shared = self._prepare(fn, calls, where)
         run_task = runtime()[2].run_task
-        futures = self.client.map(run_task, [head] * len(bodies), bodies,
-                                  shared=shared, key=self._keys(len(bodies)), pure=False)
+        futures = self.client.map(run_task, [head] * len(bodies), bodies, shared=shared,
+                                  python=_PYTHON, key=self._keys(len(bodies)), pure=False)
         try:
             return self._gather(futures, [len(c[1]) for c in calls])
         except BaseException:
