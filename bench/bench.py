@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """make bench: ferry against ipykernel, the standard pools and jupyter console.
 
-    /usr/bin/python3 bench/bench.py [--quick] [--only kernel,pool,repl]
+    /usr/bin/python3 bench/bench.py [--quick] [--only kernel,pool,dask,repl]
                                     [--rounds N] [--out bench/results]
 
 Prints one table of ratios measured in this run, on this machine, the two
@@ -93,7 +93,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="every row, smaller counts (< 1 min)")
-    ap.add_argument("--only", default="kernel,pool,repl", help="groups to run")
+    ap.add_argument("--only", default="kernel,pool,dask,repl", help="groups to run")
     ap.add_argument("--rounds", type=int, help="override the number of rounds")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--tag", help="appended to the result file names (MODE-TAG.json)")
@@ -110,7 +110,7 @@ def main():
     mode = "quick" if args.quick else "full"
     groups = [g.strip() for g in args.only.split(",") if g.strip()]
     m = report.meta(mode)
-    if groups != ["kernel", "pool", "repl"]:
+    if groups != ["kernel", "pool", "dask", "repl"]:
         m["mode"] = mode = mode + "-" + "-".join(groups)
     if args.tag:
         m["mode"] = mode = mode + "-" + args.tag
@@ -132,6 +132,9 @@ def main():
             elif g == "pool":
                 import pool_rows
                 rows += pool_rows.run(cfg, ferry_argv, log)
+            elif g == "dask":
+                import dask_rows
+                rows += dask_rows.run(cfg, ferry_argv, log)
             elif g == "repl":
                 import repl_rows
                 rows += repl_rows.run(cfg, args.repl, log)

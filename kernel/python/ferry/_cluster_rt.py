@@ -19,6 +19,7 @@
 import importlib
 import io
 import pickle
+import platform as _platform
 import re
 import threading
 
@@ -205,9 +206,17 @@ def _error(exc):
         return pickle.dumps((stand_in, lines, where), 5)
 
 
+class TaskFailed(Exception):
+    """Raised by run_task for a task that raised, so that Dask reports the
+    failure at once, with the task's exception and traceback (pickled) and
+    its output as args.  Its str() is short: Dask truncates long ones."""
+
+    def __str__(self):
+        return "a ferry task raised an exception"
+
+
 def _same_python(kernel):
-    import platform
-    mine = platform.python_version()
+    mine = _platform.python_version()
     if kernel is not None and kernel.split(".")[:2] != mine.split(".")[:2]:
         raise RuntimeError(
             "this Dask worker runs Python %s, the kernel runs Python %s: ferry's "
@@ -217,8 +226,8 @@ def _same_python(kernel):
 def run_task(head, body, shared=(), python=None):
     """One ferry task on a Dask worker: fn (head) applied to each item of a
     map chunk, or called once (body); python is the kernel's version.
-    Returns (ok, pickled result or error, [(stream, text)] the task
-    printed)."""
+    Returns (pickled result, [(stream, text)] the task printed), or raises
+    TaskFailed."""
     local = _output_local()
     local.record = record = []
     try:
@@ -231,9 +240,12 @@ def run_task(head, body, shared=(), python=None):
             else:
                 args, kwargs = work
                 result = fn(*args, **kwargs)
-            answer = (True, pickle.dumps(result, 5))
+            payload = pickle.dumps(result, 5)
         except BaseException as exc:  # everything a task raises goes back to the cell
-            answer = (False, _error(exc))
+            payload = None
+            error = _error(exc)
     finally:
         local.record = None
-    return answer + (_joined(record),)
+    if payload is None:
+        raise TaskFailed(error, _joined(record))
+    return payload, _joined(record)

@@ -38,6 +38,7 @@ import queue
 import re
 import sys
 import threading
+import time
 import types
 import uuid
 
@@ -249,6 +250,10 @@ class Cluster:
         self._runtime_registered = False
         self._installed = None  # the re-export file the workers hold
         self._checked = set()  # workers whose Python version was checked
+        self._checked_at = None  # when the scheduler was last asked
+        self._workers = {}  # what it said: address -> worker info
+        self._inbox = queue.SimpleQueue()  # (future, Dask future) of ended submits
+        self._collector = None
         self._scattered = {}  # digest -> _Sent, oldest first
         self._by_id = {}  # id(object) -> _Sent, for the objects sent lately
         self.check_python()
@@ -279,6 +284,7 @@ class Cluster:
 
     def release(self):
         """Stops using the cluster; returns what ferry.use was given."""
+        self._inbox.put(None)  # ends the collector
         if self.owned:
             close_client(self.client)
         return self.given
@@ -291,15 +297,19 @@ class Cluster:
                 f"the Dask client lost its scheduler at {self.address} (client status: "
                 f"{self.client.status}); the tasks sent to it are lost")
 
-    def check_python(self):
+    def check_python(self, every=0.0):
         """Raises, before any task is sent, if a worker runs another Python
-        (major.minor) than the kernel: pickles would not load there."""
-        # The client's view of the workers, refreshed every 2 s: cheap enough
-        # for every dispatch.  A worker of another Python that gets a task in
-        # the moments before the next refresh fails it with the same message
-        # (run_task checks too).
-        workers = set(self.client.scheduler_info().get("workers", ()))
-        new = workers - self._checked
+        (major.minor) than the kernel: pickles would not load there.  Asks
+        the scheduler for its workers unless it did less than `every`
+        seconds ago (a submit does not pay a round trip each; a worker of
+        another Python that gets a task in between fails it with the same
+        message, as run_task checks too)."""
+        now = time.monotonic()
+        if self._checked_at is not None and now - self._checked_at < every:
+            return
+        self._workers = self.client.scheduler_info().get("workers", {})
+        self._checked_at = now
+        new = set(self._workers) - self._checked
         if not new:
             return
         versions = self.client.run(platform.python_version, workers=sorted(new))
@@ -372,7 +382,7 @@ class Cluster:
         self._by_id = {k: v for k, v in self._by_id.items() if id(v) in live}
         return futures
 
-    def _prepare(self, fn, calls, where):
+    def _prepare(self, fn, calls, where, every):
         """(head, bodies, shared futures): fn and each call's work pickled,
         checked, and what they need installed.  Nothing reaches the
         scheduler before all of it pickled."""
@@ -390,7 +400,7 @@ class Cluster:
             except Exception as exc:
                 _pool._explain(exc, where(work))
         self._running()
-        self.check_python()
+        self.check_python(every)
         self._install(versions)
         return head, bodies, self._share(shared)
 
@@ -419,41 +429,78 @@ class Cluster:
             args, kwargs = work[1]
             return ([(a, f"args[{i}]") for i, a in enumerate(args)] +
                     [(v, f"kwargs[{k!r}]") for k, v in kwargs.items()])
-        head, (body,), shared = self._prepare(fn, [("call", (args, kwargs))], where)
+        head, (body,), shared = self._prepare(fn, [("call", (args, kwargs))], where, 1.0)
         future = ClusterFuture()
         future.set_running_or_notify_cancel()
         dask_future = self.client.submit(runtime()[2].run_task, head, body, shared=shared,
                                          python=_PYTHON, key=self._keys(1)[0], pure=False)
         future._dask = dask_future
-        dask_future.add_done_callback(lambda d: self._settle(future, d))
+        self._start_collector()
+        dask_future.add_done_callback(lambda d: self._inbox.put((future, d)))
         return future
 
-    def _settle(self, future, dask_future):
-        """Dask's callback thread: ends future with what the task did."""
-        try:
-            how, value = self._outcome(dask_future, write=True)
-        except BaseException as exc:
-            how, value = "exception", exc
-            try:
-                self._running()
-            except ConnectionError as lost:
-                value = lost
-        _pool._settle(future, how, value)
+    def _start_collector(self):
+        with self._lock:
+            if self._collector is None:
+                self._collector = threading.Thread(target=self._collect, daemon=True,
+                                                   name="ferry-dask-collector")
+                self._collector.start()
 
-    def _outcome(self, dask_future, write, answer=None):
-        """("result" | "exception" | "cancel", value) of a finished task;
-        its output written to the cell's streams when write."""
+    def _collect(self):
+        """Ends the futures of submitted tasks as Dask reports them done,
+        fetching the results of those that finished together in one
+        request (a request per task would cost a round trip each)."""
+        while True:
+            batch = [self._inbox.get()]
+            while True:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            if None in batch:
+                return
+            try:
+                answers = self._fetch([d for _, d in batch])
+            except BaseException as exc:
+                for future, _ in batch:
+                    _pool._settle(future, "exception", exc)
+                continue
+            for future, dask_future in batch:
+                try:
+                    how, value = self._outcome(dask_future, answers.get(dask_future.key))
+                except BaseException as exc:
+                    how, value = "exception", exc
+                _pool._settle(future, how, value)
+
+    def _fetch(self, dask_futures):
+        """{key: (result payload, output)} of those of dask_futures that
+        finished, in one request to the cluster."""
+        finished = [d for d in dask_futures if d.status == "finished"]
+        if not finished:
+            return {}
+        try:
+            return dict(zip([d.key for d in finished], self.client.gather(finished)))
+        except Exception:
+            self._running()  # a scheduler that went away says so
+            raise
+
+    def _outcome(self, dask_future, answer):
+        """("result" | "exception" | "cancel", value) of a task that ended,
+        its output written to the cell's streams; answer is what _fetch got
+        for it."""
         import pickle
         status = dask_future.status
         if status == "finished":
-            ok, payload, output = answer if answer is not None else dask_future.result()
-            if write:
-                _write_output(output)
-            if ok:
-                return "result", pickle.loads(payload)
-            return "exception", _remote_error(payload)
+            payload, output = answer
+            _write_output(output)
+            return "result", pickle.loads(payload)
         if status == "error":
-            return "exception", _dask_error(dask_future.exception())
+            exc = dask_future.exception()
+            if isinstance(exc, runtime()[2].TaskFailed):
+                payload, output = exc.args
+                _write_output(output)
+                return "exception", _remote_error(payload)
+            return "exception", _dask_error(exc)
         if self.client.status != "running":
             return "exception", ConnectionError(
                 f"the Dask client lost its scheduler at {self.address} (client status: "
@@ -462,8 +509,10 @@ class Cluster:
 
     def map(self, fn, iterable, *, chunksize=None):
         items = list(iterable)
+        self.check_python()  # and learn the workers, for the chunk size
         if chunksize is None:
-            chunksize = max(1, math.ceil(len(items) / (4 * max(1, self.size()))))
+            threads = sum(w.get("nthreads", 1) for w in self._workers.values())
+            chunksize = max(1, math.ceil(len(items) / (4 * max(1, threads))))
         elif int(chunksize) < 1:
             raise ValueError("chunksize must be at least 1")
         chunksize = int(chunksize)
@@ -477,7 +526,7 @@ class Cluster:
         def where(work):
             return [(item, f"iterable[{first[id(work)] + j}]")
                     for j, item in enumerate(work[1])]
-        head, bodies, shared = self._prepare(fn, calls, where)
+        head, bodies, shared = self._prepare(fn, calls, where, 1.0)
         run_task = runtime()[2].run_task
         futures = self.client.map(run_task, [head] * len(bodies), bodies, shared=shared,
                                   python=_PYTHON, key=self._keys(len(bodies)), pure=False)
@@ -488,48 +537,54 @@ class Cluster:
             raise
 
     def _gather(self, futures, sizes):
-        """The results of one map in order; output written as chunks end;
-        the first failure raised.  Waits in short steps, so an interrupt
-        lands at once."""
+        """The results of one map in order, or its first failure.  Waits in
+        short steps, so an interrupt lands at once.  Dask tells which tasks
+        ended without a request; results are fetched once a tick (with the
+        output of those tasks, written to the cell) and at the end, not per
+        task.  A task that failed says so at once (its exception travels
+        with Dask's report)."""
         done = queue.SimpleQueue()
         for i, f in enumerate(futures):
             f.add_done_callback(lambda _, i=i: done.put(i))
         values = [None] * len(futures)
-        left, items = len(futures), 0
+        ended, unfetched, items = 0, [], 0
         progress = _pool._Progress(sum(sizes))
-        while left:
-            try:
-                batch = [done.get(timeout=_pool._Progress.TICK)]
-            except queue.Empty:
-                self._running()
-                progress.update(items)
-                continue
-            while True:
+        last_fetch = time.monotonic()
+        while ended < len(futures) or unfetched:
+            batch = []
+            if ended < len(futures):
                 try:
-                    batch.append(done.get_nowait())
+                    batch.append(done.get(timeout=_pool._Progress.TICK))
                 except queue.Empty:
-                    break
-            batch.sort()
-            finished = [i for i in batch if futures[i].status == "finished"]
-            try:
-                answers = dict(zip(finished,
-                                   self.client.gather([futures[i] for i in finished])))
-            except Exception:
-                self._running()  # a scheduler that went away says so
-                raise
-            for i in batch:
-                how, value = self._outcome(futures[i], True, answers.get(i))
+                    self._running()
+                while True:
+                    try:
+                        batch.append(done.get_nowait())
+                    except queue.Empty:
+                        break
+            ended += len(batch)
+            failed = [i for i in batch if futures[i].status != "finished"]
+            if failed:
+                self._fetch_into(futures, sorted(unfetched), values)  # their prints first
+                how, value = self._outcome(futures[min(failed)], None)
                 if how == "exception":
                     raise value.with_traceback(None)
-                if how == "cancel":
-                    raise concurrent.futures.CancelledError(
-                        "a task of this map was cancelled on the Dask cluster")
-                values[i] = value
-                items += sizes[i]
-            left -= len(batch)
+                raise concurrent.futures.CancelledError(
+                    "a task of this map was cancelled on the Dask cluster")
+            unfetched += batch
+            items += sum(sizes[i] for i in batch)
+            now = time.monotonic()
+            if unfetched and (ended == len(futures) or now - last_fetch >= _pool._Progress.TICK):
+                self._fetch_into(futures, sorted(unfetched), values)
+                unfetched, last_fetch = [], now
             progress.update(items)
         progress.done()
         return [x for chunk in values for x in chunk]
+
+    def _fetch_into(self, futures, indexes, values):
+        answers = self._fetch([futures[i] for i in indexes])
+        for i in indexes:
+            values[i] = self._outcome(futures[i], answers[futures[i].key])[1]
 
 
 def _dask_error(exc):
