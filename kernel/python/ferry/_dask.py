@@ -475,7 +475,9 @@ class Cluster:
     def _fetch(self, dask_futures):
         """{key: (result payload, output)} of those of dask_futures that
         finished, in one request to the cluster."""
-        finished = [d for d in dask_futures if d.status == "finished"]
+        # A result lost with its worker ("lost", then "pending") is being
+        # computed again: gather waits for it.
+        finished = [d for d in dask_futures if d.status in ("finished", "lost", "pending")]
         if not finished:
             return {}
         try:
@@ -490,7 +492,7 @@ class Cluster:
         for it."""
         import pickle
         status = dask_future.status
-        if status == "finished":
+        if answer is not None:  # fetched: it finished, whatever it says now
             payload, output = answer
             _write_output(output)
             return "result", pickle.loads(payload)
@@ -584,7 +586,13 @@ class Cluster:
     def _fetch_into(self, futures, indexes, values):
         answers = self._fetch([futures[i] for i in indexes])
         for i in indexes:
-            values[i] = self._outcome(futures[i], answers[futures[i].key])[1]
+            how, value = self._outcome(futures[i], answers.get(futures[i].key))
+            if how == "exception":
+                raise value.with_traceback(None)
+            if how == "cancel":
+                raise concurrent.futures.CancelledError(
+                    "a task of this map was cancelled on the Dask cluster")
+            values[i] = value
 
 
 def _dask_error(exc):
