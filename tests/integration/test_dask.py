@@ -84,6 +84,22 @@ def test_instances_of_a_cell_class_come_back_as_that_class(on_cluster):
                              "ferry.map(is_point, ps)") == [("Point", i) for i in range(6)]
 
 
+def test_workers_need_no_ferry(on_cluster):
+    # The cluster's workers cannot import ferry (dask_cluster.py keeps it off
+    # their path): the notebook's `import ferry` replays as a stand-in there,
+    # and the definitions still arrive.
+    got = value(on_cluster, "import ferry\ndef probe(x):\n"
+                            "    import importlib.machinery, sys\n"
+                            "    on_path = importlib.machinery.PathFinder.find_spec('ferry')\n"
+                            "    return on_path is None, sys.modules['ferry'].__doc__\n"
+                            "ferry.map(probe, range(4), chunksize=1)")
+    assert got == [(True, "ferry is not installed on this Dask worker")] * 4, got
+    x = run(on_cluster, "def uses_ferry(x):\n    return ferry.map(abs, [x])\n"
+                        "ferry.map(uses_ferry, [1])")
+    assert x.status == "error" and x.content["ename"] == "ReexportError"
+    assert "not installed there" in x.content["evalue"]
+
+
 def test_redefinition_is_used_by_the_next_map_on_every_worker(on_cluster):
     code = ("def version(x):\n    import time, distributed\n    time.sleep(0.05)\n"
             "    return distributed.get_worker().address, {v}\n"

@@ -50,6 +50,10 @@ def use(target, *, timeout=None):
     switch away or the kernel stops); None goes back to the local pool.
     Returns the previous target (None for the local pool).
 
+    Differences from the local pool: an interrupt cancels the queued tasks
+    but lets running ones finish; Dask reruns a task whose worker died (up
+    to its allowed-failures), so a task may run more than once.
+
     An address that does not answer within timeout seconds (default
     ferry._dask.CONNECT_TIMEOUT, 10) raises ConnectionError, and a worker running another Python
     version raises RuntimeError; either way the target stays as it was."""
@@ -77,7 +81,8 @@ def map(fn, iterable, *, chunksize=None):
     itself, with the worker's traceback; a worker that dies fails its task
     with ferry.WorkerCrashed.  An interrupt cancels the queued tasks and
     interrupts the running ones.  A map running longer than about a second
-    shows a progress display."""
+    shows a progress display.  After ferry.use(cluster) the tasks run on the
+    Dask cluster, with the same behaviour (see ferry.use for what differs)."""
     return _target().map(fn, iterable, chunksize=chunksize)
 
 
@@ -90,6 +95,7 @@ def submit(fn, *args, **kwargs):
 
 def workers(n=None):
     """The shared pool's size (usable CPUs by default); with n, resizes it.
+    On a Dask cluster (ferry.use): the worker threads it has.
     The pool starts on first use; a resize of a running pool starts workers,
     or retires idle ones (busy ones finish their task first)."""
     return _target().size(n)
