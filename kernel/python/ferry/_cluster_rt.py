@@ -223,6 +223,23 @@ def _same_python(kernel):
             "tasks only load in the same Python version (major.minor)" % (mine, kernel))
 
 
+# The last head and the function it unpickled to, when that is a plain
+# function (no closure, no state of its own): the next task of the same map
+# reuses it.  Anything else is unpickled afresh for each task, so state it
+# keeps does not leak from one task into the next.
+_head_cache = (None, None)
+
+
+def _load_head(head, shared):
+    global _head_cache
+    if not shared and _head_cache[0] == head:
+        return _head_cache[1]
+    fn = _loads(head, shared)
+    if not shared and isinstance(fn, types.FunctionType) and fn.__closure__ is None:
+        _head_cache = (head, fn)
+    return fn
+
+
 def run_task(head, body, shared=(), python=None):
     """One ferry task on a Dask worker: fn (head) applied to each item of a
     map chunk, or called once (body); python is the kernel's version.
@@ -233,7 +250,7 @@ def run_task(head, body, shared=(), python=None):
     try:
         try:
             _same_python(python)
-            fn = _loads(head, shared)
+            fn = _load_head(head, shared)
             kind, work = _loads(body, shared)
             if kind == "map":
                 result = [fn(item) for item in work]

@@ -33,6 +33,7 @@ import io
 import itertools
 import math
 import os
+import pickle
 import platform
 import queue
 import re
@@ -161,6 +162,16 @@ class _ClusterPickler(_check.TaskPickler):
 
 
 def _dumps(obj, rt, shared, versions):
+    # Most task bodies (numbers, strings, small arrays) need none of the
+    # cluster pickler's hooks: plain pickling is several times cheaper.
+    # Anything naming __main__, or large enough to hold a value worth
+    # sharing, or that fails, goes through the cluster pickler.
+    try:
+        payload = pickle.dumps(obj, 5)
+        if len(payload) < SHARE_BYTES and b"__main__" not in payload:
+            return payload
+    except Exception:
+        pass
     buf = io.BytesIO()
     pickler = _ClusterPickler(buf, rt, shared)
     pickler.dump(obj)
@@ -217,7 +228,6 @@ class _Sent:
 def _remote_error(payload):
     """The exception a task raised, with the worker's traceback for
     ferry._traceback to show under the cell's frames."""
-    import pickle
     try:
         exc, lines, where = pickle.loads(payload)
     except BaseException as err:
@@ -490,7 +500,6 @@ class Cluster:
         """("result" | "exception" | "cancel", value) of a task that ended,
         its output written to the cell's streams; answer is what _fetch got
         for it."""
-        import pickle
         status = dask_future.status
         if answer is not None:  # fetched: it finished, whatever it says now
             payload, output = answer
