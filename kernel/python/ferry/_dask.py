@@ -26,6 +26,7 @@ Large arrays and bytes (SHARE_BYTES and more) in a task are scattered to
 the cluster once and referenced by every task that holds them (keyed by a
 digest of their contents, so an array changed in place is sent again).
 """
+import asyncio
 import atexit
 import concurrent.futures
 import hashlib
@@ -161,22 +162,38 @@ class _ClusterPickler(_check.TaskPickler):
         return None
 
 
-def _dumps(obj, rt, shared, versions):
-    # Most task bodies (numbers, strings, small arrays) need none of the
-    # cluster pickler's hooks: plain pickling is several times cheaper.
-    # Anything naming __main__, or large enough to hold a value worth
-    # sharing, or that fails, goes through the cluster pickler.
-    try:
-        payload = pickle.dumps(obj, 5)
-        if len(payload) < SHARE_BYTES and b"__main__" not in payload:
-            return payload
-    except Exception:
-        pass
-    buf = io.BytesIO()
-    pickler = _ClusterPickler(buf, rt, shared)
-    pickler.dump(obj)
-    versions.update(pickler.versions)
-    return buf.getvalue()
+class _Dumper:
+    """Pickles the parts of one dispatch: one cluster pickler for all of
+    them (making one costs more than pickling a small task)."""
+
+    def __init__(self, rt, shared):
+        self._buf = io.BytesIO()
+        self._pickler = _ClusterPickler(self._buf, rt, shared)
+
+    @property
+    def versions(self):
+        return self._pickler.versions
+
+    def dumps(self, obj):
+        # Most task bodies (numbers, strings, small arrays) need none of the
+        # cluster pickler's hooks: plain pickling is several times cheaper.
+        # Anything naming __main__, or large enough to hold a value worth
+        # sharing, or that fails, goes through the cluster pickler.
+        # (Buffers out of band only to see them without copying them: a
+        # value that has one, an array, may be worth sharing.)
+        buffers = []
+        try:
+            payload = pickle.dumps(obj, 5, buffer_callback=buffers.append)
+            if not buffers and len(payload) < SHARE_BYTES and b"__main__" not in payload:
+                return payload
+        except Exception:
+            pass
+        del buffers
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._pickler.clear_memo()
+        self._pickler.dump(obj)
+        return self._buf.getvalue()
 
 
 def _digest(obj):
@@ -397,18 +414,19 @@ class Cluster:
         checked, and what they need installed.  Nothing reaches the
         scheduler before all of it pickled."""
         _pool._preflight(fn, diagnose=False)
-        rt = runtime()[2]
-        shared, versions = _Shared(), set()
+        shared = _Shared()
+        dumper = _Dumper(runtime()[2], shared)
         try:
-            head = _dumps(fn, rt, shared, versions)
+            head = dumper.dumps(fn)
         except Exception as exc:
             _pool._explain(exc, [(fn, "fn")])
         bodies = []
         for work in calls:
             try:
-                bodies.append(_dumps(work, rt, shared, versions))
+                bodies.append(dumper.dumps(work))
             except Exception as exc:
                 _pool._explain(exc, where(work))
+        versions = dumper.versions
         self._running()
         self.check_python(every)
         self._install(versions)
@@ -442,8 +460,8 @@ class Cluster:
         head, (body,), shared = self._prepare(fn, [("call", (args, kwargs))], where, 1.0)
         future = ClusterFuture()
         future.set_running_or_notify_cancel()
-        dask_future = self.client.submit(runtime()[2].run_task, head, body, shared=shared,
-                                         python=_PYTHON, key=self._keys(1)[0], pure=False)
+        dask_future = self.client.submit(runtime()[2].run_task, head, body, shared, _PYTHON,
+                                         key=self._keys(1)[0], pure=False)
         future._dask = dask_future
         self._start_collector()
         dask_future.add_done_callback(lambda d: self._inbox.put((future, d)))
@@ -539,8 +557,11 @@ class Cluster:
                     for j, item in enumerate(work[1])]
         head, bodies, shared = self._prepare(fn, calls, where, 1.0)
         run_task = runtime()[2].run_task
-        futures = self.client.map(run_task, [head] * len(bodies), bodies, shared=shared,
-                                  python=_PYTHON, key=self._keys(len(bodies)), pure=False)
+        # Positional arguments only: a task with keyword arguments costs Dask
+        # more to pack, send and unpack.
+        n = len(bodies)
+        futures = self.client.map(run_task, [head] * n, bodies, [shared] * n, [_PYTHON] * n,
+                                  key=self._keys(n), pure=False)
         try:
             return self._gather(futures, [len(c[1]) for c in calls])
         except BaseException:
@@ -555,8 +576,7 @@ class Cluster:
         task.  A task that failed says so at once (its exception travels
         with Dask's report)."""
         done = queue.SimpleQueue()
-        for i, f in enumerate(futures):
-            f.add_done_callback(lambda _, i=i: done.put(i))
+        self._watch(futures, done)
         values = [None] * len(futures)
         ended, unfetched, items = 0, [], 0
         progress = _pool._Progress(sum(sizes))
@@ -591,6 +611,23 @@ class Cluster:
             progress.update(items)
         progress.done()
         return [x for chunk in values for x in chunk]
+
+    def _watch(self, futures, done):
+        """Puts the index of each of futures in done once it ended: one
+        coroutine on the client's event loop for the whole map (a done
+        callback per future wakes that loop, and a thread, once each: the
+        largest cost of a small task, measured)."""
+        async def one(i, future):
+            try:
+                await future._state.wait()
+            finally:
+                done.put(i)
+
+        async def every():
+            await asyncio.gather(*(one(i, f) for i, f in enumerate(futures)),
+                                 return_exceptions=True)
+
+        self.client.loop.add_callback(every)
 
     def _fetch_into(self, futures, indexes, values):
         answers = self._fetch([futures[i] for i in indexes])
