@@ -464,7 +464,14 @@ class Cluster:
                                          key=self._keys(1)[0], pure=False)
         future._dask = dask_future
         self._start_collector()
-        dask_future.add_done_callback(lambda d: self._inbox.put((future, d)))
+
+        async def ended():  # on the client's loop: no thread woken per task
+            try:
+                await dask_future._state.wait()
+            finally:
+                self._inbox.put((future, dask_future))
+
+        self.client.loop.add_callback(ended)
         return future
 
     def _start_collector(self):
