@@ -28,6 +28,7 @@ digest of their contents, so an array changed in place is sent again).
 """
 import asyncio
 import atexit
+import collections
 import concurrent.futures
 import hashlib
 import io
@@ -577,30 +578,26 @@ class Cluster:
 
     def _gather(self, futures, sizes):
         """The results of one map in order, or its first failure.  Waits in
-        short steps, so an interrupt lands at once.  Dask tells which tasks
-        ended without a request; results are fetched once a tick (with the
-        output of those tasks, written to the cell) and at the end, not per
-        task.  A task that failed says so at once (its exception travels
-        with Dask's report)."""
-        done = queue.SimpleQueue()
-        self._watch(futures, done)
+        steps of a tick, so an interrupt lands at once; woken early only
+        when all tasks ended or one failed (waking the cell's thread per
+        task costs the event loop's thread the GIL each time).  Dask tells
+        which tasks ended without a request; results are fetched once a
+        tick (with the output of those tasks, written to the cell) and at
+        the end, not per task.  A task that failed says so at once (its
+        exception travels with Dask's report)."""
+        ended = _Ended(len(futures))
+        self._watch(futures, ended)
         values = [None] * len(futures)
-        ended, unfetched, items = 0, [], 0
+        seen, unfetched, items = 0, [], 0
         progress = _pool._Progress(sum(sizes))
         last_fetch = time.monotonic()
-        while ended < len(futures) or unfetched:
-            batch = []
-            if ended < len(futures):
-                try:
-                    batch.append(done.get(timeout=_pool._Progress.TICK))
-                except queue.Empty:
+        while seen < len(futures) or unfetched:
+            if seen < len(futures):
+                if not ended.event.wait(_pool._Progress.TICK):
                     self._running()
-                while True:
-                    try:
-                        batch.append(done.get_nowait())
-                    except queue.Empty:
-                        break
-            ended += len(batch)
+                ended.event.clear()
+            batch = ended.take()
+            seen += len(batch)
             failed = [i for i in batch if futures[i].status != "finished"]
             if failed:
                 self._fetch_into(futures, sorted(unfetched), values)  # their prints first
@@ -612,15 +609,15 @@ class Cluster:
             unfetched += batch
             items += sum(sizes[i] for i in batch)
             now = time.monotonic()
-            if unfetched and (ended == len(futures) or now - last_fetch >= _pool._Progress.TICK):
+            if unfetched and (seen == len(futures) or now - last_fetch >= _pool._Progress.TICK):
                 self._fetch_into(futures, sorted(unfetched), values)
                 unfetched, last_fetch = [], now
             progress.update(items)
         progress.done()
         return [x for chunk in values for x in chunk]
 
-    def _watch(self, futures, done):
-        """Puts the index of each of futures in done once it ended: one
+    def _watch(self, futures, ended):
+        """Files the index of each of futures in ended once it ended: one
         coroutine on the client's event loop for the whole map (a done
         callback per future wakes that loop, and a thread, once each: the
         largest cost of a small task, measured)."""
@@ -628,7 +625,7 @@ class Cluster:
             try:
                 await future._state.wait()
             finally:
-                done.put(i)
+                ended.add(i, future.status != "finished")
 
         async def every():
             await asyncio.gather(*(one(i, f) for i, f in enumerate(futures)),
@@ -646,6 +643,29 @@ class Cluster:
                 raise concurrent.futures.CancelledError(
                     "a task of this map was cancelled on the Dask cluster")
             values[i] = value
+
+
+class _Ended:
+    """The tasks of one map that ended, filed by the client's event loop
+    and taken by the cell's thread; the event is set when all ended or one
+    did not finish (failed, cancelled)."""
+
+    def __init__(self, n):
+        self.left = n
+        self.indexes = collections.deque()
+        self.event = threading.Event()
+
+    def add(self, index, failed):
+        self.indexes.append(index)
+        self.left -= 1
+        if failed or self.left == 0:
+            self.event.set()
+
+    def take(self):
+        out = []
+        while self.indexes:
+            out.append(self.indexes.popleft())
+        return out
 
 
 def _dask_error(exc):
