@@ -240,9 +240,10 @@ def _load_head(head, shared):
     return fn
 
 
-def run_task(head, body, shared=(), python=None):
+def run_task(head, body, python=None, shared=()):
     """One ferry task on a Dask worker: fn (head) applied to each item of a
-    map chunk, or called once (body); python is the kernel's version.
+    map chunk, or called once (body); python is the kernel's version;
+    shared, the large values the pickles refer to (Dask hands them over).
     Returns (pickled result, [(stream, text)] the task printed), or raises
     TaskFailed."""
     local = _output_local()

@@ -461,7 +461,8 @@ class Cluster:
         head, (body,), shared = self._prepare(fn, [("call", (args, kwargs))], where, 1.0)
         future = ClusterFuture()
         future.set_running_or_notify_cancel()
-        dask_future = self.client.submit(runtime()[2].run_task, head, body, shared, _PYTHON,
+        extra = (shared,) if shared else ()
+        dask_future = self.client.submit(runtime()[2].run_task, head, body, _PYTHON, *extra,
                                          key=self._keys(1)[0], pure=False)
         future._dask = dask_future
         self._start_collector()
@@ -565,10 +566,11 @@ class Cluster:
                     for j, item in enumerate(work[1])]
         head, bodies, shared = self._prepare(fn, calls, where, 1.0)
         run_task = runtime()[2].run_task
-        # Positional arguments only: a task with keyword arguments costs Dask
-        # more to pack, send and unpack.
+        # Positional arguments only, and no empty list of shared values: each
+        # costs Dask time per task to pack, send and unpack.
         n = len(bodies)
-        futures = self.client.map(run_task, [head] * n, bodies, [shared] * n, [_PYTHON] * n,
+        extra = ([shared] * n,) if shared else ()
+        futures = self.client.map(run_task, [head] * n, bodies, [_PYTHON] * n, *extra,
                                   key=self._keys(n), pure=False)
         try:
             return self._gather(futures, [len(c[1]) for c in calls])
