@@ -6,6 +6,8 @@
     ferry.workers()             # size of the shared pool; ferry.workers(n) resizes
     with ferry.Executor(4) as ex: ...   # a pool of its own
     ferry.check(obj)            # why obj cannot be sent, if it cannot
+    ferry.explain(obj)          # how pickle would send each part of obj
+    ferry.timeline()            # the last map: which worker ran what, when
     ferry.use(client)           # map, submit, workers on a Dask cluster
 
 `ferry.runtime_dir` names the kernel's private runtime directory (mode
@@ -23,12 +25,19 @@ def __getattr__(name):
     if name == "PicklingError":
         from . import _check
         return _check.PicklingError
+    if name == "explain":
+        from . import _explain
+        return _explain.explain
+    if name in ("timeline", "timelines"):
+        from . import _timeline
+        return getattr(_timeline, name)
     if name in ("Executor", "WorkerCrashed", "check"):
         from . import _pool
         return getattr(_pool, name)
     raise AttributeError(f"module 'ferry' has no attribute {name!r}")
 
-__all__ = ["map", "submit", "workers", "use", "Executor", "check", "PicklingError",
+__all__ = ["map", "submit", "workers", "use", "Executor", "check", "explain", "timeline",
+           "timelines", "PicklingError",
            "WorkerCrashed", "runtime_dir"]
 
 # The shared pool's target: None for the kernel's local pool, else the Dask
@@ -55,8 +64,9 @@ def use(target, *, timeout=None):
     to its allowed-failures), so a task may run more than once.
 
     An address that does not answer within timeout seconds (default
-    ferry._dask.CONNECT_TIMEOUT, 10) raises ConnectionError, and a worker running another Python
-    version raises RuntimeError; either way the target stays as it was."""
+    ferry._dask.CONNECT_TIMEOUT, 10) raises ConnectionError, and a worker
+    running another Python version raises RuntimeError; either way the
+    target stays as it was."""
     global _cluster
     if target is None:
         previous, _cluster = _cluster, None
