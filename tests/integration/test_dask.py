@@ -279,6 +279,16 @@ def test_users_client_is_not_closed_by_ferry(on_cluster, cluster):
     assert got == ([3], True, "running")
 
 
+def test_switching_away_never_leaves_a_submitted_future_waiting(on_cluster, cluster):
+    got = value(on_cluster, "import time\nf = ferry.submit(time.sleep, 3)\n"
+                            "prev = ferry.use(None)\n"
+                            "e = f.exception(timeout=60)\n"
+                            f"ferry.use({cluster.address!r})\n"
+                            "prev, type(e).__name__")
+    assert got[0] == cluster.address
+    assert got[1] in ("ConnectionError", "CancelledError"), got
+
+
 def test_local_map_does_not_import_distributed(kernel_factory):
     k = kernel_factory()
     assert value(k, "import ferry, sys\nferry.map(abs, [-1, -2])\n"

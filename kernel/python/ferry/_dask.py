@@ -311,8 +311,9 @@ class Cluster:
             raise
 
     def release(self):
-        """Stops using the cluster; returns what ferry.use was given."""
-        self._inbox.put(None)  # ends the collector
+        """Stops using the cluster; returns what ferry.use was given.  The
+        futures of submitted tasks still end: with their results on a
+        user's Client, with an error on the Client ferry made and closes."""
         if self.owned:
             close_client(self.client)
         return self.given
