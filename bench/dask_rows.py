@@ -144,6 +144,9 @@ class Cluster:
             except ProcessLookupError:
                 pass
         self.procs = []
+        if self.address is not None:
+            import shutil
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def run(cfg, ferry_argv, log):
