@@ -166,8 +166,10 @@ class _Unpickler(pickle.Unpickler):
     def __init__(self, data, shared):
         super().__init__(io.BytesIO(data))
         self._shared = shared
+        self.used_shared = False
 
     def persistent_load(self, pid):
+        self.used_shared = True
         return self._shared[pid]
 
 
@@ -232,10 +234,14 @@ _head_cache = (None, None)
 
 def _load_head(head, shared):
     global _head_cache
-    if not shared and _head_cache[0] == head:
+    if _head_cache[0] == head:
         return _head_cache[1]
-    fn = _loads(head, shared)
-    if not shared and isinstance(fn, types.FunctionType) and fn.__closure__ is None:
+    unpickler = _Unpickler(head, shared)
+    fn = unpickler.load()
+    # A head that refers to a shared value (a partial holding a large array)
+    # is not kept: the same bytes may refer to another value next time.
+    if not unpickler.used_shared and isinstance(fn, types.FunctionType) \
+            and fn.__closure__ is None:
         _head_cache = (head, fn)
     return fn
 
