@@ -348,7 +348,7 @@ def test_a_forked_child_neither_uses_nor_stops_the_kernel_pools(kernel):
 
 # ------------------------------------------------- tasks sent ahead
 
-# Small tasks are sent ahead to the workers (pool.c's prefetch).  The first
+# Small tasks are sent ahead to the workers (kernel/pool/sched.c).  The first
 # items of these maps are quick, so the pool learns to send the later ones
 # ahead; what the tests check is that a task sent ahead behaves like one
 # still queued in the kernel.

@@ -1,8 +1,8 @@
 """The re-export through a real kernel: what must not reach children, and how
 failures surface.
 
-A standard pool must never hang because of a cell (DESIGN.md: the stdlib's
-pool respawns a worker that cannot unpickle its task forever), statements
+A standard pool must never hang because of a cell (the stdlib's pool
+respawns a worker that cannot unpickle its task forever), statements
 that are not definitions must never run in a child, and a child's traceback
 must point into the cell.  Every wait inside a cell has a timeout (T), and
 each cell has a kernel-side timeout too, so a regression fails, not hangs.

@@ -20,7 +20,7 @@ import time
 import types
 import weakref
 
-from . import _check, _timeline
+from . import _check, _session, _timeline
 
 try:
     import _ferry_pool
@@ -33,7 +33,7 @@ class WorkerCrashed(RuntimeError):
     code or signal.  The pool replaces the worker; other tasks go on."""
 
 
-MAX_WORKERS = 256  # pool.c's limit
+MAX_WORKERS = 256  # the C pool's limit (kernel/pool/sched.h)
 _next_id = 1
 _ids_lock = threading.Lock()
 
@@ -113,9 +113,9 @@ def _flush():
 # --------------------------------------------------------------- preflight
 
 def _recorder():
-    """The kernel's re-export recorder, or None (no shell yet)."""
-    from . import _kernel
-    return getattr(_kernel.shell, "recorder", None)
+    """The kernel's re-export recorder, or None (no shell yet), as the
+    kernel handed it down."""
+    return _session.recorder
 
 
 def _refresh_reexport():

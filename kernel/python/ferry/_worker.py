@@ -18,6 +18,22 @@ import sys
 import types
 
 
+# ------------------------------------------------ entry points, from C
+# The worker role enters here (kernel/pool/worker.c through pyrt.c), as the
+# kernel role enters through _kernel.
+
+def start(role, runtime_dir, python):
+    """Called once the interpreter is up: the kernel's runtime directory,
+    as cells see it in the kernel."""
+    import ferry
+    ferry.runtime_dir = runtime_dir
+
+
+def run_task(frames):
+    """Runs one pool task; returns (ok, frames)."""
+    return run(frames)
+
+
 _context = None
 
 
