@@ -2,7 +2,7 @@
 """make bench: ferry against ipykernel, the standard pools and jupyter console,
 and how ferry's cost grows with the work (the growth rows).
 
-    /usr/bin/python3 bench/bench.py [--quick] [--only kernel,pool,repl,growth]
+    /usr/bin/python3 bench/bench.py [--quick] [--only kernel,pool,dask,repl,growth]
                                     [--rounds N] [--out bench/results]
 
 Prints one table of ratios measured in this run, on this machine, the two
@@ -94,7 +94,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="every row, smaller counts (< 1 min)")
-    ap.add_argument("--only", default="kernel,pool,repl,growth", help="groups to run")
+    ap.add_argument("--only", default="kernel,pool,dask,repl,growth", help="groups to run")
     ap.add_argument("--rounds", type=int, help="override the number of rounds")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--tag", help="appended to the result file names (MODE-TAG.json)")
@@ -111,7 +111,7 @@ def main():
     mode = "quick" if args.quick else "full"
     groups = [g.strip() for g in args.only.split(",") if g.strip()]
     m = report.meta(mode)
-    if groups != ["kernel", "pool", "repl", "growth"]:
+    if groups != ["kernel", "pool", "dask", "repl", "growth"]:
         m["mode"] = mode = mode + "-" + "-".join(groups)
     if args.tag:
         m["mode"] = mode = mode + "-" + args.tag
@@ -133,6 +133,9 @@ def main():
             elif g == "pool":
                 import pool_rows
                 rows += pool_rows.run(cfg, ferry_argv, log)
+            elif g == "dask":
+                import dask_rows
+                rows += dask_rows.run(cfg, ferry_argv, log)
             elif g == "repl":
                 import repl_rows
                 rows += repl_rows.run(cfg, args.repl, log)

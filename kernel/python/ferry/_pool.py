@@ -517,9 +517,17 @@ class _Progress:
 
 class Executor(concurrent.futures.Executor):
     """A concurrent.futures.Executor with ferry workers of its own (started
-    on first use), stopped by shutdown() or at the end of its with block."""
+    on first use), stopped by shutdown() or at the end of its with block.
+    Executor(client=...) runs its tasks on a Dask cluster instead (a
+    distributed.Client or a scheduler address; see ferry._dask)."""
 
-    def __init__(self, max_workers=None):
+    def __new__(cls, max_workers=None, *, client=None):
+        if client is not None:
+            from . import _dask
+            return _dask.ClusterExecutor(client)
+        return super().__new__(cls)
+
+    def __init__(self, max_workers=None, *, client=None):
         self._pool = Pool(max_workers)
         self._shutdown = False
 

@@ -1,0 +1,783 @@
+"""ferry on a Dask cluster: ferry.use(client), and map, submit and
+Executor(client=...) with the local pool's behaviour.
+
+Imported only once a cluster is used (ferry.use, Executor(client=...)),
+and `distributed` only from here: a kernel that never uses a cluster pays
+nothing for it.
+
+How a task travels.  ferry pickles each task itself, with the task
+pickler of the local pool (ferry._check.TaskPickler) whose lookups of cell
+functions and classes are re-pointed at module names a Dask worker can
+import: the re-export version N of this kernel is module
+`ferry_<kernel id>_vN` there.  Two worker plugins (Dask's UploadFile)
+carry the code: `ferry-runtime-<digest>`, the worker runtime (ferry's
+_rx_rt, _traceback and _cluster_rt sources as one module, so workers need
+no ferry), and `ferry-defs-<kernel id>`, the current version module.  The
+second is registered under one name per kernel, so each new version
+replaces the last in the scheduler, which replays only what it holds to a
+worker that joins later, before that worker takes a task.  The kernel
+aliases every such module name to its __main__, so instances of cell
+classes come back as the live classes.  The Dask task is the runtime's
+run_task(head, body, shared): head is fn, body a chunk of items or one
+call's arguments; what the task prints comes back with its result, and a
+task's exception comes back with its traceback formatted on the worker.
+
+Large arrays and bytes (SHARE_BYTES and more) in a task are scattered to
+the cluster once and referenced by every task that holds them (keyed by a
+digest of their contents, so an array changed in place is sent again).
+"""
+import asyncio
+import atexit
+import collections
+import concurrent.futures
+import hashlib
+import io
+import itertools
+import math
+import os
+import pickle
+import platform
+import queue
+import re
+import sys
+import threading
+import time
+import types
+import uuid
+
+from . import _check, _pool, _rx_rt
+
+CONNECT_TIMEOUT = 10.0  # seconds ferry.use waits for a scheduler address
+SHARE_BYTES = 64 * 1024  # an array or bytes this large is scattered once
+KEEP_SCATTERED = 16  # scattered values kept on the cluster for later tasks
+SNAPSHOT_BYTES = 8 * 2 ** 20  # arrays up to this size: a copy tells a change
+KEEP_VERSIONS = 8  # re-export versions a worker keeps loaded
+
+_KERNEL_ID = uuid.uuid4().hex[:12]  # module names unique per kernel
+_PYTHON = platform.python_version()  # tasks load only where major.minor is the same
+_keys = itertools.count(1)
+_runtime = None  # (module name, file, module) of the worker runtime
+_runtime_lock = threading.Lock()
+_RUNTIME_PARTS = ("_rx_rt.py", "_traceback.py", "_cluster_rt.py")
+_owned = []  # the Clients ferry made: closed at kernel exit
+
+
+def _files_dir():
+    d = sys.modules["ferry"].runtime_dir
+    if d is None:  # outside a ferry kernel
+        import tempfile
+        d = sys.modules["ferry"].runtime_dir = tempfile.mkdtemp(prefix="ferry-")
+    return d
+
+
+def runtime():
+    """(name, path, module): the worker runtime, loaded in the kernel under
+    the name the workers know it by (so that task pickles name it)."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            here = os.path.dirname(os.path.abspath(__file__))
+            parts = []
+            for part in _RUNTIME_PARTS:
+                with open(os.path.join(here, part), encoding="utf-8") as f:
+                    parts.append(f.read())
+            source = "\n".join(parts)
+            name = "_ferry_rt_" + hashlib.sha1(source.encode()).hexdigest()[:12]
+            path = os.path.join(_files_dir(), name + ".py")
+            _write(path, source)
+            mod = types.ModuleType(name)
+            mod.__file__ = path
+            sys.modules[name] = mod
+            exec(compile(source, path, "exec", dont_inherit=True), mod.__dict__)
+            _runtime = (name, path, mod)
+        return _runtime
+
+
+def _write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _version_module(path):
+    """The module name a Dask worker knows the re-export version at path by."""
+    m = re.search(r"(\d+)\.py$", path)
+    tag = m.group(1) if m else hashlib.sha1(path.encode()).hexdigest()[:8]
+    return "ferry_%s_v%s" % (_KERNEL_ID, tag)
+
+
+# ------------------------------------------------------------- pickling
+
+class _Shared:
+    """The large objects of one dispatch, each pickled as a reference."""
+
+    def __init__(self):
+        self.objects = []
+        self._index = {}  # id -> position
+
+    def add(self, obj):
+        i = self._index.get(id(obj))
+        if i is None:
+            i = self._index[id(obj)] = len(self.objects)
+            self.objects.append(obj)
+        return i
+
+
+def _large(obj):
+    """True for a value worth sending once: bytes, or a numpy array of plain
+    numbers, of SHARE_BYTES or more."""
+    t = type(obj)
+    if t is bytes:
+        return len(obj) >= SHARE_BYTES
+    np = sys.modules.get("numpy")
+    return (np is not None and t is np.ndarray and obj.nbytes >= SHARE_BYTES
+            and not obj.dtype.hasobject)
+
+
+class _ClusterPickler(_check.TaskPickler):
+    """The local pool's task pickler, with cell definitions looked up in
+    the worker's module for their version, and large values by reference."""
+
+    def __init__(self, file, rt, shared):
+        super().__init__(file, 5)
+        self._rt = rt
+        self._shared = shared
+        self.versions = set()  # re-export files the pickle refers to
+
+    def reducer_override(self, obj):
+        try:
+            reduce = super().reducer_override(obj)
+        except AttributeError:  # the re-export hook is not installed
+            return NotImplemented
+        if isinstance(reduce, tuple) and reduce[0] in (_rx_rt.lookup, _rx_rt.make_function):
+            path, rest = reduce[1][0], reduce[1][1:]
+            self.versions.add(path)
+            fn = self._rt.lookup if reduce[0] is _rx_rt.lookup else self._rt.make_function
+            return (fn, (_version_module(path),) + rest)
+        return reduce
+
+    def persistent_id(self, obj):
+        if _large(obj):
+            return self._shared.add(obj)
+        return None
+
+
+class _Dumper:
+    """Pickles the parts of one dispatch: one cluster pickler for all of
+    them (making one costs more than pickling a small task)."""
+
+    def __init__(self, rt, shared):
+        self._buf = io.BytesIO()
+        self._pickler = _ClusterPickler(self._buf, rt, shared)
+
+    @property
+    def versions(self):
+        return self._pickler.versions
+
+    def dumps(self, obj):
+        # Most task bodies (numbers, strings, small arrays) need none of the
+        # cluster pickler's hooks: plain pickling is several times cheaper.
+        # Anything naming __main__, or large enough to hold a value worth
+        # sharing, or that fails, goes through the cluster pickler.
+        # (Buffers out of band only to see them without copying them: a
+        # value that has one, an array, may be worth sharing.)
+        buffers = []
+        try:
+            payload = pickle.dumps(obj, 5, buffer_callback=buffers.append)
+            if not buffers and len(payload) < SHARE_BYTES and b"__main__" not in payload:
+                return payload
+        except Exception:
+            pass
+        del buffers
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._pickler.clear_memo()
+        self._pickler.dump(obj)
+        return self._buf.getvalue()
+
+
+def _digest(obj):
+    h = hashlib.sha256()  # hardware-assisted here: about 1.5 ms per MiB
+    if type(obj) is bytes:
+        h.update(b"bytes")
+        h.update(obj)
+    else:
+        h.update(repr((obj.dtype.str, obj.shape)).encode())
+        h.update(obj.data if obj.flags.c_contiguous else obj.tobytes())
+    return h.digest()
+
+
+def _raw(arr):
+    """The bytes of a C-contiguous array as a flat uint8 array (no copy)."""
+    return arr.reshape(-1).view("uint8")
+
+
+class _Sent:
+    """What the cluster holds of one large value the kernel sent: the Dask
+    future, and how to tell that the object is unchanged the next time it
+    is sent - itself for bytes (immutable), a copy of an array's bytes (ten
+    times faster to compare than to hash again), or nothing (hash again)."""
+
+    __slots__ = ("digest", "future", "obj", "ref", "copy")
+
+    def __init__(self, obj, digest, future):
+        import weakref
+        self.digest, self.future = digest, future
+        self.obj = self.ref = self.copy = None
+        if type(obj) is bytes:
+            self.obj = obj
+        elif obj.flags.c_contiguous and obj.nbytes <= SNAPSHOT_BYTES:
+            self.ref = weakref.ref(obj)
+            self.copy = _raw(obj).copy()
+
+    def same(self, obj):
+        """True if obj is the object sent, unchanged since."""
+        if self.obj is not None:
+            return self.obj is obj
+        if self.ref is None or self.ref() is not obj or not obj.flags.c_contiguous:
+            return False
+        np = sys.modules["numpy"]
+        return np.array_equal(self.copy, _raw(obj))
+
+
+# --------------------------------------------------------------- errors
+
+def _remote_error(payload):
+    """The exception a task raised, with the worker's traceback for
+    ferry._traceback to show under the cell's frames."""
+    try:
+        exc, lines, where = pickle.loads(payload)
+    except BaseException as err:
+        return RuntimeError(f"a task failed and its exception could not be read: {err}")
+    try:
+        exc._ferry_remote = (where, lines)
+    except Exception:
+        pass
+    return exc
+
+
+def _write_output(output):
+    for which, text in output:
+        stream = sys.stdout if which == "stdout" else sys.stderr
+        stream.write(text)
+
+
+# ---------------------------------------------------------------- target
+
+class Cluster:
+    """The shared pool's target after ferry.use(client or address): map,
+    submit and size on the cluster."""
+
+    def __init__(self, client, given, owned):
+        self.client = client
+        self.given = given  # what ferry.use was passed
+        self.owned = owned  # ferry made the Client: ferry closes it
+        self.address = client.scheduler.address
+        self._lock = threading.Lock()
+        self._runtime_registered = False
+        self._installed = None  # the re-export file the workers hold
+        self._checked = set()  # workers whose Python version was checked
+        self._checked_at = None  # when the scheduler was last asked
+        self._workers = {}  # what it said: address -> worker info
+        self._inbox = queue.SimpleQueue()  # (future, Dask future) of ended submits
+        self._collector = None
+        self._scattered = {}  # digest -> _Sent, oldest first
+        self._by_id = {}  # id(object) -> _Sent, for the objects sent lately
+        self.check_python()
+
+    @classmethod
+    def connect(cls, target, timeout=CONNECT_TIMEOUT):
+        """A Cluster for a distributed.Client or a scheduler address."""
+        import distributed
+        if isinstance(target, distributed.Client):
+            if target.status not in ("running", "newly-created"):
+                raise RuntimeError(f"the Dask client is {target.status}, not running")
+            return cls(target, target, owned=False)
+        if not isinstance(target, str):
+            raise TypeError("ferry.use takes a distributed.Client, a scheduler address "
+                            f"such as 'tcp://host:8786', or None; not {type(target).__name__}")
+        try:
+            client = distributed.Client(target, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(
+                f"no Dask scheduler answered at {target} within {timeout:g} s ({exc}); "
+                f"ferry stays on its previous target") from None
+        _owned.append(client)
+        try:
+            return cls(client, target, owned=True)
+        except BaseException:
+            close_client(client)
+            raise
+
+    def release(self):
+        """Stops using the cluster; returns what ferry.use was given.  The
+        futures of submitted tasks still end: with their results on a
+        user's Client, with an error on the Client ferry made and closes."""
+        if self.owned:
+            close_client(self.client)
+        return self.given
+
+    # ------------------------------------------------------ checks
+
+    def _running(self):
+        if self.client.status != "running":
+            raise ConnectionError(
+                f"the Dask client lost its scheduler at {self.address} (client status: "
+                f"{self.client.status}); the tasks sent to it are lost")
+
+    def check_python(self, every=0.0):
+        """Raises, before any task is sent, if a worker runs another Python
+        (major.minor) than the kernel: pickles would not load there.  Asks
+        the scheduler for its workers unless it did less than `every`
+        seconds ago (a submit does not pay a round trip each; a worker of
+        another Python that gets a task in between fails it with the same
+        message, as run_task checks too)."""
+        now = time.monotonic()
+        if self._checked_at is not None and now - self._checked_at < every:
+            return
+        self._workers = self.client.scheduler_info().get("workers", {})
+        self._checked_at = now
+        new = set(self._workers) - self._checked
+        if not new:
+            return
+        versions = self.client.run(platform.python_version, workers=sorted(new))
+        mine = _PYTHON
+        for address, version in sorted(versions.items()):
+            if version.split(".")[:2] != mine.split(".")[:2]:
+                raise RuntimeError(
+                    f"the Dask worker {address} runs Python {version}, this kernel runs "
+                    f"Python {mine}: ferry's tasks only load in the same Python version "
+                    f"(major.minor). Start the workers with Python "
+                    f"{'.'.join(mine.split('.')[:2])}.")
+        self._checked |= set(versions)
+
+    # ------------------------------------------------- installation
+
+    def _install(self, versions):
+        """Makes sure the workers hold the runtime and the newest re-export
+        version among `versions`."""
+        from distributed.diagnostics.plugin import UploadFile
+        name, path, _ = runtime()
+        with self._lock:
+            if not self._runtime_registered:
+                self.client.register_worker_plugin(UploadFile(path),
+                                                   name="ferry-runtime-" + name[10:])
+                self._runtime_registered = True
+            if not versions:
+                return
+            latest = max(versions, key=lambda p: (len(p), p))
+            if latest == self._installed:
+                return
+            module = _version_module(latest)
+            with open(latest, encoding="utf-8") as f:
+                text = f.read()
+            if "ferry._rx_rt" not in text:
+                raise RuntimeError(f"ferry cannot adapt the re-export file {latest} for "
+                                   f"Dask workers (no reference to ferry._rx_rt in it)")
+            # The module's last line registers it with the runtime; if the
+            # runtime is not there yet (a joining worker sets its plugins
+            # up concurrently) it fails, so the worker imports it afresh
+            # when a task first needs it.
+            text = (text.replace("ferry._rx_rt", name) +
+                    f"\n__import__({name!r}).installed(__name__, {KEEP_VERSIONS})\n")
+            file = os.path.join(_files_dir(), module + ".py")
+            _write(file, text)
+            sys.modules.setdefault(module, sys.modules["__main__"])
+            self.client.register_worker_plugin(UploadFile(file),
+                                               name="ferry-defs-" + _KERNEL_ID)
+            self._installed = latest
+
+    def _share(self, shared):
+        """Dask futures for the large objects of one dispatch, scattering
+        those the cluster does not hold yet."""
+        futures = []
+        for obj in shared.objects:
+            sent = self._by_id.get(id(obj))
+            if sent is None or not sent.same(obj) or sent.future.status != "finished":
+                digest = _digest(obj)
+                sent = self._scattered.get(digest)
+                if sent is None or sent.future.status != "finished":
+                    sent = _Sent(obj, digest, self.client.scatter(obj, hash=False))
+                elif not sent.same(obj):
+                    sent = _Sent(obj, digest, sent.future)  # same value, other object
+                self._by_id[id(obj)] = sent
+            self._scattered.pop(sent.digest, None)
+            self._scattered[sent.digest] = sent  # now the newest
+            futures.append(sent.future)
+        while len(self._scattered) > KEEP_SCATTERED:
+            self._scattered.pop(next(iter(self._scattered)))
+        live = {id(s) for s in self._scattered.values()}
+        self._by_id = {k: v for k, v in self._by_id.items() if id(v) in live}
+        return futures
+
+    def _prepare(self, fn, calls, where, every):
+        """(head, bodies, shared futures): fn and each call's work pickled,
+        checked, and what they need installed.  Nothing reaches the
+        scheduler before all of it pickled."""
+        _pool._preflight(fn, diagnose=False)
+        shared = _Shared()
+        dumper = _Dumper(runtime()[2], shared)
+        try:
+            head = dumper.dumps(fn)
+        except Exception as exc:
+            _pool._explain(exc, [(fn, "fn")])
+        bodies = []
+        for work in calls:
+            try:
+                bodies.append(dumper.dumps(work))
+            except Exception as exc:
+                _pool._explain(exc, where(work))
+        versions = dumper.versions
+        self._running()
+        self.check_python(every)
+        self._install(versions)
+        return head, bodies, self._share(shared)
+
+    def _keys(self, n):
+        first = next(_keys)
+        for _ in range(n - 1):
+            next(_keys)
+        return [f"ferry-{_KERNEL_ID}-{first + i}" for i in range(n)]
+
+    # ---------------------------------------------------------- api
+
+    def size(self, n=None):
+        """Threads of the cluster's workers (ferry.workers())."""
+        if n is not None:
+            cluster = getattr(self.client, "cluster", None)
+            if cluster is None or not hasattr(cluster, "scale"):
+                raise ValueError("ferry.workers(n) cannot resize a Dask cluster that this "
+                                 "client did not start: add or stop dask-worker processes")
+            cluster.scale(int(n))
+            self.client.wait_for_workers(int(n), timeout=60)
+        info = self.client.scheduler_info().get("workers", {})
+        return sum(w.get("nthreads", 1) for w in info.values())
+
+    def submit(self, fn, *args, **kwargs):
+        def where(work):
+            args, kwargs = work[1]
+            return ([(a, f"args[{i}]") for i, a in enumerate(args)] +
+                    [(v, f"kwargs[{k!r}]") for k, v in kwargs.items()])
+        head, (body,), shared = self._prepare(fn, [("call", (args, kwargs))], where, 1.0)
+        future = ClusterFuture()
+        future.set_running_or_notify_cancel()
+        extra = (shared,) if shared else ()
+        dask_future = self.client.submit(runtime()[2].run_task, head, body, _PYTHON, *extra,
+                                         key=self._keys(1)[0], pure=False)
+        future._dask = dask_future
+        self._start_collector()
+
+        async def ended():  # on the client's loop: no thread woken per task
+            try:
+                await dask_future._state.wait()
+            finally:
+                self._inbox.put((future, dask_future))
+
+        self.client.loop.add_callback(ended)
+        return future
+
+    def _start_collector(self):
+        with self._lock:
+            if self._collector is None:
+                self._collector = threading.Thread(target=self._collect, daemon=True,
+                                                   name="ferry-dask-collector")
+                self._collector.start()
+
+    def _collect(self):
+        """Ends the futures of submitted tasks as Dask reports them done,
+        fetching the results of those that finished together in one
+        request (a request per task would cost a round trip each)."""
+        while True:
+            batch = [self._inbox.get()]
+            while True:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            if None in batch:
+                return
+            try:
+                answers = self._fetch([d for _, d in batch])
+            except BaseException as exc:
+                for future, _ in batch:
+                    _pool._settle(future, "exception", exc)
+                continue
+            for future, dask_future in batch:
+                try:
+                    how, value = self._outcome(dask_future, answers.get(dask_future.key))
+                except BaseException as exc:
+                    how, value = "exception", exc
+                _pool._settle(future, how, value)
+
+    def _fetch(self, dask_futures):
+        """{key: (result payload, output)} of those of dask_futures that
+        finished, in one request to the cluster."""
+        # A result lost with its worker ("lost", then "pending") is being
+        # computed again: gather waits for it.
+        finished = [d for d in dask_futures if d.status in ("finished", "lost", "pending")]
+        if not finished:
+            return {}
+        try:
+            return dict(zip([d.key for d in finished], self.client.gather(finished)))
+        except Exception:
+            self._running()  # a scheduler that went away says so
+            raise
+
+    def _outcome(self, dask_future, answer):
+        """("result" | "exception" | "cancel", value) of a task that ended,
+        its output written to the cell's streams; answer is what _fetch got
+        for it."""
+        status = dask_future.status
+        if answer is not None:  # fetched: it finished, whatever it says now
+            payload, output = answer
+            _write_output(output)
+            return "result", pickle.loads(payload)
+        if status == "error":
+            exc = dask_future.exception()
+            if isinstance(exc, runtime()[2].TaskFailed):
+                payload, output = exc.args
+                _write_output(output)
+                return "exception", _remote_error(payload)
+            return "exception", _dask_error(exc)
+        if self.client.status != "running":
+            return "exception", ConnectionError(
+                f"the Dask client lost its scheduler at {self.address} (client status: "
+                f"{self.client.status}); the task is lost")
+        return "cancel", None
+
+    def map(self, fn, iterable, *, chunksize=None):
+        items = list(iterable)
+        self.check_python()  # and learn the workers, for the chunk size
+        if chunksize is None:
+            threads = sum(w.get("nthreads", 1) for w in self._workers.values())
+            chunksize = max(1, math.ceil(len(items) / (4 * max(1, threads))))
+        elif int(chunksize) < 1:
+            raise ValueError("chunksize must be at least 1")
+        chunksize = int(chunksize)
+        if not items:
+            _pool._preflight(fn, diagnose=False)
+            return []
+        starts = range(0, len(items), chunksize)
+        calls = [("map", items[i:i + chunksize]) for i in starts]
+        first = {id(call): i for call, i in zip(calls, starts)}
+
+        def where(work):
+            return [(item, f"iterable[{first[id(work)] + j}]")
+                    for j, item in enumerate(work[1])]
+        head, bodies, shared = self._prepare(fn, calls, where, 1.0)
+        run_task = runtime()[2].run_task
+        # Positional arguments only, and no empty list of shared values: each
+        # costs Dask time per task to pack, send and unpack.
+        n = len(bodies)
+        extra = ([shared] * n,) if shared else ()
+        futures = self.client.map(run_task, [head] * n, bodies, [_PYTHON] * n, *extra,
+                                  key=self._keys(n), pure=False)
+        try:
+            return self._gather(futures, [len(c[1]) for c in calls])
+        except BaseException:
+            _cancel(self.client, futures)
+            raise
+
+    def _gather(self, futures, sizes):
+        """The results of one map in order, or its first failure.  Waits in
+        steps of a tick, so an interrupt lands at once; woken early only
+        when all tasks ended or one failed (waking the cell's thread per
+        task costs the event loop's thread the GIL each time).  Dask tells
+        which tasks ended without a request; results are fetched once a
+        tick (with the output of those tasks, written to the cell) and at
+        the end, not per task.  A task that failed says so at once (its
+        exception travels with Dask's report)."""
+        ended = _Ended(len(futures))
+        self._watch(futures, ended)
+        values = [None] * len(futures)
+        seen, unfetched, items = 0, [], 0
+        progress = _pool._Progress(sum(sizes))
+        last_fetch = time.monotonic()
+        while seen < len(futures) or unfetched:
+            if seen < len(futures):
+                if not ended.event.wait(_pool._Progress.TICK):
+                    self._running()
+                ended.event.clear()
+            batch = ended.take()
+            seen += len(batch)
+            failed = [i for i in batch if futures[i].status != "finished"]
+            if failed:
+                self._fetch_into(futures, sorted(unfetched), values)  # their prints first
+                how, value = self._outcome(futures[min(failed)], None)
+                if how == "exception":
+                    raise value.with_traceback(None)
+                raise concurrent.futures.CancelledError(
+                    "a task of this map was cancelled on the Dask cluster")
+            unfetched += batch
+            items += sum(sizes[i] for i in batch)
+            now = time.monotonic()
+            if unfetched and (seen == len(futures) or now - last_fetch >= _pool._Progress.TICK):
+                self._fetch_into(futures, sorted(unfetched), values)
+                unfetched, last_fetch = [], now
+            progress.update(items)
+        progress.done()
+        return [x for chunk in values for x in chunk]
+
+    def _watch(self, futures, ended):
+        """Files the index of each of futures in ended once it ended: one
+        coroutine on the client's event loop for the whole map (a done
+        callback per future wakes that loop, and a thread, once each: the
+        largest cost of a small task, measured)."""
+        async def one(i, future):
+            try:
+                await future._state.wait()
+            finally:
+                ended.add(i, future.status != "finished")
+
+        async def every():
+            await asyncio.gather(*(one(i, f) for i, f in enumerate(futures)),
+                                 return_exceptions=True)
+
+        self.client.loop.add_callback(every)
+
+    def _fetch_into(self, futures, indexes, values):
+        answers = self._fetch([futures[i] for i in indexes])
+        for i in indexes:
+            how, value = self._outcome(futures[i], answers.get(futures[i].key))
+            if how == "exception":
+                raise value.with_traceback(None)
+            if how == "cancel":
+                raise concurrent.futures.CancelledError(
+                    "a task of this map was cancelled on the Dask cluster")
+            values[i] = value
+
+
+class _Ended:
+    """The tasks of one map that ended, filed by the client's event loop
+    and taken by the cell's thread; the event is set when all ended or one
+    did not finish (failed, cancelled)."""
+
+    def __init__(self, n):
+        self.left = n
+        self.indexes = collections.deque()
+        self.event = threading.Event()
+
+    def add(self, index, failed):
+        self.indexes.append(index)
+        self.left -= 1
+        if failed or self.left == 0:
+            self.event.set()
+
+    def take(self):
+        out = []
+        while self.indexes:
+            out.append(self.indexes.popleft())
+        return out
+
+
+def _dask_error(exc):
+    """What a Dask-level failure (not the task's own exception) means here."""
+    from distributed.scheduler import KilledWorker
+    if isinstance(exc, KilledWorker):
+        return _pool.WorkerCrashed(
+            f"Dask gave up on the task after the workers running it died "
+            f"(KilledWorker: {exc}); "
+            f"Dask reruns a task whose worker dies up to its allowed-failures "
+            f"setting, so a task may have run more than once")
+    return exc
+
+
+def _cancel(client, futures):
+    """Cancels Dask futures without waiting for the scheduler's answer (a
+    cell that was interrupted must not wait on a scheduler that is gone)."""
+    if client.status != "running":
+        return
+    threading.Thread(target=_cancel_now, args=(client, futures), daemon=True,
+                     name="ferry-dask-cancel").start()
+
+
+def _cancel_now(client, futures):
+    try:
+        client.cancel(futures)
+    except Exception:
+        pass
+
+
+class ClusterFuture(concurrent.futures.Future):
+    """A Future of a task on the cluster; an interrupted wait on it cancels
+    the task if it has not started."""
+
+    _dask = None
+
+    def _interrupted(self):
+        if self._dask is not None:
+            _cancel(self._dask.client, [self._dask])
+
+    def result(self, timeout=None):
+        try:
+            return super().result(timeout)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
+
+    def exception(self, timeout=None):
+        try:
+            return super().exception(timeout)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
+
+    def cancel(self):
+        if self._dask is not None and not self.done():
+            _cancel(self._dask.client, [self._dask])
+        return super().cancel()
+
+
+class ClusterExecutor(concurrent.futures.Executor):
+    """ferry.Executor(client=...): a concurrent.futures.Executor whose tasks
+    run on a Dask cluster, as ferry.map and submit do after ferry.use."""
+
+    def __init__(self, client):
+        self._cluster = Cluster.connect(client)
+        self._shutdown = False
+        self._futures = []
+
+    @property
+    def client(self):
+        return self._cluster.client
+
+    def submit(self, fn, /, *args, **kwargs):
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        future = self._cluster.submit(fn, *args, **kwargs)
+        self._futures = [f for f in self._futures if not f.done()] + [future]
+        return future
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1):
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if len(iterables) == 1 and timeout is None:
+            return iter(self._cluster.map(fn, iterables[0], chunksize=chunksize))
+        return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self._shutdown = True
+        if cancel_futures:
+            for f in self._futures:
+                f.cancel()
+        if wait:
+            concurrent.futures.wait(self._futures)
+        self._cluster.release()
+
+
+def close_client(client):
+    try:
+        client.close(timeout=5)
+    except Exception:
+        pass
+    if client in _owned:
+        _owned.remove(client)
+
+
+@atexit.register
+def _close_owned():
+    # At kernel shutdown and restart: the Clients ferry made go (never the
+    # user's own, which the user's code owns).
+    for client in list(_owned):
+        close_client(client)
