@@ -196,15 +196,81 @@ def test_unpicklable_argument_fails_before_reaching_the_scheduler(on_cluster):
     assert value(on_cluster, count) == before  # no task reached the scheduler
 
 
-def test_function_reading_a_computed_global_follows_the_local_rule(on_cluster):
-    x = run(on_cluster, "data = list(range(3))\ndef reads(x):\n    return data[x]\n"
-                        "ferry.map(reads, [0])")
-    local = run(on_cluster, "prev = ferry.use(None)\n"
-                            "try:\n    ferry.map(reads, [0])\n"
-                            "finally:\n    ferry.use(prev)")
-    assert x.status == local.status == "error"
-    assert x.content["ename"] == local.content["ename"] == "PicklingError"
-    assert "'data'" in x.content["evalue"]
+def test_computed_global_travels_by_value_and_follows_rebinding(on_cluster, cluster):
+    got = value(on_cluster, "scale = int('3')  # computed: the worker cannot replay it\n"
+                            "def scaled(x):\n    return x * scale\n"
+                            "first = ferry.map(scaled, range(8), chunksize=1)\n"
+                            "scale = int('5')\n"
+                            "first, ferry.map(scaled, range(8), chunksize=1), "
+                            "ferry.submit(scaled, 2).result()")
+    assert got == ([3 * x for x in range(8)], [5 * x for x in range(8)], 10)
+    got = value(on_cluster, f"with ferry.Executor(client={cluster.address!r}) as ex:\n"
+                            f"    a = list(ex.map(scaled, range(4)))\n"
+                            f"    scale = int('2')\n"
+                            f"    b = ex.submit(scaled, 4).result()\n"
+                            f"a, b")
+    assert got == ([0, 5, 10, 15], 8)
+    # The same answer as the local pool gives.
+    assert value(on_cluster, "prev = ferry.use(None)\n"
+                             "try:\n    local = ferry.map(scaled, range(8))\n"
+                             "finally:\n    ferry.use(prev)\nlocal") == [2 * x for x in range(8)]
+
+
+def test_in_place_change_reaches_the_next_dispatch_not_tasks_already_sent(on_cluster):
+    got = value(on_cluster, "import time\ncfg = {'k': 1}  # a mutable literal\n"
+                            "def read_k(x):\n    time.sleep(x)\n    return cfg['k']\n"
+                            "before = ferry.map(read_k, [0, 0, 0])\n"
+                            "cfg['k'] = 5\n"
+                            "sent = ferry.submit(read_k, 1)\n"
+                            "cfg['k'] = 7  # after the submit: not seen by it\n"
+                            "before, sent.result(), ferry.map(read_k, [0, 0, 0])")
+    assert got == ([1, 1, 1], 5, [7, 7, 7])
+
+
+def test_global_read_through_a_helper_function_travels(on_cluster):
+    got = value(on_cluster, "table = {str(i): i * i for i in range(10)}\n"
+                            "def lookup_sq(key):\n    return table[key]\n"
+                            "def via_helper(i):\n    return lookup_sq(str(i)) + 1\n"
+                            "ferry.map(via_helper, range(10))")
+    assert got == [i * i + 1 for i in range(10)]
+
+
+def test_each_value_of_a_global_crosses_once_not_per_task(on_cluster):
+    held = ("def held(dask_scheduler):\n"
+            "    return sorted(ts.nbytes for ts in dask_scheduler.tasks.values()\n"
+            "                  if ts.nbytes >= 2 ** 21)\n")
+    got = value(on_cluster, "import numpy as np\n"
+                            "weights = np.arange(2 ** 18, dtype='float64')  # 2 MiB\n"
+                            "def weigh(i):\n    return float(weights[i])\n"
+                            "rs = ferry.map(weigh, range(40), chunksize=1)\n" + held +
+                            "rs == [float(i) for i in range(40)], "
+                            "ferry._cluster.client.run_on_scheduler(held)")
+    ok, sizes = got
+    assert ok
+    assert len(sizes) == 1, sizes  # one copy for 40 tasks
+    # Changed in place: the next map sends the new value, once.
+    got = value(on_cluster, "weights[:] = -1\n"
+                            "rs = ferry.map(weigh, range(40), chunksize=1)\n"
+                            "set(rs), ferry._cluster.client.run_on_scheduler(held)")
+    assert got[0] == {-1.0}
+    assert len(got[1]) == 1, got[1]
+
+
+def test_unpicklable_global_is_named_before_reaching_the_scheduler(on_cluster):
+    # The keys the scheduler holds (values released by earlier tests may
+    # leave in the meantime; a task or value sent would add one).
+    keys = ("def keys(dask_scheduler):\n"
+            "    return sorted(dask_scheduler.tasks)\n"
+            "ferry._cluster.client.run_on_scheduler(keys)")
+    before = set(value(on_cluster, keys))
+    x = run(on_cluster, "import threading\nguard = threading.Lock()\n"
+                        "def guarded(x):\n    with guard:\n        return x\n"
+                        "ferry.map(guarded, range(4))")
+    assert x.status == "error" and x.content["ename"] == "PicklingError"
+    assert "'guard'" in x.content["evalue"] and "lock" in x.content["evalue"]
+    x = run(on_cluster, "ferry.submit(guarded, 1)")
+    assert x.status == "error" and "'guard'" in x.content["evalue"]
+    assert not set(value(on_cluster, keys)) - before  # nothing reached the scheduler
 
 
 def test_long_map_shows_progress(on_cluster):
@@ -223,9 +289,9 @@ def test_large_array_shared_by_many_tasks_crosses_once(on_cluster):
                 "def total(a, i):\n    return float(a.sum()) + i\n"
                 "fs = [ferry.submit(total, big, i) for i in range(20)]\n"
                 "rs = [f.result() for f in fs]\n"
-                "def held(dask_scheduler):\n"
+                "def held(dask_scheduler):  # 1 MiB values: this array's size\n"
                 "    return sorted(ts.nbytes for ts in dask_scheduler.tasks.values()\n"
-                "                  if ts.nbytes >= 2 ** 20)\n"
+                "                  if 2 ** 20 <= ts.nbytes < 2 ** 21)\n"
                 "rs == [float(big.sum()) + i for i in range(20)], "
                 "ferry._cluster.client.run_on_scheduler(held)")
     ok, held = got

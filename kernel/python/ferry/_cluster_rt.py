@@ -246,18 +246,71 @@ def _load_head(head, shared):
     return fn
 
 
-def run_task(head, body, python=None, shared=()):
+# -------------------------------------------------------- notebook globals
+
+# name -> (digest, object): the value of each notebook global this worker
+# process holds, rebuilt once per value the kernel sent.
+_globals_held = {}
+
+
+def _namespaces(fn):
+    """The dicts fn's code reads globals from: its own (a cell function's
+    is its version module's), and each version module it was looked up in
+    for a method, partial or cell instance."""
+    spaces, seen = [], set()
+    todo = [fn]
+    while todo:
+        obj = todo.pop()
+        if isinstance(obj, types.MethodType):
+            todo.append(obj.__func__)
+            continue
+        func = getattr(obj, "func", None)  # functools.partial
+        if func is not None and not isinstance(obj, (type, types.FunctionType)):
+            todo.append(func)
+        if not isinstance(obj, (type, types.FunctionType)):
+            obj = type(obj)
+        if isinstance(obj, type):
+            mod = sys.modules.get(getattr(obj, "__module__", None) or "")
+            ns = getattr(mod, "__dict__", None)
+        else:
+            ns = obj.__globals__
+        if isinstance(ns, dict) and id(ns) not in seen:
+            seen.add(id(ns))
+            spaces.append(ns)
+    return spaces
+
+
+def _bind_globals(fn, names, payloads):
+    """Binds the notebook globals the task's function reads, as the kernel
+    sent them ((name, digest) and the pickles Dask fetched): a digest this
+    process holds costs a dict assignment, a new one is unpickled once."""
+    spaces = _namespaces(fn)
+    for (name, digest), payload in zip(names, payloads):
+        held = _globals_held.get(name)
+        if held is None or held[0] != digest:
+            same = [o for d, o in _globals_held.values() if d == digest]
+            held = _globals_held[name] = (digest, same[0] if same else pickle.loads(payload))
+        for ns in spaces:
+            ns[name] = held[1]
+
+
+# --------------------------------------------------------------- the task
+
+def run_task(head, body, python=None, shared=(), names=(), payloads=()):
     """One ferry task on a Dask worker: fn (head) applied to each item of a
     map chunk, or called once (body); python is the kernel's version;
-    shared, the large values the pickles refer to (Dask hands them over).
-    Returns (pickled result, [(stream, text)] the task printed), or raises
-    TaskFailed."""
+    shared, the large values the pickles refer to (Dask hands them over);
+    names, ((name, digest), ...) of the notebook globals fn reads, whose
+    pickled values are payloads.  Returns (pickled result, [(stream,
+    text)] the task printed), or raises TaskFailed."""
     local = _output_local()
     local.record = record = []
     try:
         try:
             _same_python(python)
             fn = _load_head(head, shared)
+            if names:
+                _bind_globals(fn, names, payloads)
             kind, work = _loads(body, shared)
             if kind == "map":
                 result = [fn(item) for item in work]

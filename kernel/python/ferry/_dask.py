@@ -18,13 +18,14 @@ replaces the last in the scheduler, which replays only what it holds to a
 worker that joins later, before that worker takes a task.  The kernel
 aliases every such module name to its __main__, so instances of cell
 classes come back as the live classes.  The Dask task is the runtime's
-run_task(head, body, shared): head is fn, body a chunk of items or one
-call's arguments; what the task prints comes back with its result, and a
-task's exception comes back with its traceback formatted on the worker.
+run_task(head, body, python, shared, names, payloads): head is fn, body a
+chunk of items or one call's arguments; what the task prints comes back
+with its result, and a task's exception comes back with its traceback
+formatted on the worker.
 
-Large arrays and bytes (SHARE_BYTES and more) in a task are scattered to
-the cluster once and referenced by every task that holds them (keyed by a
-digest of their contents, so an array changed in place is sent again).
+What a dispatch sends once rather than with each task - large arrays and
+bytes among its arguments, and the notebook globals fn reads, by value -
+is ferry._dask_data's.
 """
 import asyncio
 import atexit
@@ -46,11 +47,9 @@ import types
 import uuid
 
 from . import _check, _pool, _rx_rt
+from ._dask_data import SHARE_BYTES, Scattered, _large, _Shared
 
 CONNECT_TIMEOUT = 10.0  # seconds ferry.use waits for a scheduler address
-SHARE_BYTES = 64 * 1024  # an array or bytes this large is scattered once
-KEEP_SCATTERED = 16  # scattered values kept on the cluster for later tasks
-SNAPSHOT_BYTES = 8 * 2 ** 20  # arrays up to this size: a copy tells a change
 KEEP_VERSIONS = 8  # re-export versions a worker keeps loaded
 
 _KERNEL_ID = uuid.uuid4().hex[:12]  # module names unique per kernel
@@ -109,35 +108,14 @@ def _version_module(path):
 
 # ------------------------------------------------------------- pickling
 
-class _Shared:
-    """The large objects of one dispatch, each pickled as a reference."""
-
-    def __init__(self):
-        self.objects = []
-        self._index = {}  # id -> position
-
-    def add(self, obj):
-        i = self._index.get(id(obj))
-        if i is None:
-            i = self._index[id(obj)] = len(self.objects)
-            self.objects.append(obj)
-        return i
-
-
-def _large(obj):
-    """True for a value worth sending once: bytes, or a numpy array of plain
-    numbers, of SHARE_BYTES or more."""
-    t = type(obj)
-    if t is bytes:
-        return len(obj) >= SHARE_BYTES
-    np = sys.modules.get("numpy")
-    return (np is not None and t is np.ndarray and obj.nbytes >= SHARE_BYTES
-            and not obj.dtype.hasobject)
-
-
 class _ClusterPickler(_check.TaskPickler):
     """The local pool's task pickler, with cell definitions looked up in
-    the worker's module for their version, and large values by reference."""
+    the worker's module for their version, and large values by reference.
+    The notebook globals a cell function reads are not carried inside its
+    reduction (the multiprocessing way): they travel once per value, as
+    Dask futures (Cluster._globals_for)."""
+
+    ferry_globals_elsewhere = True
 
     def __init__(self, file, rt, shared):
         super().__init__(file, 5)
@@ -158,7 +136,7 @@ class _ClusterPickler(_check.TaskPickler):
         return reduce
 
     def persistent_id(self, obj):
-        if _large(obj):
+        if self._shared is not None and _large(obj):
             return self._shared.add(obj)
         return None
 
@@ -195,50 +173,6 @@ class _Dumper:
         self._pickler.clear_memo()
         self._pickler.dump(obj)
         return self._buf.getvalue()
-
-
-def _digest(obj):
-    h = hashlib.sha256()  # hardware-assisted here: about 1.5 ms per MiB
-    if type(obj) is bytes:
-        h.update(b"bytes")
-        h.update(obj)
-    else:
-        h.update(repr((obj.dtype.str, obj.shape)).encode())
-        h.update(obj.data if obj.flags.c_contiguous else obj.tobytes())
-    return h.digest()
-
-
-def _raw(arr):
-    """The bytes of a C-contiguous array as a flat uint8 array (no copy)."""
-    return arr.reshape(-1).view("uint8")
-
-
-class _Sent:
-    """What the cluster holds of one large value the kernel sent: the Dask
-    future, and how to tell that the object is unchanged the next time it
-    is sent - itself for bytes (immutable), a copy of an array's bytes (ten
-    times faster to compare than to hash again), or nothing (hash again)."""
-
-    __slots__ = ("digest", "future", "obj", "ref", "copy")
-
-    def __init__(self, obj, digest, future):
-        import weakref
-        self.digest, self.future = digest, future
-        self.obj = self.ref = self.copy = None
-        if type(obj) is bytes:
-            self.obj = obj
-        elif obj.flags.c_contiguous and obj.nbytes <= SNAPSHOT_BYTES:
-            self.ref = weakref.ref(obj)
-            self.copy = _raw(obj).copy()
-
-    def same(self, obj):
-        """True if obj is the object sent, unchanged since."""
-        if self.obj is not None:
-            return self.obj is obj
-        if self.ref is None or self.ref() is not obj or not obj.flags.c_contiguous:
-            return False
-        np = sys.modules["numpy"]
-        return np.array_equal(self.copy, _raw(obj))
 
 
 # --------------------------------------------------------------- errors
@@ -282,8 +216,7 @@ class Cluster:
         self._workers = {}  # what it said: address -> worker info
         self._inbox = queue.SimpleQueue()  # (future, Dask future) of ended submits
         self._collector = None
-        self._scattered = {}  # digest -> _Sent, oldest first
-        self._by_id = {}  # id(object) -> _Sent, for the objects sent lately
+        self._sent = Scattered(client)  # large values and globals sent once
         self.check_python()
 
     @classmethod
@@ -388,34 +321,11 @@ class Cluster:
                                                name="ferry-defs-" + _KERNEL_ID)
             self._installed = latest
 
-    def _share(self, shared):
-        """Dask futures for the large objects of one dispatch, scattering
-        those the cluster does not hold yet."""
-        futures = []
-        for obj in shared.objects:
-            sent = self._by_id.get(id(obj))
-            if sent is None or not sent.same(obj) or sent.future.status != "finished":
-                digest = _digest(obj)
-                sent = self._scattered.get(digest)
-                if sent is None or sent.future.status != "finished":
-                    sent = _Sent(obj, digest, self.client.scatter(obj, hash=False))
-                elif not sent.same(obj):
-                    sent = _Sent(obj, digest, sent.future)  # same value, other object
-                self._by_id[id(obj)] = sent
-            self._scattered.pop(sent.digest, None)
-            self._scattered[sent.digest] = sent  # now the newest
-            futures.append(sent.future)
-        while len(self._scattered) > KEEP_SCATTERED:
-            self._scattered.pop(next(iter(self._scattered)))
-        live = {id(s) for s in self._scattered.values()}
-        self._by_id = {k: v for k, v in self._by_id.items() if id(v) in live}
-        return futures
-
     def _prepare(self, fn, calls, where, every):
-        """(head, bodies, shared futures): fn and each call's work pickled,
-        checked, and what they need installed.  Nothing reaches the
-        scheduler before all of it pickled."""
-        _pool._preflight(fn, diagnose=False)
+        """(head, bodies, shared futures, globals): fn and each call's work
+        pickled, checked, and what they need installed.  Nothing reaches
+        the scheduler before all of it pickled."""
+        rec = _pool._preflight(fn, diagnose=False)
         shared = _Shared()
         dumper = _Dumper(runtime()[2], shared)
         try:
@@ -428,11 +338,26 @@ class Cluster:
                 bodies.append(dumper.dumps(work))
             except Exception as exc:
                 _pool._explain(exc, where(work))
-        versions = dumper.versions
+        versions = set(dumper.versions)
+        pickled = self._sent.pickle_globals(fn, rec, self._pickler, versions)
         self._running()
         self.check_python(every)
         self._install(versions)
-        return head, bodies, self._share(shared)
+        return head, bodies, self._sent.share(shared), self._sent.send_globals(pickled)
+
+    @staticmethod
+    def _pickler(file):
+        """A cluster pickler that shares nothing: a global's value whole."""
+        return _ClusterPickler(file, runtime()[2], None)
+
+    @staticmethod
+    def _extra(n, shared, sent_globals):
+        """The optional arguments of run_task for n tasks, as lists for
+        client.map: none when unused (each costs Dask time per task)."""
+        names, futures = sent_globals
+        if names:
+            return ([shared] * n, [names] * n, [futures] * n)
+        return ([shared] * n,) if shared else ()
 
     def _keys(self, n):
         first = next(_keys)
@@ -459,10 +384,11 @@ class Cluster:
             args, kwargs = work[1]
             return ([(a, f"args[{i}]") for i, a in enumerate(args)] +
                     [(v, f"kwargs[{k!r}]") for k, v in kwargs.items()])
-        head, (body,), shared = self._prepare(fn, [("call", (args, kwargs))], where, 1.0)
+        head, (body,), shared, sent_globals = self._prepare(
+            fn, [("call", (args, kwargs))], where, 1.0)
         future = ClusterFuture()
         future.set_running_or_notify_cancel()
-        extra = (shared,) if shared else ()
+        extra = tuple(x[0] for x in self._extra(1, shared, sent_globals))
         dask_future = self.client.submit(runtime()[2].run_task, head, body, _PYTHON, *extra,
                                          key=self._keys(1)[0], pure=False)
         future._dask = dask_future
@@ -556,7 +482,8 @@ class Cluster:
             raise ValueError("chunksize must be at least 1")
         chunksize = int(chunksize)
         if not items:
-            _pool._preflight(fn, diagnose=False)
+            rec = _pool._preflight(fn, diagnose=False)
+            self._sent.pickle_globals(fn, rec, self._pickler, set())  # refused as ever
             return []
         starts = range(0, len(items), chunksize)
         calls = [("map", items[i:i + chunksize]) for i in starts]
@@ -565,12 +492,11 @@ class Cluster:
         def where(work):
             return [(item, f"iterable[{first[id(work)] + j}]")
                     for j, item in enumerate(work[1])]
-        head, bodies, shared = self._prepare(fn, calls, where, 1.0)
+        head, bodies, shared, sent_globals = self._prepare(fn, calls, where, 1.0)
         run_task = runtime()[2].run_task
-        # Positional arguments only, and no empty list of shared values: each
-        # costs Dask time per task to pack, send and unpack.
+        # Positional arguments only.
         n = len(bodies)
-        extra = ([shared] * n,) if shared else ()
+        extra = self._extra(n, shared, sent_globals)
         futures = self.client.map(run_task, [head] * n, bodies, [_PYTHON] * n, *extra,
                                   key=self._keys(n), pure=False)
         try:
