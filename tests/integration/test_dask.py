@@ -360,3 +360,34 @@ def test_local_map_does_not_import_distributed(kernel_factory):
     assert value(k, "import ferry, sys\nferry.map(abs, [-1, -2])\n"
                     "'distributed' in sys.modules, 'ferry._dask' in sys.modules") == \
         (False, False)
+
+
+def test_timeline_draws_a_map_on_the_cluster_one_lane_per_dask_worker(on_cluster, cluster):
+    got = value(on_cluster, "import time\ndef nap_a_bit(x):\n    time.sleep(0.05)\n    return x\n"
+                            "r = ferry.map(nap_a_bit, range(12), chunksize=1)\n"
+                            "tl = ferry.timeline()\n"
+                            "addrs = sorted(ferry._cluster.client.scheduler_info()['workers'])\n"
+                            "(tl.summary(), sorted({t.status for t in tl.tasks}), "
+                            "sorted(tl.lanes()), addrs, "
+                            "min(t.ended - t.started for t in tl.tasks), "
+                            "all(0 <= t.sent <= t.started <= t.ended for t in tl.tasks), "
+                            "repr(tl), tl._repr_svg_())")
+    summary, statuses, lanes, addrs, shortest_us, ordered, text, svg = got
+    assert summary.startswith("ferry.map: 12 tasks on 2 workers"), summary
+    assert statuses == ["ok"]
+    assert lanes and set(lanes) <= set(addrs)  # a lane is a Dask worker's address
+    assert shortest_us >= 50_000  # each bar is the task's own run on its worker
+    assert ordered
+    assert all(a in text for a in lanes) and all(a in svg for a in lanes)
+    # A task that raises is drawn as such; an Executor(client=) keeps its maps.
+    got = value(on_cluster, "def odd_fails(x):\n    if x % 2:\n        raise ValueError(x)\n"
+                            "    return x\n"
+                            "try:\n    ferry.map(odd_fails, range(4), chunksize=1)\n"
+                            "except ValueError:\n    pass\n"
+                            "bad = [t for t in ferry.timeline().tasks if t.status == 'error']\n"
+                            f"with ferry.Executor(client={cluster.address!r}) as ex:\n"
+                            "    list(ex.map(nap_a_bit, range(3)))\n"
+                            "    mine = ferry.timeline(ex)\n"
+                            "len(bad) >= 1, all(b.pid in addrs for b in bad), len(mine.tasks), "
+                            "sorted({t.pid in addrs for t in mine.tasks})")
+    assert got == (True, True, 3, [True])

@@ -22,6 +22,7 @@ import pickle
 import platform as _platform
 import re
 import threading
+import time as _time
 
 
 def load(name):
@@ -177,13 +178,16 @@ def _loads(data, shared):
     return _Unpickler(data, shared).load() if shared else pickle.loads(data)
 
 
+def _worker_address():
+    try:
+        return sys.modules["distributed"].get_worker().address
+    except Exception:
+        return None
+
+
 def _where():
     """What the cell's traceback says about the process that ran the task."""
-    worker = None
-    try:
-        worker = sys.modules["distributed"].get_worker().address
-    except Exception:
-        pass
+    worker = _worker_address()
     return "%d (Dask worker %s)" % (os.getpid(), worker) if worker else os.getpid()
 
 
@@ -210,8 +214,9 @@ def _error(exc):
 
 class TaskFailed(Exception):
     """Raised by run_task for a task that raised, so that Dask reports the
-    failure at once, with the task's exception and traceback (pickled) and
-    its output as args.  Its str() is short: Dask truncates long ones."""
+    failure at once, with the task's exception and traceback (pickled), its
+    output and where and when it ran as args.  Its str() is short: Dask
+    truncates long ones."""
 
     def __str__(self):
         return "a ferry task raised an exception"
@@ -302,7 +307,9 @@ def run_task(head, body, python=None, shared=(), names=(), payloads=()):
     shared, the large values the pickles refer to (Dask hands them over);
     names, ((name, digest), ...) of the notebook globals fn reads, whose
     pickled values are payloads.  Returns (pickled result, [(stream,
-    text)] the task printed), or raises TaskFailed."""
+    text)] the task printed, ran), or raises TaskFailed; ran is (worker
+    address, wall-clock start, end) for ferry.timeline()."""
+    start = _time.time()
     local = _output_local()
     local.record = record = []
     try:
@@ -323,6 +330,7 @@ def run_task(head, body, python=None, shared=(), names=(), payloads=()):
             error = _error(exc)
     finally:
         local.record = None
+    ran = (_worker_address(), start, _time.time())
     if payload is None:
-        raise TaskFailed(error, _joined(record))
-    return payload, _joined(record)
+        raise TaskFailed(error, _joined(record), ran)
+    return payload, _joined(record), ran

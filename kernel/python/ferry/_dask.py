@@ -46,7 +46,7 @@ import time
 import types
 import uuid
 
-from . import _check, _pool, _rx_rt
+from . import _check, _pool, _rx_rt, _timeline
 from ._dask_data import SHARE_BYTES, Scattered, _large, _Shared
 
 CONNECT_TIMEOUT = 10.0  # seconds ferry.use waits for a scheduler address
@@ -217,6 +217,7 @@ class Cluster:
         self._inbox = queue.SimpleQueue()  # (future, Dask future) of ended submits
         self._collector = None
         self._sent = Scattered(client)  # large values and globals sent once
+        self._submits = _timeline.PoolLog()  # its recent maps, for ferry.timeline(ex)
         self.check_python()
 
     @classmethod
@@ -437,7 +438,7 @@ class Cluster:
                 _pool._settle(future, how, value)
 
     def _fetch(self, dask_futures):
-        """{key: (result payload, output)} of those of dask_futures that
+        """{key: (result payload, output, ran)} of those of dask_futures that
         finished, in one request to the cluster."""
         # A result lost with its worker ("lost", then "pending") is being
         # computed again: gather waits for it.
@@ -450,22 +451,28 @@ class Cluster:
             self._running()  # a scheduler that went away says so
             raise
 
-    def _outcome(self, dask_future, answer):
+    def _outcome(self, dask_future, answer, note=None):
         """("result" | "exception" | "cancel", value) of a task that ended,
         its output written to the cell's streams; answer is what _fetch got
-        for it."""
+        for it.  note(status, ran), if given, hears where and when the task
+        ran (run_task's report, or None) for ferry.timeline()."""
+        note = note or (lambda status, ran: None)
         status = dask_future.status
         if answer is not None:  # fetched: it finished, whatever it says now
-            payload, output = answer
+            payload, output, ran = answer
+            note("ok", ran)
             _write_output(output)
             return "result", pickle.loads(payload)
         if status == "error":
             exc = dask_future.exception()
             if isinstance(exc, runtime()[2].TaskFailed):
-                payload, output = exc.args
+                payload, output, ran = exc.args
+                note("error", ran)
                 _write_output(output)
                 return "exception", _remote_error(payload)
-            return "exception", _dask_error(exc)
+            error = _dask_error(exc)
+            note("crashed" if isinstance(error, _pool.WorkerCrashed) else "error", None)
+            return "exception", error
         if self.client.status != "running":
             return "exception", ConnectionError(
                 f"the Dask client lost its scheduler at {self.address} (client status: "
@@ -499,13 +506,18 @@ class Cluster:
         extra = self._extra(n, shared, sent_globals)
         futures = self.client.map(run_task, [head] * n, bodies, [_PYTHON] * n, *extra,
                                   key=self._keys(n), pure=False)
+        threads = sum(w.get("nthreads", 1) for w in self._workers.values())
+        run = _timeline.ClusterRun([len(c[1]) for c in calls], threads)
         try:
-            return self._gather(futures, [len(c[1]) for c in calls])
+            return self._gather(futures, run)
         except BaseException:
             _cancel(self.client, futures)
             raise
+        finally:
+            kind = "ferry.map" if sys.modules["ferry"]._cluster is self else "Executor.map"
+            _timeline.keep(run, self, kind)
 
-    def _gather(self, futures, sizes):
+    def _gather(self, futures, run):
         """The results of one map in order, or its first failure.  Waits in
         steps of a tick, so an interrupt lands at once; woken early only
         when all tasks ended or one failed (waking the cell's thread per
@@ -513,7 +525,9 @@ class Cluster:
         which tasks ended without a request; results are fetched once a
         tick (with the output of those tasks, written to the cell) and at
         the end, not per task.  A task that failed says so at once (its
-        exception travels with Dask's report)."""
+        exception travels with Dask's report).  run hears where and when
+        each task ran."""
+        sizes = run.sizes
         ended = _Ended(len(futures))
         self._watch(futures, ended)
         values = [None] * len(futures)
@@ -529,8 +543,9 @@ class Cluster:
             seen += len(batch)
             failed = [i for i in batch if futures[i].status != "finished"]
             if failed:
-                self._fetch_into(futures, sorted(unfetched), values)  # their prints first
-                how, value = self._outcome(futures[min(failed)], None)
+                self._fetch_into(futures, sorted(unfetched), values, run)  # prints first
+                how, value = self._outcome(futures[min(failed)], None,
+                                           run.noter(min(failed)))
                 if how == "exception":
                     raise value.with_traceback(None)
                 raise concurrent.futures.CancelledError(
@@ -539,7 +554,7 @@ class Cluster:
             items += sum(sizes[i] for i in batch)
             now = time.monotonic()
             if unfetched and (seen == len(futures) or now - last_fetch >= _pool._Progress.TICK):
-                self._fetch_into(futures, sorted(unfetched), values)
+                self._fetch_into(futures, sorted(unfetched), values, run)
                 unfetched, last_fetch = [], now
             progress.update(items)
         progress.done()
@@ -562,10 +577,11 @@ class Cluster:
 
         self.client.loop.add_callback(every)
 
-    def _fetch_into(self, futures, indexes, values):
+    def _fetch_into(self, futures, indexes, values, run):
         answers = self._fetch([futures[i] for i in indexes])
         for i in indexes:
-            how, value = self._outcome(futures[i], answers.get(futures[i].key))
+            how, value = self._outcome(futures[i], answers.get(futures[i].key),
+                                       run.noter(i))
             if how == "exception":
                 raise value.with_traceback(None)
             if how == "cancel":
@@ -667,6 +683,10 @@ class ClusterExecutor(concurrent.futures.Executor):
     @property
     def client(self):
         return self._cluster.client
+
+    @property
+    def _pool(self):  # what ferry.timeline(executor) reads
+        return self._cluster
 
     def submit(self, fn, /, *args, **kwargs):
         if self._shutdown:

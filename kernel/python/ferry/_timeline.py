@@ -127,6 +127,8 @@ class Timeline:
         scale = width / self.wall_us
         lines = [self.summary()]
         dead = self._dead()
+        pad = max([18] + [len(f"w{n} {_lane(p)} died") for n, p in
+                          enumerate(self.lanes(), 1)])
         for n, (pid, tasks) in enumerate(self.lanes().items(), 1):
             row = [" "] * width
             for t in tasks:
@@ -138,10 +140,10 @@ class Timeline:
                 mark = {"ok": "#", "error": "E", "crashed": "X"}.get(t.status, "-")
                 for i in range(b, c):
                     row[i] = mark
-            label = f"w{n} pid {pid}" + (" died" if pid in dead else "")
+            label = f"w{n} {_lane(pid)}" + (" died" if pid in dead else "")
             plural = "s" if len(tasks) != 1 else ""
-            lines.append(f"{label:<18}|{''.join(row)}| {len(tasks)} task{plural}")
-        lines.append(f"{'':<18} 0{_seconds(self.wall_us):>{width}}")
+            lines.append(f"{label:<{pad}}|{''.join(row)}| {len(tasks)} task{plural}")
+        lines.append(f"{'':<{pad}} 0{_seconds(self.wall_us):>{width}}")
         lines.append("# running  . sent ahead, waiting  E error  X worker died  "
                      "(blank: idle)")
         return "\n".join(lines)
@@ -151,6 +153,11 @@ class Timeline:
 
     def _repr_svg_(self):
         return _svg(self)
+
+
+def _lane(pid):
+    """A lane's name: the worker's pid, or a Dask worker's address."""
+    return pid if isinstance(pid, str) else f"pid {pid}"
 
 
 def _seconds(us):
@@ -204,7 +211,7 @@ def _svg(tl):
                " ".join(f"{a:.1f},{b:.1f}" for a, b in pts) + "'/>")
     y += queue_h + gap
     for n, (pid, tasks) in enumerate(lanes.items(), 1):
-        label = f"worker {n} (pid {pid})" + (" died" if pid in dead else "")
+        label = f"worker {n} ({_lane(pid)})" + (" died" if pid in dead else "")
         colour = "#d73a49" if pid in dead else "#333"
         out.append(f"<g class='worker' data-pid='{pid}'>")
         out.append(f"<text x='8' y='{y + 15}' fill='{colour}'>{html.escape(label)}</text>")
@@ -284,12 +291,13 @@ class PoolLog:
         return Timeline(kind, tasks, end, workers)
 
 
-def keep(run, pool):
-    """Pool.map, as the map returns or raises: keeps its timeline (drawn
-    only when asked for)."""
+def keep(run, pool, kind=None):
+    """Pool.map (or a Dask cluster's), as the map returns or raises: keeps
+    its timeline (drawn only when asked for)."""
     # Only the timing lists: the run itself holds the results.
     finished = time.monotonic_ns() // 1000
-    kind = "ferry.map" if pool is _shared_pool() else "Executor.map"
+    if kind is None:
+        kind = "ferry.map" if pool is _shared_pool() else "Executor.map"
     sizes, where, step = run.sizes, run.where, 1
     if len(sizes) > KEEP_DETAIL:
         step = -(-len(sizes) // KEEP_DETAIL)
@@ -298,6 +306,34 @@ def keep(run, pool):
     pool._submits.maps.append(kept)
     with _lock:
         _maps.append(kept)
+
+
+class ClusterRun:
+    """A map on a Dask cluster, as keep() reads it: its chunks' sizes and
+    where each ran.  A lane is a Dask worker's address; times come from the
+    worker's wall clock (run_task's report), turned into this kernel's
+    monotonic clock and kept within the map (clocks of other machines may
+    differ a little; the bars' lengths are the workers' own)."""
+
+    def __init__(self, sizes, workers):
+        self.sizes = sizes
+        self.where = [None] * len(sizes)
+        self.workers = workers
+        self.submitted = time.monotonic_ns() // 1000
+        self._offset = time.time() - time.monotonic()  # wall minus monotonic, here
+
+    def noter(self, i):
+        """note(status, ran) for chunk i: ran is (address, start, end) or None."""
+        def note(status, ran):
+            if not ran or not ran[0]:
+                self.where[i] = (status, None, None, None, 0)
+                return
+            address, start, end = ran
+            run_us = max(0, int((end - start) * 1e6))
+            now = time.monotonic_ns() // 1000
+            ended = max(min(int((end - self._offset) * 1e6), now), self.submitted + run_us)
+            self.where[i] = (status, address, self.submitted, ended, run_us)
+        return note
 
 
 def _shared_pool():
