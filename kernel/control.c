@@ -29,11 +29,12 @@ static void control_handle(kernel *k, void *sock, const jp_msg *req)
         }
         kernel_reply(k, sock, req, "interrupt_reply", json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(type, "shutdown_request") == 0) {
-        json_t *restart = json_object_get(req->content, "restart");
-        kernel_reply(
-            k, sock, req, "shutdown_reply",
-            json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
+        kernel_shutdown_reply(k, sock, req);
+        /* idle goes out before the stop: the publisher ends with the kernel. */
+        iopub_publish_under(k->io, req->header, "status",
+                            json_pack("{s:s}", "execution_state", "idle"));
         kernel_request_stop(k);
+        return;
     } else if (strcmp(type, "kernel_info_request") == 0) {
         kernel_reply(k, sock, req, "kernel_info_reply", json_deep_copy(k->kernel_info));
     } else {

@@ -124,12 +124,19 @@ static void handle_ignored(kernel *k, void *sock, const jp_msg *req)
     LOG_D("ignoring %s", jp_msg_type(req));
 }
 
+void kernel_shutdown_reply(kernel *k, void *sock, const jp_msg *req)
+{
+    json_t *content = json_pack("{s:s, s:b}", "status", "ok", "restart",
+                                json_is_true(json_object_get(req->content, "restart")));
+    /* Also on iopub, as ipykernel does: other frontends of the kernel learn
+     * of the shutdown (and of a restart) from it. */
+    iopub_publish_under(k->io, req->header, "shutdown_reply", json_deep_copy(content));
+    kernel_reply(k, sock, req, "shutdown_reply", content);
+}
+
 static void handle_shutdown(kernel *k, void *sock, const jp_msg *req)
 {
-    json_t *restart = json_object_get(req->content, "restart");
-    kernel_reply(
-        k, sock, req, "shutdown_reply",
-        json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
+    kernel_shutdown_reply(k, sock, req);
     kernel_request_stop(k);
 }
 
@@ -463,9 +470,8 @@ static void shell_loop(kernel *k)
 static void kernel_teardown(kernel *k)
 {
     pyrt_finalize();
-    if (k->io) {
-        iopub_status(k->io, "dead");
-    }
+    /* No "dead" status: that state is the server's to report.  A frontend
+     * restarting the kernel would take it for a failed restart. */
     iopub_destroy(&k->io);
     if (k->shell) {
         zmq_close(k->shell);

@@ -46,6 +46,10 @@ void kernel_request_stop(kernel *k);
 int kernel_reply(kernel *k, void *sock, const jp_msg *req, const char *msg_type,
                  json_t *steal_content);
 
+/* Answers a shutdown_request (on sock, and on iopub under req), without
+ * stopping: the caller publishes status and stops. */
+void kernel_shutdown_reply(kernel *k, void *sock, const jp_msg *req);
+
 /* The control and heartbeat threads (control.c). */
 int control_start(kernel *k, jp_error *err);
 void control_join(kernel *k);
