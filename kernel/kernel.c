@@ -107,21 +107,42 @@ static void handle_execute(kernel *k, void *sock, const jp_msg *req)
     k->abort_queued = failed && (stop == NULL || json_is_true(stop));
 }
 
-static void handle_comm_open(kernel *k, void *sock, const jp_msg *req)
+/* The comm messages reach Python whole (header, metadata, buffers), as
+ * comm callbacks read them: frame 0 is the message as JSON, the buffers
+ * follow.  Only comm_info_request has a reply, its content in frame 0 of
+ * what Python returns. */
+static void handle_comm(kernel *k, void *sock, const jp_msg *req)
 {
-    (void)sock;
-    /* No comm targets exist yet: close the comm as the spec asks. */
-    json_t *id = json_object_get(req->content, "comm_id");
-    iopub_publish(k->io, "comm_close", json_pack("{s:O?, s:{}}", "comm_id", id, "data"));
-    LOG_I("comm_open for unknown target %s",
-          json_string_value(json_object_get(req->content, "target_name")));
-}
-
-static void handle_ignored(kernel *k, void *sock, const jp_msg *req)
-{
-    (void)k;
-    (void)sock;
-    LOG_D("ignoring %s", jp_msg_type(req));
+    json_t *msg =
+        json_pack("{s:O, s:O, s:O, s:O}", "header", req->header, "parent_header",
+                  req->parent_header, "metadata", req->metadata, "content", req->content);
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    size_t n_in = 1 + req->n_buffers, n_out = 0;
+    jp_frame *in = calloc(n_in, sizeof *in), *out = NULL;
+    int ok = text && in && jp_frame_copy(&in[0], text, strlen(text)) == 0;
+    for (size_t i = 0; ok && i < req->n_buffers; i++) {
+        ok = jp_frame_copy(&in[i + 1], req->buffers[i].data, req->buffers[i].size) == 0;
+    }
+    free(text);
+    jp_error err = {0};
+    if (!ok || pyrt_call_frames("comm", in, n_in, &out, &n_out, &err) < 0) {
+        LOG_E("%s: %s", jp_msg_type(req), err.set ? err.text : "out of memory");
+    }
+    if (strcmp(jp_msg_type(req), "comm_info_request") == 0) {
+        json_t *content = n_out ? json_loadb(out[0].data, out[0].size, 0, NULL) : NULL;
+        kernel_reply(k, sock, req, "comm_info_reply",
+                     content ? content
+                             : json_pack("{s:s, s:{}}", "status", "ok", "comms"));
+    }
+    for (size_t i = 0; i < n_in; i++) {
+        jp_frame_clear(&in[i]);
+    }
+    for (size_t i = 0; i < n_out; i++) {
+        jp_frame_clear(&out[i]);
+    }
+    free(in);
+    free(out);
 }
 
 void kernel_shutdown_reply(kernel *k, void *sock, const jp_msg *req)
@@ -150,11 +171,11 @@ static const struct {
     {"inspect_request", handle_in_python},
     {"is_complete_request", handle_in_python},
     {"history_request", handle_in_python},
-    {"comm_info_request", handle_in_python},
+    {"comm_info_request", handle_comm},
     {"shutdown_request", handle_shutdown},
-    {"comm_open", handle_comm_open},
-    {"comm_msg", handle_ignored},
-    {"comm_close", handle_ignored},
+    {"comm_open", handle_comm},
+    {"comm_msg", handle_comm},
+    {"comm_close", handle_comm},
 };
 
 static handler_fn find_handler(const char *type)
@@ -280,10 +301,21 @@ static int stdin_input(void *ctx, const char *prompt, int password, char **value
     }
 }
 
-static void publish_from_python(void *ctx, const char *msg_type, json_t *content)
+static void publish_from_python(void *ctx, const char *msg_type, json_t *content,
+                                json_t *metadata, jp_frame *buffers, size_t n_buffers)
 {
     kernel *k = ctx;
-    iopub_publish(k->io, msg_type, content);
+    iopub_publish_with(k->io, msg_type, content, metadata, buffers, n_buffers);
+}
+
+/* Only on the main thread: k->current is set and released there. */
+static json_t *parent_for_python(void *ctx)
+{
+    kernel *k = ctx;
+    if (!pthread_equal(pthread_self(), k->main_thread) || k->current == NULL) {
+        return NULL;
+    }
+    return json_deep_copy(k->current->header);
 }
 
 static void write_from_python(void *ctx, const char *name, const char *text, size_t len)
@@ -348,6 +380,7 @@ static int start_python(kernel *k, jp_error *err)
         .role = "kernel",
         .hooks = {.ctx = k,
                   .publish = publish_from_python,
+                  .parent = parent_for_python,
                   .write = write_from_python,
                   .input = stdin_input},
     };
