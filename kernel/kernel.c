@@ -22,7 +22,7 @@
 
 #include "log.h"
 #include "paths.h"
-#include "pool_py.h"
+#include "pool/pool_py.h"
 #include "pyrt.h"
 #include "runtime.h"
 
