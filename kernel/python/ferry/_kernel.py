@@ -158,7 +158,7 @@ def comm(frames):
     msg["buffers"] = list(frames[1:])
     try:
         reply = _comm.handle(msg)
-    except Exception:
+    except BaseException:  # an interrupt during a callback too: no cell to show it
         _logged(msg["msg_type"])
         reply = None
     return True, [json.dumps(reply).encode()] if reply is not None else []
