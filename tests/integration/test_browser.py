@@ -26,18 +26,17 @@ import pytest
 
 import harness
 
-selenium = pytest.importorskip("selenium", reason="python3-selenium is not installed")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
+try:
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+except ImportError:  # said by the fixture, as a failure: make deps installs it
+    webdriver = None
 
 SHOTS = harness.REPO_ROOT / "build" / "browser"
 WAIT = 30.0  # one step, under load
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("jupyter-notebook") is None or not os.path.exists(CHROMEDRIVER),
-    reason="needs jupyter-notebook, chromium and chromium-driver (make deps)")
 
 
 def free_port():
@@ -243,8 +242,10 @@ def page(tmp_path):
     problem = harness.check_kernel_program()
     if problem:
         pytest.fail(problem, pytrace=False)
-    if harness.is_ipykernel():
-        pytest.skip("the page is ferry's path; ipykernel has its own browser")
+    if webdriver is None or shutil.which("jupyter-notebook") is None or \
+            not os.path.exists(CHROMEDRIVER):
+        pytest.fail("the browser test needs python3-selenium, jupyter-notebook, chromium "
+                    "and chromium-driver: run make deps", pytrace=False)
     (tmp_path / "nb").mkdir()
     (tmp_path / "nb" / "walk.ipynb").write_text(json.dumps(NOTEBOOK_JSON))
     if SHOTS.exists():
@@ -265,6 +266,7 @@ def page(tmp_path):
 
 
 @pytest.mark.watchdog(300)  # about a minute; far more on a machine under load
+@pytest.mark.ferry_only("the walk uses ferry.map")
 def test_a_person_works_through_a_notebook_in_the_browser(page):
     try:
         walk(page)
