@@ -14,9 +14,11 @@ int child_prepare(const child_opts *o)
     } else {
         setpgid(0, 0);
     }
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != o->parent) {
-        return -1; /* the parent died before the signal was armed */
+    if (o->death_signal > 0) {
+        prctl(PR_SET_PDEATHSIG, o->death_signal);
+        if (getppid() != o->parent) {
+            return -1; /* the parent died before the signal was armed */
+        }
     }
     sigset_t none;
     sigemptyset(&none);

@@ -1,12 +1,13 @@
 /* child.h -- a child process's set-up between fork and exec, written once
- * for the kernel's workers (kernel/pool/procs.c) and the REPL's kernel
- * (repl/kernel_launch.c).
+ * for the kernel's workers (kernel/pool/procs.c), the REPL's kernel and its
+ * reaper (repl/kernel_launch.c).
  *
  * The child leads a process group of its own (or a session), so that a
  * terminal's or a frontend's SIGINT to its parent's group does not reach
  * it, while a killpg of its group reaches it and everything it starts; the
  * parent-death signal takes it down with its parent, even a parent killed
- * without a chance to clean up; it inherits no blocked or ignored SIGINT;
+ * without a chance to clean up (unless it is there to outlive the parent,
+ * as the REPL's reaper is); it inherits no blocked or ignored SIGINT;
  * stdin is /dev/null (no one to answer), stdout and stderr go to a log. */
 #ifndef FERRY_CHILD_H
 #define FERRY_CHILD_H
@@ -18,6 +19,7 @@ typedef struct child_opts {
     int new_session;     /* setsid(), else setpgid(0, 0) */
     int default_sigpipe; /* SIGPIPE back to its default too */
     int out_fd;          /* becomes fds 1 and 2; -1 leaves them */
+    int death_signal;    /* sent to it when the parent dies; 0: none */
 } child_opts;
 
 /* In the child, right after fork: only async-signal-safe calls.  Returns

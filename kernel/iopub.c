@@ -20,10 +20,25 @@
 
 /* ----------------------------------------------------------- publishing */
 
-static void send_message(iopub *io, json_t *parent, const char *msg_type, json_t *content)
+/* Sends a message; content and metadata (may be NULL) are stolen, buffers
+ * taken over (entries zeroed). */
+static void send_message_with(iopub *io, json_t *parent, const char *msg_type,
+                              json_t *content, json_t *metadata, jp_frame *buffers,
+                              size_t n_buffers)
 {
     jp_msg holder = {.header = parent};
     jp_msg *m = jp_msg_iopub(io->session, parent ? &holder : NULL, msg_type, content);
+    if (m != NULL && metadata != NULL) {
+        json_decref(m->metadata);
+        m->metadata = metadata;
+        metadata = NULL;
+    }
+    for (size_t i = 0; m != NULL && i < n_buffers; i++) {
+        if (jp_msg_add_buffer(m, &buffers[i]) < 0) {
+            jp_msg_destroy(&m);
+        }
+    }
+    json_decref(metadata);
     if (m == NULL) {
         LOG_E("iopub: cannot build %s message", msg_type);
         return;
@@ -34,6 +49,11 @@ static void send_message(iopub *io, json_t *parent, const char *msg_type, json_t
     if (jp_send(io->session, io->pub, &m, topic, &err) < 0) {
         LOG_W("iopub: %s", err.text);
     }
+}
+
+static void send_message(iopub *io, json_t *parent, const char *msg_type, json_t *content)
+{
+    send_message_with(io, parent, msg_type, content, NULL, NULL, 0);
 }
 
 static void send_stream(iopub *io, json_t *parent, const char *name, const char *text,
@@ -155,6 +175,11 @@ static void event_free(event *ev)
 {
     free(ev->msg_type);
     json_decref(ev->content);
+    json_decref(ev->metadata);
+    for (size_t i = 0; i < ev->n_buffers; i++) {
+        jp_frame_clear(&ev->buffers[i]);
+    }
+    free(ev->buffers);
     json_decref(ev->parent);
     free(ev->text);
     free(ev);
@@ -173,8 +198,9 @@ static int handle_event(iopub *io, event *ev)
     stream_publish(io);
     switch (ev->kind) {
     case EV_PUBLISH:
-        send_message(io, ev->parent ? ev->parent : io->parent, ev->msg_type, ev->content);
-        ev->content = NULL;
+        send_message_with(io, ev->parent ? ev->parent : io->parent, ev->msg_type,
+                          ev->content, ev->metadata, ev->buffers, ev->n_buffers);
+        ev->content = ev->metadata = NULL;
         break;
     case EV_SET_PARENT:
         json_decref(io->parent);
@@ -400,6 +426,36 @@ void iopub_publish_under(iopub *io, json_t *parent_header, const char *msg_type,
     }
     ev->content = steal_content;
     ev->parent = parent_header ? json_deep_copy(parent_header) : NULL;
+    enqueue(io, ev);
+}
+
+void iopub_publish_with(iopub *io, const char *msg_type, json_t *steal_content,
+                        json_t *steal_metadata, jp_frame *buffers, size_t n_buffers)
+{
+    event *ev = event_new(EV_PUBLISH);
+    jp_frame *owned = n_buffers ? calloc(n_buffers, sizeof *owned) : NULL;
+    if (ev == NULL || (ev->msg_type = strdup(msg_type)) == NULL ||
+        (n_buffers && owned == NULL)) {
+        json_decref(steal_content);
+        json_decref(steal_metadata);
+        for (size_t i = 0; i < n_buffers; i++) {
+            jp_frame_clear(&buffers[i]);
+        }
+        free(owned);
+        if (ev) {
+            free(ev->msg_type);
+        }
+        free(ev);
+        return;
+    }
+    for (size_t i = 0; i < n_buffers; i++) {
+        owned[i] = buffers[i];
+        buffers[i] = (jp_frame){0};
+    }
+    ev->content = steal_content;
+    ev->metadata = steal_metadata;
+    ev->buffers = owned;
+    ev->n_buffers = n_buffers;
     enqueue(io, ev);
 }
 

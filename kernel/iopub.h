@@ -35,6 +35,12 @@ void iopub_set_parent(iopub *io, const jp_msg *parent);
 /* Queues a message under the current parent; content is stolen. */
 void iopub_publish(iopub *io, const char *msg_type, json_t *steal_content);
 
+/* Queues a message under the current parent with metadata (stolen, may be
+ * NULL) and binary buffers (taken over: entries zeroed, the array stays the
+ * caller's), as comm messages carry them. */
+void iopub_publish_with(iopub *io, const char *msg_type, json_t *steal_content,
+                        json_t *steal_metadata, jp_frame *buffers, size_t n_buffers);
+
 /* Queues a message under an explicit parent header (copied). */
 void iopub_publish_under(iopub *io, json_t *parent_header, const char *msg_type,
                          json_t *steal_content);

@@ -25,6 +25,9 @@ typedef struct event {
     uint64_t marks[2];    /* pipe byte counts when queued */
     char *msg_type;       /* EV_PUBLISH: the message type */
     json_t *content;      /* EV_PUBLISH: content, owned */
+    json_t *metadata;     /* EV_PUBLISH: metadata, owned, or NULL */
+    jp_frame *buffers;    /* EV_PUBLISH: binary buffers, owned, or NULL */
+    size_t n_buffers;     /* EV_PUBLISH: number of buffers */
     json_t *parent;       /* parent header, owned, or NULL */
     char *text;           /* EV_WRITE, EV_STREAM: valid UTF-8, owned */
     size_t len;           /* length of text */

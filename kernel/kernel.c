@@ -90,10 +90,23 @@ static int stdin_input(void *ctx, const char *prompt, int password, char **value
     return rc;
 }
 
-static void publish_from_python(void *ctx, const char *msg_type, json_t *content)
+static void publish_from_python(void *ctx, const char *msg_type, json_t *content,
+                                json_t *metadata, jp_frame *buffers, size_t n_buffers)
 {
     kernel *k = ctx;
-    iopub_publish(k->io, msg_type, content);
+    iopub_publish_with(k->io, msg_type, content, metadata, buffers, n_buffers);
+}
+
+/* The header of the request being handled, from any thread: read through
+ * a reference of its own (kernel/request.h), so the shell may finish the
+ * request meanwhile. */
+static json_t *parent_for_python(void *ctx)
+{
+    kernel *k = ctx;
+    request *r = request_slot_get(&k->sv.requests);
+    json_t *header = r ? json_deep_copy(request_msg(r)->header) : NULL;
+    request_release(&r);
+    return header;
 }
 
 static void write_from_python(void *ctx, const char *name, const char *text, size_t len)
@@ -152,6 +165,7 @@ static int start_python(kernel *k, jp_error *err)
         .entry = "ferry._kernel",
         .hooks = {.ctx = k,
                   .publish = publish_from_python,
+                  .parent = parent_for_python,
                   .write = write_from_python,
                   .input = stdin_input},
     };
@@ -273,9 +287,8 @@ static void shell_loop(kernel *k)
 static void kernel_teardown(kernel *k)
 {
     pyrt_finalize();
-    if (k->io) {
-        iopub_status(k->io, "dead");
-    }
+    /* No "dead" status: that state is the server's to report.  A frontend
+     * restarting the kernel would take it for a failed restart. */
     iopub_destroy(&k->io);
     if (k->shell) {
         zmq_close(k->shell);
@@ -314,6 +327,37 @@ static json_t *python_call(void *ctx, const char *func, json_t *content, jp_erro
     return pyrt_call(func, content, err);
 }
 
+/* A comm message for ferry._kernel.comm, whole (header, metadata, buffers)
+ * as comm callbacks read it: frame 0 is the message as JSON, its buffers
+ * follow.  Python answers a comm_info_request with its content in frame 0. */
+static json_t *python_comm(void *ctx, const jp_msg *msg, jp_error *err)
+{
+    (void)ctx;
+    json_t *whole =
+        json_pack("{s:O, s:O, s:O, s:O}", "header", msg->header, "parent_header",
+                  msg->parent_header, "metadata", msg->metadata, "content", msg->content);
+    char *text = whole ? json_dumps(whole, JSON_COMPACT) : NULL;
+    json_decref(whole);
+    jp_frames in = {calloc(1 + msg->n_buffers, sizeof(jp_frame)), 0};
+    in.n = in.v ? 1 + msg->n_buffers : 0;
+    jp_frames out = {0};
+    int ok = text && in.v && jp_frame_copy(&in.v[0], text, strlen(text)) == 0;
+    for (size_t i = 0; ok && i < msg->n_buffers; i++) {
+        ok = jp_frame_copy(&in.v[i + 1], msg->buffers[i].data, msg->buffers[i].size) == 0;
+    }
+    free(text);
+    json_t *reply = NULL;
+    if (!ok) {
+        jp_error_set(err, "out of memory");
+    } else if (pyrt_call_frames("comm", in.v, in.n, &out.v, &out.n, err) >= 0 &&
+               out.n > 0) {
+        reply = json_loadb(out.v[0].data, out.v[0].size, 0, NULL);
+    }
+    jp_frames_clear(&in);
+    jp_frames_clear(&out);
+    return reply;
+}
+
 static void stop_hook(void *ctx)
 {
     kernel_request_stop(ctx);
@@ -330,7 +374,7 @@ static void interrupt_hook(void *ctx)
 static void server_setup(kernel *k)
 {
     serve_init(&k->sv);
-    k->sv.py = (interp){.ctx = k, .call = python_call};
+    k->sv.py = (interp){.ctx = k, .call = python_call, .comm = python_comm};
     k->sv.ctx = k;
     k->sv.stop = stop_hook;
     k->sv.interrupt = interrupt_hook;

@@ -18,21 +18,78 @@ static PyThreadState *main_state; /* saved while the GIL is released */
 
 /* ------------------------------------------- _ferry_kernel (built in) */
 
+static int list_to_frames(PyObject *seq, jp_frame **out, size_t *n_out);
+
+static void frames_free(jp_frame *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        jp_frame_clear(&f[i]);
+    }
+    free(f);
+}
+
+/* publish(msg_type, content_json, metadata_json=None, buffers=()) */
 static PyObject *kernel_publish(PyObject *self, PyObject *args)
 {
     (void)self;
-    const char *msg_type, *content_text;
-    Py_ssize_t content_len;
-    if (!PyArg_ParseTuple(args, "ss#", &msg_type, &content_text, &content_len)) {
+    const char *msg_type, *content_text, *metadata_text = NULL;
+    Py_ssize_t content_len, metadata_len = 0;
+    PyObject *buffers = NULL;
+    if (!PyArg_ParseTuple(args, "ss#|z#O", &msg_type, &content_text, &content_len,
+                          &metadata_text, &metadata_len, &buffers)) {
+        return NULL;
+    }
+    jp_frame *frames = NULL;
+    size_t n = 0;
+    if (buffers != NULL && buffers != Py_None &&
+        list_to_frames(buffers, &frames, &n) < 0) {
         return NULL;
     }
     json_error_t jerr;
     json_t *content = json_loadb(content_text, (size_t)content_len, 0, &jerr);
-    if (content == NULL) {
+    json_t *metadata =
+        metadata_text ? json_loadb(metadata_text, (size_t)metadata_len, 0, &jerr) : NULL;
+    if (content == NULL || (metadata_text && metadata == NULL)) {
+        json_decref(content);
+        frames_free(frames, n);
         return PyErr_Format(PyExc_ValueError, "publish: invalid JSON: %s", jerr.text);
     }
-    hooks.publish(hooks.ctx, msg_type, content);
+    hooks.publish(hooks.ctx, msg_type, content, metadata, frames, n);
+    frames_free(frames, n);
     Py_RETURN_NONE;
+}
+
+/* log(level, text): a line in the kernel's log (log.h levels), never in a
+ * notebook. */
+static PyObject *kernel_log(PyObject *self, PyObject *args)
+{
+    (void)self;
+    int level;
+    const char *text;
+    if (!PyArg_ParseTuple(args, "is", &level, &text)) {
+        return NULL;
+    }
+    if (level < LOG_ERROR || level > LOG_DEBUG) {
+        return PyErr_Format(PyExc_ValueError, "log: no level %d", level);
+    }
+    log_msg((log_level)level, "%s", text);
+    Py_RETURN_NONE;
+}
+
+/* parent_header() -> JSON text of the request being handled, or None. */
+static PyObject *kernel_parent_header(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    json_t *header = hooks.parent ? hooks.parent(hooks.ctx) : NULL;
+    char *text = header ? json_dumps(header, JSON_COMPACT) : NULL;
+    json_decref(header);
+    if (text == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *r = PyUnicode_FromString(text);
+    free(text);
+    return r;
 }
 
 /* sys.stdout.write and sys.stderr.write themselves (METH_O, no tuple, no
@@ -127,6 +184,10 @@ static PyObject *kernel_input(PyObject *self, PyObject *args)
 static PyMethodDef kernel_methods[] = {
     {"publish", kernel_publish, METH_VARARGS,
      "publish(msg_type, content_json): send an iopub message under the current request."},
+    {"log", kernel_log, METH_VARARGS,
+     "log(level, text): a line in the kernel's log (0 error .. 3 debug)."},
+    {"parent_header", kernel_parent_header, METH_NOARGS,
+     "parent_header() -> JSON text of the request being handled, or None."},
     {"write_stdout", kernel_write_stdout, METH_O,
      "write_stdout(text): sys.stdout.write."},
     {"write_stderr", kernel_write_stderr, METH_O,

@@ -13,8 +13,13 @@
 
 typedef struct pyrt_hooks {
     void *ctx; /* passed back to every hook */
-    /* A message for iopub under the current parent; content stolen. */
-    void (*publish)(void *ctx, const char *msg_type, json_t *content);
+    /* A message for iopub under the current parent; content and metadata
+     * (may be NULL) stolen, buffers taken over (entries zeroed). */
+    void (*publish)(void *ctx, const char *msg_type, json_t *content, json_t *metadata,
+                    jp_frame *buffers, size_t n_buffers);
+    /* A copy of the header of the request being handled (caller decrefs),
+     * or NULL when there is none or it cannot be read from this thread. */
+    json_t *(*parent)(void *ctx);
     /* Text written to sys.stdout or sys.stderr ("stdout" / "stderr"). */
     void (*write)(void *ctx, const char *name, const char *text, size_t len);
     /* Asks the frontend for a line.  Returns 0 with *value (malloc'd),

@@ -10,8 +10,10 @@
 
 #include "log.h"
 
-/* The channels a request type is served on. */
-enum { ON_SHELL = 1, ON_CONTROL = 2 };
+/* The channels a request type is served on, and whether the kernel stops
+ * once it is answered and its idle is out (the publisher ends with the
+ * kernel, so nothing may follow the stop). */
+enum { ON_SHELL = 1, ON_CONTROL = 2, THEN_STOP = 4 };
 
 typedef void (*handler_fn)(server *sv, request *r);
 
@@ -58,12 +60,19 @@ static void handle_kernel_info(server *sv, request *r)
     reply(sv, r, "kernel_info_reply", json_deep_copy(sv->kernel_info));
 }
 
+/* busy, the reply (also on iopub), idle, then the stop (THEN_STOP); never
+ * a "dead" status: that state is the server's to report, and a frontend
+ * restarting the kernel would take it for a failed restart. */
 static void handle_shutdown(server *sv, request *r)
 {
-    json_t *restart = json_object_get(request_msg(r)->content, "restart");
-    reply(sv, r, "shutdown_reply",
-          json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
-    sv->stop(sv->ctx);
+    const jp_msg *req = request_msg(r);
+    json_t *restart = json_object_get(req->content, "restart");
+    json_t *content =
+        json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart));
+    /* Also on iopub, as ipykernel does: the kernel's other frontends learn
+     * of the shutdown (and of a restart) from it. */
+    iopub_publish_under(sv->io, req->header, "shutdown_reply", json_deep_copy(content));
+    reply(sv, r, "shutdown_reply", content);
 }
 
 static void handle_interrupt(server *sv, request *r)
@@ -107,20 +116,24 @@ static void handle_execute(server *sv, request *r)
     sv->abort_queued = failed && (stop == NULL || json_is_true(stop));
 }
 
-static void handle_comm_open(server *sv, request *r)
+/* Comms go to the interpreter's comm manager; only comm_info_request has
+ * a reply (an empty list of comms if the manager failed: the failure is
+ * the log's). */
+static void handle_comm(server *sv, request *r)
 {
-    /* No comm targets exist yet: close the comm as the spec asks. */
-    json_t *content = request_msg(r)->content;
-    json_t *id = json_object_get(content, "comm_id");
-    iopub_publish(sv->io, "comm_close", json_pack("{s:O?, s:{}}", "comm_id", id, "data"));
-    LOG_I("comm_open for unknown target %s",
-          json_string_value(json_object_get(content, "target_name")));
-}
-
-static void handle_ignored(server *sv, request *r)
-{
-    (void)sv;
-    LOG_D("ignoring %s", jp_msg_type(request_msg(r)));
+    const jp_msg *req = request_msg(r);
+    const char *type = jp_msg_type(req);
+    jp_error err = {0};
+    json_t *content = sv->py.comm(sv->py.ctx, req, &err);
+    if (err.set) {
+        LOG_E("%s: %s", type, err.text);
+    }
+    if (strcmp(type, "comm_info_request") == 0) {
+        reply(sv, r, "comm_info_reply",
+              content ? content : json_pack("{s:s, s:{}}", "status", "ok", "comms"));
+    } else {
+        json_decref(content);
+    }
 }
 
 static const struct {
@@ -130,25 +143,28 @@ static const struct {
 } handlers[] = {
     {"execute_request", ON_SHELL, handle_execute},
     {"kernel_info_request", ON_SHELL | ON_CONTROL, handle_kernel_info},
-    {"shutdown_request", ON_SHELL | ON_CONTROL, handle_shutdown},
+    {"shutdown_request", ON_SHELL | ON_CONTROL | THEN_STOP, handle_shutdown},
     {"interrupt_request", ON_CONTROL, handle_interrupt},
     {"complete_request", ON_SHELL, handle_in_interp},
     {"inspect_request", ON_SHELL, handle_in_interp},
     {"is_complete_request", ON_SHELL, handle_in_interp},
     {"history_request", ON_SHELL, handle_in_interp},
-    {"comm_info_request", ON_SHELL, handle_in_interp},
-    {"comm_open", ON_SHELL, handle_comm_open},
-    {"comm_msg", ON_SHELL, handle_ignored},
-    {"comm_close", ON_SHELL, handle_ignored},
+    {"comm_info_request", ON_SHELL, handle_comm},
+    {"comm_open", ON_SHELL, handle_comm},
+    {"comm_msg", ON_SHELL, handle_comm},
+    {"comm_close", ON_SHELL, handle_comm},
 };
 
-static handler_fn find_handler(const char *type, int channel)
+/* The handler of type on channel and its flags (*on), or NULL. */
+static handler_fn find_handler(const char *type, int channel, int *on)
 {
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
         if ((handlers[i].on & channel) && strcmp(handlers[i].type, type) == 0) {
+            *on = handlers[i].on;
             return handlers[i].fn;
         }
     }
+    *on = 0;
     return NULL;
 }
 
@@ -202,7 +218,8 @@ void serve_shell(server *sv, void *sock, jp_msg **msg)
         return;
     }
     const char *type = jp_msg_type(request_msg(r));
-    handler_fn fn = find_handler(type, ON_SHELL);
+    int on;
+    handler_fn fn = find_handler(type, ON_SHELL, &on);
     request_slot_set(&sv->requests, r);
     atomic_store(&sv->busy, 1);
     iopub_set_parent(sv->io, request_msg(r));
@@ -222,6 +239,9 @@ void serve_shell(server *sv, void *sock, jp_msg **msg)
     atomic_store(&sv->busy, 0);
     request_slot_set(&sv->requests, NULL);
     request_release(&r);
+    if (on & THEN_STOP) {
+        sv->stop(sv->ctx);
+    }
     for (size_t i = 0; i < n_deferred; i++) {
         serve_shell(sv, sock, &deferred[i]);
     }
@@ -238,7 +258,8 @@ void serve_control(server *sv, void *sock, jp_msg **msg)
     }
     const jp_msg *req = request_msg(r);
     const char *type = jp_msg_type(req);
-    handler_fn fn = find_handler(type, ON_CONTROL);
+    int on;
+    handler_fn fn = find_handler(type, ON_CONTROL, &on);
     status_under(sv, req, "busy");
     if (fn) {
         fn(sv, r);
@@ -247,6 +268,9 @@ void serve_control(server *sv, void *sock, jp_msg **msg)
     }
     status_under(sv, req, "idle");
     request_release(&r);
+    if (on & THEN_STOP) {
+        sv->stop(sv->ctx);
+    }
 }
 
 void serve_init(server *sv)

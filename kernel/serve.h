@@ -22,6 +22,11 @@ typedef struct interp {
     /* Calls the runner's func ("execute", "complete", ...) with a request's
      * content; a new reference to the reply's content, or NULL with err. */
     json_t *(*call)(void *ctx, const char *func, json_t *content, jp_error *err);
+    /* Hands a comm message (comm_open, comm_msg, comm_close,
+     * comm_info_request) to the interpreter's comm manager, whole; a new
+     * reference to the comm_info_reply's content, NULL for the others (or
+     * with err set). */
+    json_t *(*comm)(void *ctx, const jp_msg *msg, jp_error *err);
 } interp;
 
 typedef struct server {
@@ -33,7 +38,8 @@ typedef struct server {
     atomic_int busy;       /* a shell request is being handled */
     int abort_queued;      /* shell: abort the queued execute requests before idle */
     void *ctx;             /* passed to the hooks */
-    /* shutdown_request: begin stopping (any thread). */
+    /* shutdown_request, once its idle is out: begin stopping (any
+     * thread). */
     void (*stop)(void *ctx);
     /* interrupt_request while busy: interrupt the running request. */
     void (*interrupt)(void *ctx);

@@ -2,9 +2,12 @@
  *
  * The child leads a session of its own (common/child.c): Ctrl-C in the
  * terminal then signals only the REPL, and an interrupt or a kill reaches
- * the kernel and everything it started (killpg, as jupyter_client does);
- * the parent-death signal makes the kernel die with the REPL even if the
- * REPL is killed without a chance to clean up.
+ * the kernel and everything it started (killpg, as jupyter_client does).
+ * If the REPL is killed without a chance to clean up, a small reaper process
+ * it forked first (it sees the end of a pipe) stops the kernel's group,
+ * politely and then not, and removes the runtime directory; with the reaper
+ * gone too, the parent-death signal still asks the kernel to end (SIGTERM,
+ * so a ferry kernel removes its own files).
  */
 #include "kernel_launch.h"
 
@@ -30,6 +33,8 @@ struct kernel_proc {
     char log_path[PATH_MAX];  /* dir/kernel.log */
     pid_t pid;                /* kernel process (and group) id; 0 when reaped */
     int status;               /* wait status once reaped */
+    int reaper_fd;            /* write end of the reaper's pipe, -1 if none */
+    pid_t reaper;             /* the reaper process, 0 if none */
 };
 
 static void sleep_ms(int ms)
@@ -38,6 +43,92 @@ static void sleep_ms(int ms)
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
     }
 }
+
+/* ------------------------------------------------------------ the reaper */
+
+/* Tells the reaper which kernel to stop if the REPL dies (0: none, the
+ * REPL has stopped it itself). */
+static void tell_reaper(const kernel_proc *kp)
+{
+    if (kp->reaper_fd >= 0) {
+        pid_t pid = kp->pid;
+        ssize_t w = write(kp->reaper_fd, &pid, sizeof pid);
+        (void)w;
+    }
+}
+
+/* The reaper's life, in a forked child of a possibly threaded process: only
+ * async-signal-safe calls.  fd 0 is the pipe: it reads kernel pids until
+ * the REPL's end closes. */
+static void reap_after_repl(const kernel_proc *kp)
+{
+    pid_t pid = 0, next;
+    ssize_t r;
+    while ((r = read(0, &next, sizeof next)) != 0) {
+        if (r == (ssize_t)sizeof next) {
+            pid = next;
+        } else if (r < 0 && errno != EINTR) {
+            break;
+        }
+    }
+    if (pid > 0) { /* the REPL died with its kernel running */
+        killpg(pid, SIGTERM);
+        for (int i = 0; i < 100 && kill(pid, 0) == 0; i++) {
+            sleep_ms(50);
+        }
+        killpg(pid, SIGKILL);
+        unlink(kp->conn_path);
+        unlink(kp->log_path);
+        rmdir(kp->dir);
+    }
+    _exit(0);
+}
+
+/* Forks the reaper, in a session of its own so that the terminal's Ctrl-C
+ * and hang-up do not reach it.  Without one (fork failed), the REPL still
+ * works; only its files may stay if it is killed. */
+static void start_reaper(kernel_proc *kp)
+{
+    int fds[2];
+    kp->reaper_fd = -1;
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        return;
+    }
+    /* No parent-death signal: it is there to outlive the REPL. */
+    child_opts opts = {.parent = getpid(), .new_session = 1, .out_fd = -1};
+    pid_t pid = fork();
+    if (pid == 0) {
+        child_prepare(&opts);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        dup2(fds[0], 0);
+        close_range(1, ~0U, 0); /* no sockets or terminal kept open */
+        reap_after_repl(kp);
+    }
+    close(fds[0]);
+    if (pid < 0) {
+        close(fds[1]);
+        return;
+    }
+    kp->reaper = pid;
+    kp->reaper_fd = fds[1];
+}
+
+/* Lets the reaper go (the kernel is stopped) and collects it. */
+static void stop_reaper(kernel_proc *kp)
+{
+    if (kp->reaper_fd >= 0) {
+        close(kp->reaper_fd);
+        kp->reaper_fd = -1;
+    }
+    if (kp->reaper > 0) {
+        while (waitpid(kp->reaper, NULL, 0) < 0 && errno == EINTR) {
+        }
+        kp->reaper = 0;
+    }
+}
+
+/* ------------------------------------------------------------ the kernel */
 
 /* Forks and execs the kernel; returns 0 with kp->pid set, or -1. */
 static int spawn(kernel_proc *kp, jp_error *err)
@@ -71,6 +162,7 @@ static int spawn(kernel_proc *kp, jp_error *err)
             .new_session = 1,
             .default_sigpipe = 1,
             .out_fd = open(kp->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600),
+            .death_signal = SIGTERM,
         };
         if (child_prepare(&opts) < 0) {
             _exit(127);
@@ -100,6 +192,7 @@ static int spawn(kernel_proc *kp, jp_error *err)
     kernelspec_free_strv(argv);
     kp->pid = pid;
     kp->status = 0;
+    tell_reaper(kp);
     return 0;
 }
 
@@ -129,6 +222,7 @@ kernel_proc *kernel_proc_start(const kernelspec *spec, jp_error *err)
         return NULL;
     }
     kp->spec = spec;
+    kp->reaper_fd = -1;
     if (make_runtime_dir(kp->dir, sizeof kp->dir, err) < 0) {
         free(kp);
         return NULL;
@@ -136,6 +230,7 @@ kernel_proc *kernel_proc_start(const kernelspec *spec, jp_error *err)
     snprintf(kp->conn_path, sizeof kp->conn_path, "%s/kernel-%ld.json", kp->dir,
              (long)getpid());
     snprintf(kp->log_path, sizeof kp->log_path, "%s/kernel.log", kp->dir);
+    start_reaper(kp);
     if (jp_connection_init_new(&kp->conn, "127.0.0.1", spec->name, err) < 0 ||
         jp_connection_save(&kp->conn, kp->conn_path, err) < 0 || spawn(kp, err) < 0) {
         kernel_proc_destroy(&kp);
@@ -183,6 +278,7 @@ int kernel_proc_alive(kernel_proc *kp, char *why, size_t why_size)
             /* Whatever it started may still run in its group. */
             killpg(kp->pid, SIGKILL);
             kp->pid = 0;
+            tell_reaper(kp);
         }
     }
     describe(kp->status, why, why_size);
@@ -213,6 +309,7 @@ void kernel_proc_kill(kernel_proc *kp)
         }
         kp->status = status;
         kp->pid = 0;
+        tell_reaper(kp);
     }
 }
 
@@ -256,6 +353,7 @@ void kernel_proc_destroy(kernel_proc **kpp)
     if (kp->dir[0] != '\0') {
         rmdir(kp->dir);
     }
+    stop_reaper(kp);
     jp_connection_clear(&kp->conn);
     free(kp);
     *kpp = NULL;

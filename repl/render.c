@@ -246,6 +246,19 @@ static void image_note(const char *mime, const char *value, char *note, size_t s
 
 /* ---------------------------------------------------------- mime data */
 
+#define WIDGET_VIEW "application/vnd.jupyter.widget-view+json"
+
+/* A widget (ipywidgets) has no text form: the first one says why it is not
+ * shown, the others are only named. */
+static void widget_note(void)
+{
+    static int explained;
+    emit_str(stdout, explained ? "[widget]\n"
+                               : "[widget: widgets are drawn by a browser frontend "
+                                 "(Notebook, Lab); a terminal cannot show them]\n");
+    explained = 1;
+}
+
 /* Writes a mime bundle: image notes, then text/plain, then a note for what
  * has no text form.  prefix (may be NULL) goes first, on the same line. */
 static void emit_bundle(json_t *data, const char *prefix)
@@ -278,6 +291,10 @@ static void emit_bundle(json_t *data, const char *prefix)
         /* Something without a text form (text/html only, say): name it. */
         json_object_foreach(data, mime, v)
         {
+            if (strcmp(mime, WIDGET_VIEW) == 0) {
+                widget_note();
+                continue;
+            }
             char note[200], human[32];
             format_size(json_is_string(v) ? strlen(json_string_value(v)) : 0, human,
                         sizeof human);

@@ -9,7 +9,9 @@ libreadline-dev libcmocka-dev python3-dev jupyter-client clang-format
 python3-jupyter-kernel-test python3-nbclient jupyter-nbconvert jupyter-console
 python3-pytest python3-jedi python3-ipython python3-psutil tmux clang
 libclang-rt-14-dev python3-ipykernel python3-joblib python3-numpy
-python3-matplotlib python3-distributed"
+python3-matplotlib python3-distributed python3-pandas python3-tqdm python3-comm
+python3-ipywidgets jupyter-nbextension-jupyter-js-widgets jupyter-notebook chromium
+chromium-driver python3-selenium"
 
 missing=""
 for p in $PACKAGES; do

@@ -55,7 +55,7 @@ static const char *log_level_name(void)
  * in a task gets EOFError at once. */
 static void exec_worker(pid_t parent, int logfd, int status_fd, char *const argv[])
 {
-    child_opts opts = {.parent = parent, .out_fd = logfd};
+    child_opts opts = {.parent = parent, .out_fd = logfd, .death_signal = SIGKILL};
     if (child_prepare(&opts) < 0) {
         _exit(1);
     }

@@ -458,11 +458,15 @@ static void run_tasks(wstate *w)
 
 /* ---------------------------------------------------------------- setup */
 
-static void no_publish(void *ctx, const char *msg_type, json_t *content)
+static void no_publish(void *ctx, const char *msg_type, json_t *content, json_t *metadata,
+                       jp_frame *buffers, size_t n_buffers)
 {
     (void)ctx;
     (void)msg_type;
+    (void)buffers; /* the caller frees them */
+    (void)n_buffers;
     json_decref(content);
+    json_decref(metadata);
 }
 
 static int no_input(void *ctx, const char *prompt, int password, char **value,

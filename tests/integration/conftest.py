@@ -32,6 +32,8 @@ def pytest_configure(config):
         "markers", "ipykernel_wrong(reason): ipykernel breaks the spec; xfail against it")
     config.addinivalue_line(
         "markers", "ferry_only(reason): beyond the spec, ferry-specific; xfail on ipykernel")
+    config.addinivalue_line(
+        "markers", "watchdog(seconds): this test's own hang limit, when above the default")
 
 
 def pytest_sessionstart(session):
@@ -64,6 +66,9 @@ class WatchdogTimeout(Exception):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     limit = float(os.environ.get("FERRY_TEST_WATCHDOG", "90"))
+    longer = item.get_closest_marker("watchdog")  # a test that walks many steps
+    if longer is not None:
+        limit = max(limit, float(longer.args[0]))
 
     def expire(signum, frame):
         raise WatchdogTimeout(f"test still running after {limit}s")

@@ -158,7 +158,9 @@ class Tmux:
             args.append("-e")
         return self.tmux(*args).stdout
 
-    def wait_for(self, pattern, timeout=30, escapes=False):
+    # Generous: under a full `make test` beside others, ipykernel's start and
+    # its first (jedi) completion have taken over 30 s.  A miss still fails.
+    def wait_for(self, pattern, timeout=90, escapes=False):
         """Waits until the screen matches the regex pattern; returns the screen."""
         deadline = time.monotonic() + timeout
         while True:
@@ -170,7 +172,7 @@ class Tmux:
                                      f"as data: {text.rstrip()!r}")
             time.sleep(0.1)
 
-    def wait_prompt(self, n, timeout=60):
+    def wait_prompt(self, n, timeout=120):
         return self.wait_for(rf"^In \[{n}\]: ", timeout)
 
     def pane(self, fmt):

@@ -68,11 +68,12 @@ def test_get_ipython_from_ipython_in_a_cell_is_ferrys_shell(k):
     assert x.ok().text == "(True, True)"
 
 
-@pytest.mark.ferry_only("ferry is not an IPython shell to libraries")
-def test_libraries_still_see_no_ipython_shell(k):
-    # Code outside the notebook's namespace (a library) gets IPython's answer.
+def test_libraries_get_the_same_shell_as_cells(k):
+    # Library code (not the notebook's namespace) gets the shell too, as in
+    # IPython: ipywidgets registers its comm targets from there.
     x = k.execute("import IPython\n"
                   "probe = {}\n"
                   "exec('from IPython import get_ipython\\nshell = get_ipython()', probe)\n"
-                  "probe['shell'] is None").ok()
-    assert x.text == "True"
+                  "(probe['shell'] is get_ipython(), 'probe' in probe['shell'].user_ns,\n"
+                  " hasattr(probe['shell'].kernel, 'comm_manager'))").ok()
+    assert x.text == "(True, True, True)"

@@ -74,6 +74,40 @@ def test_shutdown_request_echoes_restart_and_exits_cleanly(fresh_kernel, restart
     assert k.wait_exit() == 0
 
 
+def _all_states(k):
+    return [m["content"]["execution_state"] for x in k._buckets.values()
+            for m in x.iopub if m["msg_type"] == "status"]
+
+
+def test_shutdown_restart_publishes_its_reply_and_never_dead(fresh_kernel):
+    # Notebook reads a "dead" status as a failed restart and deletes the
+    # session; the reply on iopub tells every frontend of the kernel.
+    k = fresh_kernel
+    k.execute("x = 1").ok()
+    p = k.send("shutdown_request", {"restart": True}, channel="control")
+    x = p.wait_for(lambda x: x.idle_seen and x.reply is not None, what="reply and idle")
+    assert k.wait_exit() == 0
+    k.pump(0.5)
+    assert x.msg_types == ["status", "shutdown_reply", "status"], x.describe()
+    assert x.states == ["busy", "idle"]
+    assert x.of_type("shutdown_reply")[0]["content"] == {"status": "ok", "restart": True}
+    assert "dead" not in _all_states(k)
+
+
+def test_restart_through_jupyter_client_keeps_serving(fresh_kernel):
+    k = fresh_kernel
+    k.execute("x = 41").ok()
+    old_pid = k.pid
+    k.km.restart_kernel(now=False)  # what Kernel > Restart does
+    k.pid = k.km.provisioner.process.pid
+    k.kc.wait_for_ready(timeout=30)
+    assert k.pid != old_pid
+    x = k.execute("'x' in dir()")
+    assert x.ok().text == "False"
+    assert k.execute("x = 1\nx + 1").ok().text == "2"
+    assert "dead" not in _all_states(k)
+
+
 def test_sigterm_exits_cleanly(fresh_kernel):
     k = fresh_kernel
     k.execute("x = 1").ok()

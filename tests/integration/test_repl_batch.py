@@ -299,3 +299,13 @@ def test_existing_kernel_that_dies_is_reported(env, running_kernel):
         p.wait()
     assert p.returncode == 1
     assert "heartbeat" in err
+
+
+def test_a_widget_says_once_why_a_terminal_cannot_show_it(env, repl_kernel):
+    out = run_ferry(env, kernel_args(repl_kernel) + [
+        "-c", "from ipywidgets import IntSlider\nfrom IPython.display import display\n"
+              "s = IntSlider(value=3)\ndisplay(s)\ndisplay(s)\nprint(s.value)"])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("a terminal cannot show them") == 1
+    assert out.stdout.endswith("[widget]\n3\n")
+    assert "IntSlider(" not in out.stdout  # no repr in its place

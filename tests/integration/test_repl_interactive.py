@@ -266,3 +266,54 @@ def test_hangup_stops_the_kernel(repl, env):
     os.kill(pid, 1)  # SIGHUP, as when the terminal goes away
     assert repl.exit_status(timeout=30) == 1
     env.guard.check()
+
+
+def test_sigkill_of_ferry_ends_its_kernel_and_leaves_no_runtime_files(repl, env,
+                                                                     repl_kernel):
+    kernel_dir = None
+    if repl_kernel == "ferry":
+        repl.type("import ferry; print('dir=' + ferry.runtime_dir)")
+        repl.send("Enter")
+        kernel_dir = re.search(r"^dir=(\S+)", repl.wait_prompt(2), re.M).group(1)
+        assert os.path.isdir(kernel_dir)
+    else:
+        repl.type("x = 1")
+        repl.send("Enter")
+        repl.wait_prompt(2)
+    os.kill(repl.pid(), 9)  # no chance to clean up
+    assert repl.exit_status(timeout=30) == 137
+    env.guard.check(timeout=20)  # the kernel (and what it started) went too
+    deadline = time.monotonic() + 20
+    while (os.listdir(env.runtime_dir) or kernel_dir and os.path.exists(kernel_dir)) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert os.listdir(env.runtime_dir) == []  # the REPL's connection file and log
+    assert not (kernel_dir and os.path.exists(kernel_dir))  # the kernel's own
+
+
+@pytest.mark.parametrize("kind", ["ferry", "ipykernel"])
+def test_ctrl_c_at_an_attached_prompt_interrupts_the_running_cell(kind, env, tmux_factory,
+                                                                   tmp_path):
+    import harness
+    argv = harness.IPYKERNEL_ARGV if kind == "ipykernel" else \
+        [os.path.join(harness.REPO_ROOT, "build", "ferry-kernel"), "-f", "{connection_file}"]
+    k = harness.start_kernel(tmp_path, argv=argv)
+    try:
+        repl = tmux_factory(["--existing", k.km.connection_file])
+        repl.wait_prompt(1)
+        repl.type("import time; print('sleeping', flush=True); time.sleep(60)")
+        repl.send("Enter")
+        repl.wait_for(r"^sleeping", timeout=30)
+        repl.send("C-c")
+        screen = repl.wait_prompt(2, timeout=30)
+        assert "KeyboardInterrupt" in screen
+        repl.type("'still alive'")
+        repl.send("Enter")
+        assert "Out[2]: 'still alive'" in repl.wait_prompt(3)
+        ferry = psutil.Process(repl.pid())
+        repl.send("C-d")
+        ferry.wait(timeout=20)
+        assert k.returncode() is None  # an attached REPL leaves the kernel running
+        assert k.execute("1 + 1").ok().text == "2"
+    finally:
+        k.stop()

@@ -1,5 +1,5 @@
 """The pure-Python parts of ferry's IPython habits, without a kernel: the
-cell rewrite (ferry._magics.transform), is_complete, and the history
+cell rewrite (ferry._transform.transform), is_complete, and the history
 database (ferry._history)."""
 
 import ast
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from ferry import _history, _magics
+from ferry import _history, _transform
 
 
 # -- transform ----------------------------------------------------------------
@@ -26,7 +26,7 @@ from ferry import _history, _magics
     ("for i in x:\n    !echo {i}", "for i in x:\n    get_ipython().system('echo {i}')"),
 ])
 def test_transform_rewrites_ipython_syntax(cell, expected):
-    assert _magics.transform(cell) == expected
+    assert _transform.transform(cell) == expected
 
 
 @pytest.mark.parametrize("cell", [
@@ -38,12 +38,12 @@ def test_transform_rewrites_ipython_syntax(cell, expected):
     "d = {'a': 1}",
 ])
 def test_transform_leaves_valid_python_alone(cell):
-    assert _magics.transform(cell) == cell
+    assert _transform.transform(cell) == cell
 
 
 def test_transform_keeps_line_numbers():
     cell = "a = 1\n%time b = 2\n!echo hi\nc = 3\nzip?\n"
-    out = _magics.transform(cell)
+    out = _transform.transform(cell)
     assert out.count("\n") == cell.count("\n")
     tree = ast.parse(out)
     assert [n.lineno for n in tree.body] == [1, 2, 3, 4, 5]
@@ -52,18 +52,18 @@ def test_transform_keeps_line_numbers():
 def test_transform_does_not_touch_strings_in_a_broken_cell():
     # The cell has a magic, so it is rewritten; the string's lines are not.
     cell = "%pwd\ns = '''\n%inside\n'''"
-    assert _magics.transform(cell) == \
+    assert _transform.transform(cell) == \
         "get_ipython().run_line_magic('pwd', '')\ns = '''\n%inside\n'''"
 
 
 def test_transform_shell_line_with_brackets_does_not_hide_the_next_line():
     cell = "!echo (\n%pwd"
-    assert _magics.transform(cell) == \
+    assert _transform.transform(cell) == \
         "get_ipython().system('echo (')\nget_ipython().run_line_magic('pwd', '')"
 
 
 def test_cell_magic_keeps_body_line_numbers():
-    out = _magics.transform("\n%%time -q\nx = 1\ny = 2")
+    out = _transform.transform("\n%%time -q\nx = 1\ny = 2")
     call = ast.parse(out).body[0].value
     name, line, body = (ast.literal_eval(a) for a in call.args)
     assert (name, line) == ("time", "-q")
@@ -71,7 +71,7 @@ def test_cell_magic_keeps_body_line_numbers():
 
 
 def test_cell_magic_not_first_is_a_usage_error_at_run_time():
-    out = _magics.transform("x = 1\n%%time\ny = 2")
+    out = _transform.transform("x = 1\n%%time\ny = 2")
     assert "run_line_magic('%%' + 'time'" in out
 
 
@@ -90,7 +90,7 @@ def test_cell_magic_not_first_is_a_usage_error_at_run_time():
     ("x = )", "invalid"),
 ])
 def test_is_complete(code, status):
-    assert _magics.is_complete(code)["status"] == status
+    assert _transform.is_complete(code)["status"] == status
 
 
 # -- history ----------------------------------------------------------------------
@@ -164,7 +164,7 @@ IPYTHON_CASES = [
 def test_is_complete_agrees_with_ipython(code):
     inputtransformer2 = pytest.importorskip("IPython.core.inputtransformer2")
     status, indent = inputtransformer2.TransformerManager().check_complete(code)
-    ours = _magics.is_complete(code)
+    ours = _transform.is_complete(code)
     assert ours["status"] == status
     if indent is not None:
         assert ours["indent"] == " " * indent
@@ -179,4 +179,4 @@ def test_transform_agrees_with_ipython(cell):
     # Cell magics differ on purpose: ferry keeps the body's line numbers.
     inputtransformer2 = pytest.importorskip("IPython.core.inputtransformer2")
     expected = inputtransformer2.TransformerManager().transform_cell(cell)
-    assert _magics.transform(cell).rstrip("\n") == expected.rstrip("\n")
+    assert _transform.transform(cell).rstrip("\n") == expected.rstrip("\n")

@@ -17,6 +17,8 @@ typedef struct rig {
     server sv;
     int executes; /* calls of the interpreter's execute */
     int stops, interrupts;
+    int comms;              /* comm messages the interpreter was handed */
+    char seen_at_stop[256]; /* iopub messages out when stop was called */
 } rig;
 
 static json_t *fake_call(void *ctx, const char *func, json_t *content, jp_error *err)
@@ -33,9 +35,39 @@ static json_t *fake_call(void *ctx, const char *func, json_t *content, jp_error 
                      r->executes);
 }
 
+static json_t *fake_comm(void *ctx, const jp_msg *msg, jp_error *err)
+{
+    (void)err;
+    rig *r = ctx;
+    r->comms++;
+    if (strcmp(jp_msg_type(msg), "comm_info_request") != 0) {
+        return NULL;
+    }
+    return json_pack("{s:s, s:{s:{s:s}}}", "status", "ok", "comms", "c1", "target_name",
+                     "jupyter.widget");
+}
+
+static jp_msg *recv_within(rig *r, void *sock);
+
+/* Records what iopub has sent by now ("type" or "status:state", comma
+ * separated): the stop must come after the shutdown's idle, since the
+ * publisher ends with the kernel. */
 static void on_stop(void *ctx)
 {
-    ((rig *)ctx)->stops++;
+    rig *r = ctx;
+    r->stops++;
+    r->seen_at_stop[0] = '\0';
+    iopub_flush(r->sv.io);
+    zmq_pollitem_t item = {.socket = r->sub, .events = ZMQ_POLLIN};
+    while (zmq_poll(&item, 1, 200) == 1) {
+        jp_msg *m = recv_within(r, r->sub);
+        const char *state =
+            json_string_value(json_object_get(m->content, "execution_state"));
+        size_t n = strlen(r->seen_at_stop);
+        snprintf(r->seen_at_stop + n, sizeof r->seen_at_stop - n, "%s%s%s%s",
+                 n ? "," : "", jp_msg_type(m), state ? ":" : "", state ? state : "");
+        jp_msg_destroy(&m);
+    }
 }
 
 static void on_interrupt(void *ctx)
@@ -105,7 +137,7 @@ static int rig_setup(void **state)
     snprintf(endpoint, sizeof endpoint, "inproc://serve-control-%d", n);
     r->control = socket_at(r, ZMQ_ROUTER, endpoint, 1);
     r->ctl_client = socket_at(r, ZMQ_DEALER, endpoint, 0);
-    r->sv.py = (interp){.ctx = r, .call = fake_call};
+    r->sv.py = (interp){.ctx = r, .call = fake_call, .comm = fake_comm};
     r->sv.kernel_info = json_pack("{s:s, s:s}", "status", "ok", "implementation", "test");
     r->sv.ctx = r;
     r->sv.stop = on_stop;
@@ -283,6 +315,48 @@ static void test_serve__one_table_serves_shell_and_control(void **state)
     atomic_store(&r->sv.busy, 0);
 }
 
+/* A restart as Notebook asks for it, on control: busy, the shutdown reply
+ * on iopub too, idle, and only then the stop; never "dead". */
+static void
+test_serve__shutdown_publishes_its_reply_and_idle_before_stopping(void **state)
+{
+    rig *r = *state;
+    char id[64];
+    send_request(r, r->ctl_client, "shutdown_request", json_pack("{s:b}", "restart", 1),
+                 id);
+    serve_next_control(r);
+    jp_msg *m = recv_within(r, r->ctl_client);
+    assert_string_equal(jp_msg_type(m), "shutdown_reply");
+    assert_true(json_is_true(json_object_get(m->content, "restart")));
+    jp_msg_destroy(&m);
+    assert_int_equal(r->stops, 1);
+    assert_string_equal(r->seen_at_stop, "status:busy,shutdown_reply,status:idle");
+}
+
+/* Comm messages reach the interpreter's comm manager; only
+ * comm_info_request is answered, with what the manager lists. */
+static void test_serve__comms_go_to_the_interpreter(void **state)
+{
+    rig *r = *state;
+    char id[64];
+    send_request(r, r->client, "comm_open",
+                 json_pack("{s:s, s:s, s:{}}", "comm_id", "c1", "target_name",
+                           "jupyter.widget", "data"),
+                 id);
+    serve_next_shell(r);
+    expect_status(r, "busy", id);
+    expect_status(r, "idle", id);
+    send_request(r, r->client, "comm_info_request", json_object(), id);
+    serve_next_shell(r);
+    jp_msg *m = recv_within(r, r->client);
+    assert_string_equal(jp_msg_type(m), "comm_info_reply");
+    json_t *c1 = json_object_get(json_object_get(m->content, "comms"), "c1");
+    assert_string_equal(json_string_value(json_object_get(c1, "target_name")),
+                        "jupyter.widget");
+    jp_msg_destroy(&m);
+    assert_int_equal(r->comms, 2);
+}
+
 int main(void)
 {
     log_init(2, LOG_ERROR);
@@ -296,6 +370,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_serve__stop_on_error_false_aborts_nothing,
                                         rig_setup, rig_teardown),
         cmocka_unit_test_setup_teardown(test_serve__one_table_serves_shell_and_control,
+                                        rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_serve__shutdown_publishes_its_reply_and_idle_before_stopping, rig_setup,
+            rig_teardown),
+        cmocka_unit_test_setup_teardown(test_serve__comms_go_to_the_interpreter,
                                         rig_setup, rig_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -111,9 +111,9 @@ def _magic_matches(percent, prefix):
     shell = getattr(builtins, "get_ipython", lambda: None)()
     if shell is None:
         return []
-    names = [] if percent == "%%" else \
-        ["%" + n for n in shell._line if not n.startswith("pinfo")]
-    names += ["%%" + n for n in shell._cell]
+    line, cell = shell.magic_names()
+    names = [] if percent == "%%" else ["%" + n for n in line if not n.startswith("pinfo")]
+    names += ["%%" + n for n in cell]
     return sorted(n for n in names if n.lstrip("%").startswith(prefix))
 
 

@@ -34,11 +34,17 @@ _WIDTH = 80  # pprint's default line width
 _KERNEL_PID = os.getpid()
 
 
-def publish(msg_type, content):
+def publish(msg_type, content, metadata=None, buffers=None):
+    """Sends an iopub message under the request being handled; metadata
+    and binary buffers (bytes-like) are for comm messages."""
     if os.getpid() != _KERNEL_PID:
         _publish_in_child(msg_type, content)
         return
-    _ferry_kernel.publish(msg_type, json.dumps(content, default=repr))
+    if metadata is None and not buffers:
+        _ferry_kernel.publish(msg_type, json.dumps(content, default=repr))
+        return
+    _ferry_kernel.publish(msg_type, json.dumps(content, default=repr),
+                          json.dumps(metadata or {}, default=repr), list(buffers or ()))
 
 
 def _publish_in_child(msg_type, content):
@@ -81,20 +87,41 @@ def _encode(mime, value):
     return value
 
 
-def _call_repr(obj, name):
+def _call_repr(obj, name, **kwargs):
+    """obj.name(**kwargs) when obj's class has that method (never for a
+    class itself, as IPython), else None."""
     method = getattr(type(obj), name, None)
     if method is None or isinstance(obj, type):
         return None
     try:
-        return getattr(obj, name)()
+        return getattr(obj, name)(**kwargs)
     except Exception:  # a broken repr must not lose the cell's result
         return None
 
 
+# Extra MIME types: mime -> callable(obj) returning the value or None
+# (get_ipython().display_formatter.formatters; pandas puts its table schema here).
+extra_formatters = {}
+
+
+def ipython_display(obj):
+    """Calls obj._ipython_display_() if its class has one, as IPython does
+    before formatting; True when it did (the object showed itself)."""
+    if isinstance(obj, type) or not callable(getattr(type(obj), "_ipython_display_", None)):
+        return False
+    method = getattr(obj, "_ipython_display_", None)
+    if not callable(method):  # an instance may switch it off (a closed widget)
+        return False
+    method()
+    return True
+
+
 def format_bundle(obj, include=None, exclude=None):
-    """Returns (data, metadata) for obj."""
+    """Returns (data, metadata) for obj, as IPython's display formatter: the
+    object's _repr_mimebundle_(include, exclude) first, then each
+    _repr_*_ method for the types it did not give."""
     data, metadata = {}, {}
-    bundle = _call_repr(obj, "_repr_mimebundle_") if hasattr(obj, "_repr_mimebundle_") else None
+    bundle = _call_repr(obj, "_repr_mimebundle_", include=include, exclude=exclude)
     if isinstance(bundle, tuple) and len(bundle) == 2:
         bundle, md = bundle
         metadata.update(md or {})
@@ -102,7 +129,8 @@ def format_bundle(obj, include=None, exclude=None):
         for mime, value in bundle.items():
             data[mime] = _encode(mime, value)
     for name, mime in _REPR_METHODS:
-        if mime in data:
+        if mime in data or (include is not None and mime not in include) or \
+                (exclude is not None and mime in exclude):
             continue
         value = _call_repr(obj, name)
         if value is None:
@@ -112,6 +140,14 @@ def format_bundle(obj, include=None, exclude=None):
             if md:
                 metadata[mime] = md
         data[mime] = _encode(mime, value)
+    for mime, formatter in list(extra_formatters.items()):
+        if mime not in data:
+            try:
+                value = formatter(obj)
+            except Exception:
+                value = None
+            if value is not None:
+                data[mime] = _encode(mime, value)
     if "text/plain" not in data:
         try:
             data["text/plain"] = _plain(obj)
@@ -154,6 +190,8 @@ def display(*objs, include=None, exclude=None, metadata=None, transient=None,
     for obj in objs:
         if raw:
             data, md = obj, {}
+        elif ipython_display(obj):
+            continue
         else:
             data, md = format_bundle(obj, include, exclude)
         if metadata:

@@ -22,11 +22,11 @@ def start(role, runtime_dir, python):
 def _ensure_shell():
     global shell, hist
     if shell is None:
-        from . import _history, _session, _shell
-        from . import _magics
+        from . import _facade, _history, _ipython_compat, _session, _shell
         shell = _shell.Shell(_runtime_dir)
         _session.recorder = shell.recorder
-        _magics.install(shell)
+        _facade.install(shell)
+        _ipython_compat.install()
         hist = _history.History()
     return shell
 
@@ -67,17 +67,17 @@ def kernel_info(_):
 
 
 def execute(text):
-    from . import _magics
+    from . import _facade
     _ensure_shell()
     req = json.loads(text)
     code = req.get("code", "")
     silent = bool(req.get("silent", False))
     store = bool(req.get("store_history", True)) and not silent
-    _magics.pre_execute()
+    _facade.pre_execute(code, silent, store)
     reply = shell.run_cell(code, silent=silent, store_history=store,
                            user_expressions=req.get("user_expressions") or {},
                            allow_stdin=bool(req.get("allow_stdin", False)))
-    _magics.post_execute(silent)
+    _facade.post_execute(code, silent, store, reply)
     if store:
         count = reply["execution_count"]
         hist.store(count, code, _output_text(count))
@@ -99,7 +99,8 @@ def _logged(what):
     # A user object whose dir() or property raises must not turn a completion
     # into an error reply; the kernel log keeps the traceback.
     import traceback
-    print(f"ferry: {what} failed:\n{traceback.format_exc()}", file=sys.__stderr__)
+    import _ferry_kernel
+    _ferry_kernel.log(0, f"{what} failed:\n{traceback.format_exc().rstrip()}")
 
 
 def complete(text):
@@ -131,8 +132,8 @@ def inspect(text):
 
 
 def is_complete(text):
-    from . import _magics
-    return json.dumps(_magics.is_complete(json.loads(text).get("code", "")))
+    from . import _transform
+    return json.dumps(_transform.is_complete(json.loads(text).get("code", "")))
 
 
 def history(text):
@@ -140,5 +141,19 @@ def history(text):
     return json.dumps(hist.request(json.loads(text)))
 
 
-def comm_info(text):
-    return json.dumps({"status": "ok", "comms": {}})
+def comm(frames):
+    """A comm message from the frontend: frames[0] is the message as JSON,
+    its buffers follow.  Returns (True, [reply content]) for
+    comm_info_request, (True, []) for the rest."""
+    from . import _comm
+    _ensure_shell()
+    msg = json.loads(bytes(frames[0]))
+    msg["msg_id"] = msg["header"].get("msg_id")
+    msg["msg_type"] = msg["header"].get("msg_type")
+    msg["buffers"] = list(frames[1:])
+    try:
+        reply = _comm.handle(msg)
+    except BaseException:  # an interrupt during a callback too: no cell to show it
+        _logged(msg["msg_type"])
+        reply = None
+    return True, [json.dumps(reply).encode()] if reply is not None else []

@@ -1,29 +1,9 @@
-"""IPython habits: magics, shell escapes, `obj?`, and get_ipython().
-
-A cell is rewritten before it is parsed, line for line, the way IPython's
-input transformers do it:
-
-    %time f(x)          ->  get_ipython().run_line_magic('time', 'f(x)')
-    files = !ls         ->  files = get_ipython().getoutput('ls')
-    !make               ->  get_ipython().system('make')
-    zip?  / zip??       ->  get_ipython().run_line_magic('pinfo', 'zip')  (pinfo2)
-    %%time  (first line) -> get_ipython().run_cell_magic('time', '', <the rest>)
-
-Only cells that do not parse as Python are rewritten, and only lines that
-start a logical line (not inside a string or brackets), so valid Python is
-never touched.  Each rewritten line stays one line, so line numbers in
-tracebacks and inspect.getsource still match the cell as typed.  The body of
-a cell magic keeps its line numbers too: it is run with the blank lines
-above it put back.
-
-Unknown magics raise UsageError naming the magic, when the line is reached,
-as in IPython.  get_ipython() returns a small FerryShell, not IPython's
-InteractiveShell: run_line_magic, run_cell_magic, system, getoutput,
-user_ns, push, ev, ex.  IPython.get_ipython() still returns None, so
-libraries that probe for a real IPython shell are not misled.
+"""The magics notebooks use daily (%time, %timeit, !cmd, %cd, %%capture,
+...), run by get_ipython()'s facade (ferry._facade) for the calls that
+ferry._transform writes into a cell.  Unknown magics raise UsageError naming
+the magic, when the line is reached, as in IPython.
 """
 import ast
-import builtins
 import codecs
 import io
 import math
@@ -32,14 +12,12 @@ import re
 import sys
 import time
 
+from . import _mpl_backend
+from ._autoreload import autoreloader
+from ._transform import transform
+
 # subprocess, shlex, timeit and tokenize are imported by the magics that use
 # them: most cells are plain Python, and the kernel idles lighter without.
-
-_shell = None  # the kernel's Shell, set by install()
-
-_HELP = re.compile(r"^(\s*)(\?\??)?([A-Za-z_][\w.]*)(\?\??)?\s*$")
-_ASSIGN = re.compile(r"^(\s*)([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*([%!])(.*)$")
-
 
 # Cell magics whose body is shown as it is, under this MIME type.
 _RAW_CELLS = {"html": "text/html", "markdown": "text/markdown", "latex": "text/latex",
@@ -51,130 +29,6 @@ class UsageError(Exception):
     """A magic was misused or does not exist (IPython's name for it).  Shown
     as its message alone, without a traceback, as IPython does."""
     _ferry_brief = True
-
-
-# ------------------------------------------------------------------ rewrite
-
-
-def _is_candidate(line):
-    s = line.strip()
-    if not s:
-        return False
-    if s[0] in "%!" or _ASSIGN.match(line):
-        return True
-    return s.endswith("?") or s.startswith("?")
-
-
-def _logical_starts(lines, candidates):
-    """Line numbers (0-based) that begin a logical line.  Candidate lines are
-    read as `pass` so a shell command's quotes or brackets cannot hide the
-    lines after it."""
-    scan = []
-    for i, line in enumerate(lines):
-        if i in candidates:
-            indent = line[: len(line) - len(line.lstrip())]
-            scan.append(indent + "pass\n")
-        else:
-            scan.append(line if line.endswith("\n") else line + "\n")
-    import tokenize
-    starts, depth, at_start = set(), 0, True
-    skip = (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
-            tokenize.COMMENT, tokenize.ENDMARKER)
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO("".join(scan)).readline):
-            if tok.type == tokenize.NEWLINE or (tok.type == tokenize.NL and depth == 0):
-                at_start = True
-                continue
-            if tok.type == tokenize.OP:
-                if tok.string in "([{":
-                    depth += 1
-                elif tok.string in ")]}":
-                    depth = max(0, depth - 1)
-            if at_start and tok.type not in skip:
-                starts.add(tok.start[0] - 1)
-                at_start = False
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        pass  # the cell is broken further down; what was read still counts
-    return starts
-
-
-def _rewrite_line(line):
-    """The Python line for one magic line, or None if it is not one."""
-    indent = line[: len(line) - len(line.lstrip())]
-    s = line.strip()
-    m = _ASSIGN.match(line)
-    if m and not s.startswith(("%", "!")):
-        target, kind, rest = m.group(2), m.group(3), m.group(4).strip()
-        if kind == "!":
-            return f"{indent}{target} = get_ipython().getoutput({rest!r})"
-        name, _, arg = rest.partition(" ")
-        return f"{indent}{target} = get_ipython().run_line_magic({name!r}, {arg.strip()!r})"
-    if s.startswith("!!"):
-        return f"{indent}get_ipython().getoutput({s[2:].strip()!r})"
-    if s.startswith("!"):
-        return f"{indent}get_ipython().system({s[1:].strip()!r})"
-    if s.startswith("%%"):
-        return f"{indent}get_ipython().run_line_magic({s[:2]!r} + {s[2:].split(' ')[0]!r}, '')"
-    if s.startswith("%"):
-        name, _, arg = s[1:].partition(" ")
-        return f"{indent}get_ipython().run_line_magic({name!r}, {arg.strip()!r})"
-    m = _HELP.match(line)
-    if m and (m.group(2) or m.group(4)):
-        marks = (m.group(2) or "") + (m.group(4) or "")
-        magic = "pinfo2" if len(marks) >= 2 else "pinfo"
-        return f"{indent}get_ipython().run_line_magic({magic!r}, {m.group(3)!r})"
-    return None
-
-
-def transform(code):
-    """Returns code with IPython syntax turned into Python calls."""
-    if "%" not in code and "!" not in code and "?" not in code:
-        return code
-    try:
-        ast.parse(code)
-        return code
-    except (SyntaxError, ValueError):
-        pass
-    lines = code.splitlines(True)
-    first = 0
-    while first < len(lines) and not lines[first].strip():
-        first += 1
-    if first < len(lines) and lines[first].startswith("%%"):
-        head = lines[first].rstrip("\n")
-        name, _, arg = head[2:].partition(" ")
-        body = "\n" * (first + 1) + "".join(lines[first + 1:])
-        return f"get_ipython().run_cell_magic({name!r}, {arg.strip()!r}, {body!r})\n"
-    candidates = {i for i, line in enumerate(lines) if _is_candidate(line)}
-    if not candidates:
-        return code
-    starts = _logical_starts(lines, candidates)
-    out = []
-    for i, line in enumerate(lines):
-        new = _rewrite_line(line) if i in candidates and i in starts else None
-        if new is None:
-            out.append(line)
-        else:
-            out.append(new + ("\n" if line.endswith("\n") else ""))
-    return "".join(out)
-
-
-def is_complete(code):
-    """is_complete_request with IPython's rules for magics."""
-    from . import _complete
-    lines = code.splitlines()
-    first = next((line for line in lines if line.strip()), "")
-    if first.startswith("%%"):
-        # A cell magic's body ends with a blank line, as IPython says.
-        if len(lines) > 1 and (code.endswith("\n\n") or not lines[-1].strip()):
-            return {"status": "complete"}
-        if len(lines) == 1 and not code.endswith("\n"):
-            return {"status": "incomplete", "indent": ""}
-        last = lines[-1]
-        return {"status": "incomplete", "indent": last[: len(last) - len(last.lstrip())]}
-    return _complete.is_complete(transform(code))
-
-
-# ------------------------------------------------------------------ the shell
 
 
 def _format_time(seconds):
@@ -209,8 +63,8 @@ def _expand(cmd, ns):
     return re.sub(r"\$\$|\$([A-Za-z_]\w*)", dollar, cmd)
 
 
-class FerryShell:
-    """What get_ipython() returns in ferry: the calls notebooks make most."""
+class Magics:
+    """The magics and shell escapes, run for get_ipython()'s facade."""
 
     def __init__(self, shell):
         self._shell = shell
@@ -228,40 +82,7 @@ class FerryShell:
         for name, mime in _RAW_CELLS.items():
             self._cell[name] = self._raw_display(mime)
         self._oldpwd = None
-        self._hidden = set(shell.ns)
-
-    def __repr__(self):
-        return "<ferry.FerryShell: ferry's stand-in for IPython's get_ipython()>"
-
-    # -- IPython's public surface -----------------------------------------
-    @property
-    def user_ns(self):
-        return self._shell.ns
-
-    @property
-    def execution_count(self):
-        return self._shell.execution_count
-
-    @property
-    def cache_size(self):
-        """How many results Out and the _N variables keep (IPython's
-        InteractiveShell.cache_size, 1000); the oldest fifth is dropped when
-        it is full.  Set it to keep more; under 3 keeps none, as in IPython."""
-        return self._shell.cache_size
-
-    @cache_size.setter
-    def cache_size(self, n):
-        n = int(n)
-        self._shell.cache_size = n if n >= 3 else 0
-
-    def push(self, variables):
-        self._shell.ns.update(variables)
-
-    def ev(self, expr):
-        return eval(expr, self._shell.ns)
-
-    def ex(self, cmd):
-        exec(cmd, self._shell.ns)
+        self.hidden = set(shell.ns)  # the kernel's names, not the user's
 
     def find_line_magic(self, name):
         return self._line.get(name)
@@ -278,6 +99,8 @@ class FerryShell:
                           f"Line magics: {line}. Cell magics: {cell}.")
 
     def run_line_magic(self, magic_name, line, _stack_depth=1):
+        """_stack_depth: how many frames up the cell's code is (for %time
+        inside a function)."""
         fn = self._line.get(magic_name)
         if fn is None:
             raise self._unknown("%", magic_name)
@@ -287,16 +110,12 @@ class FerryShell:
             return fn(line, frame.f_globals, frame.f_locals)
         return fn(line)
 
-    def run_cell_magic(self, magic_name, line, cell):
+    def run_cell_magic(self, magic_name, line, cell, filename):
+        """filename: the cell's, so the body's tracebacks point at it."""
         fn = self._cell.get(magic_name)
         if fn is None:
             raise self._unknown("%%", magic_name)
-        filename = sys._getframe(1).f_code.co_filename
         return fn(line, cell, filename)
-
-    def magic(self, arg_s):
-        name, _, line = arg_s.lstrip("%").partition(" ")
-        return self.run_line_magic(name, line, _stack_depth=2)
 
     def system(self, cmd):
         """Runs cmd in a shell; its output goes to the cell as it comes.  The
@@ -486,7 +305,7 @@ class FerryShell:
         types = line.split()
         names = []
         for name, value in self._shell.ns.items():
-            if name.startswith("_") or name in self._hidden:
+            if name.startswith("_") or name in self.hidden:
                 continue
             if types and type(value).__name__ not in types:
                 continue
@@ -525,10 +344,7 @@ class FerryShell:
         gui = line.strip() or "inline"
         if gui != "inline":
             raise UsageError(f"%matplotlib {gui}: ferry supports only %matplotlib inline")
-        from . import _ipython_compat
-        _ipython_compat.force_inline = True
-        if "matplotlib" in sys.modules:
-            sys.modules["matplotlib"].use(_ipython_compat.INLINE_BACKEND)
+        _mpl_backend.force_inline()
 
     def _pip(self, line):
         """pip for the kernel's own interpreter, whatever `pip` is on PATH."""
@@ -575,12 +391,12 @@ class FerryShell:
     def _autoreload(self, line):
         mode = line.strip() or "now"
         if mode == "now":
-            _autoreloader.check(force=True)
+            autoreloader.check(force=True)
         elif mode in ("0", "off"):
-            _autoreloader.enabled = False
+            autoreloader.enabled = False
         elif mode in ("1", "2", "3", "all", "complete", "explicit"):
-            _autoreloader.enabled = True
-            _autoreloader.check()  # take the modules' current times as the baseline
+            autoreloader.enabled = True
+            autoreloader.check()  # take the modules' current times as the baseline
         else:
             raise UsageError(f"%autoreload {mode}: use %autoreload 2 (on), 0 (off) or now")
 
@@ -594,7 +410,7 @@ class FerryShell:
                 return
         ns = self._shell.ns
         for name in list(ns):
-            if name not in self._hidden and not (name.startswith("__") and name.endswith("__")):
+            if name not in self.hidden and not (name.startswith("__") and name.endswith("__")):
                 del ns[name]
         self._shell.Out.clear()
         ns.update({"_": None, "__": None, "___": None})
@@ -742,122 +558,3 @@ class TimeitResult:
 
     def __repr__(self):
         return f"<TimeitResult : {self}>"
-
-
-def get_ipython() -> FerryShell:
-    """The kernel's shell: ferry's stand-in for IPython's get_ipython()."""
-    return _shell
-
-
-class _Autoreloader:
-    """%autoreload: before each cell, reload the modules whose source file
-    changed, and point the old functions and classes' methods at the new
-    code, so objects made before the edit see it too (IPython's mode 2).
-    Modules of the standard library and of site/dist-packages are never
-    reloaded."""
-
-    def __init__(self):
-        self.enabled = False
-        self.mtimes = {}  # module name -> mtime of its file when last seen
-
-    @staticmethod
-    def _watched(module):
-        path = getattr(module, "__file__", None)
-        if not path or not path.endswith(".py"):
-            return None
-        if "-packages" + os.sep in path or path.startswith(sys.base_prefix + os.sep):
-            return None
-        if getattr(module, "__name__", "").startswith("ferry"):
-            return None
-        return path
-
-    def check(self, force=False, reload=True):
-        """Reloads what changed since last seen; a module seen for the first
-        time only has its time noted (reload=False: note times only)."""
-        for name, module in list(sys.modules.items()):
-            path = self._watched(module) if module is not None else None
-            if path is None:
-                continue
-            try:
-                mtime = os.stat(path).st_mtime
-            except OSError:
-                continue
-            seen = self.mtimes.get(name)
-            if seen is not None and not reload:
-                continue  # an edit made while a cell ran is reloaded before the next
-            self.mtimes[name] = mtime
-            if reload and seen is not None and (mtime != seen or force):
-                self._reload(module)
-
-    @staticmethod
-    def _reload(module):
-        import importlib
-        import types
-        old = dict(module.__dict__)
-        try:
-            importlib.reload(module)
-        except Exception as e:
-            print(f"[autoreload of {module.__name__} failed: {type(e).__name__}: {e}]",
-                  file=sys.stderr)
-            return
-        for name, before in old.items():
-            after = module.__dict__.get(name)
-            if after is None or after is before:
-                continue
-            if isinstance(before, types.FunctionType) and isinstance(after, types.FunctionType):
-                _update_function(before, after)
-            elif isinstance(before, type) and isinstance(after, type):
-                for attr, value in list(vars(after).items()):
-                    current = before.__dict__.get(attr)
-                    if isinstance(current, types.FunctionType) and \
-                            isinstance(value, types.FunctionType):
-                        _update_function(current, value)
-                    elif attr not in ("__dict__", "__weakref__", "__doc__"):
-                        try:
-                            setattr(before, attr, value)
-                        except (AttributeError, TypeError):
-                            pass
-
-
-def _update_function(old, new):
-    for attr in ("__code__", "__defaults__", "__kwdefaults__", "__doc__", "__dict__",
-                 "__annotations__"):
-        try:
-            setattr(old, attr, getattr(new, attr))
-        except (AttributeError, TypeError, ValueError):
-            pass  # e.g. a closure with a different number of free variables
-
-
-_autoreloader = _Autoreloader()
-
-
-def pre_execute():
-    """Before each cell: %autoreload's check, when it is on."""
-    if _autoreloader.enabled:
-        _autoreloader.check()
-
-
-def post_execute(silent=False):
-    """After each cell: note the modules it imported (%autoreload compares
-    with these times), and show the figures it drew inline."""
-    if _autoreloader.enabled:
-        _autoreloader.check(reload=False)
-    backend = None if silent else sys.modules.get("ferry._mpl_inline")
-    if backend is None:
-        return
-    try:
-        backend.flush()
-    except Exception as e:  # a figure that fails to draw must not fail the reply
-        print(f"ferry: could not show a matplotlib figure: {e!r}", file=sys.stderr)
-
-
-def install(shell):
-    """Gives the kernel's shell get_ipython(), and IPython.display a way to
-    reach the frontend when the user imports it.  matplotlib draws inline
-    by default, as under ipykernel, unless MPLBACKEND says otherwise."""
-    global _shell
-    _shell = FerryShell(shell)
-    builtins.get_ipython = get_ipython
-    _shell._hidden.add("get_ipython")
-    from . import _ipython_compat
-    _ipython_compat.install()

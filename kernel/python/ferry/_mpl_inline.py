@@ -16,16 +16,24 @@ FigureCanvas = FigureCanvasAgg
 FigureManager = FigureManagerBase
 
 
+def _png_size(png):
+    """(width, height) of a PNG, from its IHDR chunk: the size of the image
+    sent, after the tight crop (the figure's own size is larger, and the
+    page would stretch the image to it)."""
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
 def _publish(figure):
     from . import _display  # only in the kernel; show() is never reached elsewhere
     buf = io.BytesIO()
     figure.savefig(buf, format="png", bbox_inches="tight",
                    facecolor=figure.get_facecolor())
-    width, height = figure.get_size_inches() * figure.dpi
+    png = buf.getvalue()
+    width, height = _png_size(png)
     _display.publish("display_data", {
-        "data": {"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
+        "data": {"image/png": base64.b64encode(png).decode("ascii"),
                  "text/plain": repr(figure)},
-        "metadata": {"image/png": {"width": int(width), "height": int(height)}},
+        "metadata": {"image/png": {"width": width, "height": height}},
         "transient": {}})
 
 

@@ -15,7 +15,8 @@ import warnings
 
 import _ferry_kernel
 
-from . import _display, _magics, _streams, _traceback
+from . import _display, _streams, _traceback
+from ._transform import transform
 
 try:
     from . import _reexport
@@ -72,8 +73,9 @@ def _find_cells_in_linecache(shell):
     linecache.updatecache = updatecache
 
 
-class StdinNotImplementedError(RuntimeError):
-    """input() was called, but the frontend does not accept input requests."""
+class StdinNotImplementedError(NotImplementedError):
+    """input() was called, but the frontend does not accept input requests
+    (IPython's class of the name, a NotImplementedError too)."""
 
 
 class _ExitAsker:
@@ -111,6 +113,8 @@ class Shell:
         self.payloads = []
         self.allow_stdin = False
         self.loop = None
+        self.last_result = None  # the value of the last cell's trailing expression
+        self.last_error = None   # what the last cell raised
         self.recorder = None
         if _reexport is not None and hasattr(_reexport, "Recorder"):
             self.recorder = _reexport.Recorder(runtime_dir, self.main)
@@ -140,8 +144,10 @@ class Shell:
 
     def _ask(self, prompt, password):
         if not self.allow_stdin:
+            # ipykernel's words, which tools comparing outputs look for
             raise StdinNotImplementedError(
-                "input() was called, but this frontend does not support input requests")
+                f"{'getpass' if password else 'raw_input'} was called, but this "
+                "frontend does not support input requests.")
         value = _ferry_kernel.input(prompt, password)
         if value == "\x04":  # the frontend's end of input (Ctrl-D), as in ipykernel
             raise EOFError("EOF when reading a line")
@@ -154,6 +160,7 @@ class Shell:
         """Runs code; returns the execute_reply content."""
         self.payloads = []
         self.allow_stdin = allow_stdin
+        self.last_result = self.last_error = None
         store = store_history and not silent
         count = self.execution_count
         if store:
@@ -174,8 +181,9 @@ class Shell:
         try:
             # %magics, !cmd and obj? become Python first, so the re-export
             # analysis sees the code that actually runs.
-            self._run_statements(_magics.transform(code), filename, count, silent, store)
+            self._run_statements(transform(code), filename, count, silent, store)
         except BaseException as exc:  # everything a cell raises is reported
+            self.last_error = exc
             reply.update(self._report(exc, silent))
         else:
             reply["status"] = "ok"
@@ -239,13 +247,14 @@ class Shell:
     def _display_result(self, value, count, silent, store):
         if value is None:
             return
+        self.last_result = value
         if store and self.cache_size:
             if len(self.Out) >= self.cache_size:
                 self._cull_outputs()
             self.Out[count] = value
             self.ns.update({"___": self.ns.get("__"), "__": self.ns.get("_"), "_": value,
                             f"_{count}": value})
-        if silent:
+        if silent or _display.ipython_display(value):
             return
         data, metadata = _display.format_bundle(value)
         _display.publish("execute_result", {"execution_count": count, "data": data,

@@ -52,7 +52,9 @@ def _frames(tb):
     for frame in traceback.extract_tb(tb):
         if _hidden(frame.filename):
             continue
-        out.append(_location(frame) + "\n" + "\n".join(_source(frame)))
+        # Each frame ends with a newline, as IPython's do: tools comparing
+        # outputs join them as they are.
+        out.append(_location(frame) + "\n" + "\n".join(_source(frame)) + "\n")
     return out
 
 
