@@ -17,6 +17,9 @@ def start(role, runtime_dir, python):
     global _runtime_dir
     import ferry
     ferry.runtime_dir = _runtime_dir = runtime_dir
+    if role == "kernel":
+        from . import _interrupt
+        _interrupt.install()
 
 
 def _ensure_shell():
