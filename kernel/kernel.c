@@ -21,6 +21,7 @@
 #include <zmq.h>
 
 #include "log.h"
+#include "parent.h"
 #include "paths.h"
 #include "pool_py.h"
 #include "pyrt.h"
@@ -518,6 +519,9 @@ int kernel_run(const char *connection_file)
         control_install_sigterm(&err) < 0) {
         LOG_E("%s", err.text);
         goto done;
+    }
+    if (parent_watch_start() < 0) { /* a thread: started while signals are blocked */
+        LOG_W("cannot watch the frontend process (JPY_PARENT_PID)");
     }
     pthread_sigmask(SIG_UNBLOCK, &blocked, NULL);
     iopub_set_parent(k.io, NULL);

@@ -5,9 +5,15 @@ names the failure it guards against."""
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 
+import psutil
 import pytest
+from jupyter_client import BlockingKernelClient
+
+import harness
 
 # A profile hook that sends SIGINT to the kernel the moment ferry's own code
 # (not the cell's) calls `name`: an interrupt that arrives just as a cell ends
@@ -62,3 +68,64 @@ def test_sigterm_from_a_cell_ends_the_kernel_without_a_reply(fresh_kernel):
     assert rc in (0, -signal.SIGTERM), rc
     k.flush()
     assert p.x.reply is None, p.x.content  # no error reply: the kernel died
+
+
+# ------------------------------------------------------- command line, parent
+
+@pytest.mark.ferry_only("ipykernel takes these too; the history file is ferry's")
+def test_ipython_style_options_are_accepted_and_hist_file_honoured(kernel_factory, tmp_path):
+    # nbclient passes this to kernels named python3; ferry used to exit on it.
+    argv = harness.kernel_argv() + ["--HistoryManager.hist_file=:memory:",
+                                    "--InteractiveShellApp.matplotlib", "inline"]
+    k = kernel_factory(argv=argv)
+    assert k.execute("print('alive')").ok().stdout == "alive\n"
+    assert not k.history_file.exists(), "history went to a file, not :memory:"
+    h = k.request("history_request", {"hist_access_type": "tail", "n": 5, "output": False,
+                                      "raw": True}).content
+    assert [e[2] for e in h["history"]] == ["print('alive')"]
+    k.stop()
+    assert "ignoring option --InteractiveShellApp.matplotlib" in k.log_tail()
+
+
+WRAPPER = """
+import os, subprocess, sys, time
+env = dict(os.environ, JPY_PARENT_PID=str(os.getpid()))
+p = subprocess.Popen(sys.argv[1:], env=env, stdout=subprocess.DEVNULL)
+print(p.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.ferry_only("ipykernel does it too; not asserted there")
+def test_kernel_exits_when_the_process_in_jpy_parent_pid_dies(tmp_path):
+    from jupyter_client.connect import write_connection_file
+    cf, _ = write_connection_file(str(tmp_path / "k.json"), ip="127.0.0.1", key=b"k3y")
+    argv = [a.replace("{connection_file}", cf) for a in harness.kernel_argv()]
+    wrapper = subprocess.Popen([sys.executable, "-c", WRAPPER] + argv,
+                               stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    kernel_pid = int(wrapper.stdout.readline())
+    kernel = psutil.Process(kernel_pid)
+    try:
+        client = BlockingKernelClient(connection_file=cf)
+        client.load_connection_file()
+        client.start_channels()
+        client.wait_for_ready(timeout=harness.STARTUP_TIMEOUT)
+        client.stop_channels()
+        wrapper.kill()
+        wrapper.wait()
+        deadline = time.monotonic() + 60
+        while not _gone(kernel_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _gone(kernel_pid), "the kernel outlived the process in JPY_PARENT_PID"
+    finally:
+        wrapper.kill()
+        wrapper.wait()
+        if not _gone(kernel_pid):
+            kernel.kill()
