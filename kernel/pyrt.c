@@ -27,7 +27,10 @@ static PyObject *kernel_publish(PyObject *self, PyObject *args)
         return NULL;
     }
     json_error_t jerr;
-    json_t *content = json_loadb(content_text, (size_t)content_len, 0, &jerr);
+    /* NUL is valid in a Python string and in JSON ("\u0000"): a cell may
+     * print or raise one. */
+    json_t *content =
+        json_loadb(content_text, (size_t)content_len, JSON_ALLOW_NUL, &jerr);
     if (content == NULL) {
         return PyErr_Format(PyExc_ValueError, "publish: invalid JSON: %s", jerr.text);
     }
@@ -280,7 +283,7 @@ json_t *pyrt_call(const char *func, json_t *arg, jp_error *err)
         goto done;
     }
     json_error_t jerr;
-    result = json_loadb(out, (size_t)len, 0, &jerr);
+    result = json_loadb(out, (size_t)len, JSON_ALLOW_NUL, &jerr);
     if (result == NULL) {
         jp_error_set(err, "ferry._kernel.%s returned invalid JSON: %s", func, jerr.text);
     }

@@ -129,3 +129,26 @@ def test_kernel_exits_when_the_process_in_jpy_parent_pid_dies(tmp_path):
         wrapper.wait()
         if not _gone(kernel_pid):
             kernel.kill()
+
+
+# ------------------------------------------------------------- NUL in text
+
+def test_nul_in_an_exception_message_is_reported(kernel):
+    x = kernel.execute("raise ValueError('a\\x00b')", stop_on_error=False)
+    assert x.content["ename"] == "ValueError", x.content
+    assert x.content["evalue"] == "a\x00b"
+
+
+def test_nul_in_cell_source_is_a_syntax_error_not_an_internal_error(kernel):
+    x = kernel.execute("x = 'a\x00b'", stop_on_error=False)
+    assert x.content["ename"] in ("SyntaxError", "ValueError"), x.content
+    assert kernel.execute("1 + 1").ok().text == "2"
+
+
+def test_nul_in_strings_travels_both_ways(kernel):
+    x = kernel.execute("s = 'a\\x00b'\nprint(s)\nfrom IPython.display import display\n"
+                       "display({'text/plain': s}, raw=True)\ns")
+    x.ok()
+    assert x.stdout == "a\x00b\n"
+    assert x.of_type("display_data")[0]["content"]["data"]["text/plain"] == "a\x00b"
+    assert x.text == repr("a\x00b")
