@@ -229,6 +229,55 @@ static size_t abort_queued(kernel *k, void *sock, jp_msg **deferred, size_t max)
 
 /* --------------------------------------------------------------- stdin */
 
+/* Drops what waits on stdin (ipykernel does the same): an input_reply sent
+ * when no input() was asking must not answer the next one. */
+static void drop_stale_stdin(kernel *k)
+{
+    for (int i = 0; i < 1000; i++) { /* bounded: a flood cannot hold input() */
+        jp_error err = {0};
+        jp_msg *stale = jp_recv(k->session, k->stdin_sock, ZMQ_DONTWAIT, &err);
+        if (stale == NULL && (errno == EAGAIN || errno == ETERM)) {
+            return;
+        }
+        LOG_I("dropping a stdin message no input() asked for");
+        jp_msg_destroy(&stale);
+    }
+}
+
+/* Sends the input_request for the current request; copies its msg_id into
+ * id, to match the reply. */
+static int send_input_request(kernel *k, const char *prompt, int password, char *id,
+                              size_t size)
+{
+    drop_stale_stdin(k);
+    jp_msg *m =
+        jp_msg_reply(k->session, k->current, "input_request",
+                     json_pack("{s:s, s:b}", "prompt", prompt, "password", password));
+    jp_error err = {0};
+    const char *msg_id =
+        m ? json_string_value(json_object_get(m->header, "msg_id")) : NULL;
+    snprintf(id, size, "%s", msg_id ? msg_id : "");
+    if (m == NULL || jp_send(k->session, k->stdin_sock, &m, NULL, &err) < 0) {
+        jp_msg_destroy(&m);
+        LOG_W("cannot send input_request: %s", err.set ? err.text : "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* An input_reply that names its request must name ours; jupyter_client's
+ * carries no parent header at all, and is taken. */
+static int answers(const jp_msg *reply, const char *request_id)
+{
+    const char *parent =
+        json_string_value(json_object_get(reply->parent_header, "msg_id"));
+    if (parent != NULL && *parent != '\0' && strcmp(parent, request_id) != 0) {
+        LOG_I("dropping an input_reply to another request (%s)", parent);
+        return 0;
+    }
+    return 1;
+}
+
 static int stdin_input(void *ctx, const char *prompt, int password, char **value,
                        jp_error *err)
 {
@@ -239,9 +288,8 @@ static int stdin_input(void *ctx, const char *prompt, int password, char **value
         return -1;
     }
     iopub_flush(k->io); /* the prompt comes after the output before it */
-    if (kernel_reply(k, k->stdin_sock, k->current, "input_request",
-                     json_pack("{s:s, s:b}", "prompt", prompt, "password", password)) <
-        0) {
+    char request_id[128];
+    if (send_input_request(k, prompt, password, request_id, sizeof request_id) < 0) {
         jp_error_set(err, "cannot send input_request");
         return -1;
     }
@@ -263,7 +311,8 @@ static int stdin_input(void *ctx, const char *prompt, int password, char **value
             continue;
         }
         const char *v = json_string_value(json_object_get(reply->content, "value"));
-        int ok = strcmp(jp_msg_type(reply), "input_reply") == 0 && v != NULL;
+        int ok = strcmp(jp_msg_type(reply), "input_reply") == 0 && v != NULL &&
+                 answers(reply, request_id);
         if (ok) {
             *value = strdup(v);
         }

@@ -152,3 +152,28 @@ def test_nul_in_strings_travels_both_ways(kernel):
     assert x.stdout == "a\x00b\n"
     assert x.of_type("display_data")[0]["content"]["data"]["text/plain"] == "a\x00b"
     assert x.text == repr("a\x00b")
+
+
+# ------------------------------------------------------ stale stdin replies
+
+def _send_input_reply(kernel, value, parent_id=None):
+    msg = kernel.kc.session.msg("input_reply", {"value": value})
+    if parent_id is not None:
+        msg["parent_header"] = {"msg_id": parent_id}
+    kernel.kc.stdin_channel.send(msg)
+
+
+def test_an_input_reply_to_another_request_is_not_the_answer(kernel):
+    def answer(content):
+        _send_input_reply(kernel, "stale", parent_id="some-earlier-request")
+        return "real"
+
+    x = kernel.execute("input('q? ')", stdin_handler=answer).ok()
+    assert x.text == "'real'"
+
+
+def test_an_unsolicited_input_reply_is_not_taken_by_a_later_input(kernel):
+    _send_input_reply(kernel, "unsolicited")
+    time.sleep(0.5)  # let it reach the kernel first; if it is late the test proves less
+    x = kernel.execute("input('q? ')", stdin_handler=lambda c: "real").ok()
+    assert x.text == "'real'"
