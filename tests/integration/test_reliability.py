@@ -177,3 +177,38 @@ def test_an_unsolicited_input_reply_is_not_taken_by_a_later_input(kernel):
     time.sleep(0.5)  # let it reach the kernel first; if it is late the test proves less
     x = kernel.execute("input('q? ')", stdin_handler=lambda c: "real").ok()
     assert x.text == "'real'"
+
+
+# ------------------------------------------------ the kernel's own errors
+
+def _all_stream_text(x):
+    return x.stdout + x.stderr
+
+
+@pytest.mark.ferry_only("the runner is ferry's")
+def test_the_runners_own_traceback_goes_to_the_log_not_the_cell(fresh_kernel):
+    k = fresh_kernel
+    # Breaks the runner on purpose: its reply can no longer be serialised.
+    x = k.execute("import ferry._kernel\nferry._kernel.json = None")
+    y = k.execute("print('after')", stop_on_error=False)
+    k.flush()
+    assert y.content.get("ename") == "InternalError", y.content
+    assert "Traceback" not in _all_stream_text(x) + _all_stream_text(y), y.stderr
+    z = k.execute("1", stop_on_error=False)
+    assert "Traceback" not in _all_stream_text(z)
+    k.stop()
+    assert "AttributeError" in k.log_tail(), k.log_tail()
+
+
+@pytest.mark.ferry_only("the runner is ferry's")
+def test_a_failed_completion_is_logged_not_shown_in_the_next_cell(kernel):
+    kernel.execute("import sys\nclass Odd:\n"
+                   "    def __dir__(self):\n        raise RuntimeError('no dir')\n"
+                   "odd = Odd()").ok()
+    # The runner logs through sys.__stderr__ when a completion fails.
+    y = kernel.execute("import ferry._kernel as K\nK._logged('probe')").ok()
+    kernel.request("complete_request", {"code": "odd.", "cursor_pos": 4})
+    x = kernel.execute("print('next')").ok()
+    assert x.stdout == "next\n"
+    assert "failed" not in x.stderr + y.stderr, x.stderr + y.stderr
+    assert "probe failed" in kernel.log_tail()
