@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "kernel.h"
+#include "guard.h"
 #include "log.h"
 #include "runtime.h"
 
@@ -57,7 +58,7 @@ static void *control_main(void *arg)
             if (errno == ETERM) {
                 break;
             }
-            LOG_W("dropping malformed message on control: %s", err.text);
+            guard_dropped("control", err.text);
             continue;
         }
         control_handle(k, k->control_sock, req);

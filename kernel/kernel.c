@@ -20,6 +20,7 @@
 
 #include <zmq.h>
 
+#include "guard.h"
 #include "log.h"
 #include "parent.h"
 #include "paths.h"
@@ -210,7 +211,7 @@ static size_t abort_queued(kernel *k, void *sock, jp_msg **deferred, size_t max)
             if (errno == EAGAIN) {
                 return n;
             }
-            LOG_W("dropping malformed message on shell: %s", err.text);
+            guard_dropped("shell", err.text);
             continue;
         }
         if (strcmp(jp_msg_type(req), "execute_request") == 0) {
@@ -306,7 +307,7 @@ static int stdin_input(void *ctx, const char *prompt, int password, char **value
         }
         jp_msg *reply = jp_recv(k->session, k->stdin_sock, ZMQ_DONTWAIT, err);
         if (reply == NULL) {
-            LOG_W("dropping malformed message on stdin: %s", err->text);
+            guard_dropped("stdin", err->text);
             memset(err, 0, sizeof *err);
             continue;
         }
@@ -342,8 +343,10 @@ static void *bind_router(kernel *k, jp_channel ch, jp_error *err)
     char endpoint[300];
     void *s = zmq_socket(k->zctx, ZMQ_ROUTER);
     int linger = 1000;
+    int64_t max_size = guard_max_message_size(); /* bounds unsigned input */
     jp_connection_endpoint(&k->conn, ch, endpoint, sizeof endpoint);
     if (s == NULL || zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) < 0 ||
         zmq_bind(s, endpoint) < 0) {
         jp_error_set(err, "cannot bind %s on %s: %s", jp_channel_name(ch), endpoint,
                      zmq_strerror(errno));
@@ -501,7 +504,7 @@ static void shell_loop(kernel *k)
         jp_msg *req = jp_recv(k->session, k->shell, ZMQ_DONTWAIT, &err);
         if (req == NULL) {
             if (errno != EAGAIN) {
-                LOG_W("dropping malformed message on shell: %s", err.text);
+                guard_dropped("shell", err.text);
             }
             continue;
         }

@@ -36,7 +36,8 @@ static void usage(FILE *out)
             "                     honoured, the others logged and ignored\n"
             "\n"
             "With JPY_PARENT_PID set (jupyter_client sets it), the kernel exits when\n"
-            "that process dies.\n");
+            "that process dies.  FERRY_MAX_MESSAGE_SIZE (bytes, default 256 MiB, 0 for\n"
+            "no limit) bounds each part of a message the kernel accepts.\n");
 }
 
 /* ferry-kernel --worker ENDPOINT [--log-level L] [--status-fd N], as

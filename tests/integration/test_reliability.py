@@ -212,3 +212,82 @@ def test_a_failed_completion_is_logged_not_shown_in_the_next_cell(kernel):
     assert x.stdout == "next\n"
     assert "failed" not in x.stderr + y.stderr, x.stderr + y.stderr
     assert "probe failed" in kernel.log_tail()
+
+
+# --------------------------------------------- memory before authentication
+
+MiB = 1 << 20
+
+
+def _rss(pid):
+    return psutil.Process(pid).memory_info().rss
+
+
+def _peak_rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def _raw_shell(k):
+    import zmq
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 0
+    s.connect(f"tcp://127.0.0.1:{k.km.shell_port}")
+    return s
+
+
+def _settle(k, sock=None):
+    """Returns once the kernel has dealt with what came before: on sock, a
+    signed request sent after the rest (ZeroMQ keeps one peer's order)."""
+    if sock is not None:
+        import zmq
+        k.kc.session.send(sock, "kernel_info_request", {})
+        assert sock.poll(60_000, zmq.POLLIN), "no kernel_info_reply"
+        k.kc.session.recv(sock)
+    assert k.execute("1").ok().text == "1"
+
+
+@pytest.mark.ferry_only("ipykernel has no limit")
+def test_a_message_over_the_size_limit_is_refused_before_it_is_held(kernel_factory,
+                                                                monkeypatch):
+    monkeypatch.setenv("FERRY_MAX_MESSAGE_SIZE", str(16 * MiB))
+    k = kernel_factory()
+    _settle(k)
+    before = _peak_rss(k.pid)
+    s = _raw_shell(k)
+    s.send_multipart([b"<IDS|MSG>", b"0" * 64, b"x" * (100 * MiB)])
+    # Refused, the peer is disconnected: no reply comes back to settle on.
+    # Given time to arrive, the part would show in the peak.
+    time.sleep(3)
+    s.close()
+    _settle(k)
+    assert _peak_rss(k.pid) - before < 50 * MiB, (before, _peak_rss(k.pid))
+
+
+@pytest.mark.ferry_only("ipykernel holds them")
+def test_a_flood_of_tiny_frames_leaves_the_kernel_no_larger(kernel):
+    _settle(kernel)
+    s = _raw_shell(kernel)
+    for _ in range(2):  # the first round may grow pools that are then reused
+        before = _rss(kernel.pid)
+        s.send_multipart([b"p"] * 300_000)
+        _settle(kernel, s)
+    s.close()
+    assert _rss(kernel.pid) - before < 8 * MiB, (before, _rss(kernel.pid))
+
+
+@pytest.mark.ferry_only("log lines are ferry's")
+def test_dropped_messages_are_logged_with_a_count_not_a_line_each(fresh_kernel):
+    k = fresh_kernel
+    s = _raw_shell(k)
+    for i in range(300):
+        s.send_multipart([b"<IDS|MSG>", b"bad", b"{}", b"{}", b"{}", b"{}"])
+    _settle(k, s)
+    s.close()
+    k.stop()
+    lines = [line for line in k.log_tail(100_000).splitlines() if "dropp" in line]
+    assert 1 <= len(lines) <= 3, lines
