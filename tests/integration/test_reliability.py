@@ -291,3 +291,55 @@ def test_dropped_messages_are_logged_with_a_count_not_a_line_each(fresh_kernel):
     k.stop()
     lines = [line for line in k.log_tail(100_000).splitlines() if "dropp" in line]
     assert 1 <= len(lines) <= 3, lines
+
+
+# ------------------------------------------------- runtime directories, locks
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def _dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait(timeout=10)
+    return p.pid
+
+
+@pytest.mark.ferry_only("ferry's runtime directory")
+def test_a_locked_runtime_directory_survives_however_dead_its_pid_looks(
+        kernel_factory, tmp_path, monkeypatch):
+    # Across PID namespaces a live kernel's pid looks dead: only its lock
+    # tells that it is alive.
+    root = tmp_path / "rt"
+    uid = os.getuid()
+    live = root / f"ferry-{uid}-{_dead_pid()}-LiVe01"
+    dead = root / f"ferry-{uid}-{_dead_pid()}-DeAd01"
+    for d in (live, dead):
+        d.mkdir(parents=True)
+        (d / ".ferry-locked").write_text("")
+        (d / "ferry_main_1.py").write_text("")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(live)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        monkeypatch.setenv("FERRY_RUNTIME_ROOT", str(root))
+        k = kernel_factory()
+        own = eval(k.execute("import ferry\nferry.runtime_dir").ok().text)
+        assert live.exists(), "a live kernel's directory was removed"
+        assert not dead.exists(), "a killed kernel's directory was left"
+        # The new kernel holds its own directory's lock.
+        import fcntl
+        fd = os.open(own, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    finally:
+        holder.kill()
+        holder.wait()
