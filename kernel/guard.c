@@ -15,6 +15,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "log.h"
@@ -62,4 +63,24 @@ void guard_dropped(const char *channel, const char *why)
     /* What libzmq and the decoder held for the message is free now, but
      * glibc keeps freed small blocks: give them back. */
     malloc_trim(0);
+}
+
+/* Jupyter writes connection files 0600 (jupyter_core's secure_write).  One
+ * that other users can read or write is refused when it is loaded
+ * (protocol/connection.c); one its group can read may be a deliberate
+ * sharing, so it is warned about, as jupyter does. */
+void guard_check_connection_file(const char *path, const char *key)
+{
+    if (key == NULL || *key == '\0') {
+        LOG_W("the connection file %s has an empty key: messages are not signed, "
+              "and anyone who can reach the kernel's ports can run code in it",
+              path);
+        return;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        LOG_W("the connection file %s has mode %04o: its group can read the key "
+              "and run code in this kernel; make it private with: chmod 600 %s",
+              path, (unsigned)(st.st_mode & 07777), path);
+    }
 }

@@ -15,4 +15,9 @@ int64_t guard_max_message_size(void);
  * Thread-safe. */
 void guard_dropped(const char *channel, const char *why);
 
+/* Warns on the log when the connection file at path can be read by others
+ * than its owner (naming the mode and the fix: anyone who reads the key can
+ * run code in the kernel) or when its key is empty (nothing is signed). */
+void guard_check_connection_file(const char *path, const char *key);
+
 #endif

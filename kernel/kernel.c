@@ -416,6 +416,7 @@ static int kernel_setup(kernel *k, const char *connection_file, jp_error *err)
         (k->session = jp_session_from_connection(&k->conn, "kernel", err)) == NULL) {
         return -1;
     }
+    guard_check_connection_file(connection_file, k->conn.key);
     if (runtime_dir_create(k->runtime_dir, sizeof k->runtime_dir) < 0) {
         jp_error_set(err, "cannot create a runtime directory: %s", strerror(errno));
         return -1;

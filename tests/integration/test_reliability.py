@@ -343,3 +343,61 @@ def test_a_locked_runtime_directory_survives_however_dead_its_pid_looks(
     finally:
         holder.kill()
         holder.wait()
+
+
+# ------------------------------------------------ connection-file permissions
+
+def _run_on_connection_file(tmp_path, key, mode):
+    """Starts a kernel on a connection file of the given key and mode, checks
+    it answers, shuts it down; returns its log."""
+    from jupyter_client.connect import write_connection_file
+    cf, _ = write_connection_file(str(tmp_path / "k.json"), ip="127.0.0.1", key=key)
+    os.chmod(cf, mode)
+    argv = [a.replace("{connection_file}", cf) for a in harness.kernel_argv()]
+    log = tmp_path / "kernel.log"
+    with open(log, "wb") as out:
+        p = subprocess.Popen(argv, stdout=out, stderr=out, cwd=tmp_path)
+    try:
+        client = BlockingKernelClient(connection_file=cf)
+        client.load_connection_file()
+        client.start_channels()
+        client.wait_for_ready(timeout=harness.STARTUP_TIMEOUT)
+        client.shutdown()
+        client.stop_channels()
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return log.read_text()
+
+
+@pytest.mark.ferry_only("log lines are ferry's")
+@pytest.mark.parametrize("mode", [0o640, 0o660], ids=oct)
+def test_a_connection_file_its_group_can_read_is_warned_about(tmp_path, mode):
+    log = _run_on_connection_file(tmp_path, b"s3cret", mode)
+    assert f"mode {mode:04o}" in log, log
+    assert "chmod 600" in log, log
+
+
+@pytest.mark.ferry_only("log lines are ferry's")
+def test_a_private_connection_file_is_not_warned_about(tmp_path):
+    log = _run_on_connection_file(tmp_path, b"s3cret", 0o600)
+    assert "chmod" not in log and "empty key" not in log, log
+
+
+@pytest.mark.ferry_only("log lines are ferry's")
+def test_an_empty_key_is_logged_once_as_insecure(tmp_path):
+    log = _run_on_connection_file(tmp_path, b"", 0o600)
+    assert log.count("empty key") == 1, log
+
+
+@pytest.mark.ferry_only("ipykernel accepts it")
+def test_a_connection_file_anyone_can_read_is_refused(tmp_path):
+    from jupyter_client.connect import write_connection_file
+    cf, _ = write_connection_file(str(tmp_path / "k.json"), ip="127.0.0.1", key=b"k")
+    os.chmod(cf, 0o644)
+    argv = [a.replace("{connection_file}", cf) for a in harness.kernel_argv()]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert p.returncode != 0
+    assert "mode 0644" in p.stderr and "chmod 600" in p.stderr, p.stderr
