@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -111,11 +112,26 @@ static void send_stream(iopub *io, json_t *parent, const char *name, const char 
     send_message(io, parent, "stream", content);
 }
 
+/* A buffer grown for one huge write (print of 200 MB) is let go once empty,
+ * and the heap trimmed, so the kernel does not keep its peak for life. */
+#define SHRINK_ABOVE (1024 * 1024)
+
+static void shrink_buffer(void **buf, size_t *cap, size_t len)
+{
+    if (len == 0 && *cap > SHRINK_ABOVE) {
+        free(*buf);
+        *buf = NULL;
+        *cap = 0;
+        malloc_trim(0);
+    }
+}
+
 static void stream_publish(iopub *io)
 {
     if (io->stream.len) {
         send_stream(io, io->parent, io->stream.name, io->stream.text, io->stream.len);
         io->stream.len = 0;
+        shrink_buffer((void **)&io->stream.text, &io->stream.cap, 0);
     }
 }
 
@@ -216,6 +232,7 @@ static void capture_release(iopub *io, capture *c, uint64_t mark, int final)
     free(text);
     memmove(c->raw, c->raw + used, c->raw_len - used);
     c->raw_len -= used;
+    shrink_buffer((void **)&c->raw, &c->raw_cap, c->raw_len);
 }
 
 static void release_marks(iopub *io, const uint64_t marks[2], int final)

@@ -401,3 +401,21 @@ def test_a_connection_file_anyone_can_read_is_refused(tmp_path):
     p = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert p.returncode != 0
     assert "mode 0644" in p.stderr and "chmod 600" in p.stderr, p.stderr
+
+
+# ------------------------------------------------------ large outputs, memory
+
+@pytest.mark.ferry_only("ipykernel's buffers are its own")
+@pytest.mark.parametrize("cell", [
+    "print('x' * 100_000_000)",
+    "import os\nos.write(1, b'z' * 100_000_000)",
+], ids=["print", "fd-write"])
+def test_a_huge_output_does_not_keep_the_kernel_large(fresh_kernel, cell):
+    k = fresh_kernel
+    k.execute("print('w' * 1_000_000)").ok()  # the paths a big output takes, warmed
+    _settle(k)
+    before = _rss(k.pid)
+    x = k.execute(cell, timeout=120).ok()
+    assert len(x.stdout) >= 100_000_000
+    _settle(k)
+    assert _rss(k.pid) - before < 30 * MiB, (before, _rss(k.pid))
