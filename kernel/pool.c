@@ -383,6 +383,10 @@ static void spawn_worker(pool *p)
     }
     w->pid = pid;
     w->pidfd = pidfd_open(pid, 0);
+    if (w->pidfd < 0) {
+        LOG_I("pool: no pidfd for worker %d (%s): its exit is polled", (int)pid,
+              strerror(errno));
+    }
     w->status = status;
     LOG_D("pool: started worker %d", (int)pid);
 }
@@ -513,6 +517,25 @@ static void reap_worker(pool *p, worker *w)
     close(w->pidfd);
     w->pidfd = -1;
     __atomic_store_n(&w->dead_since, now_ms(), __ATOMIC_RELAXED);
+}
+
+/* Workers without a pidfd (pidfd_open refused: an old kernel, a seccomp
+ * filter) are reaped by polling waitpid, since no fd says they exited.  A
+ * SIGCHLD handler would say it sooner, but the signal is the cells' (their
+ * subprocesses), not the pool's.  Returns the poll timeout this needs. */
+#define UNWATCHED_POLL_MS 100
+
+static int reap_unwatched(pool *p)
+{
+    int any = 0;
+    for (int i = 0; i < p->n_slots; i++) {
+        worker *w = &p->workers[i];
+        if (w->pid != 0 && w->pidfd < 0 && w->dead_since == 0) {
+            any = 1;
+            reap_worker(p, w);
+        }
+    }
+    return any ? UNWATCHED_POLL_MS : -1;
 }
 
 /* Settles what the dead workers' results did not: the tasks they finished
@@ -1101,6 +1124,10 @@ static void *dispatcher_main(void *arg)
         int timeout = enforce_interrupts(p);
         if (burial >= 0 && (timeout < 0 || burial < timeout)) {
             timeout = burial;
+        }
+        int unwatched = reap_unwatched(p);
+        if (unwatched >= 0 && (timeout < 0 || unwatched < timeout)) {
+            timeout = unwatched;
         }
         if (balance >= 0 && (timeout < 0 || balance < timeout)) {
             timeout = balance;

@@ -419,3 +419,42 @@ def test_a_huge_output_does_not_keep_the_kernel_large(fresh_kernel, cell):
     assert len(x.stdout) >= 100_000_000
     _settle(k)
     assert _rss(k.pid) - before < 30 * MiB, (before, _rss(k.pid))
+
+
+# ------------------------------------------- pidfd refused: workers still reaped
+
+NO_PIDFD = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/types.h>
+int pidfd_open(pid_t pid, unsigned int flags)
+{
+    (void)pid;
+    (void)flags;
+    errno = ENOSYS;
+    return -1;
+}
+"""
+
+
+@pytest.mark.ferry_only("ferry's pool")
+def test_a_crashed_worker_is_reaped_when_pidfd_open_is_refused(kernel_factory, tmp_path,
+                                                             monkeypatch):
+    # An old kernel or a container's seccomp filter refuses pidfd_open; this
+    # shim does the same to the kernel.
+    src = tmp_path / "nopidfd.c"
+    src.write_text(NO_PIDFD)
+    lib = tmp_path / "nopidfd.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    monkeypatch.setenv("LD_PRELOAD", str(lib))
+    monkeypatch.setenv("ASAN_OPTIONS", os.environ.get("ASAN_OPTIONS", "") +
+                       ":verify_asan_link_order=0")
+    k = kernel_factory()
+    x = k.execute("import ferry, os\nferry.workers(2)\n"
+                  "def die(x):\n    os._exit(3)\n"
+                  "try:\n    ferry.map(die, [1], chunksize=1)\n"
+                  "except ferry.WorkerCrashed as e:\n    print('crashed:', e)\n",
+                  timeout=60)
+    assert "crashed:" in x.ok().stdout, x.stdout
+    y = k.execute("sorted(ferry.map(abs, range(-5, 5), chunksize=1))", timeout=60)
+    assert y.ok().text == str(sorted(abs(i) for i in range(-5, 5)))
