@@ -2,7 +2,8 @@
 KERNEL_SRCS := kernel/main.c kernel/kernel.c kernel/control.c kernel/iopub.c \
                kernel/pyrt.c kernel/log.c kernel/runtime.c kernel/utf8.c \
                kernel/install.c kernel/paths.c kernel/pool.c kernel/pool_py.c kernel/worker.c \
-               kernel/pyframe.c kernel/pyprint.c kernel/parent.c kernel/guard.c
+               kernel/pyframe.c kernel/pyprint.c kernel/parent.c kernel/guard.c \
+               kernel/groupwatch.c
 KERNEL_OBJS := $(KERNEL_SRCS:%.c=$(B)/%.o)
 KERNEL_BIN  := $(B)/ferry-kernel
 PY_PREFIX    = $(shell $(PYTHON) -c 'import sys; print(sys.prefix)')

@@ -458,3 +458,39 @@ def test_a_crashed_worker_is_reaped_when_pidfd_open_is_refused(kernel_factory, t
     assert "crashed:" in x.ok().stdout, x.stdout
     y = k.execute("sorted(ferry.map(abs, range(-5, 5), chunksize=1))", timeout=60)
     assert y.ok().text == str(sorted(abs(i) for i in range(-5, 5)))
+
+
+# --------------------------------- processes started by tasks end with them
+
+START_SLEEPER = (
+    "import ferry, os, subprocess\nferry.workers(1)\n"
+    "def start_sleeper(_):\n"
+    "    p = subprocess.Popen(['sleep', '600'])\n"
+    "    return os.getpid(), p.pid\n"
+    "worker, sleeper = ferry.map(start_sleeper, [0])[0]\n"
+    "print(worker, sleeper)\n"
+)
+
+
+def _wait_gone(pid, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _gone(pid)
+
+
+@pytest.mark.ferry_only("ferry's pool")
+@pytest.mark.parametrize("victim", ["worker", "kernel"])
+def test_a_process_started_by_a_task_ends_when_its_worker_or_the_kernel_dies(
+        kernel_factory, victim):
+    k = kernel_factory()
+    worker, sleeper = map(int, k.execute(START_SLEEPER, timeout=60).ok().stdout.split())
+    assert not _gone(sleeper)
+    try:
+        os.kill(worker if victim == "worker" else k.pid, signal.SIGKILL)
+        assert _wait_gone(sleeper), f"the task's process outlived its {victim}"
+        if victim == "worker":  # the pool heals
+            assert k.execute("ferry.map(abs, [-3])", timeout=60).ok().text == "[3]"
+    finally:
+        if not _gone(sleeper):
+            os.kill(sleeper, signal.SIGKILL)
