@@ -49,6 +49,11 @@ static void watch(pid_t worker)
 int groupwatch_start(void)
 {
     pid_t worker = getpid();
+    if (getpgrp() != worker) {
+        /* Not a group of its own (started by hand, not by a pool): the group
+         * is someone else's, not ours to kill. */
+        return 0;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         LOG_W("worker: cannot fork the group watcher: processes tasks start "

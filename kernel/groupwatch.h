@@ -6,7 +6,8 @@
  * leads a group of its own): once the caller dies, for whatever reason, the
  * watcher kills every process left in the group - what the worker's tasks
  * started - and itself.  Call first thing, from the thread that lives as
- * long as the process.  Returns 0, or -1 if it could not fork. */
+ * long as the process.  Does nothing unless the caller leads its group.
+ * Returns 0, or -1 if it could not fork. */
 int groupwatch_start(void);
 
 #endif

@@ -82,4 +82,4 @@ def test_tasks_survive_random_worker_kills_exactly_once(kernel, tmp_path, seed):
     # The pool healed: full size, and serving.
     y = kernel.execute("sorted(ferry.map(abs, range(-20, 0), chunksize=1)), "
                        "len(_pool.shared().pids())", timeout=120).ok()
-    assert y.text == repr((sorted(range(1, 21)), 3))
+    assert eval(y.text) == (sorted(range(1, 21)), 3)
