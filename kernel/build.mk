@@ -1,15 +1,19 @@
-# ferry-kernel: the kernel (and, later, its worker role).
+# ferry-kernel: the kernel and, in the same binary, its workers' role.
+# The worker pool is a part of its own, in kernel/pool/.
+POOL_SRCS   := kernel/pool/pool.c kernel/pool/pool_py.c kernel/pool/worker.c \
+               kernel/pool/pyframe.c kernel/pool/groupwatch.c
 KERNEL_SRCS := kernel/main.c kernel/kernel.c kernel/control.c kernel/iopub.c \
                kernel/pyrt.c kernel/log.c kernel/runtime.c kernel/utf8.c \
-               kernel/install.c kernel/paths.c kernel/pool.c kernel/pool_py.c kernel/worker.c \
-               kernel/pyframe.c kernel/pyprint.c kernel/parent.c kernel/guard.c \
-               kernel/groupwatch.c
+               kernel/install.c kernel/paths.c kernel/pyprint.c kernel/parent.c \
+               kernel/guard.c $(POOL_SRCS)
 KERNEL_OBJS := $(KERNEL_SRCS:%.c=$(B)/%.o)
 KERNEL_BIN  := $(B)/ferry-kernel
 PY_PREFIX    = $(shell $(PYTHON) -c 'import sys; print(sys.prefix)')
 
-# Only the embedding file sees Python's headers.
-$(B)/kernel/pyrt.o $(B)/kernel/pool_py.o $(B)/kernel/pyframe.o \
+# Kernel files name each other from kernel/ ("log.h", "pool/pool.h").
+$(KERNEL_OBJS): EXTRA_CFLAGS += -Ikernel
+# Only the files that embed Python see its headers.
+$(B)/kernel/pyrt.o $(B)/kernel/pool/pool_py.o $(B)/kernel/pool/pyframe.o \
 $(B)/kernel/pyprint.o: EXTRA_CFLAGS += $(PY_CFLAGS)
 $(B)/kernel/kernel.o $(B)/kernel/main.o: EXTRA_CFLAGS += -DFERRY_PYTHON='"$(PYTHON)"'
 $(B)/kernel/install.o: EXTRA_CFLAGS += -DFERRY_PYTHON_PREFIX='"$(PY_PREFIX)"'

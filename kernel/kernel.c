@@ -24,7 +24,7 @@
 #include "log.h"
 #include "parent.h"
 #include "paths.h"
-#include "pool_py.h"
+#include "pool/pool_py.h"
 #include "pyrt.h"
 #include "runtime.h"
 

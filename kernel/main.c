@@ -8,7 +8,7 @@
 #include "install.h"
 #include "kernel.h"
 #include "log.h"
-#include "worker.h"
+#include "pool/worker.h"
 
 #ifndef FERRY_PYTHON
 #define FERRY_PYTHON "/usr/bin/python3"

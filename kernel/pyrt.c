@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "pyframe.h"
+#include "pool/pyframe.h"
 #include "pyprint.h"
 
 static pyrt_hooks hooks;

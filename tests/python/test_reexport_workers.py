@@ -314,7 +314,7 @@ print(type(r) is Outer.Inner, r.v, w.exitcode)
 """),
     ("lock_held_while_children_start", """\
 import sys, threading, time
-rx_lock = sys.modules['ferry._reexport']._hooked._lock
+rx_lock = sys.modules['ferry._rx_hooks']._hooked._lock
 holding = threading.Event()
 def hold_lock():
     with rx_lock:

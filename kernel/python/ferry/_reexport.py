@@ -6,7 +6,16 @@ child cannot import, so ferry keeps an importable copy: after each top-level
 statement that defines something, the definition is recorded, and when a child
 or a task needs it, a *version* of the module is written to the kernel's
 runtime directory.  Children load that file; pickles of cell functions and
-classes name it.  DESIGN.md ("The re-export contract") is the specification.
+classes name it.  docs/reexport.md describes it for users.
+
+Where each part lives:
+
+* ferry._reexport (this module): the Recorder - what is exported now, and
+  the version files.
+* ferry._rx_analysis: what a statement exports, reads and binds (syntax only).
+* ferry._rx_hooks: the multiprocessing hooks (preparation data, pickler).
+* ferry._rx_rt: what runs in children - a version's statements
+  (``Statement``, tagged by ``Kind``), stand-ins and lookups.
 
 Interface used by the cell runner (one Recorder per kernel)::
 
@@ -113,7 +122,10 @@ import threading
 import time
 import types
 
-from . import _rx_rt
+from . import _rx_hooks
+from ._rx_analysis import (STATEMENT_WORDS, analyse, bound_names, first_line,
+                           is_main_guard, loads_at_definition)
+from ._rx_rt import Statement
 
 __all__ = ["Recorder", "is_main_guard"]
 
@@ -128,249 +140,6 @@ KEEP_ALIASES = 256
 _PREFIX = "ferry_main_"
 _VERSION_RE = re.compile(r"^ferry_main_(\d+)\.py$")
 _MISSING = object()
-
-# The Recorder whose hooks are installed (one kernel per process).
-_hooked = None
-_fork_hook_installed = False
-_install_lock = threading.Lock()
-
-
-# ---------------------------------------------------------------------------
-# Statement analysis
-# ---------------------------------------------------------------------------
-
-def _is_name(node, name):
-    return isinstance(node, ast.Name) and node.id == name
-
-
-def _is_str(node, value):
-    return isinstance(node, ast.Constant) and node.value == value \
-        and isinstance(node.value, str)
-
-
-def is_main_guard(node):
-    """True for ``if __name__ == "__main__":`` (or ``"__main__" == __name__``).
-
-    The ``else`` branch, if any, never runs in a kernel, where ``__name__`` is
-    ``"__main__"``; the runner hoists the body only.
-    """
-    if not isinstance(node, ast.If):
-        return False
-    test = node.test
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
-            and isinstance(test.ops[0], ast.Eq)):
-        return False
-    left, right = test.left, test.comparators[0]
-    return ((_is_name(left, "__name__") and _is_str(right, "__main__"))
-            or (_is_str(left, "__main__") and _is_name(right, "__name__")))
-
-
-def _is_literal(node):
-    """Literal in the sense of the re-export contract (lambdas allowed inside
-    containers: re-creating one is as cheap and as faithful as a literal)."""
-    if isinstance(node, (ast.Constant, ast.Lambda)):
-        return True
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        return _is_number(node.operand)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
-        # complex literals: 1 + 2j, -1.5 - 3j
-        return _is_number(node.left) and _is_number(node.right)
-    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-        return all(_is_literal(elt) for elt in node.elts)
-    if isinstance(node, ast.Dict):
-        return all(k is not None and _is_literal(k) for k in node.keys) \
-            and all(_is_literal(v) for v in node.values)
-    return False
-
-
-def _is_number(node):
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        return _is_number(node.operand)
-    return isinstance(node, ast.Constant) and type(node.value) in (int, float, complex)
-
-
-def _target_names(target, out):
-    """Names bound by an assignment target; False if it is not made only of
-    names (attribute or subscript targets mutate other objects)."""
-    if isinstance(target, ast.Name):
-        out.append(target.id)
-        return True
-    if isinstance(target, ast.Starred):
-        return _target_names(target.value, out)
-    if isinstance(target, (ast.Tuple, ast.List)):
-        return all(_target_names(elt, out) for elt in target.elts)
-    return False
-
-
-def _lambda_names(target, value, out):
-    """Names that a lambda is bound to directly (f = lambda ..., or pairwise
-    in f, g = lambda ..., lambda ...)."""
-    if isinstance(target, ast.Name) and isinstance(value, ast.Lambda):
-        out.append(target.id)
-    elif (isinstance(target, (ast.Tuple, ast.List))
-          and isinstance(value, (ast.Tuple, ast.List))
-          and len(target.elts) == len(value.elts)
-          and not any(isinstance(t, ast.Starred) for t in target.elts)):
-        for t, v in zip(target.elts, value.elts):
-            _lambda_names(t, v, out)
-
-
-def _shorten(text):
-    lines = text.strip().splitlines()
-    line = lines[0] if lines else ""
-    return line if len(line) <= 60 else line[:57] + "..."
-
-
-def _first_line(node, source):
-    """The statement's first source line, for messages."""
-    try:
-        segment = ast.get_source_segment(source, node)
-    except Exception:
-        segment = None
-    return _shorten(segment or ast.unparse(node))
-
-
-class _Exported:
-    """What an exported statement binds."""
-    __slots__ = ("kind", "names", "lambdas", "pinned")
-
-    def __init__(self, kind, names, lambdas=(), pinned=False):
-        self.kind = kind          # short description for messages: "def f"
-        self.names = names        # names it binds, in order
-        self.lambdas = lambdas    # names bound directly to a lambda
-        self.pinned = pinned      # kept even when all its names are dead
-
-
-def _analyse(node, main_ns):
-    """_Exported for an exported statement, else None."""
-    if isinstance(node, ast.Import):
-        names, pinned = [], False
-        for alias in node.names:
-            if alias.asname:
-                names.append(alias.asname)
-            else:
-                names.append(alias.name.partition(".")[0])
-                # `import a.b` also makes a.b importable as an attribute;
-                # dropping it would lose that when `a` is rebound later.
-                pinned = pinned or "." in alias.name
-        return _Exported(_shorten(ast.unparse(node)), names, pinned=pinned)
-    if isinstance(node, ast.ImportFrom):
-        names = []
-        for alias in node.names:
-            if alias.name == "*":
-                names.extend(_star_names(node, main_ns))
-            else:
-                names.append(alias.asname or alias.name)
-        return _Exported(_shorten(ast.unparse(node)), names,
-                         pinned=node.module == "__future__")
-    if isinstance(node, ast.FunctionDef):
-        return _Exported("def " + node.name, [node.name])
-    if isinstance(node, ast.AsyncFunctionDef):
-        return _Exported("async def " + node.name, [node.name])
-    if isinstance(node, ast.ClassDef):
-        return _Exported("class " + node.name, [node.name])
-    if isinstance(node, ast.Assign):
-        names, lambdas = [], []
-        if not _is_literal(node.value):
-            return None
-        for target in node.targets:
-            if not _target_names(target, names):
-                return None
-            _lambda_names(target, node.value, lambdas)
-        names = _unique(names)
-        return _Exported("%s = ..." % ", ".join(names), names, _unique(lambdas))
-    if isinstance(node, ast.AnnAssign):
-        if node.value is None or not isinstance(node.target, ast.Name) \
-                or not _is_literal(node.value):
-            return None
-        lambdas = []
-        _lambda_names(node.target, node.value, lambdas)
-        return _Exported("%s = ..." % node.target.id, [node.target.id], lambdas)
-    return None
-
-
-def _unique(names):
-    return list(dict.fromkeys(names))
-
-
-def _star_names(node, main_ns):
-    mod = sys.modules.get(node.module or "")
-    if mod is None:
-        return []
-    names = getattr(mod, "__all__", None)
-    if names is None:
-        names = [n for n in vars(mod) if not n.startswith("_")]
-    return [n for n in names if n in main_ns]
-
-
-def _loads_at_definition(node):
-    """Names a statement reads while it runs (decorators, bases, default
-    values, annotations, class bodies) - not what its functions read later."""
-    out = set()
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            stack.extend(n.args.defaults)
-            stack.extend(d for d in n.args.kw_defaults if d is not None)
-            if not isinstance(n, ast.Lambda):
-                stack.extend(n.decorator_list)
-                args = n.args
-                for a in args.posonlyargs + args.args + args.kwonlyargs + [
-                        args.vararg, args.kwarg]:
-                    if a is not None and a.annotation is not None:
-                        stack.append(a.annotation)
-                if n.returns is not None:
-                    stack.append(n.returns)
-            continue
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
-            out.add(n.id)
-        stack.extend(ast.iter_child_nodes(n))
-    return out
-
-
-def _bound_names(node):
-    """Names a (non-exported) statement may bind or delete at module level."""
-    out = []
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            out.append(n.name)
-            continue
-        if isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
-                          ast.GeneratorExp)):
-            continue
-        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
-            out.append(n.id)
-        elif isinstance(n, (ast.Import, ast.ImportFrom)):
-            out.extend(a.asname or a.name.partition(".")[0] for a in n.names
-                       if a.name != "*")
-        elif isinstance(n, ast.ExceptHandler) and n.name:
-            out.append(n.name)
-        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
-            out.append(n.name)
-        elif isinstance(n, ast.MatchMapping) and n.rest:
-            out.append(n.rest)
-        stack.extend(ast.iter_child_nodes(n))
-    return out
-
-
-_STATEMENT_WORDS = {
-    ast.Assign: "an assignment of a computed value",
-    ast.AnnAssign: "an assignment of a computed value",
-    ast.AugAssign: "an augmented assignment",
-    ast.For: "a `for` loop",
-    ast.AsyncFor: "an `async for` loop",
-    ast.While: "a `while` loop",
-    ast.With: "a `with` statement",
-    ast.AsyncWith: "an `async with` statement",
-    ast.Try: "a `try` statement",
-    ast.If: "an `if` statement",
-    ast.Match: "a `match` statement",
-    ast.Delete: "a `del` statement",
-    ast.Expr: "an expression",
-}
 
 
 # ---------------------------------------------------------------------------
@@ -389,7 +158,7 @@ class _Entry:
         self.pos = pos            # (lineno, col, end_lineno, end_col) in the cell
         self.first_line = first_line  # where it starts, decorators included
         self.text = text          # source, only when pos cannot find it
-        self.info = info          # _Exported
+        self.info = info          # _rx_analysis.Definition
         self.live = list(info.names)  # names this entry still provides
         self.snap = snap          # name -> object the statement bound
         self.refs = refs          # every name it mentions (its functions' too)
@@ -406,8 +175,8 @@ class Recorder:
         os.makedirs(runtime_dir, mode=0o700, exist_ok=True)
         os.chmod(runtime_dir, 0o700)
         self.runtime_dir = os.path.abspath(runtime_dir)
-        self._main = main_module
-        self._pid = os.getpid()
+        self.main = main_module
+        self.pid = os.getpid()
         self._lock = threading.RLock()
         self._entries = []        # [_Entry] in execution order
         self._index_cache = (None, None, None)  # (filename, source, positions)
@@ -424,9 +193,9 @@ class Recorder:
 
     def record(self, node, cell_source, filename):
         """Note that top-level statement `node` of cell `filename` ran."""
-        ns = self._main.__dict__
+        ns = self.main.__dict__
         with self._lock:
-            info = _analyse(node, ns)
+            info = analyse(node, ns)
             if info is None:
                 self._note_unexported(node, cell_source, filename)
                 return
@@ -438,7 +207,7 @@ class Recorder:
             snap = {name: ns[name] for name in info.names if name in ns}
             # Pin the statements this one reads while being defined: the child
             # must replay them before it, even if their names are rebound later.
-            for name in _loads_at_definition(node):
+            for name in loads_at_definition(node):
                 provider = self._provider(name)
                 if provider is not None:
                     provider.info.pinned = True
@@ -447,25 +216,25 @@ class Recorder:
                 self._bound_by.pop(name, None)
             pos, text = self._locate(node, cell_source, filename)
             self._seq += 1
-            first_line = min([node.lineno] + [d.lineno for d in
-                                              getattr(node, "decorator_list", ())])
+            start = min([node.lineno] + [d.lineno for d in
+                                         getattr(node, "decorator_list", ())])
             refs = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
             self._entries.append(_Entry(self._seq, filename, cell_source, pos,
-                                        first_line, text, info, snap, refs))
+                                        start, text, info, snap, refs))
 
     def _note_unexported(self, node, source, filename):
-        names = _bound_names(node)
+        names = bound_names(node)
         if not names:
             return
         if isinstance(node, ast.Delete):
             why = "deleted by `%s` (%s, line %d)" % (
-                _first_line(node, source), filename, node.lineno)
+                first_line(node, source), filename, node.lineno)
         else:
-            what = _STATEMENT_WORDS.get(type(node), "a `%s` statement"
+            what = STATEMENT_WORDS.get(type(node), "a `%s` statement"
                                         % type(node).__name__.lower())
             why = ("bound by %s (%s, line %d: `%s`), which ferry does not "
                    "re-export" % (what, filename, node.lineno,
-                                  _first_line(node, source)))
+                                  first_line(node, source)))
         for name in names:
             self._bound_by[name] = why
         if isinstance(node, ast.Delete):
@@ -512,7 +281,7 @@ class Recorder:
     def _live(self):
         """[(entry, live names)] for the entries a version must hold; drops
         entries whose names were all rebound behind ferry's back."""
-        ns = self._main.__dict__
+        ns = self.main.__dict__
         out, kept = [], []
         for entry in self._entries:
             live = [n for n in entry.live
@@ -542,7 +311,7 @@ class Recorder:
             path = os.path.join(self.runtime_dir, "%s%d.py" % (_PREFIX, self._version))
             self._write(path, self._render(live, unavailable))
             name = _PREFIX + str(self._version)
-            sys.modules[name] = self._main
+            sys.modules[name] = self.main
             self._aliases.append(name)
             while len(self._aliases) > KEEP_ALIASES:
                 sys.modules.pop(self._aliases.pop(0), None)
@@ -569,7 +338,7 @@ class Recorder:
         child binds stand-ins that say why, instead of a bare NameError.
         Only mentioned names count, so that binding computed values which
         no definition reads does not make a new version."""
-        ns = self._main.__dict__
+        ns = self.main.__dict__
         exported = {n for _, names in live for n in names}
         mentioned = set()
         for entry, _ in live:
@@ -594,9 +363,11 @@ class Recorder:
         for entry, names in live:
             cell = cells.setdefault((entry.filename, entry.source), len(cells))
             provided.update(names)
-            statements.append((cell, entry.pos, entry.text,
-                               tuple(entry.info.names), tuple(entry.info.lambdas),
-                               entry.info.kind, entry.first_line))
+            statements.append(tuple(Statement(
+                cell=cell, pos=entry.pos, text=entry.text,
+                names=tuple(entry.info.names), lambdas=tuple(entry.info.lambdas),
+                kind=entry.info.kind, label=entry.info.label,
+                first_line=entry.first_line)))
         drop = sorted({n for entry, _ in live for n in entry.info.names} - provided)
         lines = [
             "# ferry: definitions re-exported from the notebook's __main__,",
@@ -665,181 +436,23 @@ class Recorder:
             pass
         return highest
 
-    # -- pickling ----------------------------------------------------------
-
-    def _reduce(self, obj, qualname):
-        """reducer_override's answer for an object whose __module__ is
-        __main__ and that has a __qualname__ (a function, a class, a
-        functools.wraps-style callable)."""
-        import pickle  # loaded: something is pickling
-        is_def = isinstance(obj, (types.FunctionType, type))
-        target = self._main
-        for part in qualname.split("."):
-            target = getattr(target, part, _MISSING)
-            if target is _MISSING:
-                break
-        if target is not obj:
-            if not is_def:
-                return NotImplemented  # a bound method, a wrapper: pickle knows
-            if isinstance(obj, types.FunctionType) and obj.__name__ == "<lambda>" \
-                    and obj.__globals__ is self._main.__dict__:
-                return self._reduce_lambda(obj)
-            raise pickle.PicklingError(self._unreachable(obj, qualname, target))
+    def version_exporting(self, name):
+        """Path of the current version if it exports `name`, else None."""
         with self._lock:
             path = self.current()
-            top = qualname.partition(".")[0]
-            if top not in self._exported:
-                raise pickle.PicklingError(self._unexported(obj, qualname, top))
-        return (_rx_rt.lookup, (path, qualname))
+            return path if name in self._exported else None
 
-    def _reduce_lambda(self, fn):
-        import marshal
-        closure = None
-        if fn.__closure__ is not None:
-            closure = []
-            for cell in fn.__closure__:
-                try:
-                    closure.append((cell.cell_contents,))
-                except ValueError:
-                    closure.append(None)
-            closure = tuple(closure)
-        return (_rx_rt.make_function,
-                (self.current(), marshal.dumps(fn.__code__), fn.__name__,
-                 fn.__qualname__, fn.__defaults__, fn.__kwdefaults__, closure))
-
-    def _unreachable(self, obj, qualname, target):
-        what = _what(obj)
-        if target is not _MISSING and _what(target) == what:
-            return ("cannot send %s %s to a worker process: it is an earlier "
-                    "definition - __main__.%s has been redefined since - and a "
-                    "worker only has the current one. Re-run the cells that "
-                    "made objects from the old definition." % (what, qualname,
-                                                               qualname))
-        if "<locals>" in qualname:
-            outer = qualname.partition(".<locals>")[0]
-            return ("cannot send %s %s to a worker process: it is defined inside "
-                    "the function %s(), so a worker cannot look it up by name. "
-                    "Define it at the top level of a cell." % (what, qualname, outer))
-        return ("cannot send %s %s to a worker process: __main__.%s is not this "
-                "object (it was created dynamically or its name was rebound), so "
-                "a worker cannot look it up by name. Define it with a top-level "
-                "def or class statement in a cell." % (what, qualname, qualname))
-
-    def _unexported(self, obj, qualname, top):
-        why = self._bound_by.get(top, "not bound by a top-level statement ferry "
-                                      "saw (created with exec or type(), or "
-                                      "through globals())")
-        return ("cannot send %s __main__.%s to a worker process: %r was %s, so "
-                "a worker cannot re-create it. Only top-level def/class/import "
-                "statements and assignments of literals or lambdas are "
-                "re-exported to workers." % (_what(obj), qualname, top, why))
+    def why_not_exported(self, name):
+        """How the notebook bound `name`, if ferry saw it and did not export
+        it (for error messages); None if ferry never saw it bound."""
+        return self._bound_by.get(name)
 
     # -- hooks -------------------------------------------------------------
 
     def install_hooks(self):
-        """Install the preparation-data and pickler hooks (idempotent).
-        multiprocessing is hooked when it is imported, by whoever imports
-        it: a session that never starts a stdlib pool never loads it."""
-        global _hooked
-        from . import _importhook
-        with _install_lock:
-            _hooked = self
-            sys.modules["__mp_main__"] = self._main
-            _rx_rt.kernel = (self._pid, self.runtime_dir, self._main)
-            global _fork_hook_installed
-            if not _fork_hook_installed:
-                # Fork children get what spawn children get from the module.
-                os.register_at_fork(after_in_child=_rx_rt.setup_child)
-                _fork_hook_installed = True
-        _importhook.when_imported("multiprocessing.spawn", _hook_spawn)
-        _importhook.when_imported("multiprocessing.reduction", _hook_reduction)
+        """Install the preparation-data and pickler hooks (idempotent)."""
+        _rx_hooks.install(self)
 
     def reducer_override(self, obj):
-        """What ForkingPickler.reducer_override does, for ferry's own
-        picklers: a lookup in the current version for a cell function or
-        class, a PicklingError for an unexported one, else NotImplemented."""
-        try:
-            if getattr(obj, "__module__", None) != "__main__":
-                return NotImplemented
-            qualname = getattr(obj, "__qualname__", None)
-        except Exception:
-            return NotImplemented
-        if not isinstance(qualname, str) or isinstance(obj, types.ModuleType):
-            return NotImplemented  # instances: their class comes back here
-        return self._reduce(obj, qualname)
-
-
-def _what(obj):
-    if isinstance(obj, type):
-        return "class"
-    if isinstance(obj, types.FunctionType):
-        return "function"
-    return "object"
-
-
-def _active():
-    """The hooked Recorder if this is its own process (not a forked child)."""
-    rec = _hooked
-    if rec is not None and rec._pid == os.getpid():
-        return rec
-    return None
-
-
-def _hook_spawn(spawn):
-    with _install_lock:
-        if not getattr(spawn.get_preparation_data, "_ferry_wrapped", False):
-            spawn.get_preparation_data = _wrap_preparation(spawn.get_preparation_data)
-
-
-def _hook_reduction(reduction):
-    with _install_lock:
-        if reduction.ForkingPickler.__dict__.get("reducer_override") \
-                is not _reducer_override:
-            reduction.ForkingPickler.reducer_override = _reducer_override
-
-
-def _wrap_preparation(original):
-    def get_preparation_data(name):
-        data = original(name)
-        rec = _active()
-        if rec is not None and sys.modules.get("__main__") is rec._main:
-            try:
-                path = rec.current()
-            except Exception:
-                # Cannot write (disk full?): a pool's respawn thread must not
-                # die here.  Fall back to the last version, if any; lookups
-                # of newer definitions then fail as task errors.
-                path = rec._path
-                if path is None:
-                    return data
-            data.pop("init_main_from_name", None)
-            # The forkserver reads this through the same function for each
-            # child.  (Its own "main_path" preload is left alone: 3.11 runs it
-            # before applying sys_path, so ferry would not be importable.)
-            data["init_main_from_path"] = path
-        return data
-
-    get_preparation_data._ferry_wrapped = True
-    get_preparation_data.__wrapped__ = original
-    return get_preparation_data
-
-
-_DEFINITIONS = (type, types.FunctionType)
-_NO_DICT = {}
-
-
-def _reducer_override(pickler, obj):
-    """ForkingPickler.reducer_override: cell functions and classes by lookup
-    in the current version; NotImplemented for everything else.
-
-    Called for nearly every object pickled, so the common case - an instance
-    or an array - is turned away after two cheap checks: only classes,
-    functions and functools.wraps-style wrappers can be cell definitions.
-    """
-    if not isinstance(obj, _DEFINITIONS) \
-            and "__wrapped__" not in getattr(obj, "__dict__", _NO_DICT):
-        return NotImplemented
-    rec = _active()
-    if rec is None:
-        return NotImplemented
-    return rec.reducer_override(obj)
+        """The pickler hook's logic, for ferry's own picklers (_rx_hooks)."""
+        return _rx_hooks.reducer_override(self, obj)

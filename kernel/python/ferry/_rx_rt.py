@@ -22,17 +22,48 @@ Imported in plain ``/usr/bin/python3`` children: only the standard library,
 and nothing heavy at import time.
 """
 
+import collections
 import copyreg
 import linecache
 import os
 import sys
 import types
 
-__all__ = ["ReexportError", "run", "load", "lookup", "make_function", "Unavailable"]
+__all__ = ["ReexportError", "Kind", "Statement", "run", "load", "lookup",
+           "make_function", "Unavailable"]
 
 
 class ReexportError(RuntimeError):
     """A cell definition could not be re-created in a worker process."""
+
+
+# ---------------------------------------------------------------------------
+# What a version holds
+# ---------------------------------------------------------------------------
+
+class Kind:
+    """What a recorded statement is (Statement.kind): the tags the recorder
+    and this runtime agree on, never the statement's display text."""
+    IMPORT = "import"    # import a / from m import b
+    FUTURE = "future"    # from __future__ import ...: later statements compile with it
+    DEF = "def"          # def / async def
+    CLASS = "class"      # a failed class leaves a stand-in class, not a callable
+    ASSIGN = "assign"    # names bound to literals or lambdas
+
+
+# One recorded statement.  A version file spells each as a plain tuple in
+# this field order (it must not bind a name a cell could use); run() reads
+# them back with Statement._make.
+Statement = collections.namedtuple("Statement", (
+    "cell",        # index into the version's cells: (filename, source)
+    "pos",         # (lineno, col, end_lineno, end_col) of the statement in its cell
+    "text",        # its source when the cell's parse cannot find it by pos, else None
+    "names",       # names it binds, in order
+    "lambdas",     # names bound directly to a lambda (named after them)
+    "kind",        # a Kind tag
+    "label",       # short description for messages: "def f", "import numpy"
+    "first_line",  # line of the cell where it starts, decorators included
+))
 
 
 # ---------------------------------------------------------------------------
@@ -226,14 +257,13 @@ def _describe(exc):
 
 
 def _failure_message(name, stmt, cells, exc):
-    cell, _pos, _text, _names, _lambdas, kind, first_line = stmt
-    filename = cells[cell][0]
+    filename = cells[stmt.cell][0]
     return (
         "ferry could not re-create %r in this worker process: `%s` (%s, line %d) "
         "raised %s when the worker re-ran it. A cell definition that is sent to "
         "workers may only depend on imports, definitions and literal constants "
         "made by top-level statements; computed values are not re-exported."
-        % (name, kind, filename, first_line, _describe(exc))
+        % (name, stmt.label, filename, stmt.first_line, _describe(exc))
     )
 
 
@@ -252,18 +282,17 @@ def _compile(stmt, cells, indexes, flags):
     with its own line numbers, so tracebacks and linecache point into the cell.
     """
     import ast
-    cell, pos, text = stmt[:3]
-    filename, source = cells[cell]
-    if text is None:
-        index = indexes.get(cell)
+    filename, source = cells[stmt.cell]
+    if stmt.text is None:
+        index = indexes.get(stmt.cell)
         if index is None:
             tree = compile(source, filename, "exec",
                            ast.PyCF_ONLY_AST | flags, dont_inherit=True)
-            index = indexes[cell] = _statement_index(tree)
-        node = index[pos]
+            index = indexes[stmt.cell] = _statement_index(tree)
+        node = index[stmt.pos]
         unit = ast.Module(body=[node], type_ignores=[])
     else:
-        unit = "\n" * (pos[0] - 1) + text
+        unit = "\n" * (stmt.pos[0] - 1) + stmt.text
     return compile(unit, filename, "exec", flags, dont_inherit=True)
 
 
@@ -279,10 +308,7 @@ def run(ns, cells, statements, drop, unavailable=()):
 
     cells: ((filename, source), ...); registered in linecache for tracebacks
            (a filename may appear twice if the kernel reused it).
-    statements: (cell index, (lineno, col, end_lineno, end_col), text or None,
-                 names, lambda_names, kind, first_line) in execution order;
-                 text is the statement's source when the cell's parse cannot
-                 find it by position.
+    statements: Statement field tuples, in execution order.
     drop: names to delete at the end (bound by a statement kept only because a
           later one depended on it, and no longer exported).
     unavailable: ((name, message), ...) for names the definitions read but
@@ -299,20 +325,21 @@ def run(ns, cells, statements, drop, unavailable=()):
         ns[name] = Unavailable(name, message)
     indexes = {}
     flags = 0
-    for stmt in statements:
-        names = stmt[3]
+    for fields in statements:
+        stmt = Statement._make(fields)
+        names = stmt.names
         before = {name: ns[name] for name in names if name in ns}
         try:
             code = _compile(stmt, cells, indexes, flags)
             exec(code, ns)
-            _name_lambdas(ns, stmt[4])
-            if stmt[5].startswith("from __future__ import"):
+            _name_lambdas(ns, stmt.lambdas)
+            if stmt.kind == Kind.FUTURE:
                 for name in names:
                     feature = getattr(__future__, name, None)
                     if feature is not None:
                         flags |= feature.compiler_flag
         except (Exception, SystemExit) as exc:
-            is_class = stmt[5].startswith("class ")
+            is_class = stmt.kind == Kind.CLASS
             for name in names:
                 if name in ns and ns[name] is not before.get(name, _MISSING):
                     continue  # bound before the failure (import a, broken)
