@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""make bench: ferry against ipykernel, the standard pools and jupyter console.
+"""make bench: ferry against ipykernel, the standard pools and jupyter console,
+and how ferry's cost grows with the work (the growth rows).
 
-    /usr/bin/python3 bench/bench.py [--quick] [--only kernel,pool,repl]
+    /usr/bin/python3 bench/bench.py [--quick] [--only kernel,pool,repl,growth]
                                     [--rounds N] [--out bench/results]
 
 Prints one table of ratios measured in this run, on this machine, the two
@@ -93,7 +94,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="every row, smaller counts (< 1 min)")
-    ap.add_argument("--only", default="kernel,pool,repl", help="groups to run")
+    ap.add_argument("--only", default="kernel,pool,repl,growth", help="groups to run")
     ap.add_argument("--rounds", type=int, help="override the number of rounds")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--tag", help="appended to the result file names (MODE-TAG.json)")
@@ -110,7 +111,7 @@ def main():
     mode = "quick" if args.quick else "full"
     groups = [g.strip() for g in args.only.split(",") if g.strip()]
     m = report.meta(mode)
-    if groups != ["kernel", "pool", "repl"]:
+    if groups != ["kernel", "pool", "repl", "growth"]:
         m["mode"] = mode = mode + "-" + "-".join(groups)
     if args.tag:
         m["mode"] = mode = mode + "-" + args.tag
@@ -135,6 +136,9 @@ def main():
             elif g == "repl":
                 import repl_rows
                 rows += repl_rows.run(cfg, args.repl, log)
+            elif g == "growth":
+                import growth_rows
+                rows += growth_rows.run(cfg, ferry_argv, log)
             else:
                 sys.exit("bench: unknown group %r" % g)
         except Exception:       # a harness bug: report it, keep the other groups

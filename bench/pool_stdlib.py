@@ -146,6 +146,38 @@ def op_interrupt(pools, impl):
     return t1 - t0[0]
 
 
+def op_defs(n):
+    """n more functions in this script's __main__ (the growth row's "after N
+    definitions": a script's pool does not look at them)."""
+    main = sys.modules["__main__"].__dict__
+    exec("".join("def f%d(x):\n    return x + %d\n" % (i, i) for i in range(n)), main)
+    return None
+
+
+def _status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def op_mapmem(pools, impl, n):
+    """[seconds, peak RSS of this process over the map per item] for
+    inc over range(n) with the default chunking."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS
+    base = _status("VmRSS")
+    t = time.perf_counter()
+    r = run_map(impl, pools[impl], inc, range(n), None)
+    t = time.perf_counter() - t
+    peak = _status("VmHWM") - base
+    if len(r) != n or r[-1] != n:
+        raise RuntimeError("wrong results")
+    del r
+    return [t, peak / n]
+
+
 def cold(impl):
     t = time.perf_counter()
     pool = make(impl)
@@ -174,6 +206,10 @@ def serve():
                 ans = {"t": op_rt(pools, **cmd)}
             elif op == "np":
                 ans = {"t": op_np(pools, **cmd)}
+            elif op == "defs":
+                ans = {"t": op_defs(**cmd)}
+            elif op == "mapmem":
+                ans = {"t": op_mapmem(pools, **cmd)}
             elif op == "interrupt":
                 ans = {"t": op_interrupt(pools, **cmd)}
             else:

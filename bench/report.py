@@ -20,6 +20,22 @@ import statistics
 import time
 
 
+def growth_exponent(sizes, totals):
+    """The slope of log(total) against log(size), least squares over the
+    points that have a total: 1 for cost linear in the size, 2 quadratic,
+    0 flat.  None with fewer than two points (or a non-positive one)."""
+    pts = [(math.log(n), math.log(t)) for n, t in zip(sizes, totals)
+           if t is not None and t > 0 and n > 0]
+    if len(pts) < 2:
+        return None
+    mx = sum(x for x, _ in pts) / len(pts)
+    my = sum(y for _, y in pts) / len(pts)
+    sxx = sum((x - mx) ** 2 for x, _ in pts)
+    if sxx == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in pts) / sxx
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -27,10 +43,10 @@ def median(xs):
 
 class Row:
     def __init__(self, group, title, kind, unit, other, target=None, note=""):
-        self.group = group          # "kernel", "pool", "repl"
+        self.group = group          # "kernel", "pool", "repl", "growth"
         self.title = title          # what is measured
         self.kind = kind            # "time", "rate" or "abs"
-        self.unit = unit            # "s", "items/s", "B"
+        self.unit = unit            # "s", "items/s", "B", "exp" (an exponent)
         self.other = other          # name of the comparison side
         self.target = target        # ("<=", x) / (">=", x) on ratio, or on ferry for abs
         self.note = note
@@ -97,6 +113,10 @@ def fmt_value(v, unit):
     if unit == "B":
         sign = "-" if v < 0 else ""
         return "%s%.1f MiB" % (sign, abs(v) / 2**20)
+    if unit == "exp":
+        return "%.2f" % v
+    if unit == "B/item":
+        return "%.0f B/item" % v
     if unit.endswith("/s"):
         if v >= 1e4:
             return "%.0fk %s" % (v / 1e3, unit)

@@ -5,11 +5,13 @@
 #                         outputs land in $(B)/examples)
 #   make examples-sync    regenerate examples/*.ipynb from examples/src/*.py
 #   make examples-refresh execute, and store the outputs in examples/*.ipynb
+#   make docs             the executed notebooks as static HTML, a page each
+#                         and index.html in lesson order, in $(B)/docs
 #
 # The kernelspec is installed into a private prefix under $(B) and found
 # through JUPYTER_PATH, so nothing is written to the user's Jupyter setup.
 
-.PHONY: examples examples-sync examples-refresh
+.PHONY: examples examples-sync examples-refresh docs
 
 EXAMPLES_OUT := $(B)/examples
 EXAMPLES_ENV  = JUPYTER_PATH=$(CURDIR)/$(EXAMPLES_OUT)/jupyter/share/jupyter \
@@ -38,3 +40,6 @@ examples-refresh: all $(EXAMPLES_OUT)/jupyter/share/jupyter/kernels/ferry/kernel
 
 examples-sync:
 	$(Q)$(PYTHON) examples/tools/run_examples.py --sync
+
+docs: examples
+	$(Q)$(PYTHON) examples/tools/make_docs.py $(EXAMPLES_OUT) $(B)/docs

@@ -131,7 +131,7 @@ print("total:", total.value)
 # updates. Hold the value's lock (as above), or use one value per worker and add
 # them up at the end.
 
-# %%
+# %% tags=["output-varies"]
 def bump(counter, n, locked):
     for _ in range(n):
         if locked:
@@ -146,6 +146,8 @@ for locked in (False, True):
     for p in procs: p.start()
     for p in procs: p.join()
     print(f"locked={locked}: {counter.value} of 60000")
+    # How many updates are lost varies from run to run (sometimes none).
+    assert counter.value == 60000 if locked else counter.value <= 60000
 
 # %% [markdown]
 # ## `Manager`: shared objects that *can* be task arguments

@@ -128,6 +128,32 @@ except ferry.PicklingError as err:
     print(err)
 
 # %% [markdown]
+# ## Every part at once: `ferry.explain`
+#
+# `ferry.check` stops at the part that fails. `ferry.explain(obj)` shows what pickle
+# would do with *every* part, each marked with one of: **by reference** (a module
+# and a name, which the worker imports — and whether it can), **by value** (its
+# contents travel; the size is what it adds to each task) or **refused** (why, and
+# the fix). Refused parts come first, then the biggest. In a notebook it is a
+# table; in the terminal REPL, one line per part.
+
+# %%
+ferry.explain(jobs[2])
+
+# %% [markdown]
+# For a function it also lists the notebook globals it reads, and how each one
+# reaches a worker:
+
+# %%
+LABEL = "size"
+sizes = [job.size for job in jobs]
+
+def describe(i):
+    return f"{LABEL} {sizes[i]} of {len(sizes)}"
+
+ferry.explain(describe)
+
+# %% [markdown]
 # `ferry.map` runs the same check before it sends anything, so with ferry's own
 # pool the error you get is already the diagnosis:
 
@@ -181,3 +207,10 @@ for job in jobs:
 ferry.check(jobs)
 with mp.get_context("spawn").Pool(2) as pool:
     print(pool.map(run_job, jobs))
+
+# %% [markdown]
+# And `ferry.explain` shows how the reporter travels now: by value, through its
+# `__getstate__`, without the handler.
+
+# %%
+ferry.explain(jobs[2])

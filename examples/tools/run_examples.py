@@ -16,7 +16,12 @@ those sources; this program checks they agree.
 
 A run fails on any error output in a cell not tagged raises-exception, on any
 stderr output in a cell not tagged allow-stderr, on a cell that times out,
-and on any process it started that outlives it.  The kernel is found by name through JUPYTER_PATH (see examples/build.mk).
+on any process it started that outlives it, and on an "after" cell whose
+outputs differ from those stored in examples/*.ipynb (see same_outputs): the
+stored outputs are what each cell claims to show.  "Before" cells (they call
+contrast's plain() or ipykernel()) check themselves with expect=; a cell
+whose output varies from run to run is tagged output-varies and must state
+what it shows with an assert.  The kernel is found by name through JUPYTER_PATH (see examples/build.mk).
 """
 
 import argparse
@@ -119,6 +124,84 @@ def check_sync():
         raise SystemExit(f"examples/README.md does not link {', '.join(unlisted)}")
 
 
+# A "before" cell: runs code elsewhere through examples/contrast.py, which
+# checks how that run ended (expect=...); its text varies with the machine.
+_BEFORE = re.compile(r"^\s*(?:\w+\s*=\s*)?(?:plain|ipykernel)\(", re.M)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# What changes from run to run in what a cell shows: addresses, process ids,
+# durations, speed-ups, temporary paths, pickled sizes.
+_VARYING = [
+    (re.compile(r"0x[0-9a-fA-F]+"), "0x…"),
+    (re.compile(r"\b(pid|process) \d+"), r"\1 …"),
+    (re.compile(r"\d+(?:\.\d+)?(?:e-?\d+)? ?(?:s|ms|µs|us|seconds?)\b"), "… s"),
+    (re.compile(r"×\d+(?:\.\d+)?"), "×…"),
+    (re.compile(r"/tmp/[^\s'\"]+"), "/tmp/…"),
+    # A pickled cell function names the kernel's runtime directory (with
+    # its pid) and the re-export version: pickled sizes vary by a few bytes.
+    (re.compile(r"\b\d+(?:\.\d+)? (?:bytes|KiB|MiB)\b"), "… bytes"),
+]
+
+
+def _progress(out):
+    """ferry's progress display: shown only when a map runs over a second."""
+    text = out.get("data", {}).get("text/plain", "")
+    return out.output_type == "display_data" and text.startswith("ferry.map [")
+
+
+def shown(cell):
+    """What a cell shows, as comparable text: streams merged, rich output by
+    its text/plain and the kinds it offers, errors by name and message, with
+    the varying parts replaced."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            if parts and parts[-1][0] == out.name:
+                parts[-1] = (out.name, parts[-1][1] + out.text)
+            else:
+                parts.append((out.name, out.text))
+        elif out.output_type == "error":
+            parts.append(("error", f"{out.ename}: {out.evalue}"))
+        elif not _progress(out):
+            kinds = ",".join(sorted(out.data))
+            parts.append((f"{out.output_type} [{kinds}]", out.data.get("text/plain", "")))
+    text = "".join(f"[{kind}]\n{body.rstrip()}\n" for kind, body in parts)
+    text = _ANSI.sub("", text)
+    for pattern, repl in _VARYING:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def compared(cell):
+    tags = cell.metadata.get("tags", [])
+    return cell.cell_type == "code" and "output-varies" not in tags \
+        and not _BEFORE.search(cell.source)
+
+
+def changed_outputs(stored, executed):
+    """(cell index, diff) for each "after" cell whose outputs differ from the
+    stored ones."""
+    import difflib
+    found = []
+    for i, (old, new) in enumerate(zip(stored.cells, executed.cells)):
+        if not compared(old):
+            continue
+        a, b = shown(old), shown(new)
+        if a != b:
+            diff = difflib.unified_diff(a.splitlines(), b.splitlines(), "stored",
+                                        "this run", lineterm="", n=1)
+            found.append((i, "outputs differ from the stored ones (make "
+                             "examples-refresh stores them if the change is "
+                             "right):\n" + "\n".join(list(diff)[2:40])))
+    return found
+
+
+def check_asserted(nb, name):
+    """A cell whose outputs are not compared states what it shows itself."""
+    for i, cell in enumerate(nb.cells):
+        if "output-varies" in cell.metadata.get("tags", []) and "assert" not in cell.source:
+            raise SystemExit(f"{name} cell {i} is tagged output-varies but asserts nothing")
+
+
 def problems(nb):
     """Unexpected error or stderr outputs, as (cell index, text) pairs."""
     found = []
@@ -140,6 +223,8 @@ def execute(path, outdir, refresh):
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     nb = nbformat.read(path, 4)
+    stored = nbformat.read(path, 4)
+    check_asserted(nb, path.name)
     client = NotebookClient(nb, kernel_name="ferry", timeout=CELL_TIMEOUT,
                             allow_errors=True, record_timing=False,
                             resources={"metadata": {"path": str(EXAMPLES)}})
@@ -152,6 +237,8 @@ def execute(path, outdir, refresh):
     seconds = time.monotonic() - started
     nbformat.write(nb, outdir / path.name)
     found = problems(nb)
+    if not refresh:
+        found += changed_outputs(stored, nb)
     if not failure and not found and refresh:
         nbformat.write(nb, path)
     return seconds, failure, found

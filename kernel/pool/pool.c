@@ -50,6 +50,7 @@ typedef struct task {
                               a dead worker's unstarted tasks go again) */
     size_t n;              /* number of frames */
     long long interrupted; /* monotonic ms of the interrupt asked for it, or 0 */
+    long long sent_us;     /* monotonic us it was last sent to a worker */
     int recalling;         /* asked back from its worker (see rebalance) */
     int cancelled;         /* cancel sent to its worker: never to run again */
     struct task *next;     /* queue link */
@@ -225,14 +226,14 @@ static int id_in(const uint64_t *ids, size_t n, uint64_t id)
 /* Stages a result; frames are taken over.  publish_results hands what is
  * staged to pool_next, once per turn of the dispatcher: one wake-up of the
  * collector for a burst of results instead of one each. */
-static void post_result(pool *p, uint64_t id, pool_status status, jp_frame *frames,
-                        size_t n, const char *message)
+static pool_result *post_result(pool *p, uint64_t id, pool_status status,
+                                jp_frame *frames, size_t n, const char *message)
 {
     result_node *node = calloc(1, sizeof *node);
     if (node == NULL) {
         frames_free(frames, n);
         LOG_E("pool: out of memory for a result");
-        return;
+        return NULL;
     }
     node->r.task_id = id;
     node->r.status = status;
@@ -245,6 +246,7 @@ static void post_result(pool *p, uint64_t id, pool_status status, jp_frame *fram
         p->staged = node;
     }
     p->staged_tail = node;
+    return &node->r;
 }
 
 static void publish_results(pool *p)
@@ -269,6 +271,17 @@ static long long now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Notes on r (if any) where and when task t ran: see pool_result. */
+static void note_ran(pool_result *r, const worker *w, const task *t, uint64_t run_us)
+{
+    if (r) {
+        r->pid = (int)w->pid;
+        r->sent = t->sent_us;
+        r->ended = now_us();
+        r->run_us = run_us;
+    }
 }
 
 static long long now_ms(void)
@@ -454,7 +467,7 @@ static void settle_sent_tasks(pool *p, worker *w, const char *how)
             snprintf(msg, sizeof msg, "%.150s while running a task (pid %d)", how,
                      (int)w->pid);
             LOG_W("pool: %s", msg);
-            post_result(p, t->id, POOL_CRASHED, NULL, 0, msg);
+            note_ran(post_result(p, t->id, POOL_CRASHED, NULL, 0, msg), w, t, 0);
             task_free(t);
         } else {
             list_push(&ran, t);
@@ -566,7 +579,7 @@ static int bury_dead(pool *p, int now_all)
                      "(pid %d)",
                      w->death, (int)w->pid);
             LOG_W("pool: %s", msg);
-            post_result(p, t->id, POOL_CRASHED, NULL, 0, msg);
+            note_ran(post_result(p, t->id, POOL_CRASHED, NULL, 0, msg), w, t, 0);
             task_free(t);
         }
         worker_clear(w);
@@ -692,8 +705,9 @@ static void send_task(pool *p, worker *w, task *t)
     }
     send_to_worker(p, w, head, 2, copy, t->n);
     frames_free(copy, t->n); /* what ZeroMQ did not take */
+    t->sent_us = now_us();
     if (w->sent.n == 0) {
-        w->head_since = now_us();
+        w->head_since = t->sent_us;
     }
     list_push(&w->sent, t);
 }
@@ -748,7 +762,8 @@ static void handle_done(pool *p, worker *w, jp_frame *f, size_t n)
             memcpy(payload, f + 5, k * sizeof *payload);
             memset(f + 5, 0, k * sizeof *payload);
         }
-        post_result(p, t->id, st, payload, payload ? k : 0, NULL);
+        note_ran(post_result(p, t->id, st, payload, payload ? k : 0, NULL), w, t,
+                 frame_u64(&f[4]));
     }
     json_decref(w->last_parent);
     w->last_parent = json_incref(t->parent);

@@ -43,6 +43,12 @@ typedef struct pool_result {
     jp_frame *frames;   /* payload then buffers, owned */
     size_t n_frames;    /* number of frames */
     char message[256];  /* for POOL_CRASHED: exit code or signal */
+    /* Where and when it ran (for ferry.timeline), monotonic microseconds;
+     * 0 when it never reached a worker. */
+    int pid;         /* the worker it was sent to */
+    long long sent;  /* when it was sent to that worker */
+    long long ended; /* when its result (or the worker's death) came */
+    uint64_t run_us; /* how long it ran, by the worker's clock */
 } pool_result;
 
 /* Starts a pool of n workers (n >= 1) running exe --worker.  io receives the

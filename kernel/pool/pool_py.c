@@ -210,7 +210,8 @@ static const char *const status_names[] = {"ok", "error", "crashed", "cancelled"
 
 #define NEXT_MAX 256
 
-/* next(pool, timeout_ms) -> [(task_id, status, [bytes...], message), ...],
+/* next(pool, timeout_ms) -> [(task_id, status, [bytes...], message, (status,
+ * pid, sent, ended, run_us)), ...] (pool_result; monotonic microseconds),
  * every result queued (empty after a timeout); raises EOFError once the
  * pool is closed. */
 static PyObject *py_next(PyObject *self, PyObject *args)
@@ -246,8 +247,10 @@ static PyObject *py_next(PyObject *self, PyObject *args)
          * rebuilt from an out-of-band buffer is writable, and not copied. */
         PyObject *list = out ? pyframe_list(r[i].frames, r[i].n_frames) : NULL;
         PyObject *item =
-            list ? Py_BuildValue("KsNs", (unsigned long long)r[i].task_id,
-                                 status_names[r[i].status], list, r[i].message)
+            list ? Py_BuildValue("KsNs(siLLK)", (unsigned long long)r[i].task_id,
+                                 status_names[r[i].status], list, r[i].message,
+                                 status_names[r[i].status], r[i].pid, r[i].sent,
+                                 r[i].ended, (unsigned long long)r[i].run_us)
                  : NULL;
         pool_result_clear(&r[i]);
         if (item == NULL) {

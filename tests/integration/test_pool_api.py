@@ -41,6 +41,15 @@ def test_map_applies_a_function_defined_in_a_cell(kernel):
     assert value(kernel, "ferry.map(square, range(6))") == [0, 1, 4, 9, 16, 25]
 
 
+def test_map_of_ranges_and_tuples_in_chunks(kernel):
+    # Sliced, not copied into a list: each chunk travels as a range or tuple.
+    assert value(kernel, "ferry.map(abs, range(30, -31, -7), chunksize=2)") \
+        == [abs(i) for i in range(30, -31, -7)]
+    assert value(kernel, "ferry.map(abs, tuple(range(-5, 5)), chunksize=3)") \
+        == [abs(i) for i in range(-5, 5)]
+    assert value(kernel, "ferry.map(abs, range(5, 5))") == []
+
+
 def test_map_of_empty_iterable_is_empty(kernel):
     assert value(kernel, "ferry.map(abs, [])") == []
 

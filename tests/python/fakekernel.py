@@ -73,6 +73,7 @@ class FakeKernel:
         filename = "Cell In[%d]" % self.count
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         tree = ast.parse(source, filename)
+        self.rec.begin_cell(source, filename, tree)
         self._run_body(tree.body, source, filename)
         return filename
 

@@ -6,6 +6,8 @@
     ferry.workers()             # size of the shared pool; ferry.workers(n) resizes
     with ferry.Executor(4) as ex: ...   # a pool of its own
     ferry.check(obj)            # why obj cannot be sent, if it cannot
+    ferry.explain(obj)          # how pickle would send each part of obj
+    ferry.timeline()            # the last map: which worker ran what, when
 
 `ferry.runtime_dir` names the kernel's private runtime directory (mode
 0700), where the re-exported definitions live.
@@ -22,12 +24,19 @@ def __getattr__(name):
     if name == "PicklingError":
         from . import _check
         return _check.PicklingError
+    if name == "explain":
+        from . import _explain
+        return _explain.explain
+    if name in ("timeline", "timelines"):
+        from . import _timeline
+        return getattr(_timeline, name)
     if name in ("Executor", "WorkerCrashed", "check"):
         from . import _pool
         return getattr(_pool, name)
     raise AttributeError(f"module 'ferry' has no attribute {name!r}")
 
-__all__ = ["map", "submit", "workers", "Executor", "check", "PicklingError",
+__all__ = ["map", "submit", "workers", "Executor", "check", "explain", "timeline",
+           "timelines", "PicklingError",
            "WorkerCrashed", "runtime_dir"]
 
 

@@ -127,6 +127,9 @@ class History:
     # -------------------------------------------------------------- queries
 
     def _select(self, where, params, output, order="ASC", limit=None):
+        return self._cursor(where, params, output, order, limit).fetchall()
+
+    def _cursor(self, where, params, output, order="ASC", limit=None):
         cols = "h.session, h.line, h.source"
         join = ""
         if output:
@@ -136,7 +139,7 @@ class History:
               f"ORDER BY h.session {order}, h.line {order}"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return self.db.execute(sql, params).fetchall()
+        return self.db.execute(sql, params)
 
     @staticmethod
     def _shape(rows, output):
@@ -161,16 +164,21 @@ class History:
         return self._shape(self._select(where, params, output), output)
 
     def search(self, pattern, n=None, unique=False, output=False):
-        rows = self._select("WHERE h.source GLOB ?", (pattern or "*",), output, "DESC")
-        if unique:
-            seen, kept = set(), []
-            for row in rows:
-                if row[2] not in seen:
-                    seen.add(row[2])
-                    kept.append(row)
-            rows = kept
-        if n:
-            rows = rows[:n]
+        # Newest first and stopping at the n-th match, so that finding the
+        # last few matches of a long history reads the end of it only.
+        if not unique:
+            rows = self._select("WHERE h.source GLOB ?", (pattern or "*",), output,
+                                "DESC", n)
+            return self._shape(rows[::-1], output)
+        cursor = self._cursor("WHERE h.source GLOB ?", (pattern or "*",), output, "DESC")
+        seen, rows = set(), []
+        for row in cursor:
+            if row[2] not in seen:
+                seen.add(row[2])
+                rows.append(row)
+                if n and len(rows) == n:
+                    break
+        cursor.close()
         return self._shape(rows[::-1], output)
 
     def request(self, req):

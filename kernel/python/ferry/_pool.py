@@ -20,7 +20,7 @@ import time
 import types
 import weakref
 
-from . import _check
+from . import _check, _timeline
 
 try:
     import _ferry_pool
@@ -289,6 +289,7 @@ class Pool:
         self._lock = threading.Lock()
         self._pending = {}  # task id -> future, or (map run, index)
         self._runs = set()  # maps in progress
+        self._submits = _timeline.PoolLog()  # where and when submits ran
         self._collector = None
         _pools.add(self)
 
@@ -344,7 +345,7 @@ class Pool:
             except EOFError:
                 return
             runs = set()
-            for task_id, status, frames, message in batch:
+            for task_id, status, frames, message, where in batch:
                 waiter = self._pending.pop(task_id, None)
                 if waiter is None:
                     continue
@@ -361,9 +362,11 @@ class Pool:
                 else:
                     how, value = "cancel", None
                 if isinstance(waiter, tuple):  # (map run, index)
+                    waiter[0].where[waiter[1]] = where
                     waiter[0].settle(waiter[1], how, value)
                     runs.add(waiter[0])
                 else:
+                    self._submits.note(waiter, where)
                     _settle(waiter, how, value)
             for run in runs:
                 run.wake()
@@ -380,6 +383,7 @@ class Pool:
         handle = self._start()  # after pickling: a bad argument starts no worker
         future = _Future()
         future.task_id = _take_ids(1)
+        future.submitted = time.monotonic_ns() // 1000
         future._ferry_pool = self
         future.set_running_or_notify_cancel()
         future._ferry_label = _call_label(fn, args, kwargs)
@@ -388,7 +392,9 @@ class Pool:
         return future
 
     def map(self, fn, iterable, *, chunksize=None):
-        items = list(iterable)
+        # A range or a tuple cannot change under the map: sliced, not copied
+        # (a range's chunks travel as ranges: 40 bytes an item less).
+        items = iterable if type(iterable) in (range, tuple) else list(iterable)
         _preflight(fn, diagnose=False)
         if chunksize is None:
             # About four chunks per worker: small tasks do not pay a round
@@ -416,6 +422,7 @@ class Pool:
         handle = self._start()
         run = _MapRun(sizes, _take_ids(len(bodies)))
         run.fn_name = _fn_name(fn)
+        run.workers = self._n
         self._pending.update((run.first + i, (run, i)) for i in range(len(bodies)))
         self._runs.add(run)
         try:
@@ -431,6 +438,7 @@ class Pool:
         finally:
             self._runs.discard(run)
             run.over.set()
+            _timeline.keep(run, self)
             _flush()
 
     def running_maps(self):
@@ -490,6 +498,12 @@ class _MapRun:
         self.settled = bytearray(len(sizes))  # a task ends once, whoever says so
         self.cond = threading.Condition(threading.Lock())
         self.over = threading.Event()  # the map returned or raised
+        # For ferry.timeline: when the map was submitted (monotonic us, as
+        # the C pool's times), and each task's (status, pid, sent, ended,
+        # run_us) as its result came.
+        self.submitted = time.monotonic_ns() // 1000
+        self.where = [None] * len(sizes)
+        self.workers = 0
 
     def settle(self, index, how, value):
         """Collector thread (or a shutdown): the task at index ended."""

@@ -16,7 +16,7 @@ import sys
 from ._rx_rt import Kind
 
 __all__ = ["Definition", "analyse", "bound_names", "first_line", "is_main_guard",
-           "loads_at_definition", "STATEMENT_WORDS"]
+           "loads_at_definition", "name_ids", "STATEMENT_WORDS"]
 
 
 def _is_name(node, name):
@@ -101,13 +101,17 @@ def _shorten(text):
     return line if len(line) <= 60 else line[:57] + "..."
 
 
-def first_line(node, source):
-    """The statement's first source line, for messages."""
+def first_line(node, lines):
+    """The statement's first source line, for messages.  `lines` is its
+    cell's source split as the parser counts lines (\\n, \\r\\n, \\r): split
+    once per cell, as ast.get_source_segment would split it for every call."""
     try:
-        segment = ast.get_source_segment(source, node)
-    except Exception:
-        segment = None
-    return _shorten(segment or ast.unparse(node))
+        line = lines[node.lineno - 1].encode()
+        end = node.end_col_offset if node.end_lineno == node.lineno else None
+        text = line[node.col_offset:end].decode()  # offsets count UTF-8 bytes
+    except (AttributeError, IndexError, TypeError, UnicodeDecodeError):
+        text = None
+    return _shorten(text or ast.unparse(node))
 
 
 class Definition:
@@ -213,6 +217,29 @@ def loads_at_definition(node):
             out.add(n.id)
         stack.extend(ast.iter_child_nodes(n))
     return out
+
+
+def name_ids(node):
+    """Every name a statement mentions (its functions' locals too), as a
+    frozenset.  Called for every exported statement, so written as one loop
+    over the fields rather than ast.walk's generators: three times faster."""
+    out = set()
+    stack = [node]
+    pop, push = stack.pop, stack.append
+    while stack:
+        n = pop()
+        if type(n) is ast.Name:
+            out.add(n.id)
+            continue
+        for field in n._fields:
+            value = getattr(n, field, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, ast.AST):
+                        push(item)
+            elif isinstance(value, ast.AST):
+                push(value)
+    return frozenset(out)
 
 
 def bound_names(node):

@@ -267,13 +267,23 @@ def _failure_message(name, stmt, cells, exc):
     )
 
 
-def _statement_index(tree):
+def statement_index(tree):
+    """{(lineno, col, end_lineno, end_col): statement} for the statements the
+    kernel records: the cell's top-level ones and those inside top-level
+    `if` blocks (a main guard's body is run and recorded one statement at a
+    time).  The kernel checks a position against this same index, so a
+    child finds every statement recorded by position.  O(those statements),
+    not O(every node of the cell)."""
     import ast
     index = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.stmt):
-            index[(node.lineno, node.col_offset, node.end_lineno,
-                   node.end_col_offset)] = node
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
+        index[(node.lineno, node.col_offset, node.end_lineno,
+               node.end_col_offset)] = node
+        if isinstance(node, ast.If):
+            stack.extend(node.body)
+            stack.extend(node.orelse)
     return index
 
 
@@ -288,7 +298,7 @@ def _compile(stmt, cells, indexes, flags):
         if index is None:
             tree = compile(source, filename, "exec",
                            ast.PyCF_ONLY_AST | flags, dont_inherit=True)
-            index = indexes[stmt.cell] = _statement_index(tree)
+            index = indexes[stmt.cell] = statement_index(tree)
         node = index[stmt.pos]
         unit = ast.Module(body=[node], type_ignores=[])
     else:

@@ -202,6 +202,8 @@ class Shell:
 
     def _run_statements(self, code, filename, count, silent, store):
         tree = ast.parse(code, filename)
+        if self.recorder is not None:
+            self.recorder.begin_cell(code, filename, tree)
         body = tree.body
         display_last = bool(body) and isinstance(body[-1], ast.Expr) \
             and not code.rstrip().endswith(";")
