@@ -96,6 +96,14 @@ time.sleep(600)
 """
 
 
+def _ready(client):
+    """A kernel_info round trip.  Not wait_for_ready: without a manager it
+    takes a kernel for dead after a second without a heartbeat echo, which a
+    loaded machine can take."""
+    reply = client.kernel_info(reply=True, timeout=harness.STARTUP_TIMEOUT)
+    assert reply["content"]["status"] == "ok", reply
+
+
 def _gone(pid):
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -116,7 +124,7 @@ def test_kernel_exits_when_the_process_in_jpy_parent_pid_dies(tmp_path):
         client = BlockingKernelClient(connection_file=cf)
         client.load_connection_file()
         client.start_channels()
-        client.wait_for_ready(timeout=harness.STARTUP_TIMEOUT)
+        _ready(client)
         client.stop_channels()
         wrapper.kill()
         wrapper.wait()
@@ -349,7 +357,7 @@ def test_a_locked_runtime_directory_survives_however_dead_its_pid_looks(
 
 def _run_on_connection_file(tmp_path, key, mode):
     """Starts a kernel on a connection file of the given key and mode, checks
-    it answers, shuts it down; returns its log."""
+    it answers, stops it; returns its log."""
     from jupyter_client.connect import write_connection_file
     cf, _ = write_connection_file(str(tmp_path / "k.json"), ip="127.0.0.1", key=key)
     os.chmod(cf, mode)
@@ -361,9 +369,10 @@ def _run_on_connection_file(tmp_path, key, mode):
         client = BlockingKernelClient(connection_file=cf)
         client.load_connection_file()
         client.start_channels()
-        client.wait_for_ready(timeout=harness.STARTUP_TIMEOUT)
-        client.shutdown()
+        _ready(client)
+        # Its warnings are written at start; SIGTERM ends it at once.
         client.stop_channels()
+        p.terminate()
         p.wait(timeout=30)
     finally:
         if p.poll() is None:
