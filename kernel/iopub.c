@@ -75,6 +75,7 @@ struct iopub {
     stream_buf stream;           /* batched text under the current parent */
     json_t *parent;              /* current parent header (thread only) */
     long long deadline_ms;       /* when batched output must go, 0 = none */
+    long long trim_ms;           /* when to trim the heap again, 0 = none */
     char topic_prefix[64];       /* "kernel.<session>." */
 };
 
@@ -113,16 +114,21 @@ static void send_stream(iopub *io, json_t *parent, const char *name, const char 
 }
 
 /* A buffer grown for one huge write (print of 200 MB) is let go once empty,
- * and the heap trimmed, so the kernel does not keep its peak for life. */
+ * and the heap trimmed, so the kernel does not keep its peak for life.  The
+ * heap is trimmed again once output has been quiet for TRIM_DELAY_MS: the
+ * messages built from that output are freed by ZeroMQ's own thread when
+ * they have been sent, after the first trim. */
 #define SHRINK_ABOVE (1024 * 1024)
+#define TRIM_DELAY_MS 300
 
-static void shrink_buffer(void **buf, size_t *cap, size_t len)
+static void shrink_buffer(iopub *io, void **buf, size_t *cap, size_t len)
 {
     if (len == 0 && *cap > SHRINK_ABOVE) {
         free(*buf);
         *buf = NULL;
         *cap = 0;
         malloc_trim(0);
+        io->trim_ms = now_ms() + TRIM_DELAY_MS;
     }
 }
 
@@ -131,7 +137,7 @@ static void stream_publish(iopub *io)
     if (io->stream.len) {
         send_stream(io, io->parent, io->stream.name, io->stream.text, io->stream.len);
         io->stream.len = 0;
-        shrink_buffer((void **)&io->stream.text, &io->stream.cap, 0);
+        shrink_buffer(io, (void **)&io->stream.text, &io->stream.cap, 0);
     }
 }
 
@@ -232,7 +238,7 @@ static void capture_release(iopub *io, capture *c, uint64_t mark, int final)
     free(text);
     memmove(c->raw, c->raw + used, c->raw_len - used);
     c->raw_len -= used;
-    shrink_buffer((void **)&c->raw, &c->raw_cap, c->raw_len);
+    shrink_buffer(io, (void **)&c->raw, &c->raw_cap, c->raw_len);
 }
 
 static void release_marks(iopub *io, const uint64_t marks[2], int final)
@@ -463,6 +469,11 @@ static void *publisher_main(void *arg)
             timeout = io->deadline_ms - now_ms();
             timeout = timeout < 0 ? 0 : timeout;
         }
+        if (io->trim_ms) {
+            long trim_in = io->trim_ms - now_ms();
+            trim_in = trim_in < 0 ? 0 : trim_in;
+            timeout = timeout < 0 || trim_in < timeout ? trim_in : timeout;
+        }
         int rc = zmq_poll(items, n_items, timeout);
         if (rc < 0 && errno != EINTR) {
             LOG_E("iopub: poll failed: %s", zmq_strerror(errno));
@@ -482,6 +493,10 @@ static void *publisher_main(void *arg)
         }
         if (flush_due(io)) {
             break;
+        }
+        if (io->trim_ms && now_ms() >= io->trim_ms) {
+            io->trim_ms = 0;
+            malloc_trim(0);
         }
     }
     return NULL;
