@@ -42,7 +42,10 @@ def asum(a):
 def nap(s):
     time.sleep(s)
     return s
+def readbig(x):
+    return x + int(big[0])
 """
+BIG_ITEMS = 30 * 2**20 // 8  # float64: a 30 MiB global
 
 
 class Hung(RuntimeError):
@@ -283,6 +286,21 @@ def _run(cfg, ferry, std, rows, log):
          [("fork", (">=", 1.5)), ("ppe", None), ("joblib", None)],
          lambda impl: {"op": "np", "impl": impl, "n": nnp}),
     ]
+    # A computed global read by every task: each round binds a new 30 MiB
+    # array before the clock, so ferry's figure includes sending it (once to
+    # each worker); a fork pool made after the binding (not timed) inherits
+    # it, joblib pickles the function by value with it.
+    rounds_seen = [0]
+
+    def big_cmd(impl):
+        return {"op": "big", "impl": impl, "n": n, "value": rounds_seen[0]}
+
+    def big_cell(value):
+        return ("big = np.full(%d, float(%d))\n" % (BIG_ITEMS, value) +
+                timed("_r = ferry.map(readbig, range(%d), chunksize=1)" % n).replace(
+                    "\njson", "\nassert _r == [x + %d for x in range(%d)]\njson" % (value, n)))
+    warm.append(("map %d tasks reading a 30 MiB global, chunksize=1" % n, big_cell,
+                 [("joblib", (">=", 5.0)), ("fork", (">=", 1.0))], big_cmd))
     warm_rows = []
     for title, cell, impls, cmd in warm:
         rs = []
@@ -321,8 +339,12 @@ def _run(cfg, ferry, std, rows, log):
     for rnd in range(cfg.pool_rounds):
         log("pool: round %d/%d" % (rnd + 1, cfg.pool_rounds))
         for title, cell, rs, cmd in warm_rows:
+            rounds_seen[0] = rnd + 1
+
             def do_ferry():
                 try:
+                    if callable(cell):  # made for this round's value
+                        return ferry.eval(cell(rnd + 1)), None
                     return ferry.eval(cell), None
                 except (Hung, jclient.KernelDied, RuntimeError) as e:
                     return None, "ferry: " + str(e).splitlines()[0]

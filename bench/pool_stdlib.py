@@ -43,6 +43,14 @@ def nap(s):
     return s
 
 
+BIG_ITEMS = 30 * 2**20 // 8       # float64: the 30 MiB global
+big = None
+
+
+def readbig(x):
+    return x + int(big[0])
+
+
 # ---------------------------------------------------------------- pools
 
 def make(impl):
@@ -116,6 +124,29 @@ def op_np(pools, impl, n):
     r = run_map(impl, pools[impl], asum, arrs, None)
     t = time.perf_counter() - t
     if r != [float(i) for i in range(n)]:
+        raise RuntimeError("wrong results")
+    return t
+
+
+def op_big(pools, impl, n, value):
+    """n tasks of readbig, chunksize=1, reading the module global big (30
+    MiB, rebound to a new array first): a fork pool made after that (not
+    timed) inherits it; joblib (loky) pickles readbig by value, with big."""
+    global big
+    big = np.full(BIG_ITEMS, float(value))
+    items = list(range(n))
+    pool = make(impl)
+    try:
+        t = time.perf_counter()
+        if impl == "joblib":
+            r = joblib.Parallel(n_jobs=NPROC, batch_size=1)(
+                joblib.delayed(readbig)(x) for x in items)
+        else:
+            r = pool.map(readbig, items, 1)
+        t = time.perf_counter() - t
+    finally:
+        close(impl, pool)
+    if r != [x + value for x in items]:
         raise RuntimeError("wrong results")
     return t
 
@@ -206,6 +237,8 @@ def serve():
                 ans = {"t": op_rt(pools, **cmd)}
             elif op == "np":
                 ans = {"t": op_np(pools, **cmd)}
+            elif op == "big":
+                ans = {"t": op_big(pools, **cmd)}
             elif op == "defs":
                 ans = {"t": op_defs(**cmd)}
             elif op == "mapmem":

@@ -1,17 +1,22 @@
 # ferry-kernel: the kernel and, in the same binary, its workers' role.
-# The worker pool is a part of its own, in kernel/pool/.
-POOL_SRCS   := kernel/pool/pool.c kernel/pool/pool_py.c kernel/pool/worker.c \
-               kernel/pool/pyframe.c kernel/pool/groupwatch.c
+# The worker pool is a part of its own, in kernel/pool/; docs/architecture.md
+# says what each file does.
+POOL_SRCS   := kernel/pool/pool.c kernel/pool/sched.c kernel/pool/sched_list.c \
+               kernel/pool/procs.c kernel/pool/link.c kernel/pool/results.c \
+               kernel/pool/pool_py.c kernel/pool/worker.c kernel/pool/pyframe.c \
+               kernel/pool/groupwatch.c
 KERNEL_SRCS := kernel/main.c kernel/kernel.c kernel/control.c kernel/iopub.c \
+               kernel/iopub_capture.c \
                kernel/pyrt.c kernel/log.c kernel/runtime.c kernel/utf8.c \
-               kernel/install.c kernel/paths.c kernel/pyprint.c kernel/parent.c \
-               kernel/guard.c $(POOL_SRCS)
+               kernel/install.c kernel/paths.c kernel/pyprint.c kernel/request.c \
+               kernel/serve.c kernel/parent.c kernel/guard.c \
+               $(POOL_SRCS) common/child.c
 KERNEL_OBJS := $(KERNEL_SRCS:%.c=$(B)/%.o)
 KERNEL_BIN  := $(B)/ferry-kernel
 PY_PREFIX    = $(shell $(PYTHON) -c 'import sys; print(sys.prefix)')
 
 # Kernel files name each other from kernel/ ("log.h", "pool/pool.h").
-$(KERNEL_OBJS): EXTRA_CFLAGS += -Ikernel
+$(KERNEL_OBJS): EXTRA_CFLAGS += -Ikernel -Icommon
 # Only the files that embed Python see its headers.
 $(B)/kernel/pyrt.o $(B)/kernel/pool/pool_py.o $(B)/kernel/pool/pyframe.o \
 $(B)/kernel/pyprint.o: EXTRA_CFLAGS += $(PY_CFLAGS)

@@ -1,6 +1,5 @@
-/* control.c -- the threads that answer while a cell runs: control (interrupt,
- * shutdown, kernel_info), the heartbeat echo, and SIGTERM. */
-#define _GNU_SOURCE /* pthread_kill */
+/* control.c -- the threads that answer while a cell runs: control (its
+ * requests served from serve.c's table), the heartbeat echo, and SIGTERM. */
 #include <errno.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -11,49 +10,22 @@
 
 #include <zmq.h>
 
-#include "kernel.h"
+#include "control.h"
 #include "guard.h"
 #include "log.h"
 #include "runtime.h"
 
 static pthread_t signal_thread;
 
-static void control_handle(kernel *k, void *sock, const jp_msg *req)
-{
-    const char *type = jp_msg_type(req);
-    /* Status goes under the control request's own header, leaving the
-     * running cell's parent (and its output) untouched. */
-    iopub_publish_under(k->io, req->header, "status",
-                        json_pack("{s:s}", "execution_state", "busy"));
-    if (strcmp(type, "interrupt_request") == 0) {
-        if (atomic_load(&k->busy)) {
-            pthread_kill(k->main_thread, SIGINT);
-        }
-        kernel_reply(k, sock, req, "interrupt_reply", json_pack("{s:s}", "status", "ok"));
-    } else if (strcmp(type, "shutdown_request") == 0) {
-        json_t *restart = json_object_get(req->content, "restart");
-        kernel_reply(
-            k, sock, req, "shutdown_reply",
-            json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
-        kernel_request_stop(k);
-    } else if (strcmp(type, "kernel_info_request") == 0) {
-        kernel_reply(k, sock, req, "kernel_info_reply", json_deep_copy(k->kernel_info));
-    } else {
-        LOG_W("unknown request type '%s' on control: no reply", type);
-    }
-    iopub_publish_under(k->io, req->header, "status",
-                        json_pack("{s:s}", "execution_state", "idle"));
-}
-
 /* The control and heartbeat sockets are bound by kernel_setup and handed
  * to these threads at creation (a thread start is the full memory barrier
  * ZeroMQ asks for when a socket changes threads). */
 static void *control_main(void *arg)
 {
-    kernel *k = arg;
+    control *c = arg;
     for (;;) {
         jp_error err = {0};
-        jp_msg *req = jp_recv(k->session, k->control_sock, 0, &err);
+        jp_msg *req = jp_recv(c->sv->session, c->control_sock, 0, &err);
         if (req == NULL) {
             if (errno == ETERM) {
                 break;
@@ -61,20 +33,19 @@ static void *control_main(void *arg)
             guard_dropped("control", err.text);
             continue;
         }
-        control_handle(k, k->control_sock, req);
-        jp_msg_destroy(&req);
+        serve_control(c->sv, c->control_sock, &req);
     }
-    zmq_close(k->control_sock);
+    zmq_close(c->control_sock);
     return NULL;
 }
 
 static void *heartbeat_main(void *arg)
 {
-    kernel *k = arg;
+    control *c = arg;
     /* A ROUTER proxied onto itself sends every message back to its sender:
      * the echo frontends expect, without ever waking Python. */
-    zmq_proxy(k->hb_sock, k->hb_sock, NULL);
-    zmq_close(k->hb_sock);
+    zmq_proxy(c->hb_sock, c->hb_sock, NULL);
+    zmq_close(c->hb_sock);
     return NULL;
 }
 
@@ -106,12 +77,13 @@ static void on_sigterm(int sig)
  * process group), the runtime directory here. */
 static void *signal_main(void *arg)
 {
-    kernel *k = arg;
+    control *c = arg;
     uint64_t count;
     while (read(term_fd, &count, sizeof count) < 0 && errno == EINTR) {
     }
+    (void)c;
     LOG_I("SIGTERM: exiting");
-    runtime_dir_remove(k->runtime_dir);
+    runtime_dir_remove_own();
     signal(SIGTERM, SIG_DFL);
     sigset_t term;
     sigemptyset(&term);
@@ -137,22 +109,21 @@ int control_install_sigterm(jp_error *err)
     return 0;
 }
 
-int control_start(kernel *k, jp_error *err)
+int control_start(control *c, jp_error *err)
 {
     term_fd = eventfd(0, EFD_CLOEXEC);
-    if (term_fd < 0 || pthread_create(&k->control_thread, NULL, control_main, k) != 0 ||
-        pthread_create(&k->hb_thread, NULL, heartbeat_main, k) != 0 ||
-        pthread_create(&signal_thread, NULL, signal_main, k) != 0) {
+    if (term_fd < 0 || pthread_create(&c->control_thread, NULL, control_main, c) != 0 ||
+        pthread_create(&c->hb_thread, NULL, heartbeat_main, c) != 0 ||
+        pthread_create(&signal_thread, NULL, signal_main, c) != 0) {
         jp_error_set(err, "cannot start the control threads");
         return -1;
     }
     pthread_detach(signal_thread);
-    k->threads_started = 1;
     return 0;
 }
 
-void control_join(kernel *k)
+void control_join(control *c)
 {
-    pthread_join(k->control_thread, NULL);
-    pthread_join(k->hb_thread, NULL);
+    pthread_join(c->control_thread, NULL);
+    pthread_join(c->hb_thread, NULL);
 }

@@ -1,6 +1,5 @@
-/* iopub.c -- the publisher thread: a locked event queue, captured output
- * released by byte marks, stream batching. */
-#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ */
+/* iopub.c -- the publisher thread: a locked event queue, stream batching,
+ * the API.  The capture pipes are iopub_capture.c's. */
 #include "iopub.h"
 
 #include <errno.h>
@@ -10,81 +9,15 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <zmq.h>
 
+#include "iopub_int.h"
 #include "log.h"
 #include "utf8.h"
-
-/* Output waits at most this long to be batched with more output. */
-#define FLUSH_INTERVAL_MS 5
-/* A stream message is sent at once past this much text. */
-#define STREAM_MAX (256 * 1024)
-#define READ_CHUNK (64 * 1024)
-
-enum event_kind { EV_PUBLISH, EV_SET_PARENT, EV_WRITE, EV_STREAM, EV_FLUSH, EV_STOP };
-
-typedef struct event {
-    enum event_kind kind; /* what to do */
-    uint64_t marks[2];    /* pipe byte counts when queued */
-    char *msg_type;       /* EV_PUBLISH: the message type */
-    json_t *content;      /* EV_PUBLISH: content, owned */
-    json_t *parent;       /* parent header, owned, or NULL */
-    char *text;           /* EV_WRITE, EV_STREAM: valid UTF-8, owned */
-    size_t len;           /* length of text */
-    size_t cap;           /* EV_WRITE: capacity of text, for appends */
-    char name[8];         /* EV_WRITE, EV_STREAM: "stdout" or "stderr" */
-    struct event *next;   /* queue link */
-} event;
-
-typedef struct capture {
-    int fd;              /* read end of the pipe, -1 when not capturing */
-    const char *name;    /* "stdout" or "stderr" */
-    unsigned char *raw;  /* bytes read, not yet released */
-    size_t raw_len;      /* bytes in raw */
-    size_t raw_cap;      /* capacity of raw */
-    uint64_t bytes_read; /* total read from the pipe (under the queue lock) */
-} capture;
-
-typedef struct stream_buf {
-    char name[8]; /* stream the text belongs to */
-    char *text;   /* valid UTF-8, not yet published */
-    size_t len;   /* bytes in text */
-    size_t cap;   /* capacity of text */
-} stream_buf;
-
-struct iopub {
-    void *pub;                   /* the PUB socket, used only by the thread */
-    jp_session *session;         /* signs messages (not owned) */
-    pthread_t thread;            /* the publisher */
-    int wake_fd;                 /* eventfd: the queue is not empty */
-    atomic_int wake_pending;     /* a wake-up is already on its way */
-    atomic_int writes_due;       /* writes are queued and the batch timer is armed */
-    pthread_mutex_t lock;        /* guards the queue, tickets, pipe reads */
-    pthread_cond_t flushed;      /* signalled as flush tickets complete */
-    event *head, *tail;          /* the queue */
-    unsigned long long next_seq; /* last flush ticket handed out */
-    unsigned long long done_seq; /* flush tickets completed */
-    capture out[2];              /* fds 1 and 2 */
-    int ready_fd;                /* epoll set of the two pipes, for pipes_ready */
-    stream_buf stream;           /* batched text under the current parent */
-    json_t *parent;              /* current parent header (thread only) */
-    long long deadline_ms;       /* when batched output must go, 0 = none */
-    long long trim_ms;           /* when to trim the heap again, 0 = none */
-    char topic_prefix[64];       /* "kernel.<session>." */
-};
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ----------------------------------------------------------- publishing */
 
@@ -121,14 +54,14 @@ static void send_stream(iopub *io, json_t *parent, const char *name, const char 
 #define SHRINK_ABOVE (1024 * 1024)
 #define TRIM_DELAY_MS 300
 
-static void shrink_buffer(iopub *io, void **buf, size_t *cap, size_t len)
+void iopub_shrink_buffer(iopub *io, void **buf, size_t *cap, size_t len)
 {
     if (len == 0 && *cap > SHRINK_ABOVE) {
         free(*buf);
         *buf = NULL;
         *cap = 0;
         malloc_trim(0);
-        io->trim_ms = now_ms() + TRIM_DELAY_MS;
+        io->trim_ms = iopub_now_ms() + TRIM_DELAY_MS;
     }
 }
 
@@ -137,13 +70,13 @@ static void stream_publish(iopub *io)
     if (io->stream.len) {
         send_stream(io, io->parent, io->stream.name, io->stream.text, io->stream.len);
         io->stream.len = 0;
-        shrink_buffer(io, (void **)&io->stream.text, &io->stream.cap, 0);
+        iopub_shrink_buffer(io, (void **)&io->stream.text, &io->stream.cap, 0);
     }
 }
 
 /* Adds text to the batch; text of the other stream first publishes the
  * batch, so stdout and stderr keep their order. */
-static void stream_append(iopub *io, const char *name, const char *text, size_t len)
+void iopub_stream_append(iopub *io, const char *name, const char *text, size_t len)
 {
     stream_buf *s = &io->stream;
     if (len == 0) {
@@ -172,116 +105,7 @@ static void stream_append(iopub *io, const char *name, const char *text, size_t 
         stream_publish(io);
     }
     if (io->deadline_ms == 0) {
-        io->deadline_ms = now_ms() + FLUSH_INTERVAL_MS;
-    }
-}
-
-/* ------------------------------------------------------------- capture */
-
-/* Reads what the pipe holds now into raw. */
-static void capture_read(iopub *io, capture *c)
-{
-    for (;;) {
-        if (c->raw_cap - c->raw_len < READ_CHUNK) {
-            size_t cap = c->raw_cap ? 2 * c->raw_cap : 2 * READ_CHUNK;
-            unsigned char *grown = realloc(c->raw, cap);
-            if (grown == NULL) {
-                return;
-            }
-            c->raw = grown;
-            c->raw_cap = cap;
-        }
-        pthread_mutex_lock(&io->lock);
-        ssize_t n = read(c->fd, c->raw + c->raw_len, READ_CHUNK);
-        if (n > 0) {
-            c->bytes_read += (uint64_t)n;
-        }
-        pthread_mutex_unlock(&io->lock);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return;
-        }
-        c->raw_len += (size_t)n;
-        if (io->deadline_ms == 0) {
-            io->deadline_ms = now_ms() + FLUSH_INTERVAL_MS;
-        }
-    }
-}
-
-/* Releases the captured bytes up to pipe position mark into the batch; a
- * multi-byte sequence cut at the end waits for its rest unless final. */
-static void capture_release(iopub *io, capture *c, uint64_t mark, int final)
-{
-    if (c->fd < 0) {
-        return;
-    }
-    if (mark > c->bytes_read) {
-        capture_read(io, c); /* the bytes are in the pipe: read them now */
-    }
-    uint64_t start = c->bytes_read - c->raw_len;
-    size_t count = mark <= start ? 0 : (size_t)(mark - start);
-    if (count > c->raw_len) {
-        count = c->raw_len;
-    }
-    if (count == 0) {
-        return;
-    }
-    char *text = malloc(3 * count + 1);
-    if (text == NULL) {
-        return;
-    }
-    size_t text_len;
-    size_t used = utf8_sanitize(c->raw, count, final, text, &text_len);
-    stream_append(io, c->name, text, text_len);
-    free(text);
-    memmove(c->raw, c->raw + used, c->raw_len - used);
-    c->raw_len -= used;
-    shrink_buffer(io, (void **)&c->raw, &c->raw_cap, c->raw_len);
-}
-
-static void release_marks(iopub *io, const uint64_t marks[2], int final)
-{
-    for (int i = 0; i < 2; i++) {
-        capture_release(io, &io->out[i], marks[i], final);
-    }
-}
-
-/* Which pipes may hold bytes not read yet, before taking the lock for
- * take_marks_locked.  This runs for every write, and mostly the pipes are
- * empty.  An epoll set of their own answers for both from the ready list
- * the kernel keeps (a completed write to a pipe is on it before the write
- * returns), without touching the pipes, which the publisher polls and reads
- * from the other core. */
-static void pipes_ready(iopub *io, int ready[2])
-{
-    ready[0] = ready[1] = 0;
-    if (io->ready_fd < 0) {
-        return;
-    }
-    struct epoll_event evs[2];
-    int n = epoll_wait(io->ready_fd, evs, 2, 0);
-    for (int i = 0; i < n; i++) {
-        ready[evs[i].data.u32] = 1;
-    }
-    if (n < 0) { /* cannot tell: ask both pipes */
-        ready[0] = ready[1] = 1;
-    }
-}
-
-/* The pipe positions now: what has been written to fds 1 and 2 so far,
- * given pipes_ready's answer.  Called with io->lock held.  A pipe that
- * pipes_ready saw empty was drained by a read done under the lock, so
- * bytes_read counts those bytes; only a pipe holding bytes costs an ioctl. */
-static void take_marks_locked(iopub *io, const int ready[2], uint64_t marks[2])
-{
-    for (int i = 0; i < 2; i++) {
-        int pending = 0;
-        if (ready[i] && ioctl(io->out[i].fd, FIONREAD, &pending) < 0) {
-            pending = 0;
-        }
-        marks[i] = io->out[i].bytes_read + (uint64_t)pending;
+        io->deadline_ms = iopub_now_ms() + FLUSH_INTERVAL_MS;
     }
 }
 
@@ -327,9 +151,9 @@ static void append_locked(iopub *io, event *ev)
 static unsigned long long enqueue(iopub *io, event *ev)
 {
     int ready[2];
-    pipes_ready(io, ready);
+    iopub_pipes_ready(io, ready);
     pthread_mutex_lock(&io->lock);
-    take_marks_locked(io, ready, ev->marks);
+    iopub_take_marks_locked(io, ready, ev->marks);
     unsigned long long ticket = ev->kind == EV_FLUSH ? ++io->next_seq : 0;
     append_locked(io, ev);
     pthread_mutex_unlock(&io->lock);
@@ -361,9 +185,9 @@ static void event_free(event *ev)
 static int handle_event(iopub *io, event *ev)
 {
     int stop = 0;
-    release_marks(io, ev->marks, ev->kind == EV_FLUSH);
+    iopub_release_marks(io, ev->marks, ev->kind == EV_FLUSH);
     if (ev->kind == EV_WRITE) {
-        stream_append(io, ev->name, ev->text, ev->len);
+        iopub_stream_append(io, ev->name, ev->text, ev->len);
         event_free(ev);
         return 0;
     }
@@ -438,7 +262,7 @@ static int queue_empty(iopub *io)
  * first: their marks say which captured bytes belong to which parent. */
 static int flush_due(iopub *io)
 {
-    if (io->deadline_ms == 0 || now_ms() < io->deadline_ms) {
+    if (io->deadline_ms == 0 || iopub_now_ms() < io->deadline_ms) {
         return 0;
     }
     atomic_store(&io->writes_due, 0); /* before looking at the queue */
@@ -448,7 +272,7 @@ static int flush_due(iopub *io)
     /* Nothing queued: every captured byte was written under the current
      * parent (a new parent would have been queued before its output). */
     uint64_t all[2] = {io->out[0].bytes_read, io->out[1].bytes_read};
-    release_marks(io, all, 0);
+    iopub_release_marks(io, all, 0);
     stream_publish(io);
     io->deadline_ms = 0;
     return 0;
@@ -466,11 +290,11 @@ static void *publisher_main(void *arg)
         int n_items = io->out[0].fd >= 0 ? 3 : 1;
         long timeout = -1;
         if (io->deadline_ms) {
-            timeout = io->deadline_ms - now_ms();
+            timeout = io->deadline_ms - iopub_now_ms();
             timeout = timeout < 0 ? 0 : timeout;
         }
         if (io->trim_ms) {
-            long trim_in = io->trim_ms - now_ms();
+            long trim_in = io->trim_ms - iopub_now_ms();
             trim_in = trim_in < 0 ? 0 : trim_in;
             timeout = timeout < 0 || trim_in < timeout ? trim_in : timeout;
         }
@@ -481,7 +305,7 @@ static void *publisher_main(void *arg)
         }
         for (int i = 1; i < n_items; i++) {
             if (items[i].revents & ZMQ_POLLIN) {
-                capture_read(io, &io->out[i - 1]);
+                iopub_capture_read(io, &io->out[i - 1]);
             }
         }
         if ((items[0].revents & ZMQ_POLLIN) && run_queue(io)) {
@@ -489,12 +313,12 @@ static void *publisher_main(void *arg)
         }
         if (io->deadline_ms == 0 && atomic_load(&io->writes_due)) {
             /* Writes wait for the timer (wake_for_write): keep it armed. */
-            io->deadline_ms = now_ms() + FLUSH_INTERVAL_MS;
+            io->deadline_ms = iopub_now_ms() + FLUSH_INTERVAL_MS;
         }
         if (flush_due(io)) {
             break;
         }
-        if (io->trim_ms && now_ms() >= io->trim_ms) {
+        if (io->trim_ms && iopub_now_ms() >= io->trim_ms) {
             io->trim_ms = 0;
             malloc_trim(0);
         }
@@ -503,42 +327,6 @@ static void *publisher_main(void *arg)
 }
 
 /* ------------------------------------------------------------ public API */
-
-static int capture_fd(capture *c, int target, const char *name)
-{
-    int fds[2];
-    c->name = name;
-    c->fd = -1;
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        return -1;
-    }
-    /* A larger pipe lets a chatty cell run ahead of the publisher. */
-    (void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
-    fcntl(fds[0], F_SETFL, O_NONBLOCK);
-    if (dup2(fds[1], target) < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    close(fds[1]);
-    c->fd = fds[0];
-    return 0;
-}
-
-/* An epoll set of the two capture pipes (data: their index), which only
- * pipes_ready waits on; returns its fd or -1. */
-static int ready_set_new(const capture out[2])
-{
-    int fd = epoll_create1(EPOLL_CLOEXEC);
-    for (uint32_t i = 0; fd >= 0 && i < 2; i++) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
-        if (epoll_ctl(fd, EPOLL_CTL_ADD, out[i].fd, &ev) < 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    return fd;
-}
 
 iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_output,
                  jp_error *err)
@@ -563,12 +351,12 @@ iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_out
         jp_error_set(err, "cannot bind iopub on %s: %s", endpoint, zmq_strerror(errno));
         goto fail;
     }
-    if (capture_output && (capture_fd(&io->out[0], 1, "stdout") < 0 ||
-                           capture_fd(&io->out[1], 2, "stderr") < 0)) {
+    if (capture_output && (iopub_capture_open(&io->out[0], 1, "stdout") < 0 ||
+                           iopub_capture_open(&io->out[1], 2, "stderr") < 0)) {
         jp_error_set(err, "cannot capture output: %s", strerror(errno));
         goto fail;
     }
-    if (capture_output && (io->ready_fd = ready_set_new(io->out)) < 0) {
+    if (capture_output && (io->ready_fd = iopub_ready_set_new(io->out)) < 0) {
         jp_error_set(err, "cannot watch the output pipes: %s", strerror(errno));
         goto fail;
     }
@@ -737,9 +525,9 @@ void iopub_write(iopub *io, const char *name, const char *text, size_t len)
     const char *stream = strcmp(name, "stderr") ? "stdout" : "stderr";
     uint64_t marks[2];
     int ready[2];
-    pipes_ready(io, ready);
+    iopub_pipes_ready(io, ready);
     pthread_mutex_lock(&io->lock);
-    take_marks_locked(io, ready, marks);
+    iopub_take_marks_locked(io, ready, marks);
     if (!coalesce_locked(io, stream, text, len, marks)) {
         event *ev = write_event_new(stream, text, len);
         if (ev) {

@@ -1,5 +1,6 @@
 /* kernel.c -- the kernel role: set-up, the shell loop on the main thread,
- * and the request table.
+ * stdin, stopping.  Requests are served by serve.c's one handler table,
+ * through the interpreter interface (pyrt.c behind it here).
  *
  * The main thread initialised the interpreter, so it is the only thread on
  * which Python runs signal handlers: it owns the shell and stdin sockets and
@@ -32,202 +33,6 @@
 #define FERRY_PYTHON "/usr/bin/python3"
 #endif
 
-typedef void (*handler_fn)(kernel *k, void *sock, const jp_msg *req);
-
-/* ------------------------------------------------------------ replies */
-
-int kernel_reply(kernel *k, void *sock, const jp_msg *req, const char *msg_type,
-                 json_t *steal_content)
-{
-    jp_msg *m = jp_msg_reply(k->session, req, msg_type, steal_content);
-    jp_error err = {0};
-    if (m == NULL || jp_send(k->session, sock, &m, NULL, &err) < 0) {
-        LOG_W("cannot send %s: %s", msg_type, err.set ? err.text : "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-/* "execute_request" -> "execute_reply" */
-static void reply_type(const char *request, char *out, size_t size)
-{
-    size_t n = strlen(request);
-    const char *suffix = "_request";
-    if (n > 8 && strcmp(request + n - 8, suffix) == 0) {
-        snprintf(out, size, "%.*s_reply", (int)(n - 8), request);
-    } else {
-        snprintf(out, size, "%s_reply", request);
-    }
-}
-
-static json_t *internal_error_reply(const jp_error *err)
-{
-    return json_pack("{s:s, s:s, s:s, s:[s]}", "status", "error", "ename",
-                     "InternalError", "evalue", err->text, "traceback", err->text);
-}
-
-/* ------------------------------------------------------------ handlers */
-
-static void handle_kernel_info(kernel *k, void *sock, const jp_msg *req)
-{
-    kernel_reply(k, sock, req, "kernel_info_reply", json_deep_copy(k->kernel_info));
-}
-
-/* A request answered by the Python runner function of the same name. */
-static void handle_in_python(kernel *k, void *sock, const jp_msg *req)
-{
-    char func[64], reply[80];
-    const char *type = jp_msg_type(req);
-    snprintf(func, sizeof func, "%.*s", (int)(strlen(type) - 8), type);
-    reply_type(type, reply, sizeof reply);
-    jp_error err = {0};
-    json_t *content = pyrt_call(func, req->content, &err);
-    kernel_reply(k, sock, req, reply, content ? content : internal_error_reply(&err));
-}
-
-/* Replies "aborted" to the execute requests queued behind a failed cell,
- * as stop_on_error asks; other requests are still answered. */
-static size_t abort_queued(kernel *k, void *sock, jp_msg **deferred, size_t max);
-
-static void handle_execute(kernel *k, void *sock, const jp_msg *req)
-{
-    jp_error err = {0};
-    k->allow_stdin = json_is_true(json_object_get(req->content, "allow_stdin"));
-    json_t *content = pyrt_call("execute", req->content, &err);
-    if (content == NULL) {
-        content = internal_error_reply(&err);
-    }
-    int failed =
-        strcmp(json_string_value(json_object_get(content, "status")), "error") == 0;
-    json_t *stop = json_object_get(req->content, "stop_on_error");
-    /* Output the cell wrote reaches iopub before the reply. */
-    iopub_flush(k->io);
-    kernel_reply(k, sock, req, "execute_reply", content);
-    /* The requests queued behind a failed cell are aborted before its idle
-     * (dispatch does it), as stop_on_error asks: a client that waits for
-     * idle before sending more is never aborted. */
-    k->abort_queued = failed && (stop == NULL || json_is_true(stop));
-}
-
-static void handle_comm_open(kernel *k, void *sock, const jp_msg *req)
-{
-    (void)sock;
-    /* No comm targets exist yet: close the comm as the spec asks. */
-    json_t *id = json_object_get(req->content, "comm_id");
-    iopub_publish(k->io, "comm_close", json_pack("{s:O?, s:{}}", "comm_id", id, "data"));
-    LOG_I("comm_open for unknown target %s",
-          json_string_value(json_object_get(req->content, "target_name")));
-}
-
-static void handle_ignored(kernel *k, void *sock, const jp_msg *req)
-{
-    (void)k;
-    (void)sock;
-    LOG_D("ignoring %s", jp_msg_type(req));
-}
-
-static void handle_shutdown(kernel *k, void *sock, const jp_msg *req)
-{
-    json_t *restart = json_object_get(req->content, "restart");
-    kernel_reply(
-        k, sock, req, "shutdown_reply",
-        json_pack("{s:s, s:b}", "status", "ok", "restart", json_is_true(restart)));
-    kernel_request_stop(k);
-}
-
-static const struct {
-    const char *type; /* msg_type */
-    handler_fn fn;    /* its handler */
-} handlers[] = {
-    {"execute_request", handle_execute},
-    {"kernel_info_request", handle_kernel_info},
-    {"complete_request", handle_in_python},
-    {"inspect_request", handle_in_python},
-    {"is_complete_request", handle_in_python},
-    {"history_request", handle_in_python},
-    {"comm_info_request", handle_in_python},
-    {"shutdown_request", handle_shutdown},
-    {"comm_open", handle_comm_open},
-    {"comm_msg", handle_ignored},
-    {"comm_close", handle_ignored},
-};
-
-static handler_fn find_handler(const char *type)
-{
-    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
-        if (strcmp(handlers[i].type, type) == 0) {
-            return handlers[i].fn;
-        }
-    }
-    return NULL;
-}
-
-/* Every request is wrapped in busy ... idle, unknown ones included. */
-static void dispatch(kernel *k, void *sock, const jp_msg *req)
-{
-    const char *type = jp_msg_type(req);
-    handler_fn fn = find_handler(type);
-    k->current = req;
-    atomic_store(&k->busy, 1);
-    iopub_set_parent(k->io, req);
-    iopub_status(k->io, "busy");
-    if (fn) {
-        fn(k, sock, req);
-    } else {
-        LOG_W("unknown request type '%s' on shell: no reply", type);
-    }
-    jp_msg *deferred[64];
-    size_t n_deferred = 0;
-    if (k->abort_queued) {
-        k->abort_queued = 0;
-        n_deferred = abort_queued(k, sock, deferred, 64);
-    }
-    iopub_status(k->io, "idle");
-    atomic_store(&k->busy, 0);
-    k->current = NULL;
-    for (size_t i = 0; i < n_deferred; i++) {
-        dispatch(k, sock, deferred[i]);
-        jp_msg_destroy(&deferred[i]);
-    }
-}
-
-static void status_under(kernel *k, const jp_msg *req, const char *state)
-{
-    iopub_publish_under(k->io, req->header, "status",
-                        json_pack("{s:s}", "execution_state", state));
-}
-
-/* Drains the shell socket: execute requests get an "aborted" reply (their
- * status published under their own header, so the failed cell's parent
- * stays current until its idle); other requests are returned, in order,
- * to be handled after that idle.  Returns how many were deferred. */
-static size_t abort_queued(kernel *k, void *sock, jp_msg **deferred, size_t max)
-{
-    size_t n = 0;
-    while (n < max) { /* the rest waits on the socket, handled as usual */
-        jp_error err = {0};
-        jp_msg *req = jp_recv(k->session, sock, ZMQ_DONTWAIT, &err);
-        if (req == NULL) {
-            if (errno == EAGAIN) {
-                return n;
-            }
-            guard_dropped("shell", err.text);
-            continue;
-        }
-        if (strcmp(jp_msg_type(req), "execute_request") == 0) {
-            status_under(k, req, "busy");
-            kernel_reply(
-                k, sock, req, "execute_reply",
-                json_pack("{s:s, s:i}", "status", "aborted", "execution_count", 0));
-            status_under(k, req, "idle");
-            jp_msg_destroy(&req);
-        } else {
-            deferred[n++] = req;
-        }
-    }
-    return n;
-}
-
 /* --------------------------------------------------------------- stdin */
 
 /* Drops what waits on stdin (ipykernel does the same): an input_reply sent
@@ -245,14 +50,14 @@ static void drop_stale_stdin(kernel *k)
     }
 }
 
-/* Sends the input_request for the current request; copies its msg_id into
- * id, to match the reply. */
-static int send_input_request(kernel *k, const char *prompt, int password, char *id,
-                              size_t size)
+/* Sends the input_request under parent; copies its msg_id into id, to
+ * match the reply. */
+static int send_input_request(kernel *k, const jp_msg *parent, const char *prompt,
+                              int password, char *id, size_t size)
 {
     drop_stale_stdin(k);
     jp_msg *m =
-        jp_msg_reply(k->session, k->current, "input_request",
+        jp_msg_reply(k->session, parent, "input_request",
                      json_pack("{s:s, s:b}", "prompt", prompt, "password", password));
     jp_error err = {0};
     const char *msg_id =
@@ -279,18 +84,13 @@ static int answers(const jp_msg *reply, const char *request_id)
     return 1;
 }
 
-static int stdin_input(void *ctx, const char *prompt, int password, char **value,
-                       jp_error *err)
+static int ask_input(kernel *k, const jp_msg *parent, const char *prompt, int password,
+                     char **value, jp_error *err)
 {
-    kernel *k = ctx;
-    if (!k->allow_stdin || k->current == NULL) {
-        jp_error_set(err, "StdinNotImplementedError: input() was called, but this "
-                          "frontend does not support input requests");
-        return -1;
-    }
     iopub_flush(k->io); /* the prompt comes after the output before it */
     char request_id[128];
-    if (send_input_request(k, prompt, password, request_id, sizeof request_id) < 0) {
+    if (send_input_request(k, parent, prompt, password, request_id, sizeof request_id) <
+        0) {
         jp_error_set(err, "cannot send input_request");
         return -1;
     }
@@ -322,6 +122,24 @@ static int stdin_input(void *ctx, const char *prompt, int password, char **value
             return *value ? 0 : -1;
         }
     }
+}
+
+/* Asks the frontend of the current request for a line of input; that
+ * request is held while its answer is awaited. */
+static int stdin_input(void *ctx, const char *prompt, int password, char **value,
+                       jp_error *err)
+{
+    kernel *k = ctx;
+    request *r = request_slot_get(&k->sv.requests);
+    int rc = -1;
+    if (r == NULL || !request_allows_stdin(r)) {
+        jp_error_set(err, "StdinNotImplementedError: input() was called, but this "
+                          "frontend does not support input requests");
+    } else {
+        rc = ask_input(k, request_msg(r), prompt, password, value, err);
+    }
+    request_release(&r);
+    return rc;
 }
 
 static void publish_from_python(void *ctx, const char *msg_type, json_t *content)
@@ -358,12 +176,6 @@ static void *bind_router(kernel *k, jp_channel ch, jp_error *err)
     return s;
 }
 
-static json_t *current_parent(void *owner)
-{
-    kernel *k = owner;
-    return k->current ? k->current->header : NULL;
-}
-
 static int start_python(kernel *k, jp_error *err)
 {
     static pool_py_ctx pools;
@@ -376,8 +188,7 @@ static int start_python(kernel *k, jp_error *err)
                           .runtime_dir = k->runtime_dir,
                           .exe = exe,
                           .io = k->io,
-                          .owner = k,
-                          .current_parent = current_parent};
+                          .requests = &k->sv.requests};
     if (pool_py_register(&pools) < 0) {
         jp_error_set(err, "cannot register _ferry_pool");
         return -1;
@@ -392,6 +203,7 @@ static int start_python(kernel *k, jp_error *err)
         .package_dir = package_dir,
         .runtime_dir = k->runtime_dir,
         .role = "kernel",
+        .entry = "ferry._kernel",
         .hooks = {.ctx = k,
                   .publish = publish_from_python,
                   .write = write_from_python,
@@ -403,9 +215,9 @@ static int start_python(kernel *k, jp_error *err)
     }
     LOG_D("interpreter ready");
     json_t *none = json_object();
-    k->kernel_info = pyrt_call("kernel_info", none, err);
+    k->sv.kernel_info = pyrt_call("kernel_info", none, err);
     json_decref(none);
-    return k->kernel_info ? 0 : -1;
+    return k->sv.kernel_info ? 0 : -1;
 }
 
 static int kernel_setup(kernel *k, const char *connection_file, jp_error *err)
@@ -429,8 +241,8 @@ static int kernel_setup(kernel *k, const char *connection_file, jp_error *err)
         (k->io = iopub_new(k->zctx, endpoint, k->session, 1, err)) == NULL ||
         (k->shell = bind_router(k, JP_SHELL, err)) == NULL ||
         (k->stdin_sock = bind_router(k, JP_STDIN, err)) == NULL ||
-        (k->control_sock = bind_router(k, JP_CONTROL, err)) == NULL ||
-        (k->hb_sock = bind_router(k, JP_HB, err)) == NULL) {
+        (k->ctl.control_sock = bind_router(k, JP_CONTROL, err)) == NULL ||
+        (k->ctl.hb_sock = bind_router(k, JP_HB, err)) == NULL) {
         return -1;
     }
     return start_python(k, err);
@@ -456,7 +268,7 @@ void kernel_request_stop(kernel *k)
     uint64_t one = 1;
     ssize_t rc = write(k->wake_fd, &one, sizeof one);
     (void)rc;
-    if (atomic_load(&k->busy) && !pthread_equal(pthread_self(), k->main_thread)) {
+    if (atomic_load(&k->sv.busy) && !pthread_equal(pthread_self(), k->main_thread)) {
         pthread_kill(k->main_thread, SIGINT); /* end a running cell */
     }
     pthread_t t;
@@ -509,8 +321,7 @@ static void shell_loop(kernel *k)
             }
             continue;
         }
-        dispatch(k, k->shell, req);
-        jp_msg_destroy(&req);
+        serve_shell(&k->sv, k->shell, &req);
     }
 }
 
@@ -529,23 +340,69 @@ static void kernel_teardown(kernel *k)
     }
     if (k->threads_started) {
         zmq_ctx_shutdown(k->zctx); /* ends the control and heartbeat threads */
-        control_join(k);
+        control_join(&k->ctl);
     } else {
         /* Bound but never handed to their threads. */
-        if (k->control_sock) {
-            zmq_close(k->control_sock);
+        if (k->ctl.control_sock) {
+            zmq_close(k->ctl.control_sock);
         }
-        if (k->hb_sock) {
-            zmq_close(k->hb_sock);
+        if (k->ctl.hb_sock) {
+            zmq_close(k->ctl.hb_sock);
         }
     }
     if (k->zctx) {
         zmq_ctx_term(k->zctx);
     }
     runtime_dir_remove(k->runtime_dir);
-    json_decref(k->kernel_info);
+    json_decref(k->sv.kernel_info);
+    serve_destroy(&k->sv);
     jp_session_destroy(&k->session);
     jp_connection_clear(&k->conn);
+}
+
+/* ------------------------------------------------------------ serving */
+
+/* The shell's interpreter: the runner in ferry._kernel. */
+static json_t *python_call(void *ctx, const char *func, json_t *content, jp_error *err)
+{
+    (void)ctx;
+    return pyrt_call(func, content, err);
+}
+
+static void stop_hook(void *ctx)
+{
+    kernel_request_stop(ctx);
+}
+
+/* An interrupt_request becomes SIGINT on the main thread, where the
+ * interpreter turns it into KeyboardInterrupt in the running cell. */
+static void interrupt_hook(void *ctx)
+{
+    kernel *k = ctx;
+    pthread_kill(k->main_thread, SIGINT);
+}
+
+static void server_setup(kernel *k)
+{
+    serve_init(&k->sv);
+    k->sv.py = (interp){.ctx = k, .call = python_call};
+    k->sv.ctx = k;
+    k->sv.stop = stop_hook;
+    k->sv.interrupt = interrupt_hook;
+}
+
+/* Once the sockets and the interpreter are up: the session and publisher
+ * exist, and the control threads may serve. */
+static int start_threads(kernel *k, jp_error *err)
+{
+    k->sv.session = k->session;
+    k->sv.io = k->io;
+    k->ctl.sv = &k->sv;
+    if (control_start(&k->ctl, err) < 0) {
+        return -1;
+    }
+    k->threads_started = 1;
+    return 0;
 }
 
 int kernel_run(const char *connection_file)
@@ -554,6 +411,7 @@ int kernel_run(const char *connection_file)
     jp_error err = {0};
     k.main_thread = pthread_self();
     k.wake_fd = -1;
+    server_setup(&k);
     /* A frontend started in the background (`jupyter lab &`) hands SIGINT
      * down ignored, and Python installs its handler only over the default:
      * interrupts would silently do nothing. */
@@ -568,7 +426,7 @@ int kernel_run(const char *connection_file)
     sigaddset(&blocked, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
     int rc = 1;
-    if (kernel_setup(&k, connection_file, &err) < 0 || control_start(&k, &err) < 0 ||
+    if (kernel_setup(&k, connection_file, &err) < 0 || start_threads(&k, &err) < 0 ||
         control_install_sigterm(&err) < 0) {
         LOG_E("%s", err.text);
         goto done;

@@ -63,9 +63,3 @@ void log_msg(log_level level, const char *fmt, ...)
     ssize_t rc = write(out_fd, line, (size_t)n);
     (void)rc;
 }
-
-void log_signal_safe(const char *text)
-{
-    ssize_t rc = write(out_fd, text, strlen(text));
-    (void)rc;
-}

@@ -15,8 +15,6 @@ void log_init(int fd, log_level level);
 int log_level_parse(const char *name);
 int log_enabled(log_level level);
 void log_msg(log_level level, const char *fmt, ...) JP_PRINTF(2, 3);
-/* Async-signal-safe: only write(2), no formatting. */
-void log_signal_safe(const char *text);
 /* The descriptor log lines go to (for children that must log too). */
 int log_fd(void);
 

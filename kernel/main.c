@@ -41,7 +41,7 @@ static void usage(FILE *out)
 }
 
 /* ferry-kernel --worker ENDPOINT [--log-level L] [--status-fd N], as
- * started by a pool (pool.c): fd 2 is the kernel's log, and the kernel
+ * started by a pool (kernel/pool/procs.c): fd 2 is the kernel's log, and the kernel
  * passes its level on. */
 static int worker_main(int argc, char **argv)
 {

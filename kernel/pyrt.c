@@ -108,9 +108,10 @@ static PyObject *kernel_input(PyObject *self, PyObject *args)
     char *value = NULL;
     jp_error err = {0};
     int rc;
-    Py_BEGIN_ALLOW_THREADS rc = hooks.input(hooks.ctx, prompt, password, &value, &err);
-    Py_END_ALLOW_THREADS if (rc == -2)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        rc = hooks.input(hooks.ctx, prompt, password, &value, &err);
+    Py_END_ALLOW_THREADS
+    if (rc == -2) {
         /* The wait was cut by SIGINT: let Python's handler raise. */
         if (PyErr_CheckSignals() < 0) {
             return NULL;
@@ -244,7 +245,8 @@ static int setup_sys_path(const pyrt_config *cfg)
     return rc;
 }
 
-static PyObject *runner; /* ferry._kernel */
+static PyObject *runner;       /* the role's entry module */
+static const char *entry_name; /* its name, for errors */
 
 int pyrt_init(const pyrt_config *cfg, jp_error *err)
 {
@@ -268,13 +270,14 @@ int pyrt_init(const pyrt_config *cfg, jp_error *err)
         PyErr_Clear();
         return -1;
     }
-    runner = PyImport_ImportModule("ferry._kernel");
+    entry_name = cfg->entry;
+    runner = PyImport_ImportModule(cfg->entry);
     PyObject *r = runner ? PyObject_CallMethod(runner, "start", "sss", cfg->role,
                                                cfg->runtime_dir, cfg->python)
                          : NULL;
     if (r == NULL) {
         log_python_error("the Python runner failed to start");
-        jp_error_set(err, "cannot start the Python runner (ferry._kernel in %s)",
+        jp_error_set(err, "cannot start the Python runner (%s in %s)", cfg->entry,
                      cfg->package_dir);
         return -1;
     }
@@ -308,20 +311,20 @@ json_t *pyrt_call(const char *func, json_t *arg, jp_error *err)
     if (r == NULL) {
         /* The runner catches everything a cell raises: this is our bug. */
         log_python_error(func);
-        jp_error_set(err, "internal error in ferry._kernel.%s", func);
+        jp_error_set(err, "internal error in %s.%s", entry_name, func);
         goto done;
     }
     Py_ssize_t len;
     const char *out = PyUnicode_AsUTF8AndSize(r, &len);
     if (out == NULL) {
         log_python_error(func);
-        jp_error_set(err, "ferry._kernel.%s did not return text", func);
+        jp_error_set(err, "%s.%s did not return text", entry_name, func);
         goto done;
     }
     json_error_t jerr;
     result = json_loadb(out, (size_t)len, JSON_ALLOW_NUL, &jerr);
     if (result == NULL) {
-        jp_error_set(err, "ferry._kernel.%s returned invalid JSON: %s", func, jerr.text);
+        jp_error_set(err, "%s.%s returned invalid JSON: %s", entry_name, func, jerr.text);
     }
 done:
     Py_XDECREF(r);
@@ -352,10 +355,7 @@ static int list_to_frames(PyObject *seq, jp_frame **out, size_t *n_out)
     }
     Py_DECREF(fast);
     if (rc < 0) {
-        for (Py_ssize_t i = 0; f && i < n; i++) {
-            jp_frame_clear(&f[i]);
-        }
-        free(f);
+        jp_frames_clear(&(jp_frames){f, f ? (size_t)n : 0});
         return -1;
     }
     *out = f;
@@ -383,7 +383,7 @@ int pyrt_call_frames(const char *func, jp_frame *in, size_t n_in, jp_frame **out
     if (r == NULL || !PyArg_ParseTuple(r, "OO", &ok, &frames) ||
         list_to_frames(frames, out, n_out) < 0) {
         log_python_error(func);
-        jp_error_set(err, "internal error in ferry._kernel.%s", func);
+        jp_error_set(err, "internal error in %s.%s", entry_name, func);
         goto done;
     }
     rc = PyObject_IsTrue(ok) ? 1 : 0;

@@ -1,9 +1,11 @@
 /* pyrt.h -- the embedded CPython: start, call the runner, stop.
  *
- * The only kernel-role module that includes Python.h.  Calls cross into
- * Python with a JSON text and come back with one, so PyObject never leaves
- * this file.  The interpreter lives on the thread that initialised it; the
- * GIL is released whenever that thread is not inside pyrt_call. */
+ * The kernel's requests cross into Python here, with a JSON text each way,
+ * so no PyObject reaches kernel.c; besides this file only the pool's Python
+ * module (kernel/pool/pool_py.c, pyframe.c) and pyprint.c include Python.h.
+ * The interpreter lives on the thread that initialised it; the GIL is
+ * released whenever that thread is not inside a pyrt call.  See
+ * docs/architecture.md for the threads. */
 #ifndef FERRY_PYRT_H
 #define FERRY_PYRT_H
 
@@ -26,14 +28,16 @@ typedef struct pyrt_config {
     const char *package_dir; /* directory holding the ferry package */
     const char *runtime_dir; /* the kernel's private runtime directory */
     const char *role;        /* "kernel" or "worker" */
+    const char *entry;       /* the role's entry module: ferry._kernel, ferry._worker */
     pyrt_hooks hooks;        /* callbacks from Python into the kernel */
 } pyrt_config;
 
-/* Initialises the interpreter on the calling thread and imports the runner
- * (ferry._kernel).  Returns with the GIL released. */
+/* Initialises the interpreter on the calling thread, imports the role's
+ * entry module and calls its start(role, runtime_dir, python).  Returns
+ * with the GIL released. */
 int pyrt_init(const pyrt_config *cfg, jp_error *err);
 
-/* Calls ferry._kernel.<func>(json_text) and parses its JSON result.  A
+/* Calls <entry>.<func>(json_text) and parses its JSON result.  A
  * SIGINT pending from while the kernel was idle is dropped first.
  * Returns a new reference (caller decrefs) or NULL with err set. */
 json_t *pyrt_call(const char *func, json_t *arg, jp_error *err);
@@ -43,7 +47,7 @@ json_t *pyrt_call(const char *func, json_t *arg, jp_error *err);
  * that task's. */
 void pyrt_drop_signals(void);
 
-/* Calls ferry._kernel.<func>(frames) where frames is a list of writable
+/* Calls <entry>.<func>(frames) where frames is a list of writable
  * memoryviews over the in frames, which are taken over (cleared; the caller
  * frees the array) and live as long as Python holds a view - no copy.  The
  * function returns (ok, [bytes-like, ...]).  On return *out is a malloc'd

@@ -47,7 +47,8 @@ static const char *runtime_root(void)
  * unmarked directory comes from an older ferry: there the pid is all there
  * is. */
 #define LOCK_MARK ".ferry-locked"
-static int lock_fd = -1; /* held for the kernel's life, never closed */
+static int lock_fd = -1;   /* held for the kernel's life, never closed */
+static char own_dir[4096]; /* the directory runtime_dir_create made */
 
 /* 1 if the directory at path may be removed: stale by its lock (then *fd is
  * the open, locked directory, to close after removing it) or, unmarked, by
@@ -119,6 +120,7 @@ static int lock_and_name(const char *tmp, const char *final)
     }
     close(mark);
     lock_fd = fd;
+    snprintf(own_dir, sizeof own_dir, "%s", final);
     return 0;
 }
 
@@ -140,4 +142,9 @@ int runtime_dir_create(char *buf, size_t size)
     const char *base = strrchr(tmp, '/') + 2; /* past "/." */
     snprintf(buf, size, "%s/%s", root, base);
     return lock_and_name(tmp, buf);
+}
+
+int runtime_dir_remove_own(void)
+{
+    return own_dir[0] ? runtime_dir_remove(own_dir) : 0;
 }

@@ -17,4 +17,8 @@ int runtime_dir_create(char *buf, size_t size);
 /* Removes the directory and everything in it.  Returns 0 or -1. */
 int runtime_dir_remove(const char *path);
 
+/* Removes the directory runtime_dir_create made, if any (the SIGTERM path,
+ * which knows nothing else of the kernel).  Returns 0 or -1. */
+int runtime_dir_remove_own(void);
+
 #endif

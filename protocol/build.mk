@@ -1,6 +1,6 @@
 # libjp: the wire protocol, a static library used by the kernel and the REPL.
 JP_SRCS := protocol/error.c protocol/connection.c protocol/sign.c \
-           protocol/msg.c protocol/wire.c
+           protocol/frames.c protocol/msg.c protocol/wire.c
 JP_OBJS := $(JP_SRCS:%.c=$(B)/%.o)
 JP_LIB  := $(B)/libjp.a
 

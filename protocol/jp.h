@@ -1,8 +1,9 @@
 /* jp.h -- libjp, the Jupyter wire protocol in C (no Python inside).
  *
- * Four parts, each with its own file:
+ * Five parts, each with its own file:
  *   connection.c  connection files: load and validate, create new ones.
  *   sign.c        HMAC signing and verification, with replay rejection.
+ *   frames.c      frames and frame arrays: freed and sent without copies.
  *   msg.c         the message model: header creation, replies.
  *   wire.c        multipart framing to and from ZeroMQ sockets.
  *
@@ -134,6 +135,30 @@ typedef struct jp_frame {
 int jp_frame_copy(jp_frame *f, const void *data, size_t size) JP_WUR;
 /* Releases the frame's memory if owned and zeroes it. */
 void jp_frame_clear(jp_frame *f);
+
+/* An array of frames: the parts of a multipart message, or a task's
+ * payload and buffers.  v is malloc'd when libjp hands it out
+ * (jp_recv_frames, jp_wire_encode); a jp_frames may also view an array of
+ * the caller's (on the stack) for jp_frames_send. */
+typedef struct jp_frames {
+    jp_frame *v; /* the frames */
+    size_t n;    /* how many */
+} jp_frames;
+
+/* Clears every frame, frees the array and empties fs.  Accepts NULL and
+ * an empty fs. */
+void jp_frames_clear(jp_frames *fs);
+/* Moves frames [at, n) of fs into a new array *tail; their places in fs
+ * are zeroed (fs->n stays).  An empty tail when at >= n.  0, or -1 when out
+ * of memory (then nothing moved). */
+int jp_frames_split(jp_frames *fs, size_t at, jp_frames *tail) JP_WUR;
+/* Sends the frames, in order, as parts of one message on a ZeroMQ socket;
+ * with more, the last is not the message's end (ZMQ_SNDMORE).  A large
+ * frame that owns its memory goes to ZeroMQ without a copy, the others are
+ * copied.  Every frame is cleared, sent or not; the array stays the
+ * caller's.  Retries on EINTR; after a failed part the rest are not sent.
+ * 0, or -1 with errno set. */
+int jp_frames_send(void *socket, jp_frames *fs, int more);
 
 /* -------------------------------------------------------------- message */
 

@@ -154,22 +154,14 @@ jp_msg *jp_msg_iopub(jp_session *s, const jp_msg *parent, const char *msg_type,
     return jp_msg_new(s, msg_type, steal_content, parent, 0);
 }
 
-static void frames_free(jp_frame *f, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        jp_frame_clear(&f[i]);
-    }
-    free(f);
-}
-
 void jp_msg_destroy(jp_msg **mp)
 {
     if (mp == NULL || *mp == NULL) {
         return;
     }
     jp_msg *m = *mp;
-    frames_free(m->idents, m->n_idents);
-    frames_free(m->buffers, m->n_buffers);
+    jp_frames_clear(&(jp_frames){m->idents, m->n_idents});
+    jp_frames_clear(&(jp_frames){m->buffers, m->n_buffers});
     json_decref(m->header);
     json_decref(m->parent_header);
     json_decref(m->metadata);
@@ -204,33 +196,4 @@ int jp_msg_add_buffer(jp_msg *m, jp_frame *f)
     m->buffers[m->n_buffers++] = *f;
     memset(f, 0, sizeof *f);
     return 0;
-}
-
-static void free_malloced(void *data, void *hint)
-{
-    (void)hint;
-    free(data);
-}
-
-int jp_frame_copy(jp_frame *f, const void *data, size_t size)
-{
-    memset(f, 0, sizeof *f);
-    f->data = malloc(size ? size : 1);
-    if (f->data == NULL) {
-        return -1;
-    }
-    if (size) {
-        memcpy(f->data, data, size);
-    }
-    f->size = size;
-    f->free_fn = free_malloced;
-    return 0;
-}
-
-void jp_frame_clear(jp_frame *f)
-{
-    if (f->free_fn) {
-        f->free_fn(f->data, f->hint);
-    }
-    memset(f, 0, sizeof *f);
 }

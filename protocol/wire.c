@@ -28,8 +28,6 @@
 #include <zmq.h>
 
 #define DELIM_LEN (sizeof JP_DELIMITER - 1)
-/* Frames copied into ZeroMQ rather than handed over: cheaper when small. */
-#define SMALL_FRAME 256
 
 /* ------------------------------------------------------------- decoding */
 
@@ -251,62 +249,6 @@ static void free_zmq_msg(void *data, void *hint)
     free(hint);
 }
 
-/* Frees a jp_frame's memory once ZeroMQ is done with it. */
-struct handover {
-    void (*free_fn)(void *data, void *hint); /* the frame's own free function */
-    void *hint;                              /* and its hint */
-};
-
-static void free_handover(void *data, void *hint)
-{
-    struct handover *h = hint;
-    h->free_fn(data, h->hint);
-    free(h);
-}
-
-static int send_copy(void *socket, jp_frame *f, int flags)
-{
-    int rc;
-    do {
-        rc = zmq_send(socket, f->data, f->size, flags);
-    } while (rc < 0 && errno == EINTR);
-    jp_frame_clear(f);
-    return rc < 0 ? -1 : 0;
-}
-
-static int send_frame(void *socket, jp_frame *f, int more)
-{
-    int flags = more ? ZMQ_SNDMORE : 0;
-    int rc;
-    if (f->free_fn == NULL || f->size <= SMALL_FRAME) {
-        return send_copy(socket, f, flags);
-    }
-    /* Large owned frames (JSON text, buffers) go to ZeroMQ without a copy.
-     * When that cannot be set up, copy instead: giving up here would leave
-     * the parts already sent on the socket as the start of a message that
-     * the next send would silently complete. */
-    zmq_msg_t zm;
-    struct handover *h = malloc(sizeof *h);
-    if (h == NULL) {
-        return send_copy(socket, f, flags);
-    }
-    h->free_fn = f->free_fn;
-    h->hint = f->hint;
-    if (zmq_msg_init_data(&zm, f->data, f->size, free_handover, h) < 0) {
-        free(h);
-        return send_copy(socket, f, flags);
-    }
-    memset(f, 0, sizeof *f);
-    do {
-        rc = zmq_msg_send(&zm, socket, flags);
-    } while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-        zmq_msg_close(&zm);
-        return -1;
-    }
-    return 0;
-}
-
 int jp_send(jp_session *s, void *socket, jp_msg **mp, const char *topic, jp_error *err)
 {
     jp_msg *m = *mp;
@@ -332,16 +274,12 @@ int jp_send(jp_session *s, void *socket, jp_msg **mp, const char *topic, jp_erro
     if (jp_wire_encode(s, &m, &frames, &n, err) < 0) {
         return -1;
     }
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        /* After a failed part, the rest are still released. */
-        if (rc == 0 && send_frame(socket, &frames[i], i + 1 < n) < 0) {
-            jp_error_set(err, "send failed: %s", zmq_strerror(errno));
-            rc = -1;
-        }
-        jp_frame_clear(&frames[i]);
+    jp_frames all = {frames, n};
+    int rc = jp_frames_send(socket, &all, 0);
+    if (rc < 0) {
+        jp_error_set(err, "send failed: %s", zmq_strerror(errno));
     }
-    free(frames);
+    jp_frames_clear(&all);
     return rc;
 }
 

@@ -156,11 +156,6 @@ void client_destroy(client **cp)
     *cp = NULL;
 }
 
-jp_session *client_session(client *c)
-{
-    return c->session;
-}
-
 int client_request(client *c, jp_channel ch, const char *msg_type, json_t *steal_content,
                    char *id, size_t id_size)
 {

@@ -30,8 +30,6 @@ typedef struct client client;
 client *client_new(const jp_connection *conn, int retry_ms, jp_error *err) JP_WUR;
 void client_destroy(client **c);
 
-jp_session *client_session(client *c);
-
 /* Closes the sockets and connects new ones to the same endpoints, retrying
  * refused connections every retry_ms (0: ZeroMQ's default).  Sockets that
  * connected before the kernel listened can be half broken: with ipykernel,

@@ -1,12 +1,14 @@
 /* kernel_launch.c -- the kernel as a child process.
  *
- * The child calls setsid() so that it leads its own process group: Ctrl-C in
- * the terminal then signals only the REPL, and an interrupt or a kill reaches
- * the kernel and everything it started (killpg, as jupyter_client does).
- * PR_SET_PDEATHSIG makes the kernel die with the REPL even if the REPL is
- * killed without a chance to clean up.
+ * The child leads a session of its own (common/child.c): Ctrl-C in the
+ * terminal then signals only the REPL, and an interrupt or a kill reaches
+ * the kernel and everything it started (killpg, as jupyter_client does);
+ * the parent-death signal makes the kernel die with the REPL even if the
+ * REPL is killed without a chance to clean up.
  */
 #include "kernel_launch.h"
+
+#include "child.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -65,24 +66,14 @@ static int spawn(kernel_proc *kp, jp_error *err)
     }
     if (pid == 0) {
         close(pipefd[0]);
-        setsid();
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
+        child_opts opts = {
+            .parent = parent,
+            .new_session = 1,
+            .default_sigpipe = 1,
+            .out_fd = open(kp->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600),
+        };
+        if (child_prepare(&opts) < 0) {
             _exit(127);
-        }
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGPIPE, SIG_DFL);
-        int in = open("/dev/null", O_RDONLY);
-        int log = open(kp->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (in >= 0) {
-            dup2(in, 0);
-        }
-        if (log >= 0) {
-            dup2(log, 1);
-            dup2(log, 2);
         }
         for (char **e = kp->spec->env; *e != NULL; e++) {
             putenv(*e);
@@ -156,11 +147,6 @@ kernel_proc *kernel_proc_start(const kernelspec *spec, jp_error *err)
 const jp_connection *kernel_proc_connection(const kernel_proc *kp)
 {
     return &kp->conn;
-}
-
-int kernel_proc_interrupt_by_signal(const kernel_proc *kp)
-{
-    return kp->spec->interrupt_signal;
 }
 
 int kernel_proc_interrupt(kernel_proc *kp)

@@ -25,9 +25,6 @@ kernel_proc *kernel_proc_start(const kernelspec *spec, jp_error *err) JP_WUR;
 /* The connection the kernel was told to use (owned by kp). */
 const jp_connection *kernel_proc_connection(const kernel_proc *kp);
 
-/* 1 when spec's interrupt_mode is signal. */
-int kernel_proc_interrupt_by_signal(const kernel_proc *kp);
-
 /* Sends SIGINT to the kernel's process group.  Returns 0 or -1. */
 int kernel_proc_interrupt(kernel_proc *kp);
 

@@ -21,8 +21,8 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:check_initializati
 define link_test
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CCLD    $@")
-	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $1 $(JP_LIB) \
-	    $(CMOCKA_LIBS) $(PKG_LIBS) -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(ALL_LDFLAGS) $(TEST_LDFLAGS) -o $@ $1 \
+	    $(TEST_OBJS) $(JP_LIB) $(CMOCKA_LIBS) $(PKG_LIBS) -lpthread
 endef
 
 # test_alloc makes libjp's allocations fail one by one (see the file).
@@ -30,6 +30,24 @@ $(B)/tests/test_alloc: TEST_LDFLAGS = -Wl,--wrap=malloc,--wrap=calloc,--wrap=rea
 
 $(UNIT_BINS): $(B)/tests/%: tests/unit/%.c tests/unit/jp_test.h protocol/jp.h $(JP_LIB)
 	$(call link_test,$<)
+
+# The pool's parts are tested on their own: the core (kernel/pool/sched*.c)
+# driven by events, the process supervision on real children.  Their tests
+# link those objects and the log they write to, nothing else of the kernel.
+POOL_TEST_OBJS := $(B)/kernel/pool/sched.o $(B)/kernel/pool/sched_list.o \
+                  $(B)/kernel/pool/procs.o $(B)/common/child.o $(B)/kernel/log.o
+POOL_TESTS     := $(filter $(B)/tests/test_pool_%,$(UNIT_BINS))
+$(POOL_TESTS): TEST_OBJS = $(POOL_TEST_OBJS)
+$(POOL_TESTS): TEST_CFLAGS = -Ikernel -Ikernel/pool -Icommon
+$(POOL_TESTS): $(POOL_TEST_OBJS) $(wildcard kernel/pool/*.h)
+
+# The shell's and control's serving (kernel/serve.c) is tested without
+# Python: a stand-in interpreter behind it, the real publisher around it.
+SERVE_TEST_OBJS := $(B)/kernel/serve.o $(B)/kernel/request.o $(B)/kernel/iopub.o \
+                   $(B)/kernel/iopub_capture.o $(B)/kernel/utf8.o $(B)/kernel/log.o
+$(B)/tests/test_serve: TEST_OBJS = $(SERVE_TEST_OBJS)
+$(B)/tests/test_serve: TEST_CFLAGS = -Ikernel
+$(B)/tests/test_serve: $(SERVE_TEST_OBJS) kernel/serve.h kernel/request.h kernel/iopub.h
 
 unit: $(UNIT_BINS)
 	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(SAN_ENV) $$t; done

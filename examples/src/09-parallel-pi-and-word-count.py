@@ -110,33 +110,21 @@ print(f"ferry-kernel takes ×{here / there:.2f} the time of /usr/bin/python3")
 # `data/corpus/` holds twelve chapters of generated prose, about 155 KB. Count the
 # words of each file in parallel, then add the counters up.
 
+# %% [markdown]
+# `WORD` below is a *computed* value (a compiled pattern), not something a worker
+# can re-create from the cell's source. `count_words` reads it, so ferry sends it
+# with the task, by value — once to each of `ferry.map`'s workers. (A
+# `ProcessPoolExecutor` would get it too, inside every task; here it runs
+# `tasks.count_words`, whose module has its own `WORD`.) Under a plain
+# interpreter, a cell function reading it fails with a `NameError` in every spawn
+# worker.
+
 # %%
 WORD = re.compile(r"[a-z']+")
 
 def count_words(path):
     with open(path, encoding="utf-8") as f:
         return Counter(WORD.findall(f.read().lower()))
-
-paths = sorted(glob.glob("data/corpus/*.txt"))
-try:
-    ferry.map(count_words, paths)
-except ferry.PicklingError as err:
-    print(err)
-
-# %% [markdown]
-# A catch before anything ran. `WORD` is a *computed* value (a compiled pattern),
-# and ferry re-exports only what it can safely replay in a worker: imports,
-# `def`/`class`, and assignments of literals or lambdas. `ferry.map` checks what
-# the function reads before sending it. Under a plain interpreter this would have
-# been a `NameError` in every worker. The fix: make it a literal — `re` caches
-# compiled patterns, so nothing is lost.
-
-# %%
-WORD = r"[a-z']+"
-
-def count_words(path):
-    with open(path, encoding="utf-8") as f:
-        return Counter(re.findall(WORD, f.read().lower()))
 
 paths = sorted(glob.glob("data/corpus/*.txt"))
 print(f"{len(paths)} files, {sum(os.path.getsize(p) for p in paths) / 1024:.0f} KB:")

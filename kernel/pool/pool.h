@@ -9,17 +9,10 @@
  * thread that forks the workers, and it lives as long as the pool, because a
  * worker's parent-death signal fires when the forking thread exits.
  *
- * Wire between kernel (ROUTER) and worker (DEALER, routing id "w<pid>"):
- *   worker -> kernel  ["ready"]
- *                     ["out", task_id, "stdout"|"stderr", bytes]
- *                     ["done", task_id, "ok"|"error", run_us, payload, buffer...]
- *                     ["done", task_id, "cancelled"|"recalled", run_us]
- *   kernel -> worker  ["task", task_id, payload, buffer...]
- *                     ["cancel", how (1 byte), task_id...]
- * how: 0 cancel the listed tasks not started, 1 also interrupt a listed one
- * running, 2 recall them (to give them to another worker).
- * task_id and run_us (how long the task ran, in microseconds) are 8 bytes,
- * host order (both ends are one machine); "cancel" lists ids in one frame. */
+ * Its parts: sched.c decides (scheduling and crash accounting, a pure core
+ * driven by events), procs.c starts and reaps the processes, link.c speaks
+ * the wire (pool_wire.h, shared with worker.c), pool.c runs the thread and
+ * this API, results.c queues the results; pool_py.c is the Python module on top. */
 #ifndef FERRY_POOL_H
 #define FERRY_POOL_H
 
@@ -27,21 +20,14 @@
 
 #include "iopub.h"
 #include "jp.h"
+#include "sched.h"
 
 typedef struct pool pool;
-
-typedef enum pool_status {
-    POOL_OK = 0,    /* frames hold the pickled results */
-    POOL_ERROR,     /* frames hold the pickled exception */
-    POOL_CRASHED,   /* the worker died; message says how */
-    POOL_CANCELLED, /* cancelled before it ran */
-} pool_status;
 
 typedef struct pool_result {
     uint64_t task_id;   /* the task this answers */
     pool_status status; /* how it ended */
-    jp_frame *frames;   /* payload then buffers, owned */
-    size_t n_frames;    /* number of frames */
+    jp_frames frames;   /* payload then buffers, owned */
     char message[256];  /* for POOL_CRASHED: exit code or signal */
     /* Where and when it ran (for ferry.timeline), monotonic microseconds;
      * 0 when it never reached a worker. */
@@ -68,9 +54,9 @@ int pool_size(pool *p);
 void pool_resize(pool *p, int n);
 
 /* Queues a task.  frames (payload, then out-of-band buffers) are taken over
- * and the array freed; parent (a reference is taken, may be NULL, must not
+ * (*frames is emptied); parent (a reference is taken, may be NULL, must not
  * change afterwards) is the request whose cell receives the task's output. */
-int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frame *frames, size_t n);
+int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames);
 
 /* Waits up to timeout_ms (-1: forever) for results, and takes up to max of
  * them.  Returns how many it put in out[] (release each with

@@ -74,8 +74,10 @@ static PyObject *py_close(PyObject *self, PyObject *args)
     }
     pool *p = h->p;
     h->closed = 1;
-    Py_BEGIN_ALLOW_THREADS pool_stop(p);
-    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+        pool_stop(p);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 static PyObject *py_size(PyObject *self, PyObject *args)
@@ -131,14 +133,6 @@ static int copy_buffer(PyObject *obj, jp_frame *f)
     return rc;
 }
 
-static void frames_free(jp_frame *frames, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        jp_frame_clear(&frames[i]);
-    }
-    free(frames);
-}
-
 /* Queues one task whose frames are head (or none) then the parts of body
  * (a list of buffer-likes); -1 with a Python error set. */
 static int submit_one(pool *p, uint64_t id, json_t *parent, PyObject *head,
@@ -150,20 +144,20 @@ static int submit_one(pool *p, uint64_t id, json_t *parent, PyObject *head,
     }
     size_t first = head ? 1 : 0;
     size_t n = first + (size_t)PyList_GET_SIZE(body);
-    jp_frame *frames = calloc(n + 1, sizeof *frames);
-    if (frames == NULL) {
+    jp_frames frames = {calloc(n + 1, sizeof *frames.v), n};
+    if (frames.v == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    int rc = head ? copy_buffer(head, &frames[0]) : 0;
+    int rc = head ? copy_buffer(head, &frames.v[0]) : 0;
     for (size_t i = first; rc == 0 && i < n; i++) {
-        rc = copy_buffer(PyList_GET_ITEM(body, (Py_ssize_t)(i - first)), &frames[i]);
+        rc = copy_buffer(PyList_GET_ITEM(body, (Py_ssize_t)(i - first)), &frames.v[i]);
     }
     if (rc < 0) {
-        frames_free(frames, n);
+        jp_frames_clear(&frames);
         return -1;
     }
-    if (pool_submit(p, id, parent, frames, n) < 0) {
+    if (pool_submit(p, id, parent, &frames) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -174,8 +168,10 @@ static int submit_one(pool *p, uint64_t id, json_t *parent, PyObject *head,
  * now (the kernel's own may change when the next request starts). */
 static json_t *parent_copy(void)
 {
-    json_t *parent = ctx->current_parent ? ctx->current_parent(ctx->owner) : NULL;
-    return parent ? json_deep_copy(parent) : NULL;
+    request *r = request_slot_get(ctx->requests);
+    json_t *parent = r ? json_deep_copy(request_msg(r)->header) : NULL;
+    request_release(&r);
+    return parent;
 }
 
 /* submit(pool, task_id, head, [[part, ...], ...]): one task per body, ids
@@ -234,9 +230,10 @@ static PyObject *py_next(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     }
     int n;
-    Py_BEGIN_ALLOW_THREADS n = pool_next(p, r, NEXT_MAX, timeout);
-    Py_END_ALLOW_THREADS if (n < 0)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        n = pool_next(p, r, NEXT_MAX, timeout);
+    Py_END_ALLOW_THREADS
+    if (n < 0) {
         PyMem_RawFree(r);
         PyErr_SetString(PyExc_EOFError, "pool closed");
         return NULL;
@@ -245,7 +242,7 @@ static PyObject *py_next(PyObject *self, PyObject *args)
     for (int i = 0; i < n; i++) {
         /* Writable views over the received messages themselves: an array
          * rebuilt from an out-of-band buffer is writable, and not copied. */
-        PyObject *list = out ? pyframe_list(r[i].frames, r[i].n_frames) : NULL;
+        PyObject *list = out ? pyframe_list(r[i].frames.v, r[i].frames.n) : NULL;
         PyObject *item =
             list ? Py_BuildValue("KsNs(siLLK)", (unsigned long long)r[i].task_id,
                                  status_names[r[i].status], list, r[i].message,
@@ -303,8 +300,10 @@ static PyObject *py_flush(PyObject *self, PyObject *args)
     static unsigned long flushed;
     unsigned long count = pool_output_count();
     if (count != flushed) {
-        Py_BEGIN_ALLOW_THREADS iopub_flush(ctx->io);
-        Py_END_ALLOW_THREADS flushed = count;
+        Py_BEGIN_ALLOW_THREADS
+            iopub_flush(ctx->io);
+        Py_END_ALLOW_THREADS
+        flushed = count;
     }
     Py_RETURN_NONE;
 }

@@ -4,15 +4,14 @@
 
 #include "iopub.h"
 #include "jp.h"
+#include "request.h"
 
 typedef struct pool_py_ctx {
     void *zctx;              /* ZeroMQ context for pool sockets */
     const char *runtime_dir; /* where pool endpoints live */
     const char *exe;         /* ferry-kernel, started with --worker */
     iopub *io;               /* receives worker output */
-    void *owner;             /* passed to current_parent */
-    /* Header of the request whose cell is running (borrowed), or NULL. */
-    json_t *(*current_parent)(void *owner);
+    request_slot *requests;  /* the request whose cell runs: its tasks' parent */
 } pool_py_ctx;
 
 /* Registers _ferry_pool; call before pyrt_init.  ctx must outlive Python. */

@@ -11,7 +11,8 @@
  * itself, after the output the task wrote last - no hand-over to another
  * thread on the way back.
  *
- * The kernel may send several tasks ahead (pool.c decides how many).  For
+ * The messages are pool_wire.h's.  The kernel may send several tasks ahead
+ * (sched.c decides how many).  For
  * a crash, it must know which of them ran: the status page, a shared
  * memory page the kernel maps too, holds the id of the running task and of
  * the last finished one, written before and after each task. */
@@ -37,6 +38,7 @@
 #include "groupwatch.h"
 #include "log.h"
 #include "paths.h"
+#include "pool_wire.h"
 #include "pyrt.h"
 
 /* Output read from a pipe, for one task. */
@@ -50,8 +52,7 @@ typedef struct chunk {
 
 typedef struct job {
     uint64_t id;      /* task id */
-    jp_frame *frames; /* task: payload + buffers; result: the same */
-    size_t n;         /* number of frames */
+    jp_frames frames; /* task: payload + buffers; result: the same */
     const char *how;  /* result: "ok", "error", "cancelled" or "recalled" */
     uint64_t run_us;  /* result: how long the task ran */
     chunk *tail;      /* result: output read after the task ended */
@@ -102,24 +103,6 @@ static job *queue_pop(queue *q)
         j->next = NULL;
     }
     return j;
-}
-
-static void frames_free(jp_frame *f, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        jp_frame_clear(&f[i]);
-    }
-    free(f);
-}
-
-static void send_parts(void *sock, const void *const *data, const size_t *len, size_t n,
-                       int more_after)
-{
-    for (size_t i = 0; i < n; i++) {
-        int flags = (i + 1 < n || more_after) ? ZMQ_SNDMORE : 0;
-        while (zmq_send(sock, data[i], len[i], flags) < 0 && errno == EINTR) {
-        }
-    }
 }
 
 /* --------------------------------------------------------------- output */
@@ -182,15 +165,21 @@ static chunk *drain_pipes(wstate *w, int final)
     return first;
 }
 
-/* Sends chunks as ["out", task_id, "stdout"|"stderr", bytes] and frees them. */
+/* Sends chunks as output messages and frees them. */
 static void send_chunks(wstate *w, chunk *c)
 {
-    static const char *const names[2] = {"stdout", "stderr"};
+    static const char *const names[2] = {POOL_STREAM_STDOUT, POOL_STREAM_STDERR};
     while (c) {
         chunk *next = c->next;
-        const void *data[4] = {"out", &c->task, names[c->stream], c->data};
-        size_t len[4] = {3, sizeof c->task, strlen(names[c->stream]), c->len};
-        send_parts(w->sock, data, len, 4, 0);
+        jp_frame out[POOL_OUT_FRAMES] = {
+            pool_frame_str(POOL_MSG_OUTPUT),
+            pool_frame_of(&c->task, sizeof c->task),
+            pool_frame_str(names[c->stream]),
+            pool_frame_of(c->data, c->len),
+        };
+        if (jp_frames_send(w->sock, &(jp_frames){out, POOL_OUT_FRAMES}, 0) < 0) {
+            LOG_W("worker: cannot send output: %s", zmq_strerror(errno));
+        }
         free(c);
         c = next;
     }
@@ -198,38 +187,23 @@ static void send_chunks(wstate *w, chunk *c)
 
 /* -------------------------------------------------------------- results */
 
-/* Hands a frame's memory to ZeroMQ without a copy when the frame owns it;
- * the frame is cleared either way. */
-static void send_frame(void *sock, jp_frame *f, int flags)
-{
-    zmq_msg_t m;
-    if (f->free_fn != NULL && f->size > 0 &&
-        zmq_msg_init_data(&m, f->data, f->size, f->free_fn, f->hint) == 0) {
-        memset(f, 0, sizeof *f); /* ZeroMQ frees it once sent */
-    } else if (zmq_msg_init_size(&m, f->size) == 0) {
-        memcpy(zmq_msg_data(&m), f->data, f->size);
-        jp_frame_clear(f);
-    } else {
-        jp_frame_clear(f);
-        return;
-    }
-    while (zmq_msg_send(&m, sock, flags) < 0 && errno == EINTR) {
-    }
-    zmq_msg_close(&m); /* no-op after a successful send */
-}
-
-/* ["done", task_id, how, run_us, payload, buffer...], after the output the
- * task wrote last; frees r. */
+/* The answer to r (its payload and buffers without a copy), after the
+ * output the task wrote last; frees r. */
 static void send_result(wstate *w, job *r)
 {
     send_chunks(w, r->tail);
-    const void *data[4] = {"done", &r->id, r->how, &r->run_us};
-    size_t len[4] = {4, sizeof r->id, strlen(r->how), sizeof r->run_us};
-    send_parts(w->sock, data, len, 4, r->n > 0);
-    for (size_t i = 0; i < r->n; i++) {
-        send_frame(w->sock, &r->frames[i], i + 1 < r->n ? ZMQ_SNDMORE : 0);
+    jp_frame head[POOL_DONE_PAYLOAD] = {
+        pool_frame_str(POOL_MSG_DONE),
+        pool_frame_of(&r->id, sizeof r->id),
+        pool_frame_str(r->how),
+        pool_frame_of(&r->run_us, sizeof r->run_us),
+    };
+    int more = r->frames.n > 0;
+    if (jp_frames_send(w->sock, &(jp_frames){head, POOL_DONE_PAYLOAD}, more) < 0 ||
+        (more && jp_frames_send(w->sock, &r->frames, 0) < 0)) {
+        LOG_W("worker: cannot send a result: %s", zmq_strerror(errno));
     }
-    free(r->frames);
+    jp_frames_clear(&r->frames);
     free(r);
 }
 
@@ -248,27 +222,25 @@ static int id_listed(const jp_frame *ids, uint64_t id)
     return 0;
 }
 
-/* ["cancel", how, ids]: the listed tasks still queued here end without
- * running, "cancelled" (how 0 or 1) or "recalled" (how 2: the kernel gives
- * them to another worker); with how 1 (interrupt), a listed task that runs
- * now gets SIGINT.  The lock keeps the main thread from moving to its next
+/* A cancel: the listed tasks still queued here end without running,
+ * "cancelled" or, for POOL_RECALL, "recalled" (the kernel gives them to
+ * another worker); with POOL_CANCEL_INTERRUPT, a listed task that runs now
+ * gets SIGINT.  The lock keeps the main thread from moving to its next
  * task in between, so the signal cannot hit a task that was not listed. */
 static void cancel_tasks(wstate *w, const jp_frame *flag, const jp_frame *ids)
 {
-    char how = flag->size == 1 ? *(const char *)flag->data : 0;
+    char how = flag->size == 1 ? *(const char *)flag->data : POOL_CANCEL;
     queue keep = {0}, dropped = {0};
     for (job *t = queue_pop(&w->tasks); t; t = queue_pop(&w->tasks)) {
         queue_push(id_listed(ids, t->id) ? &dropped : &keep, t);
     }
     w->tasks = keep;
-    if (w->busy && how == 1 && id_listed(ids, w->running)) {
+    if (w->busy && how == POOL_CANCEL_INTERRUPT && id_listed(ids, w->running)) {
         kill(getpid(), SIGINT); /* only the main thread takes SIGINT */
     }
     for (job *t = queue_pop(&dropped); t; t = queue_pop(&dropped)) {
-        frames_free(t->frames, t->n);
-        t->frames = NULL;
-        t->n = 0;
-        t->how = how == 2 ? "recalled" : "cancelled";
+        jp_frames_clear(&t->frames);
+        t->how = how == POOL_RECALL ? POOL_ANSWER_RECALLED : POOL_ANSWER_CANCELLED;
         send_result(w, t);
     }
 }
@@ -286,39 +258,36 @@ static void wake_main(wstate *w)
     }
 }
 
-/* ["task", id, payload, buffer...] joins the queue; ["cancel", ...].
- * Called with the lock held. */
+/* A task joins the queue; a cancel applies at once.  Called with the lock
+ * held. */
 static void receive_message(wstate *w)
 {
-    jp_frame *f = NULL;
-    size_t n = 0;
-    if (jp_recv_frames(w->sock, ZMQ_DONTWAIT, &f, &n) < 0) {
+    jp_frames in = {0};
+    if (jp_recv_frames(w->sock, ZMQ_DONTWAIT, &in.v, &in.n) < 0) {
         if (errno != EAGAIN) {
             LOG_E("worker: cannot receive from the kernel: %s", strerror(errno));
         }
         return;
     }
+    const jp_frame *f = in.v;
     job *t = NULL;
-    if (n >= 3 && f[0].size == 4 && memcmp(f[0].data, "task", 4) == 0 &&
-        f[1].size == sizeof(uint64_t) && (t = calloc(1, sizeof *t)) != NULL) {
-        memcpy(&t->id, f[1].data, sizeof t->id);
-        t->n = n - 2;
-        t->frames = malloc(t->n * sizeof *t->frames);
-        if (t->frames != NULL) {
-            memcpy(t->frames, f + 2, t->n * sizeof *t->frames);
-            memset(f + 2, 0, t->n * sizeof *t->frames);
+    if (in.n >= POOL_TASK_MIN_FRAMES && pool_frame_is(&f[0], POOL_MSG_TASK) &&
+        f[POOL_F_TASK_ID].size == sizeof(uint64_t) &&
+        (t = calloc(1, sizeof *t)) != NULL) {
+        t->id = pool_frame_u64(&f[POOL_F_TASK_ID]);
+        if (jp_frames_split(&in, POOL_TASK_PAYLOAD, &t->frames) == 0) {
             queue_push(&w->tasks, t);
             wake_main(w);
         } else {
             free(t);
             LOG_E("worker: out of memory for a task");
         }
-    } else if (n == 3 && f[0].size == 6 && memcmp(f[0].data, "cancel", 6) == 0) {
-        cancel_tasks(w, &f[1], &f[2]);
-    } else if (n > 0) {
+    } else if (in.n == POOL_CANCEL_FRAMES && pool_frame_is(&f[0], POOL_MSG_CANCEL)) {
+        cancel_tasks(w, &f[POOL_CANCEL_MODE], &f[POOL_CANCEL_IDS]);
+    } else if (in.n > 0) {
         LOG_W("worker: dropping a malformed message from the kernel");
     }
-    frames_free(f, n);
+    jp_frames_clear(&in);
 }
 
 static int readable(void *sock)
@@ -334,9 +303,10 @@ static void *io_main(void *arg)
     int zfd = -1;
     size_t len = sizeof zfd;
     pthread_mutex_lock(&w->lock);
-    const void *ready = "ready";
-    size_t ready_len = 5;
-    send_parts(w->sock, &ready, &ready_len, 1, 0);
+    jp_frame ready = pool_frame_str(POOL_MSG_READY);
+    if (jp_frames_send(w->sock, &(jp_frames){&ready, 1}, 0) < 0) {
+        LOG_W("worker: cannot say ready: %s", zmq_strerror(errno));
+    }
     int ok = zmq_getsockopt(w->sock, ZMQ_FD, &zfd, &len) == 0;
     pthread_mutex_unlock(&w->lock);
     /* A parent gone (kernel killed) ends the worker even if the
@@ -471,18 +441,18 @@ static void run_tasks(wstate *w)
     pthread_mutex_unlock(&w->lock);
     job *t;
     while (ok && (t = next_task(w, zfd)) != NULL) {
-        jp_frame *in = t->frames;
-        size_t n_in = t->n;
+        jp_frames in = t->frames;
         jp_error err = {0};
         uint64_t start = now_us();
-        int rc = pyrt_call_frames("run_task", in, n_in, &t->frames, &t->n, &err);
+        int rc =
+            pyrt_call_frames("run_task", in.v, in.n, &t->frames.v, &t->frames.n, &err);
         t->run_us = now_us() - start;
-        free(in); /* the frames themselves went to Python */
+        free(in.v); /* the frames themselves went to Python */
         if (rc < 0) {
             LOG_E("worker: %s", err.text);
-            _exit(70); /* the kernel reports the crash with this code */
+            _exit(POOL_EXIT_TASK_FAILED); /* the kernel names it in the crash */
         }
-        t->how = rc ? "ok" : "error";
+        t->how = rc ? POOL_ANSWER_OK : POOL_ANSWER_ERROR;
         finish_task(w, t);
     }
 }
@@ -569,6 +539,7 @@ int worker_run(const char *endpoint, const char *python, int status_fd)
         .package_dir = package_dir,
         .runtime_dir = runtime_dir,
         .role = "worker",
+        .entry = "ferry._worker",
         .hooks = {.ctx = &w, .publish = no_publish, .write = NULL, .input = no_input},
     };
     if (pyrt_init(&cfg, &err) < 0) {

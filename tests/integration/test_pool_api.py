@@ -346,3 +346,23 @@ def test_submits_from_several_threads_all_complete(kernel):
                          "ts = [threading.Thread(target=go, args=(k,)) for k in range(2, 6)]\n"
                          "[t.start() for t in ts]\n[t.join(30) for t in ts]\nok") \
         == [True] * 4
+
+
+def test_a_thread_submitting_while_requests_come_and_go(kernel):
+    # A task's parent is the request being handled when it is submitted,
+    # read from whichever thread submits: it used to be read through the
+    # shell's own pointer, without a lock, while the shell freed the request
+    # it pointed to (a use-after-free; an ASan build aborts on it).  Each
+    # submit now holds the request it reads.  Quick requests, back to back,
+    # while a thread submits without pause.
+    run(kernel, "_stop = threading.Event()\n_sums = []\n"
+                "def _submit_loop():\n"
+                "    while not _stop.is_set():\n"
+                "        futs = [ferry.submit(abs, -i) for i in range(20)]\n"
+                "        _sums.append(sum(f.result() for f in futs))\n"
+                "_t = threading.Thread(target=_submit_loop, daemon=True)\n_t.start()")
+    pending = [kernel.send("kernel_info_request") for _ in range(1500)]
+    for p in pending:
+        assert p.finish(T).reply["content"]["status"] == "ok"
+    assert value(kernel, "_stop.set(); _t.join(30); (_t.is_alive(), len(_sums) > 0, "
+                         "set(_sums))") == (False, True, {190})

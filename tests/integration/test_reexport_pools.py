@@ -1,6 +1,6 @@
 """The re-export through a real kernel: stdlib pools run what cells define.
 
-DESIGN.md, "The re-export contract".  Each test runs ordinary notebook code -
+docs/reexport.md says what children see.  Each test runs ordinary notebook code -
 nothing ferry-specific in it - under each start method of `multiprocessing`
 and checks that the child really ran it (its pid is not the kernel's).  Every
 wait inside a cell has a timeout, so a broken re-export fails a test instead

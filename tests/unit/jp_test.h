@@ -52,10 +52,7 @@ static inline jp_frame *test_frames(const char *const *parts, size_t n)
 /* Frees an array of frames (cleared or not). */
 static inline void test_frames_free(jp_frame *f, size_t n)
 {
-    for (size_t i = 0; i < n && f; i++) {
-        jp_frame_clear(&f[i]);
-    }
-    free(f);
+    jp_frames_clear(&(jp_frames){f, f ? n : 0});
 }
 
 #endif /* JP_TEST_H */

@@ -19,7 +19,7 @@ import pickle
 import sys
 import types
 
-from . import _check
+from . import _check, _globals
 
 BY_REFERENCE = "by reference"
 BY_VALUE = "by value"
@@ -326,34 +326,17 @@ class _Walk:
             return Part(gpath, BY_REFERENCE,
                         f"module {value.__name__}: a worker imports it "
                         f"({'yes' if _importable(value.__name__) else 'NO'})", None, what)
-        missing = dict(_missing_globals(fn))
-        if name in missing:
-            why = f" ({name!r} was {missing[name]})" if missing[name] else ""
-            return Part(gpath, REFUSED,
-                        f"worker processes do not have it: only imports, def/class "
-                        f"statements and assignments of literals or lambdas are "
-                        f"re-exported to them, not computed values{why}. Fix: pass "
-                        f"{name!r} to the function as an argument, or compute it inside "
-                        f"the function.", None, what)
         rec = _recorder()
         exported = rec.latest[1] if rec is not None else ()
-        if name in exported:
+        if name in exported and not _globals._holds_mutable(value):
             return Part(gpath, BY_REFERENCE,
                         f"__main__.{name}: re-created in the worker by ferry's re-export "
                         f"module (yes)", None, what)
         size = _pickled_size(value)
         if isinstance(size, Exception):
             return Part(gpath, REFUSED, self.reason(value, gpath), None, what)
-        return Part(gpath, BY_VALUE, "", size, what)
-
-
-def _missing_globals(fn):
-    try:
-        from . import _pool
-        rec = _pool._refresh_reexport() if _pool._ferry_pool is not None else None
-        return _pool._unexported_globals(fn, rec)
-    except Exception:
-        return []
+        return Part(gpath, BY_VALUE, "its value when the task is sent travels with "
+                    "it (once to each of ferry's workers)", size, what)
 
 
 def _function_refusal(fn, path):
@@ -374,9 +357,9 @@ def _globals_of(fn):
     main = sys.modules.get("__main__")
     if main is None or getattr(fn, "__globals__", None) is not main.__dict__:
         return []
-    from . import _pool
-    names = sorted(n for n in _pool._global_reads(fn.__code__)
-                   if n in main.__dict__ and n not in _pool._SKIP and not n.startswith("_i"))
+    names = sorted(n for n in _globals._global_reads(fn.__code__)
+                   if n in main.__dict__ and n not in _globals._SKIP
+                   and not _globals._HISTORY.match(n))
     return [(n, main.__dict__[n]) for n in names]
 
 

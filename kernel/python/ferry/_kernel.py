@@ -25,9 +25,10 @@ def start(role, runtime_dir, python):
 def _ensure_shell():
     global shell, hist
     if shell is None:
-        from . import _history, _shell
+        from . import _history, _session, _shell
         from . import _magics
         shell = _shell.Shell(_runtime_dir)
+        _session.recorder = shell.recorder
         _magics.install(shell)
         hist = _history.History()
     return shell
@@ -40,12 +41,6 @@ def warm_up(_):
     beside what a completion costs anyway."""
     _ensure_shell()
     return "{}"
-
-
-def run_task(frames):
-    """Runs one pool task in a worker; returns (ok, frames)."""
-    from . import _worker
-    return _worker.run(frames)
 
 
 def kernel_info(_):

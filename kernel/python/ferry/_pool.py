@@ -9,7 +9,6 @@ released, so an interrupt lands as KeyboardInterrupt and cancels the rest.
 """
 import atexit
 import concurrent.futures
-import dis
 import io
 import math
 import os
@@ -20,7 +19,7 @@ import time
 import types
 import weakref
 
-from . import _check, _timeline
+from . import _check, _globals, _session, _timeline
 
 try:
     import _ferry_pool
@@ -33,7 +32,7 @@ class WorkerCrashed(RuntimeError):
     code or signal.  The pool replaces the worker; other tasks go on."""
 
 
-MAX_WORKERS = 256  # pool.c's limit
+MAX_WORKERS = 256  # the C pool's limit (kernel/pool/sched.h)
 _next_id = 1
 _ids_lock = threading.Lock()
 
@@ -79,8 +78,9 @@ def _dumps(obj):
 _last_head = (None, None)  # (key, bytes) of the last head of a cell function
 
 
-def _head(fn):
-    """What every task of one dispatch shares: (context, fn), in band."""
+def _head(fn, spec=None):
+    """What every task of one dispatch shares: (context, fn), or (context,
+    fn, spec) when it sends notebook globals (ferry._globals), in band."""
     context = _context()
     # A function defined in a cell travels as a lookup in the current
     # re-export version: the same bytes until the definitions, the kernel's
@@ -92,11 +92,13 @@ def _head(fn):
     if (isinstance(fn, types.FunctionType) and fn.__module__ == "__main__"
             and fn.__name__ in exported
             and sys.modules["__main__"].__dict__.get(fn.__name__) is fn):
-        key = (fn, path, context)
+        key = (fn, path, context, spec)
         if _last_head[0] == key:
             return _last_head[1]
     buf = io.BytesIO()
-    _check.TaskPickler(buf, 5, True).dump((context, fn))
+    pickler = _check.TaskPickler(buf, 5, True)
+    pickler.ferry_globals_elsewhere = True  # they are in spec
+    pickler.dump((context, fn) if spec is None else (context, fn, spec))
     head = buf.getbuffer()
     if key is not None:
         _last_head = (key, head)
@@ -113,9 +115,9 @@ def _flush():
 # --------------------------------------------------------------- preflight
 
 def _recorder():
-    """The kernel's re-export recorder, or None (no shell yet)."""
-    from . import _kernel
-    return getattr(_kernel.shell, "recorder", None)
+    """The kernel's re-export recorder, or None (no shell yet), as the
+    kernel handed it down."""
+    return _session.recorder
 
 
 def _refresh_reexport():
@@ -126,96 +128,24 @@ def _refresh_reexport():
     return rec
 
 
-_SKIP = {"In", "Out", "_", "__", "___", "_ih", "_oh", "_i", "_ii", "_iii", "exit", "quit",
-         "get_ipython", "display", "update_display", "clear_output"}
-_GLOBAL_OPS = {"LOAD_GLOBAL", "LOAD_NAME", "DELETE_GLOBAL", "STORE_GLOBAL"}
-
-
-_reads = weakref.WeakKeyDictionary()  # code object -> its _global_reads
-
-
-def _global_reads(code):
-    """Names code (and code nested in it) reads as globals (kept per code
-    object: reading its instructions costs more than a small task)."""
-    names = _reads.get(code)
-    if names is None:
-        names = _reads[code] = frozenset(_scan_global_reads(code))
-    return names
-
-
-def _scan_global_reads(code):
-    names, stack = set(), [code]
-    while stack:
-        c = stack.pop()
-        for ins in dis.get_instructions(c):
-            if ins.opname in _GLOBAL_OPS:
-                names.add(ins.argval)
-        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-    return names
-
-
-def _unexported_globals(fn, rec):
-    """[(name, why)] for the notebook globals that fn - or a cell function it
-    calls, transitively - reads but that a worker would not have.
-
-    A worker re-creates only what the re-export module holds (imports,
-    def/class statements, literal and lambda assignments); a global bound
-    to a computed value (`data = load()`) is missing there, so the task
-    would fail with a NameError after the whole round trip.  Reading
-    one is caught here, before dispatch, with the statement that bound it.
-    Modules and the kernel's own names (In, Out, display) are left alone.
-    """
-    if rec is None:
-        return []
-    main = sys.modules["__main__"].__dict__
-    exported = rec.latest[1]  # as of the current() _preflight just made
-    bound_by = getattr(rec, "_bound_by", {})
-    missing, seen, todo = {}, set(), [fn]
-    while todo:
-        f = todo.pop()
-        f = getattr(f, "__func__", f)  # bound methods
-        if id(f) in seen or not isinstance(f, types.FunctionType) \
-                or f.__globals__ is not main:
-            continue
-        seen.add(id(f))
-        for name in _global_reads(f.__code__):
-            if name not in main or name in _SKIP or name.startswith("_i"):
-                continue
-            value = main[name]
-            if name in exported:
-                todo.append(value)  # a helper it calls may read one
-            elif not isinstance(value, types.ModuleType):
-                missing.setdefault(name, bound_by.get(name))
-    return sorted(missing.items())
-
-
 def _preflight(fn, path="fn", diagnose=True):
-    """Checks, before anything is pickled, what fn needs in a worker.  Map
-    and submit pass diagnose=False: they pickle fn next anyway, and diagnose
-    only if that fails."""
+    """Checks, before anything is pickled, what fn needs in a worker; returns
+    the re-export recorder.  Map and submit pass diagnose=False: they pickle
+    fn and the globals it reads next anyway, and diagnose only if that
+    fails."""
     rec = _refresh_reexport() if _ferry_pool is not None else None
-    missing = _unexported_globals(fn, rec)
-    if missing:
-        names = ", ".join(repr(n) for n, _ in missing)
-        whys = "; ".join(f"{n!r} was {why}" for n, why in missing if why)
-        qual = getattr(fn, "__qualname__", repr(fn))
-        plural = "s" if len(missing) > 1 else ""
-        raise _check.PicklingError(
-            f"{qual} reads the notebook global{plural} {names}, which worker processes "
-            f"do not have: only imports, def/class statements and assignments of "
-            f"literals or lambdas are re-exported to them, not computed values"
-            + (f" ({whys})" if whys else "") +
-            f". Fix: pass {names} to the function as an argument, or compute it inside "
-            f"the function.")
-    message = _check.diagnose(fn, path) if diagnose else None
-    if message:
-        raise _check.PicklingError(message)
+    if diagnose:
+        _globals.check(fn, rec)
+        message = _check.diagnose(fn, path)
+        if message:
+            raise _check.PicklingError(message)
+    return rec
 
 
 def check(obj):
     """ferry.check: the diagnosis map and submit run before dispatch - a
-    function reading a notebook global that workers lack, or anything that
-    cannot be pickled - raising ferry.PicklingError, else returning None."""
+    notebook global the function reads that cannot be pickled, or anything
+    else that cannot - raising ferry.PicklingError, else returning None."""
     _preflight(obj, "obj")
 
 
@@ -374,14 +304,19 @@ class Pool:
     # ------------------------------------------------------- submitting
 
     def submit(self, fn, *args, **kwargs):
-        _preflight(fn, diagnose=False)
+        rec = _preflight(fn, diagnose=False)
+        sent = _globals.capture(fn, rec)  # the globals fn reads, as they are now
         try:
-            head, body = _head(fn), _dumps(("call", (args, kwargs)))
-        except Exception as exc:
+            head, body = _head(fn, sent.spec), _dumps(("call", (args, kwargs)))
+            handle = self._start()  # after pickling: a bad argument starts no worker
+        except BaseException as exc:
+            sent.release()
+            if not isinstance(exc, Exception):
+                raise
             _explain(exc, [(fn, "fn")] + [(a, f"args[{i}]") for i, a in enumerate(args)] +
                      [(v, f"kwargs[{k!r}]") for k, v in kwargs.items()])
-        handle = self._start()  # after pickling: a bad argument starts no worker
         future = _Future()
+        future.add_done_callback(sent.release)
         future.task_id = _take_ids(1)
         future.submitted = time.monotonic_ns() // 1000
         future._ferry_pool = self
@@ -395,7 +330,7 @@ class Pool:
         # A range or a tuple cannot change under the map: sliced, not copied
         # (a range's chunks travel as ranges: 40 bytes an item less).
         items = iterable if type(iterable) in (range, tuple) else list(iterable)
-        _preflight(fn, diagnose=False)
+        rec = _preflight(fn, diagnose=False)
         if chunksize is None:
             # About four chunks per worker: small tasks do not pay a round
             # trip each, and uneven ones still balance.
@@ -407,8 +342,15 @@ class Pool:
             return []
         # Every chunk is pickled before the first is sent: an item that
         # cannot travel stops the map before any work starts.
+        sent = _globals.capture(fn, rec)  # the globals fn reads, as they are now
         try:
-            head = _head(fn)
+            return self._map(fn, items, chunksize, sent)
+        finally:
+            sent.release()
+
+    def _map(self, fn, items, chunksize, sent):
+        try:
+            head = _head(fn, sent.spec)
         except Exception as exc:
             _explain(exc, [(fn, "fn")])
         bodies, sizes = [], []

@@ -321,8 +321,9 @@ class Recorder:
                                   first_line(node, cell.lines)))
         for name in names:
             self._bound_by[name] = why
-        if isinstance(node, ast.Delete):
-            for name in names:
+        if isinstance(node, (ast.Delete, ast.Assign)) or (
+                isinstance(node, ast.AnnAssign) and node.value is not None):
+            for name in names:  # surely unbound or rebound: drop it now
                 self._forget(name)
         # Other statements may or may not have rebound their names (`if`,
         # `try`); _check_objects() compares the objects before a version.
@@ -337,6 +338,9 @@ class Recorder:
         if name in self._mentions:
             self._wanted.add(name)
         self._generation += 1
+        # Nor does the snapshot keep it: a list the notebook filled and
+        # deleted must give its memory back now, not at the next dispatch.
+        self._snapshot = (-1, (), ())
         self._drop_if_dead(entry)
 
     def _drop_if_dead(self, entry):

@@ -47,6 +47,8 @@ def install(rec):
             _fork_hook_installed = True
     _importhook.when_imported("multiprocessing.spawn", _hook_spawn)
     _importhook.when_imported("multiprocessing.reduction", _hook_reduction)
+    from . import _globals_stdlib  # Pool and ProcessPoolExecutor take globals at the call
+    _globals_stdlib.install_hooks()
 
 
 def _active():
@@ -214,4 +216,8 @@ def _reducer_override(pickler, obj):
     rec = _active()
     if rec is None:
         return NotImplemented
-    return reducer_override(rec, obj)
+    rv = reducer_override(rec, obj)
+    if rv is not NotImplemented and not getattr(pickler, "ferry_globals_elsewhere", False):
+        from . import _globals_stdlib  # the notebook globals obj reads travel with it
+        rv = _globals_stdlib.carry(rv, obj, rec)
+    return rv

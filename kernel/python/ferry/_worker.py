@@ -1,7 +1,9 @@
 """The worker side of ferry's pool: run one pickled task, pickle the result.
 
-A task is two pickles: the head (context, fn), the same bytes for every
-task of one map, and the body (kind, work).  context is the kernel's (cwd,
+A task is two pickles: the head (context, fn) or (context, fn, globals),
+the same bytes for every task of one map, and the body (kind, work).
+globals names the values of the notebook globals fn reads (ferry._globals_rt
+binds them, reading each distinct value once per worker).  context is the kernel's (cwd,
 sys.path) at dispatch time, which the worker follows; kind "map" applies
 fn to each item of work, kind "call" calls fn(*args, **kwargs) once.
 Buffers of pickle protocol 5 travel as separate frames after the body,
@@ -16,6 +18,22 @@ import os
 import pickle
 import sys
 import types
+
+
+# ------------------------------------------------ entry points, from C
+# The worker role enters here (kernel/pool/worker.c through pyrt.c), as the
+# kernel role enters through _kernel.
+
+def start(role, runtime_dir, python):
+    """Called once the interpreter is up: the kernel's runtime directory,
+    as cells see it in the kernel."""
+    import ferry
+    ferry.runtime_dir = runtime_dir
+
+
+def run_task(frames):
+    """Runs one pool task; returns (ok, frames)."""
+    return run(frames)
 
 
 _context = None
@@ -75,16 +93,28 @@ def _load_head(head):
     key = bytes(head)
     if _head_cache[0] == key:
         return _head_cache[1]
-    context, fn = pickle.loads(head)
+    loaded = pickle.loads(head)
+    if len(loaded) == 2:
+        loaded += (None,)
+    fn = loaded[1]
     plain = isinstance(fn, types.BuiltinFunctionType) or (
         isinstance(fn, types.FunctionType) and fn.__closure__ is None)
-    _head_cache = (key, (context, fn)) if plain else (None, None)
-    return context, fn
+    _head_cache = (key, loaded) if plain else (None, None)
+    return loaded
+
+
+def _bind_globals(spec, fn):
+    global _bind_globals
+    from ._globals_rt import bind  # only once a task reads notebook globals
+    _bind_globals = bind
+    bind(spec, fn)
 
 
 def run(frames):
     try:
-        context, fn = _load_head(frames[0])
+        context, fn, spec = _load_head(frames[0])
+        if spec is not None:
+            _bind_globals(spec, fn)
         kind, work = pickle.loads(frames[1], buffers=frames[2:])
         _follow(context)
         if kind == "map":

@@ -1,0 +1,75 @@
+/* pool_int.h -- the pool's insides, shared by pool.c (the dispatcher and
+ * the API) and results.c (the results queue).  Not for other files. */
+#ifndef FERRY_POOL_INT_H
+#define FERRY_POOL_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "pool.h"
+#include "procs.h"
+#include "sched.h"
+
+typedef struct task {
+    sched_task core;   /* first: the core hands tasks back as sched_task */
+    json_t *parent;    /* header of the request that asked, or NULL */
+    jp_frames frames;  /* payload and buffers, owned (kept once sent:
+                          a dead worker's unstarted tasks go again) */
+    long long sent_us; /* monotonic us it was last sent to a worker */
+} task;
+
+typedef struct result_node {
+    pool_result r;            /* the result */
+    struct result_node *next; /* queue link */
+} result_node;
+
+/* What the dispatcher keeps per worker slot besides the core's view. */
+typedef struct slot {
+    proc proc;           /* the process */
+    json_t *last_parent; /* parent of its last finished task, for late output */
+} slot;
+
+struct pool {
+    void *zctx;                  /* context for the ROUTER */
+    void *router;                /* owned by the dispatcher thread */
+    char endpoint[320];          /* ipc://RUNTIME/pool-N */
+    char exe[PATH_MAX];          /* ferry-kernel */
+    iopub *io;                   /* where worker output goes */
+    pthread_t thread;            /* the dispatcher */
+    int wake_fd;                 /* eventfd: commands are waiting */
+    pthread_mutex_t lock;        /* guards everything down to core */
+    pthread_cond_t results_cond; /* signalled when a result is queued */
+    sched_list inbox;            /* submitted, not yet handed to the core */
+    int queued;                  /* unsent tasks the core held after its last turn */
+    uint64_t *cancels;           /* ids to cancel, for the dispatcher */
+    size_t n_cancels, cap_cancels;
+    uint64_t *interrupts; /* running ones among them to SIGINT */
+    size_t n_interrupts, cap_interrupts;
+    result_node *results, *results_tail;
+    int target;                        /* workers asked for */
+    int retry;                         /* a task came: try starting workers again */
+    int stopping;                      /* pool_destroy began */
+    int closed;                        /* the dispatcher has exited */
+    sched core;                        /* dispatcher-owned from here on */
+    slot slots[SCHED_MAX_WORKERS];     /* by the core's slot numbers */
+    result_node *staged, *staged_tail; /* posted, not yet published */
+};
+
+static inline long long pool_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* results.c */
+/* Stages a result (frames taken over); NULL when out of memory (logged). */
+pool_result *pool_post_result(pool *p, uint64_t id, pool_status status, jp_frames frames,
+                              const char *message);
+/* Hands what is staged to pool_next. */
+void pool_publish_results(pool *p);
+/* Notes on r (if any) where and when task t ran. */
+void pool_note_ran(pool_result *r, int pid, const task *t, uint64_t run_us);
+
+#endif
