@@ -12,3 +12,11 @@ bench: all
 
 bench-quick: all
 	$(Q)$(PYTHON) bench/bench.py --quick $(BENCH_ARGS)
+
+# make soak: one kernel under mixed cells for SOAK_MINUTES (default 10);
+# RSS and answer times at start and end, in bench/results/soak.json.
+.PHONY: soak
+SOAK_MINUTES ?= 10
+
+soak: all
+	$(Q)$(PYTHON) bench/soak.py --minutes $(SOAK_MINUTES)

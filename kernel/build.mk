@@ -3,12 +3,13 @@
 # says what each file does.
 POOL_SRCS   := kernel/pool/pool.c kernel/pool/sched.c kernel/pool/sched_list.c \
                kernel/pool/procs.c kernel/pool/link.c kernel/pool/results.c \
-               kernel/pool/pool_py.c kernel/pool/worker.c kernel/pool/pyframe.c
+               kernel/pool/pool_py.c kernel/pool/worker.c kernel/pool/pyframe.c \
+               kernel/pool/groupwatch.c
 KERNEL_SRCS := kernel/main.c kernel/kernel.c kernel/control.c kernel/iopub.c \
                kernel/iopub_capture.c \
                kernel/pyrt.c kernel/log.c kernel/runtime.c kernel/utf8.c \
                kernel/install.c kernel/paths.c kernel/pyprint.c kernel/request.c \
-               kernel/serve.c \
+               kernel/serve.c kernel/parent.c kernel/guard.c \
                $(POOL_SRCS) common/child.c
 KERNEL_OBJS := $(KERNEL_SRCS:%.c=$(B)/%.o)
 KERNEL_BIN  := $(B)/ferry-kernel

@@ -11,7 +11,9 @@
 #include <zmq.h>
 
 #include "control.h"
+#include "guard.h"
 #include "log.h"
+#include "runtime.h"
 
 static pthread_t signal_thread;
 
@@ -28,7 +30,7 @@ static void *control_main(void *arg)
             if (errno == ETERM) {
                 break;
             }
-            LOG_W("dropping malformed message on control: %s", err.text);
+            guard_dropped("control", err.text);
             continue;
         }
         serve_control(c->sv, c->control_sock, &req);
@@ -68,14 +70,27 @@ static void on_sigterm(int sig)
     (void)rc;
 }
 
+/* SIGTERM ends the kernel at once, as it ends ipykernel: the client sees the
+ * process die, not a cell interrupted and a reply.  What is left to clean
+ * up goes with the process: pool workers by their parent-death signal (and
+ * the processes their tasks started, by the watcher holding each worker's
+ * process group), the runtime directory here. */
 static void *signal_main(void *arg)
 {
     control *c = arg;
     uint64_t count;
     while (read(term_fd, &count, sizeof count) < 0 && errno == EINTR) {
     }
-    LOG_I("SIGTERM: shutting down");
-    c->sv->stop(c->sv->ctx);
+    (void)c;
+    LOG_I("SIGTERM: exiting");
+    runtime_dir_remove_own();
+    signal(SIGTERM, SIG_DFL);
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_UNBLOCK, &term, NULL);
+    raise(SIGTERM); /* dies of it, as an unhandled SIGTERM would */
+    _exit(128 + SIGTERM);
     return NULL;
 }
 

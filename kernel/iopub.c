@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -65,11 +66,31 @@ static void send_stream(iopub *io, json_t *parent, const char *name, const char 
     send_message(io, parent, "stream", content);
 }
 
+/* A buffer grown for one huge write (print of 200 MB) is let go once empty,
+ * and the heap trimmed, so the kernel does not keep its peak for life.  The
+ * heap is trimmed again once output has been quiet for TRIM_DELAY_MS: the
+ * messages built from that output are freed by ZeroMQ's own thread when
+ * they have been sent, after the first trim. */
+#define SHRINK_ABOVE (1024 * 1024)
+#define TRIM_DELAY_MS 300
+
+void iopub_shrink_buffer(iopub *io, void **buf, size_t *cap, size_t len)
+{
+    if (len == 0 && *cap > SHRINK_ABOVE) {
+        free(*buf);
+        *buf = NULL;
+        *cap = 0;
+        malloc_trim(0);
+        io->trim_ms = iopub_now_ms() + TRIM_DELAY_MS;
+    }
+}
+
 static void stream_publish(iopub *io)
 {
     if (io->stream.len) {
         send_stream(io, io->parent, io->stream.name, io->stream.text, io->stream.len);
         io->stream.len = 0;
+        iopub_shrink_buffer(io, (void **)&io->stream.text, &io->stream.cap, 0);
     }
 }
 
@@ -298,6 +319,11 @@ static void *publisher_main(void *arg)
             timeout = io->deadline_ms - iopub_now_ms();
             timeout = timeout < 0 ? 0 : timeout;
         }
+        if (io->trim_ms) {
+            long trim_in = io->trim_ms - iopub_now_ms();
+            trim_in = trim_in < 0 ? 0 : trim_in;
+            timeout = timeout < 0 || trim_in < timeout ? trim_in : timeout;
+        }
         int rc = zmq_poll(items, n_items, timeout);
         if (rc < 0 && errno != EINTR) {
             LOG_E("iopub: poll failed: %s", zmq_strerror(errno));
@@ -317,6 +343,10 @@ static void *publisher_main(void *arg)
         }
         if (flush_due(io)) {
             break;
+        }
+        if (io->trim_ms && iopub_now_ms() >= io->trim_ms) {
+            io->trim_ms = 0;
+            malloc_trim(0);
         }
     }
     return NULL;

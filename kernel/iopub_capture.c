@@ -72,6 +72,7 @@ static void capture_release(iopub *io, capture *c, uint64_t mark, int final)
     free(text);
     memmove(c->raw, c->raw + used, c->raw_len - used);
     c->raw_len -= used;
+    iopub_shrink_buffer(io, (void **)&c->raw, &c->raw_cap, c->raw_len);
 }
 
 void iopub_release_marks(iopub *io, const uint64_t marks[2], int final)

@@ -69,6 +69,7 @@ struct iopub {
     stream_buf stream;           /* batched text under the current parent */
     json_t *parent;              /* current parent header (thread only) */
     long long deadline_ms;       /* when batched output must go, 0 = none */
+    long long trim_ms;           /* when to trim the heap again, 0 = none */
     char topic_prefix[64];       /* "kernel.<session>." */
 };
 
@@ -81,6 +82,9 @@ static inline long long iopub_now_ms(void)
 
 /* iopub.c: adds text to the stream batch (publisher thread only). */
 void iopub_stream_append(iopub *io, const char *name, const char *text, size_t len);
+/* Frees *buf once it is empty (len 0) if it grew past 1 MiB, and trims the
+ * heap now and again once output has been quiet (iopub.c). */
+void iopub_shrink_buffer(iopub *io, void **buf, size_t *cap, size_t len);
 
 /* iopub_capture.c */
 /* Makes c a pipe that replaces fd target; 0 or -1. */

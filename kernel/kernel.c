@@ -21,7 +21,9 @@
 
 #include <zmq.h>
 
+#include "guard.h"
 #include "log.h"
+#include "parent.h"
 #include "paths.h"
 #include "pool/pool_py.h"
 #include "pyrt.h"
@@ -33,12 +35,61 @@
 
 /* --------------------------------------------------------------- stdin */
 
+/* Drops what waits on stdin (ipykernel does the same): an input_reply sent
+ * when no input() was asking must not answer the next one. */
+static void drop_stale_stdin(kernel *k)
+{
+    for (int i = 0; i < 1000; i++) { /* bounded: a flood cannot hold input() */
+        jp_error err = {0};
+        jp_msg *stale = jp_recv(k->session, k->stdin_sock, ZMQ_DONTWAIT, &err);
+        if (stale == NULL && (errno == EAGAIN || errno == ETERM)) {
+            return;
+        }
+        LOG_I("dropping a stdin message no input() asked for");
+        jp_msg_destroy(&stale);
+    }
+}
+
+/* Sends the input_request under parent; copies its msg_id into id, to
+ * match the reply. */
+static int send_input_request(kernel *k, const jp_msg *parent, const char *prompt,
+                              int password, char *id, size_t size)
+{
+    drop_stale_stdin(k);
+    jp_msg *m =
+        jp_msg_reply(k->session, parent, "input_request",
+                     json_pack("{s:s, s:b}", "prompt", prompt, "password", password));
+    jp_error err = {0};
+    const char *msg_id =
+        m ? json_string_value(json_object_get(m->header, "msg_id")) : NULL;
+    snprintf(id, size, "%s", msg_id ? msg_id : "");
+    if (m == NULL || jp_send(k->session, k->stdin_sock, &m, NULL, &err) < 0) {
+        jp_msg_destroy(&m);
+        LOG_W("cannot send input_request: %s", err.set ? err.text : "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* An input_reply that names its request must name ours; jupyter_client's
+ * carries no parent header at all, and is taken. */
+static int answers(const jp_msg *reply, const char *request_id)
+{
+    const char *parent =
+        json_string_value(json_object_get(reply->parent_header, "msg_id"));
+    if (parent != NULL && *parent != '\0' && strcmp(parent, request_id) != 0) {
+        LOG_I("dropping an input_reply to another request (%s)", parent);
+        return 0;
+    }
+    return 1;
+}
+
 static int ask_input(kernel *k, const jp_msg *parent, const char *prompt, int password,
                      char **value, jp_error *err)
 {
     iopub_flush(k->io); /* the prompt comes after the output before it */
-    if (serve_reply(&k->sv, k->stdin_sock, parent, "input_request",
-                    json_pack("{s:s, s:b}", "prompt", prompt, "password", password)) <
+    char request_id[128];
+    if (send_input_request(k, parent, prompt, password, request_id, sizeof request_id) <
         0) {
         jp_error_set(err, "cannot send input_request");
         return -1;
@@ -56,12 +107,13 @@ static int ask_input(kernel *k, const jp_msg *parent, const char *prompt, int pa
         }
         jp_msg *reply = jp_recv(k->session, k->stdin_sock, ZMQ_DONTWAIT, err);
         if (reply == NULL) {
-            LOG_W("dropping malformed message on stdin: %s", err->text);
+            guard_dropped("stdin", err->text);
             memset(err, 0, sizeof *err);
             continue;
         }
         const char *v = json_string_value(json_object_get(reply->content, "value"));
-        int ok = strcmp(jp_msg_type(reply), "input_reply") == 0 && v != NULL;
+        int ok = strcmp(jp_msg_type(reply), "input_reply") == 0 && v != NULL &&
+                 answers(reply, request_id);
         if (ok) {
             *value = strdup(v);
         }
@@ -122,8 +174,10 @@ static void *bind_router(kernel *k, jp_channel ch, jp_error *err)
     char endpoint[300];
     void *s = zmq_socket(k->zctx, ZMQ_ROUTER);
     int linger = 1000;
+    int64_t max_size = guard_max_message_size(); /* bounds unsigned input */
     jp_connection_endpoint(&k->conn, ch, endpoint, sizeof endpoint);
     if (s == NULL || zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max_size, sizeof max_size) < 0 ||
         zmq_bind(s, endpoint) < 0) {
         jp_error_set(err, "cannot bind %s on %s: %s", jp_channel_name(ch), endpoint,
                      zmq_strerror(errno));
@@ -188,6 +242,7 @@ static int kernel_setup(kernel *k, const char *connection_file, jp_error *err)
         (k->session = jp_session_from_connection(&k->conn, "kernel", err)) == NULL) {
         return -1;
     }
+    guard_check_connection_file(connection_file, k->conn.key);
     if (runtime_dir_create(k->runtime_dir, sizeof k->runtime_dir) < 0) {
         jp_error_set(err, "cannot create a runtime directory: %s", strerror(errno));
         return -1;
@@ -276,7 +331,7 @@ static void shell_loop(kernel *k)
         jp_msg *req = jp_recv(k->session, k->shell, ZMQ_DONTWAIT, &err);
         if (req == NULL) {
             if (errno != EAGAIN) {
-                LOG_W("dropping malformed message on shell: %s", err.text);
+                guard_dropped("shell", err.text);
             }
             continue;
         }
@@ -419,6 +474,9 @@ int kernel_run(const char *connection_file)
         control_install_sigterm(&err) < 0) {
         LOG_E("%s", err.text);
         goto done;
+    }
+    if (parent_watch_start() < 0) { /* a thread: started while signals are blocked */
+        LOG_W("cannot watch the frontend process (JPY_PARENT_PID)");
     }
     pthread_sigmask(SIG_UNBLOCK, &blocked, NULL);
     iopub_set_parent(k.io, NULL);

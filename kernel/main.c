@@ -31,7 +31,13 @@ static void usage(FILE *out)
             "\n"
             "  -f FILE            the connection file written by the frontend\n"
             "  --log-level LEVEL  error, warn (default), info or debug; the log goes\n"
-            "                     to the kernel's stderr, never into a notebook\n");
+            "                     to the kernel's stderr, never into a notebook\n"
+            "  --Class.trait=V    IPython-style options: HistoryManager.hist_file is\n"
+            "                     honoured, the others logged and ignored\n"
+            "\n"
+            "With JPY_PARENT_PID set (jupyter_client sets it), the kernel exits when\n"
+            "that process dies.  FERRY_MAX_MESSAGE_SIZE (bytes, default 256 MiB, 0 for\n"
+            "no limit) bounds each part of a message the kernel accepts.\n");
 }
 
 /* ferry-kernel --worker ENDPOINT [--log-level L] [--status-fd N], as
@@ -52,8 +58,46 @@ static int worker_main(int argc, char **argv)
     return worker_run(argv[2], FERRY_PYTHON, status_fd);
 }
 
+/* "--Class.trait=value" or "--Class.trait value", as IPython's kernels take
+ * them: frontends pass such options to any kernel named python3 (nbclient:
+ * --HistoryManager.hist_file=:memory:).  Returns how many arguments it used,
+ * 0 when a is not one.  The one ferry has a use for goes to *hist_file; the
+ * rest are counted in *ignored, logged once the log is open
+ * (log_ignored_traits), and ignored. */
+static int trait_option(const char *a, const char *next, const char **hist_file,
+                        int *ignored)
+{
+    const char *dot = strncmp(a, "--", 2) == 0 ? strchr(a + 2, '.') : NULL;
+    if (dot == NULL || dot == a + 2 || dot[1] == '\0' || dot[1] == '=') {
+        return 0;
+    }
+    const char *eq = strchr(a, '=');
+    int used = eq ? 1 : (next && strncmp(next, "--", 2) != 0 ? 2 : 1);
+    const char *value = eq ? eq + 1 : (used == 2 ? next : "");
+    size_t name_len = eq ? (size_t)(eq - a) : strlen(a);
+    if (name_len == 26 && strncmp(a, "--HistoryManager.hist_file", 26) == 0) {
+        *hist_file = value;
+    } else {
+        (*ignored)++;
+    }
+    return used;
+}
+
+static void log_ignored_traits(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        int n = 0;
+        const char *unused = NULL;
+        if (trait_option(argv[i], NULL, &unused, &n) > 0 && n > 0) {
+            LOG_W("ignoring option %s: ferry has no such setting", argv[i]);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
+    int ignored = 0;              /* trait options ferry has no use for */
+    const char *hist_file = NULL; /* --HistoryManager.hist_file */
     const char *connection_file = NULL;
     int level = LOG_WARN;
     if (argc > 1 && strcmp(argv[1], "install") == 0) {
@@ -62,7 +106,7 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "--worker") == 0) {
         return worker_main(argc, argv);
     }
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1, used; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         if ((strcmp(a, "-f") == 0 || strcmp(a, "--connection-file") == 0) && next) {
@@ -83,6 +127,8 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
+        } else if ((used = trait_option(a, next, &hist_file, &ignored)) > 0) {
+            i += used - 1;
         } else {
             fprintf(stderr, "ferry-kernel: unknown or incomplete argument '%s'\n", a);
             usage(stderr);
@@ -96,5 +142,11 @@ int main(int argc, char **argv)
     /* Log lines go to a copy of stderr taken before output capture. */
     int fd = dup(2);
     log_init(fd >= 0 ? fd : 2, (log_level)level);
+    if (ignored) {
+        log_ignored_traits(argc, argv);
+    }
+    if (hist_file) {
+        setenv("FERRY_HISTORY_FILE", hist_file, 1); /* _history.py reads it */
+    }
     return kernel_run(connection_file);
 }

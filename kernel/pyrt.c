@@ -46,9 +46,13 @@ static PyObject *kernel_publish(PyObject *self, PyObject *args)
         return NULL;
     }
     json_error_t jerr;
-    json_t *content = json_loadb(content_text, (size_t)content_len, 0, &jerr);
-    json_t *metadata =
-        metadata_text ? json_loadb(metadata_text, (size_t)metadata_len, 0, &jerr) : NULL;
+    /* NUL is valid in a Python string and in JSON ("\u0000"): a cell may
+     * print or raise one. */
+    json_t *content =
+        json_loadb(content_text, (size_t)content_len, JSON_ALLOW_NUL, &jerr);
+    json_t *metadata = metadata_text ? json_loadb(metadata_text, (size_t)metadata_len,
+                                                  JSON_ALLOW_NUL, &jerr)
+                                     : NULL;
     if (content == NULL || (metadata_text && metadata == NULL)) {
         json_decref(content);
         frames_free(frames, n);
@@ -181,7 +185,16 @@ static PyObject *kernel_input(PyObject *self, PyObject *args)
     return result;
 }
 
+static PyObject *kernel_log_fd(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(log_fd());
+}
+
 static PyMethodDef kernel_methods[] = {
+    {"log_fd", kernel_log_fd, METH_NOARGS,
+     "log_fd() -> int: the descriptor of the kernel's log (never a cell's output)."},
     {"publish", kernel_publish, METH_VARARGS,
      "publish(msg_type, content_json): send an iopub message under the current request."},
     {"log", kernel_log, METH_VARARGS,
@@ -214,6 +227,33 @@ static struct PyModuleDef kernel_module = {
 static PyObject *kernel_module_init(void)
 {
     return PyModule_Create(&kernel_module);
+}
+
+/* Logs the pending exception with its traceback and clears it.  Not
+ * PyErr_Print: that writes to sys.stderr, the running cell's stream, and
+ * the kernel's own errors belong in its log. */
+static void log_python_error(const char *what)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *mod = PyImport_ImportModule("traceback");
+    PyObject *lines =
+        mod && type ? PyObject_CallMethod(mod, "format_exception", "OOO", type,
+                                          value ? value : Py_None, tb ? tb : Py_None)
+                    : NULL;
+    PyObject *empty = PyUnicode_FromString("");
+    PyObject *text = lines && empty ? PyUnicode_Join(empty, lines) : NULL;
+    const char *utf8 = text ? PyUnicode_AsUTF8(text) : NULL;
+    LOG_E("%s:\n%s", what, utf8 ? utf8 : "(the traceback could not be formatted)");
+    PyErr_Clear();
+    Py_XDECREF(mod);
+    Py_XDECREF(lines);
+    Py_XDECREF(empty);
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
 }
 
 /* ------------------------------------------------------ initialisation */
@@ -298,7 +338,7 @@ int pyrt_init(const pyrt_config *cfg, jp_error *err)
                                                cfg->runtime_dir, cfg->python)
                          : NULL;
     if (r == NULL) {
-        PyErr_Print();
+        log_python_error("the Python runner failed to start");
         jp_error_set(err, "cannot start the Python runner (%s in %s)", cfg->entry,
                      cfg->package_dir);
         return -1;
@@ -332,19 +372,19 @@ json_t *pyrt_call(const char *func, json_t *arg, jp_error *err)
     free(text);
     if (r == NULL) {
         /* The runner catches everything a cell raises: this is our bug. */
-        PyErr_Print();
+        log_python_error(func);
         jp_error_set(err, "internal error in %s.%s", entry_name, func);
         goto done;
     }
     Py_ssize_t len;
     const char *out = PyUnicode_AsUTF8AndSize(r, &len);
     if (out == NULL) {
-        PyErr_Print();
+        log_python_error(func);
         jp_error_set(err, "%s.%s did not return text", entry_name, func);
         goto done;
     }
     json_error_t jerr;
-    result = json_loadb(out, (size_t)len, 0, &jerr);
+    result = json_loadb(out, (size_t)len, JSON_ALLOW_NUL, &jerr);
     if (result == NULL) {
         jp_error_set(err, "%s.%s returned invalid JSON: %s", entry_name, func, jerr.text);
     }
@@ -404,7 +444,7 @@ int pyrt_call_frames(const char *func, jp_frame *in, size_t n_in, jp_frame **out
     PyObject *ok = NULL, *frames = NULL;
     if (r == NULL || !PyArg_ParseTuple(r, "OO", &ok, &frames) ||
         list_to_frames(frames, out, n_out) < 0) {
-        PyErr_Print();
+        log_python_error(func);
         jp_error_set(err, "internal error in %s.%s", entry_name, func);
         goto done;
     }

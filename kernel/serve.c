@@ -8,6 +8,7 @@
 
 #include <zmq.h>
 
+#include "guard.h"
 #include "log.h"
 
 /* The channels a request type is served on, and whether the kernel stops
@@ -190,7 +191,7 @@ static size_t abort_queued(server *sv, void *sock, jp_msg **deferred, size_t max
             if (errno == EAGAIN) {
                 return n;
             }
-            LOG_W("dropping malformed message on shell: %s", err.text);
+            guard_dropped("shell", err.text);
             continue;
         }
         if (strcmp(jp_msg_type(req), "execute_request") == 0) {

@@ -242,6 +242,15 @@ int jp_wire_encode(jp_session *s, jp_msg **m, jp_frame **out, size_t *n_out,
  * and frees; on failure (errno set: EAGAIN, ENOMEM, ...) the rest of a
  * half-read message is drained and nothing is returned.  0 or -1. */
 int jp_recv_frames(void *socket, int flags, jp_frame **out, size_t *n_out) JP_WUR;
+/* The same, but a message of more than max parts fails with EMSGSIZE: the
+ * parts past max are drained unread and the rest released. */
+int jp_recv_frames_max(void *socket, int flags, size_t max, jp_frame **out,
+                       size_t *n_out) JP_WUR;
+
+/* Parts jp_recv takes in one message: identities, delimiter, signature, four
+ * JSON frames and the buffers.  An unauthenticated peer cannot make the
+ * receiver hold more than this many. */
+#define JP_MAX_FRAMES 4096
 
 /* Receives one multipart message from a ZeroMQ socket (void * as in zmq.h)
  * and decodes it.  flags are zmq_recv flags (0 or ZMQ_DONTWAIT).  Retries on

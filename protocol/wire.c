@@ -21,6 +21,7 @@
 #include "jp.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -328,6 +329,11 @@ static void drain_rest(void *socket)
 
 int jp_recv_frames(void *socket, int flags, jp_frame **out, size_t *n_out)
 {
+    return jp_recv_frames_max(socket, flags, SIZE_MAX, out, n_out);
+}
+
+int jp_recv_frames_max(void *socket, int flags, size_t max, jp_frame **out, size_t *n_out)
+{
     size_t n = 0, cap = 8;
     jp_frame *frames = calloc(cap, sizeof *frames);
     *out = NULL;
@@ -338,6 +344,11 @@ int jp_recv_frames(void *socket, int flags, jp_frame **out, size_t *n_out)
     }
     int more = 1;
     while (more) {
+        if (n == max) { /* dropped unread, without keeping a byte of it */
+            errno = EMSGSIZE;
+            more = -1;
+            break;
+        }
         if (n == cap) {
             jp_frame *grown = realloc(frames, 2 * cap * sizeof *grown);
             if (grown == NULL) {
@@ -359,7 +370,7 @@ int jp_recv_frames(void *socket, int flags, jp_frame **out, size_t *n_out)
     if (more < 0) {
         int saved = errno;
         if (n > 0) {
-            drain_rest(socket); /* out of memory mid-message */
+            drain_rest(socket); /* out of memory or too many parts */
         }
         clear_frames(frames, n);
         free(frames);
@@ -375,7 +386,7 @@ jp_msg *jp_recv(jp_session *s, void *socket, int flags, jp_error *err)
 {
     jp_frame *frames;
     size_t n;
-    if (jp_recv_frames(socket, flags, &frames, &n) < 0) {
+    if (jp_recv_frames_max(socket, flags, JP_MAX_FRAMES, &frames, &n) < 0) {
         int saved = errno;
         jp_error_set(err, "receive failed: %s", zmq_strerror(saved));
         errno = saved;

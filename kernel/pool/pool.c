@@ -174,6 +174,24 @@ static void reap_worker(pool *p, int i)
     }
 }
 
+/* Workers without a pidfd (pidfd_open refused: an old kernel, a seccomp
+ * filter) are reaped by polling waitpid, since no fd says they exited.  A
+ * SIGCHLD handler would say it sooner, but the signal is the cells' (their
+ * subprocesses), not the pool's.  Returns the poll timeout this needs. */
+#define UNWATCHED_POLL_MS 100
+
+static int reap_unwatched(pool *p)
+{
+    int any = 0;
+    for (int i = 0; i < p->core.n_slots; i++) {
+        if (p->slots[i].proc.pid != 0 && p->slots[i].proc.pidfd < 0) {
+            any = 1;
+            reap_worker(p, i);
+        }
+    }
+    return any ? UNWATCHED_POLL_MS : -1;
+}
+
 /* ------------------------------------------------------ the dispatcher */
 
 /* What other threads asked for since the last turn, handed to the core:
@@ -258,6 +276,7 @@ static void *dispatcher_main(void *arg)
         }
         pthread_mutex_unlock(&p->lock);
         int timeout = min_timeout(sched_timers(&p->core, pool_now_us()), balance);
+        timeout = min_timeout(timeout, reap_unwatched(p));
         if (p->core.stopping) {
             if (!sched_any_workers(&p->core)) {
                 break;

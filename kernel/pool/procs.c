@@ -97,6 +97,10 @@ pid_t proc_spawn(proc *pr, const char *exe, const char *endpoint)
         return -1;
     }
     *pr = (proc){.pid = pid, .pidfd = pidfd_open(pid, 0), .status = status};
+    if (pr->pidfd < 0) {
+        LOG_I("pool: no pidfd for worker %d (%s): its exit is polled", (int)pid,
+              strerror(errno));
+    }
     LOG_D("pool: started worker %d", (int)pid);
     return pid;
 }

@@ -35,6 +35,7 @@
 
 #include <zmq.h>
 
+#include "groupwatch.h"
 #include "log.h"
 #include "paths.h"
 #include "pool_wire.h"
@@ -498,6 +499,7 @@ static volatile uint64_t *map_status(int fd)
 int worker_run(const char *endpoint, const char *python, int status_fd)
 {
     static wstate w;
+    groupwatch_start(); /* before any thread: what tasks start ends with us */
     w.parent = getppid();
     w.status = map_status(status_fd);
     char package_dir[PATH_MAX], runtime_dir[PATH_MAX];

@@ -316,7 +316,7 @@ def test_ferry_check_names_an_unpicklable_global(k):
            "ferry.check(add_shift2)")  # a computed global that travels is fine
 
 
-@pytest.mark.parametrize("target", ["ferry", "spawn"])
+@pytest.mark.parametrize("target", TARGETS)
 def test_a_huge_global_warns_once_with_its_size(k, target):
     # The threshold is 1 GiB; the test lowers it rather than pickling that.
     run(k, "from ferry import _globals\n_globals.WARN_BYTES = 100_000\n"

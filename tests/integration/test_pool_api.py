@@ -174,7 +174,7 @@ def test_chunksize_none_picks_a_chunk_size(kernel):
 
 
 def test_chunksize_below_one_is_an_error(kernel):
-    x = kernel.execute("ferry.map(abs, [1], chunksize=0)", timeout=T,
+    x = kernel.execute(PRELUDE + "ferry.map(abs, [1], chunksize=0)", timeout=T,
                        stop_on_error=False)
     assert x.status == "error" and x.content["ename"] == "ValueError"
 
@@ -202,12 +202,16 @@ def test_workers_follow_the_kernel_sys_path(kernel, tmp_path):
         run(kernel, f"sys.path.remove({str(tmp_path)!r})")
 
 
+# Each test that uses it defines it: a test must pass when run alone.
+CHATTY = ("import sys\ndef chatty(x):\n    for i in range(3):\n"
+          "        print(f'task {x} line {i}')\n"
+          "    print(f'task {x} err', file=sys.stderr)\n"
+          "    print(f'task {x} last', end='')\n"
+          "    return x")
+
+
 def test_worker_output_appears_in_the_cell_that_submitted_the_task(kernel):
-    run(kernel, "import sys\ndef chatty(x):\n    for i in range(3):\n"
-                "        print(f'task {x} line {i}')\n"
-                "    print(f'task {x} err', file=sys.stderr)\n"
-                "    print(f'task {x} last', end='')\n"
-                "    return x")
+    run(kernel, CHATTY)
     x = run(kernel, "r = ferry.map(chatty, range(3), chunksize=1)\nprint('\\nafter', r)")
     out = x.stdout
     for t in range(3):
@@ -221,6 +225,7 @@ def test_worker_output_appears_in_the_cell_that_submitted_the_task(kernel):
 
 
 def test_submit_output_appears_before_result_returns(kernel):
+    run(kernel, CHATTY)
     x = run(kernel, "f = ferry.submit(chatty, 9)\nprint('\\ngot', f.result(timeout=15))")
     assert x.stdout.index("task 9 last") < x.stdout.index("got 9")
 
@@ -239,7 +244,7 @@ def test_numpy_arrays_travel_out_of_band_and_stay_writable(kernel):
 def test_numpy_buffers_are_separate_frames(kernel):
     pytest.importorskip("numpy")
     # The pickled task names the array's bytes as an out-of-band buffer.
-    x = run(kernel, "from ferry import _pool\n"
+    x = run(kernel, "from ferry import _pool\nimport numpy as np\n"
                     "frames = _pool._dumps((None, abs, 'map', [np.zeros(50000)]))\n"
                     "(len(frames), len(frames[0]) < 1000, frames[1].nbytes)")
     assert ast.literal_eval(x.text) == (2, True, 400000)
@@ -287,7 +292,7 @@ def test_two_pools_deliver_results_at_the_same_time(kernel):
 
 
 def test_executor_refuses_work_after_shutdown(kernel):
-    x = kernel.execute("ex = ferry.Executor(1)\nex.submit(abs, 1).result(timeout=15)\n"
+    x = kernel.execute(PRELUDE + "ex = ferry.Executor(1)\nex.submit(abs, 1).result(timeout=15)\n"
                        "ex.shutdown()\nex.submit(abs, 1)", timeout=T, stop_on_error=False)
     assert x.status == "error" and x.content["ename"] == "RuntimeError"
 

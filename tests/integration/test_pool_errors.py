@@ -58,8 +58,12 @@ def test_unpicklable_argument_is_named_before_anything_is_sent(kernel):
     assert worker_pids(kernel) == before  # no worker was touched
 
 
+# Tests define what they use: each must pass when run alone.
+FIRST = "def first(x):\n    return x\n"
+
+
 def test_unpicklable_item_of_map_is_named(kernel):
-    x = fails(kernel, "ferry.map(first, [1, 2, {'k': [threading.Lock()]}])")
+    x = fails(kernel, FIRST + "ferry.map(first, [1, 2, {'k': [threading.Lock()]}])")
     assert x.content["ename"] == "PicklingError"
     assert "iterable[2]['k'][0]" in x.content["evalue"]
     assert "_thread.lock" in x.content["evalue"]
@@ -76,7 +80,7 @@ def test_map_with_one_bad_item_runs_no_task_at_all(kernel, tmp_path):
 
 
 def test_unpicklable_keyword_argument_is_named(kernel):
-    x = fails(kernel, "ferry.submit(first, x=open(__import__('os').devnull))")
+    x = fails(kernel, FIRST + "ferry.submit(first, x=open(__import__('os').devnull))")
     assert x.content["ename"] == "PicklingError"
     assert "kwargs['x']" in x.content["evalue"]
     assert "open file" in x.content["evalue"]
@@ -105,7 +109,7 @@ def test_closure_over_a_lock_names_the_variable(kernel):
 
 
 def test_check_returns_quietly_or_raises_the_same_diagnosis(kernel):
-    run(kernel, "ferry.check([1, 'two', {3: first}])")
+    run(kernel, FIRST + "ferry.check([1, 'two', {3: first}])")
     x = fails(kernel, "ferry.check({'conn': __import__('socket').socket()})")
     assert x.content["ename"] == "PicklingError"
     assert "['conn']" in x.content["evalue"] and "socket" in x.content["evalue"]
@@ -288,7 +292,8 @@ def test_input_in_a_task_fails_at_once(kernel):
 def test_interrupting_the_wait_for_a_submitted_task_interrupts_the_task(kernel, tmp_path):
     run(kernel, f"DONE_DIR = {str(tmp_path)!r}\n"
                 "def nap(x):\n    import os, time\n    time.sleep(30)\n"
-                "    open(os.path.join(DONE_DIR, 'finished'), 'w').close()\n")
+                "    open(os.path.join(DONE_DIR, 'finished'), 'w').close()\n"
+                "ferry.map(abs, [1])\n")  # the workers up, to compare with after
     before = worker_pids(kernel)
     p = kernel.submit("f = ferry.submit(nap, 1)\nprint('started', flush=True)\nf.result()",
                       stop_on_error=False)

@@ -611,6 +611,31 @@ static void test_wire__recv_drops_malformed_message_and_keeps_serving(void **sta
     zmq_ctx_term(ctx);
 }
 
+static void test_wire__recv_drains_a_message_of_too_many_parts_unread(void **state)
+{
+    (void)state;
+    void *ctx = ctx_or_fail();
+    void *a = sock(ctx, ZMQ_PAIR), *b = sock(ctx, ZMQ_PAIR);
+    link_pair(a, b, "inproc://wire-test-many-parts");
+    jp_session *s = session(KEY);
+    for (int i = 0; i < JP_MAX_FRAMES + 10; i++) {
+        assert_true(zmq_send(b, "p", 1, i < JP_MAX_FRAMES + 9 ? ZMQ_SNDMORE : 0) == 1);
+    }
+    jp_error err = {0};
+    assert_null(jp_recv(s, a, 0, &err));
+    assert_int_equal(errno, EMSGSIZE);
+    /* The rest of it was drained: the next message is read whole. */
+    jp_msg *m = jp_msg_new(s, "status", NULL, NULL, 0);
+    assert_int_equal(jp_send(s, b, &m, NULL, NULL), 0);
+    m = recv_or_fail(s, a);
+    assert_string_equal(jp_msg_type(m), "status");
+    jp_msg_destroy(&m);
+    jp_session_destroy(&s);
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(ctx);
+}
+
 static void test_wire__send_failure_releases_the_message(void **state)
 {
     (void)state;
@@ -653,6 +678,7 @@ int main(void)
         cmocka_unit_test(test_wire__pub_sub_carries_topic_over_inproc),
         cmocka_unit_test(test_wire__pub_sub_carries_topic_over_tcp),
         cmocka_unit_test(test_wire__recv_drops_malformed_message_and_keeps_serving),
+        cmocka_unit_test(test_wire__recv_drains_a_message_of_too_many_parts_unread),
         cmocka_unit_test(test_wire__send_failure_releases_the_message),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);

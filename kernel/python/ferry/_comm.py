@@ -247,6 +247,30 @@ _HANDLERS = {"comm_open": comm_open, "comm_msg": comm_msg, "comm_close": comm_cl
              "comm_info_request": comm_info}
 
 
+def _malformed(kind, content):
+    """Why a comm message from a client cannot be handled, or None."""
+    if not isinstance(content, dict):
+        return "its content is not an object"
+    if kind != "comm_info_request" and not isinstance(content.get("comm_id"), str):
+        return "'comm_id' must be a string"
+    if kind == "comm_open" and not isinstance(content.get("target_name"), str):
+        return "'target_name' must be a string"
+    if kind == "comm_info_request" and not isinstance(content.get("target_name"),
+                                                     (str, type(None))):
+        return "'target_name' must be a string"
+    return None
+
+
 def handle(msg):
-    """One comm message from the frontend; the reply content or None."""
-    return _HANDLERS[msg["header"]["msg_type"]](msg)
+    """One comm message from the frontend; the reply content or None.
+    Any client may send one: a malformed one is logged and dropped (a
+    comm_info_request gets an error reply), never raised."""
+    kind = msg["header"]["msg_type"]
+    why = _malformed(kind, msg.get("content"))
+    if why is not None:
+        _ferry_kernel.log(1, f"{kind} dropped: {why}")
+        if kind == "comm_info_request":
+            return {"status": "error", "ename": "ValueError",
+                    "evalue": f"comm_info_request: {why}", "traceback": []}
+        return None
+    return _HANDLERS[kind](msg)

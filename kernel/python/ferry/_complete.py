@@ -14,9 +14,66 @@ import types
 import warnings
 
 _DOTTED = re.compile(r"[A-Za-z_][\w.]*$")
-_IDENT_TAIL = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*\.?$|$")
 _MAGIC = re.compile(r"(?:^|\n)[ \t]*(%%?)(\w*)$")
-_DICT_KEY = re.compile(r"([A-Za-z_][\w.]*)\[\s*(['\"])([^'\"]*)$")
+
+# What is left of the cursor is read with patterns anchored at the end
+# ("[A-Za-z_][\w.]*$" and kin).  A search for those retries at every start
+# position of a run of word characters, each retry scanning the run again:
+# quadratic, 37 s for a 100k-character identifier.  These helpers find the
+# same tails in linear time: only the start of the run is tried (the
+# look-behind fails at once inside a run), and the tail is cut from there.
+_RUN = re.compile(r"(?<![\w.])[\w.]*\Z")
+_NAME_START = re.compile(r"[A-Za-z_]")
+
+
+def _dotted_tail(text):
+    r"""The match of `[A-Za-z_][\w.]*$` in text (its leftmost start), or None."""
+    start = _RUN.search(text).start()
+    m = _NAME_START.search(text, start)
+    return text[m.start():] if m else None
+
+
+def _ident_tail(text):
+    r"""The match of `[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\.?$` in text, or "": a
+    dotted name, each part starting with a letter or _, maybe a final dot."""
+    run = text[_RUN.search(text).start():]
+    body = run[:-1] if run.endswith(".") else run
+    parts = body.split(".")
+    keep = len(parts)  # parts[keep:] are whole parts of the name
+    while keep > 0 and _NAME_START.match(parts[keep - 1]):
+        keep -= 1
+    if keep == 0:
+        return run
+    partial = _NAME_START.search(parts[keep - 1])  # a name may start mid-part
+    if partial is None and keep == len(parts):
+        return ""
+    head = parts[keep - 1][partial.start():] if partial else None
+    tail = parts[keep:] if head is None else [head] + parts[keep:]
+    return ".".join(tail) + run[len(body):]
+
+
+def _dict_key(text):
+    r"""(name, quote, prefix) for `name['prefix` at the end of text, or None:
+    what `([A-Za-z_][\w.]*)\[\s*(['"])([^'"]*)$` finds."""
+    q = max(text.rfind("'"), text.rfind('"'))
+    if q < 0:
+        return None
+    before = text[:q].rstrip()
+    if not before.endswith("["):
+        return None
+    name = _dotted_tail(before[:-1])
+    if not name or len(before) - 1 - len(name) < 0:
+        return None
+    return name, text[q], text[q + 1:]
+
+
+def _callee(text):
+    r"""The name in `name(args` at the end of text (no parentheses in args),
+    or None: what `([A-Za-z_][\w.]*)\([^()]*$` finds."""
+    p = text.rfind("(")
+    if p < 0 or ")" in text[p:]:
+        return None
+    return _dotted_tail(text[:p])
 
 
 def _resolve(expr, ns):
@@ -37,19 +94,18 @@ def _resolve(expr, ns):
 
 def _namespace_matches(text, ns):
     """(matches, start) from the namespace, or None to defer to jedi."""
-    m = _DICT_KEY.search(text)
-    if m:
+    key = _dict_key(text)
+    if key:
         try:
-            obj = _resolve(m.group(1), ns)
+            obj = _resolve(key[0], ns)
         except Exception:
             return None
         if isinstance(obj, dict):
-            quote, prefix = m.group(2), m.group(3)
+            quote, prefix = key[1], key[2]
             keys = [k for k in obj if isinstance(k, str) and k.startswith(prefix)]
             return [f"{k}{quote}]" for k in keys], len(text) - len(prefix)
         return None
-    m = _IDENT_TAIL.search(text)
-    word = m.group(0) if m else ""
+    word = _ident_tail(text)
     before = text[: len(text) - len(word)]
     if before.endswith("."):
         return None  # an attribute of a call's or subscript's result: jedi infers it
@@ -84,7 +140,23 @@ def _kernel_builtins():
     return {n: getattr(builtins, n) for n in names if hasattr(builtins, n)}
 
 
+# jedi (parso) is slow on absurd lines, quadratic in a long chain of
+# attributes (`a.a.a...`): 12 s for 40k characters.  No line or dotted name
+# a person completes on is this long; past them the namespace answers alone.
+_JEDI_LINE_LIMIT = 10_000
+_JEDI_NAME_LIMIT = 500
+
+
+def _cursor_line_length(code, cursor):
+    start = code.rfind("\n", 0, cursor) + 1
+    end = code.find("\n", cursor)
+    return (len(code) if end < 0 else end) - start
+
+
 def _jedi_matches(code, cursor, ns):
+    if _cursor_line_length(code, cursor) > _JEDI_LINE_LIMIT or \
+            cursor - _RUN.search(code, 0, cursor).start() > _JEDI_NAME_LIMIT:
+        return [], cursor, []
     try:
         import jedi
     except ImportError:
@@ -137,8 +209,7 @@ def _types(matches, start, cursor, text, ns):
     """IPython's metadata["_jupyter_types_experimental"], from the live
     objects, read statically (no property runs for a completion)."""
     head = None
-    m = _IDENT_TAIL.search(text)
-    word = m.group(0) if m else ""
+    word = _ident_tail(text)
     if "." in word:
         try:
             head = _resolve(word.rpartition(".")[0], ns)
@@ -191,13 +262,12 @@ def complete(code, cursor, ns):
 
 def _name_at(code, cursor):
     before = code[:cursor].rstrip("?")  # zip? and zip?? inspect zip
-    left = re.search(r"[A-Za-z_][\w.]*$", before)
+    left = _dotted_tail(before)
     right = re.match(r"\w*", code[cursor:])
-    name = (left.group(0) if left else "") + (right.group(0) if right else "")
+    name = (left or "") + (right.group(0) if right else "")
     if not name:
         # Inside a call's parentheses: inspect the callee, as IPython does.
-        m = re.search(r"([A-Za-z_][\w.]*)\([^()]*$", code[:cursor])
-        name = m.group(1) if m else ""
+        name = _callee(code[:cursor]) or ""
     return name.rstrip(".")
 
 

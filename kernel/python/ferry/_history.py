@@ -196,7 +196,7 @@ class History:
                                     output)
             else:
                 raise ValueError(f"unknown hist_access_type {op!r}")
-        except (ValueError, TypeError, _sqlite3().Error) as e:
+        except (ValueError, TypeError, OverflowError, _sqlite3().Error) as e:
             return {"status": "error", "ename": type(e).__name__, "evalue": str(e),
                     "traceback": [], "history": []}
         return {"status": "ok", "history": found}

@@ -17,6 +17,9 @@ def start(role, runtime_dir, python):
     global _runtime_dir
     import ferry
     ferry.runtime_dir = _runtime_dir = runtime_dir
+    if role == "kernel":
+        from . import _interrupt
+        _interrupt.install()
 
 
 def _ensure_shell():
@@ -66,16 +69,51 @@ def kernel_info(_):
     })
 
 
+# Requests come from any client: a field of the wrong type gets a clear
+# error reply or its default, never an exception in the runner.
+
+def _request(text):
+    req = json.loads(text)
+    return req if isinstance(req, dict) else {}
+
+
+def _text_field(req, name):
+    """The string field name ("" when absent), or None when it is not one."""
+    value = req.get(name, "")
+    return value if isinstance(value, str) else None
+
+
+def _cursor(req, code):
+    """cursor_pos, kept inside code; the end when absent or not a number."""
+    pos = req.get("cursor_pos")
+    if not isinstance(pos, int) or isinstance(pos, bool):
+        return len(code)
+    return min(max(pos, 0), len(code))
+
+
+def _bad_request(what):
+    return {"status": "error", "ename": "ValueError", "evalue": what,
+            "traceback": [f"ValueError: {what}"]}
+
+
 def execute(text):
     from . import _facade
     _ensure_shell()
-    req = json.loads(text)
-    code = req.get("code", "")
+    req = _request(text)
+    code = _text_field(req, "code")
+    if code is None:
+        reply = _bad_request("execute_request: 'code' must be a string")
+        reply.update(execution_count=shell.execution_count, payload=[],
+                     user_expressions={})
+        return json.dumps(reply)
     silent = bool(req.get("silent", False))
     store = bool(req.get("store_history", True)) and not silent
+    expressions = req.get("user_expressions")
+    expressions = {k: v for k, v in expressions.items() if isinstance(v, str)} \
+        if isinstance(expressions, dict) else {}
     _facade.pre_execute(code, silent, store)
     reply = shell.run_cell(code, silent=silent, store_history=store,
-                           user_expressions=req.get("user_expressions") or {},
+                           user_expressions=expressions,
                            allow_stdin=bool(req.get("allow_stdin", False)))
     _facade.post_execute(code, silent, store, reply)
     if store:
@@ -106,8 +144,11 @@ def _logged(what):
 def complete(text):
     from . import _complete
     _ensure_shell()
-    req = json.loads(text)
-    code, cursor = req.get("code", ""), req.get("cursor_pos")
+    req = _request(text)
+    code = _text_field(req, "code")
+    if code is None:
+        return json.dumps(_bad_request("complete_request: 'code' must be a string"))
+    cursor = _cursor(req, code)
     try:
         reply = _complete.complete(code, cursor, shell.ns)
     except Exception:
@@ -121,10 +162,13 @@ def complete(text):
 def inspect(text):
     from . import _complete
     _ensure_shell()
-    req = json.loads(text)
+    req = _request(text)
+    code = _text_field(req, "code")
+    if code is None:
+        return json.dumps(_bad_request("inspect_request: 'code' must be a string"))
+    detail = 1 if req.get("detail_level") == 1 else 0
     try:
-        reply = _complete.inspect_request(req.get("code", ""), req.get("cursor_pos"),
-                                          req.get("detail_level", 0), shell.ns)
+        reply = _complete.inspect_request(code, _cursor(req, code), detail, shell.ns)
     except Exception:
         _logged("inspect")
         reply = {"status": "ok", "found": False, "data": {}, "metadata": {}}
@@ -133,12 +177,15 @@ def inspect(text):
 
 def is_complete(text):
     from . import _transform
-    return json.dumps(_transform.is_complete(json.loads(text).get("code", "")))
+    code = _text_field(_request(text), "code")
+    if code is None:
+        return json.dumps(_bad_request("is_complete_request: 'code' must be a string"))
+    return json.dumps(_transform.is_complete(code))
 
 
 def history(text):
     _ensure_shell()
-    return json.dumps(hist.request(json.loads(text)))
+    return json.dumps(hist.request(_request(text)))
 
 
 def comm(frames):

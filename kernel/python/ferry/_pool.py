@@ -287,7 +287,8 @@ class Pool:
                 elif status == "error":
                     how, value = "exception", _remote_error(frames)
                 elif status == "crashed":
-                    how, value = "exception", WorkerCrashed(message)
+                    how, value = "exception", WorkerCrashed(
+                        f"{_task_label(waiter)}: {message}")
                 else:
                     how, value = "cancel", None
                 if isinstance(waiter, tuple):  # (map run, index)
@@ -320,6 +321,7 @@ class Pool:
         future.submitted = time.monotonic_ns() // 1000
         future._ferry_pool = self
         future.set_running_or_notify_cancel()
+        future._ferry_label = _call_label(fn, args, kwargs)
         self._pending[future.task_id] = future
         _ferry_pool.submit(handle, future.task_id, head, [body])
         return future
@@ -361,6 +363,7 @@ class Pool:
             sizes.append(len(chunk))
         handle = self._start()
         run = _MapRun(sizes, _take_ids(len(bodies)))
+        run.fn_name = _fn_name(fn)
         run.workers = self._n
         self._pending.update((run.first + i, (run, i)) for i in range(len(bodies)))
         self._runs.add(run)
@@ -396,6 +399,30 @@ class Pool:
     def _cancel_ids(self, ids, interrupt):
         if ids and self._handle is not None:
             _ferry_pool.cancel(self._handle, ids, interrupt)
+
+
+def _fn_name(fn):
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _call_label(fn, args, kwargs):
+    """fn(args...) short enough for a message, naming a submitted task."""
+    import reprlib
+    parts = [reprlib.repr(a) for a in args[:4]] + (["..."] if len(args) > 4 else [])
+    parts += [f"{k}={reprlib.repr(v)}" for k, v in list(kwargs.items())[:4]]
+    return f"{_fn_name(fn)}({', '.join(parts)})"
+
+
+def _task_label(waiter):
+    """Which task a WorkerCrashed is about: the submitted call, or the map's
+    items the lost task held."""
+    if isinstance(waiter, tuple):
+        run, index = waiter
+        start = sum(run.sizes[:index])
+        end = start + run.sizes[index] - 1
+        items = f"item {start}" if start == end else f"items {start}-{end}"
+        return f"ferry.map({getattr(run, 'fn_name', '?')}) {items}"
+    return getattr(waiter, "_ferry_label", "a task")
 
 
 class _MapRun:

@@ -15,7 +15,7 @@ import warnings
 
 import _ferry_kernel
 
-from . import _display, _streams, _traceback
+from . import _display, _interrupt, _streams, _traceback
 from ._transform import transform
 
 try:
@@ -179,10 +179,17 @@ class Shell:
             self.execution_count += 1
         reply = {"execution_count": count}
         try:
-            # %magics, !cmd and obj? become Python first, so the re-export
-            # analysis sees the code that actually runs.
-            self._run_statements(transform(code), filename, count, silent, store)
+            # Interrupts are raised only inside this block (_interrupt.py); one
+            # that lands in the inner finally is caught below like any other.
+            _interrupt.arm(1)
+            try:
+                # %magics, !cmd and obj? become Python first, so the re-export
+                # analysis sees the code that actually runs.
+                self._run_statements(transform(code), filename, count, silent, store)
+            finally:
+                _interrupt.disarm()
         except BaseException as exc:  # everything a cell raises is reported
+            _interrupt.disarm()
             self.last_error = exc
             reply.update(self._report(exc, silent))
         else:

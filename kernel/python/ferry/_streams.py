@@ -75,7 +75,17 @@ def _plain_streams_in_child():
                                   write_through=True)
 
 
+def _log_stream():
+    """The kernel's log (a copy of its original stderr) as a text file: what
+    the runner writes to sys.__stderr__ is for the log, not for a cell, and
+    fd 2 is the cell's captured stderr."""
+    return io.TextIOWrapper(io.FileIO(_ferry_kernel.log_fd(), "w", closefd=False),
+                            encoding="utf-8", errors="backslashreplace",
+                            line_buffering=True, write_through=True)
+
+
 def install():
+    sys.__stderr__ = _log_stream()
     sys.stdout = KernelStream("stdout", 1)
     sys.stderr = KernelStream("stderr", 2)
     # print() to these streams in one write per call, not one per piece;
