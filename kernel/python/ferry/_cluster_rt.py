@@ -2,7 +2,7 @@
 # ferry's runtime on Dask workers (ferry._cluster_rt)
 # ---------------------------------------------------------------------------
 #
-# Never imported on its own: ferry._dask appends this file to the sources of
+# Never imported on its own: ferry._dask_ship appends this file to the sources of
 # ferry/_rx_rt.py and ferry/_traceback.py and installs the result on every
 # Dask worker, and in the kernel, as one module named `_ferry_rt_<digest of
 # the sources>`.  So a worker needs no ferry installed, two kernels running

@@ -25,176 +25,32 @@ formatted on the worker.
 
 What a dispatch sends once rather than with each task - large arrays and
 bytes among its arguments, and the notebook globals fn reads, by value -
-is ferry._dask_data's.
+is ferry._dask_data's.  The runtime and version files and the pickling
+are ferry._dask_ship's; the Future of a submit, cancelling, and closing
+the Clients ferry made are ferry._dask_futures'.
 """
 import asyncio
-import atexit
-import collections
 import concurrent.futures
-import hashlib
-import io
 import itertools
 import math
 import os
 import pickle
 import platform
 import queue
-import re
 import sys
 import threading
 import time
-import types
-import uuid
 
-from . import _check, _pool, _rx_rt, _timeline
-from ._dask_data import SHARE_BYTES, Scattered, _large, _Shared
+from . import _pool, _timeline
+from ._dask_data import Scattered, _Shared
+from ._dask_futures import ClusterFuture, _cancel, _dask_error, _Ended, _owned, close_client
+from ._dask_ship import (_KERNEL_ID, _PYTHON, _ClusterPickler, _Dumper, _files_dir,
+                         _remote_error, _version_module, _write, _write_output, runtime)
 
 CONNECT_TIMEOUT = 10.0  # seconds ferry.use waits for a scheduler address
 KEEP_VERSIONS = 8  # re-export versions a worker keeps loaded
 
-_KERNEL_ID = uuid.uuid4().hex[:12]  # module names unique per kernel
-_PYTHON = platform.python_version()  # tasks load only where major.minor is the same
 _keys = itertools.count(1)
-_runtime = None  # (module name, file, module) of the worker runtime
-_runtime_lock = threading.Lock()
-_RUNTIME_PARTS = ("_rx_rt.py", "_traceback.py", "_cluster_rt.py")
-_owned = []  # the Clients ferry made: closed at kernel exit
-
-
-def _files_dir():
-    d = sys.modules["ferry"].runtime_dir
-    if d is None:  # outside a ferry kernel
-        import tempfile
-        d = sys.modules["ferry"].runtime_dir = tempfile.mkdtemp(prefix="ferry-")
-    return d
-
-
-def runtime():
-    """(name, path, module): the worker runtime, loaded in the kernel under
-    the name the workers know it by (so that task pickles name it)."""
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            here = os.path.dirname(os.path.abspath(__file__))
-            parts = []
-            for part in _RUNTIME_PARTS:
-                with open(os.path.join(here, part), encoding="utf-8") as f:
-                    parts.append(f.read())
-            source = "\n".join(parts)
-            name = "_ferry_rt_" + hashlib.sha1(source.encode()).hexdigest()[:12]
-            path = os.path.join(_files_dir(), name + ".py")
-            _write(path, source)
-            mod = types.ModuleType(name)
-            mod.__file__ = path
-            sys.modules[name] = mod
-            exec(compile(source, path, "exec", dont_inherit=True), mod.__dict__)
-            _runtime = (name, path, mod)
-        return _runtime
-
-
-def _write(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _version_module(path):
-    """The module name a Dask worker knows the re-export version at path by."""
-    m = re.search(r"(\d+)\.py$", path)
-    tag = m.group(1) if m else hashlib.sha1(path.encode()).hexdigest()[:8]
-    return "ferry_%s_v%s" % (_KERNEL_ID, tag)
-
-
-# ------------------------------------------------------------- pickling
-
-class _ClusterPickler(_check.TaskPickler):
-    """The local pool's task pickler, with cell definitions looked up in
-    the worker's module for their version, and large values by reference.
-    The notebook globals a cell function reads are not carried inside its
-    reduction (the multiprocessing way): they travel once per value, as
-    Dask futures (Cluster._globals_for)."""
-
-    ferry_globals_elsewhere = True
-
-    def __init__(self, file, rt, shared):
-        super().__init__(file, 5)
-        self._rt = rt
-        self._shared = shared
-        self.versions = set()  # re-export files the pickle refers to
-
-    def reducer_override(self, obj):
-        try:
-            reduce = super().reducer_override(obj)
-        except AttributeError:  # the re-export hook is not installed
-            return NotImplemented
-        if isinstance(reduce, tuple) and reduce[0] in (_rx_rt.lookup, _rx_rt.make_function):
-            path, rest = reduce[1][0], reduce[1][1:]
-            self.versions.add(path)
-            fn = self._rt.lookup if reduce[0] is _rx_rt.lookup else self._rt.make_function
-            return (fn, (_version_module(path),) + rest)
-        return reduce
-
-    def persistent_id(self, obj):
-        if self._shared is not None and _large(obj):
-            return self._shared.add(obj)
-        return None
-
-
-class _Dumper:
-    """Pickles the parts of one dispatch: one cluster pickler for all of
-    them (making one costs more than pickling a small task)."""
-
-    def __init__(self, rt, shared):
-        self._buf = io.BytesIO()
-        self._pickler = _ClusterPickler(self._buf, rt, shared)
-
-    @property
-    def versions(self):
-        return self._pickler.versions
-
-    def dumps(self, obj):
-        # Most task bodies (numbers, strings, small arrays) need none of the
-        # cluster pickler's hooks: plain pickling is several times cheaper.
-        # Anything naming __main__, or large enough to hold a value worth
-        # sharing, or that fails, goes through the cluster pickler.
-        # (Buffers out of band only to see them without copying them: a
-        # value that has one, an array, may be worth sharing.)
-        buffers = []
-        try:
-            payload = pickle.dumps(obj, 5, buffer_callback=buffers.append)
-            if not buffers and len(payload) < SHARE_BYTES and b"__main__" not in payload:
-                return payload
-        except Exception:
-            pass
-        del buffers
-        self._buf.seek(0)
-        self._buf.truncate()
-        self._pickler.clear_memo()
-        self._pickler.dump(obj)
-        return self._buf.getvalue()
-
-
-# --------------------------------------------------------------- errors
-
-def _remote_error(payload):
-    """The exception a task raised, with the worker's traceback for
-    ferry._traceback to show under the cell's frames."""
-    try:
-        exc, lines, where = pickle.loads(payload)
-    except BaseException as err:
-        return RuntimeError(f"a task failed and its exception could not be read: {err}")
-    try:
-        exc._ferry_remote = (where, lines)
-    except Exception:
-        pass
-    return exc
-
-
-def _write_output(output):
-    for which, text in output:
-        stream = sys.stdout if which == "stdout" else sys.stderr
-        stream.write(text)
 
 
 # ---------------------------------------------------------------- target
@@ -590,86 +446,6 @@ class Cluster:
             values[i] = value
 
 
-class _Ended:
-    """The tasks of one map that ended, filed by the client's event loop
-    and taken by the cell's thread; the event is set when all ended or one
-    did not finish (failed, cancelled)."""
-
-    def __init__(self, n):
-        self.left = n
-        self.indexes = collections.deque()
-        self.event = threading.Event()
-
-    def add(self, index, failed):
-        self.indexes.append(index)
-        self.left -= 1
-        if failed or self.left == 0:
-            self.event.set()
-
-    def take(self):
-        out = []
-        while self.indexes:
-            out.append(self.indexes.popleft())
-        return out
-
-
-def _dask_error(exc):
-    """What a Dask-level failure (not the task's own exception) means here."""
-    from distributed.scheduler import KilledWorker
-    if isinstance(exc, KilledWorker):
-        return _pool.WorkerCrashed(
-            f"Dask gave up on the task after the workers running it died "
-            f"(KilledWorker: {exc}); "
-            f"Dask reruns a task whose worker dies up to its allowed-failures "
-            f"setting, so a task may have run more than once")
-    return exc
-
-
-def _cancel(client, futures):
-    """Cancels Dask futures without waiting for the scheduler's answer (a
-    cell that was interrupted must not wait on a scheduler that is gone)."""
-    if client.status != "running":
-        return
-    threading.Thread(target=_cancel_now, args=(client, futures), daemon=True,
-                     name="ferry-dask-cancel").start()
-
-
-def _cancel_now(client, futures):
-    try:
-        client.cancel(futures)
-    except Exception:
-        pass
-
-
-class ClusterFuture(concurrent.futures.Future):
-    """A Future of a task on the cluster; an interrupted wait on it cancels
-    the task if it has not started."""
-
-    _dask = None
-
-    def _interrupted(self):
-        if self._dask is not None:
-            _cancel(self._dask.client, [self._dask])
-
-    def result(self, timeout=None):
-        try:
-            return super().result(timeout)
-        except KeyboardInterrupt:
-            self._interrupted()
-            raise
-
-    def exception(self, timeout=None):
-        try:
-            return super().exception(timeout)
-        except KeyboardInterrupt:
-            self._interrupted()
-            raise
-
-    def cancel(self):
-        if self._dask is not None and not self.done():
-            _cancel(self._dask.client, [self._dask])
-        return super().cancel()
-
 
 class ClusterExecutor(concurrent.futures.Executor):
     """ferry.Executor(client=...): a concurrent.futures.Executor whose tasks
@@ -711,19 +487,3 @@ class ClusterExecutor(concurrent.futures.Executor):
             concurrent.futures.wait(self._futures)
         self._cluster.release()
 
-
-def close_client(client):
-    try:
-        client.close(timeout=5)
-    except Exception:
-        pass
-    if client in _owned:
-        _owned.remove(client)
-
-
-@atexit.register
-def _close_owned():
-    # At kernel shutdown and restart: the Clients ferry made go (never the
-    # user's own, which the user's code owns).
-    for client in list(_owned):
-        close_client(client)

@@ -1,9 +1,9 @@
 """What a dispatch to a Dask cluster sends once rather than with each
-task (private to ferry._dask): large arrays and bytes among its arguments,
+task (private to ferry._dask and ferry._dask_ship): large arrays and bytes among its arguments,
 and the notebook globals its function reads.
 
 Large values (SHARE_BYTES and more) are pickled as persistent references
-(ferry._dask's cluster pickler asks _Shared) and scattered to the cluster
+(ferry._dask_ship's cluster pickler asks _Shared) and scattered to the cluster
 once, keyed by a digest of their contents, so one changed in place is sent
 again.
 
