@@ -63,41 +63,35 @@ _MUTABLE = (list, dict, set, bytearray)
 _MISSING = object()
 
 _reads = weakref.WeakKeyDictionary()  # code object -> global names it reads
-
-
-def _global_reads(code):
-    """Names code (and code nested in it) reads as globals, kept per code
-    object: reading its instructions costs more than a small task."""
-    names = _reads.get(code)
-    if names is None:
-        found, stack = set(), [code]
-        while stack:
-            c = stack.pop()
-            for ins in dis.get_instructions(c):
-                if ins.opname in _GLOBAL_OPS:
-                    found.add(ins.argval)
-            stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-        names = _reads[code] = frozenset(found)
-    return names
-
-
 _stores = weakref.WeakKeyDictionary()  # code object -> global names it assigns
 _STORE_OPS = {"STORE_GLOBAL", "DELETE_GLOBAL"}
 
 
-def _global_stores(code):
-    """Names code (and code nested in it) assigns or deletes as globals."""
-    names = _stores.get(code)
+def _names_by_ops(code, ops, cache):
+    """Names that instructions in ops use in code (and code nested in it),
+    kept per code object: reading its instructions costs more than a small
+    task."""
+    names = cache.get(code)
     if names is None:
         found, stack = set(), [code]
         while stack:
             c = stack.pop()
             for ins in dis.get_instructions(c):
-                if ins.opname in _STORE_OPS:
+                if ins.opname in ops:
                     found.add(ins.argval)
             stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
-        names = _stores[code] = frozenset(found)
+        names = cache[code] = frozenset(found)
     return names
+
+
+def _global_reads(code):
+    """Names code (and code nested in it) reads as globals."""
+    return _names_by_ops(code, _GLOBAL_OPS, _reads)
+
+
+def _global_stores(code):
+    """Names code (and code nested in it) assigns or deletes as globals."""
+    return _names_by_ops(code, _STORE_OPS, _stores)
 
 
 _owned = (None, frozenset())  # (re-export version, names cell functions assign)
