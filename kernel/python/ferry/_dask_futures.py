@@ -5,7 +5,6 @@ Imported only with ferry._dask; `distributed` only inside functions.
 """
 import atexit
 import collections
-import concurrent.futures
 import threading
 
 from . import _pool
@@ -64,7 +63,7 @@ def _cancel_now(client, futures):
         pass
 
 
-class ClusterFuture(concurrent.futures.Future):
+class ClusterFuture(_pool.InterruptibleFuture):
     """A Future of a task on the cluster; an interrupted wait on it cancels
     the task if it has not started."""
 
@@ -73,20 +72,6 @@ class ClusterFuture(concurrent.futures.Future):
     def _interrupted(self):
         if self._dask is not None:
             _cancel(self._dask.client, [self._dask])
-
-    def result(self, timeout=None):
-        try:
-            return super().result(timeout)
-        except KeyboardInterrupt:
-            self._interrupted()
-            raise
-
-    def exception(self, timeout=None):
-        try:
-            return super().exception(timeout)
-        except KeyboardInterrupt:
-            self._interrupted()
-            raise
 
     def cancel(self):
         if self._dask is not None and not self.done():

@@ -163,16 +163,16 @@ def _explain(exc, parts):
 
 # ------------------------------------------------------------------ futures
 
-class _Future(concurrent.futures.Future):
-    """A Future whose result() also publishes the task's output first, and
-    whose wait, when interrupted, interrupts the task too (as in map)."""
-
-    _ferry_pool = None  # the Pool that runs the task
+class InterruptibleFuture(concurrent.futures.Future):
+    """A Future whose wait, when interrupted, interrupts its task too (as in
+    map): subclasses say how (_interrupted) and what follows a wait (_waited).
+    The cluster's futures share it."""
 
     def _interrupted(self):
-        pool = self._ferry_pool
-        if pool is not None:
-            pool.cancel([self], interrupt=True)
+        pass
+
+    def _waited(self):
+        pass
 
     def result(self, timeout=None):
         try:
@@ -181,7 +181,7 @@ class _Future(concurrent.futures.Future):
             self._interrupted()
             raise
         finally:
-            _flush()
+            self._waited()
 
     def exception(self, timeout=None):
         try:
@@ -190,7 +190,22 @@ class _Future(concurrent.futures.Future):
             self._interrupted()
             raise
         finally:
-            _flush()
+            self._waited()
+
+
+class _Future(InterruptibleFuture):
+    """A task of a local pool: result() also publishes the task's output
+    first."""
+
+    _ferry_pool = None  # the Pool that runs the task
+
+    def _interrupted(self):
+        pool = self._ferry_pool
+        if pool is not None:
+            pool.cancel([self], interrupt=True)
+
+    def _waited(self):
+        _flush()
 
 
 def _settle(future, how, value=None):
