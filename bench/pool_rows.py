@@ -45,6 +45,8 @@ def nap(s):
 def readbig(x):
     return x + int(big[0])
 """
+# The cold row's other variant: no module of the notebook's to import again.
+SETUP_NO_NUMPY = SETUP.replace("import numpy as np\n", "")
 BIG_ITEMS = 30 * 2**20 // 8  # float64: a 30 MiB global
 
 
@@ -126,12 +128,12 @@ class Ferry:
         self.k = None
         self.hangs = 0          # consecutive hangs; after two we stop trying
 
-    def start(self, warm=True):
+    def start(self, warm=True, setup=SETUP):
         self.stop()
         self.k = jclient.Kernel("ferry", self.argv)
         self.k.launch()
         self.k.wait_ready()
-        self.k.execute(SETUP, timeout=self.cfg.timeout)
+        self.k.execute(setup, timeout=self.cfg.timeout)
         if warm:
             self.eval("ferry.map(inc, range(100)); json.dumps(0)")
 
@@ -437,6 +439,9 @@ def _run(cfg, ferry, std, rows, log):
                   ("ppe", None), ("joblib", None)]
     r_cold = [row("cold pool → first result: ferry.submit, shared pool, fresh kernel",
                   "time", "s", impl, target) for impl, target in cold_impls]
+    r_cold_bare = [row("cold pool → first result: ferry.submit, shared pool, fresh kernel, "
+                       "no numpy", "time", "s", impl, target)
+                   for impl, target in cold_impls]
     r_cold_ex = [row("cold pool → first result: ferry.Executor(%d)" % NPROC,
                      "time", "s", impl) for impl, _ in cold_impls]
 
@@ -447,11 +452,15 @@ def _run(cfg, ferry, std, rows, log):
                        "_r = _ex.submit(inc, 1).result()\n_t = time.perf_counter() - _t\n"
                        "_ex.shutdown()\njson.dumps(_t)" % NPROC)
         ferry.stop()
-        return a, b
+        # The same cold start after a setup cell that imports no numpy.
+        ferry.start(warm=False, setup=SETUP_NO_NUMPY)
+        c = ferry.eval(timed("_r = ferry.submit(inc, 1).result()"))
+        ferry.stop()
+        return a, c, b
 
     log("pool: cold starts, %d rounds" % cfg.cold_rounds)
     for rnd in range(cfg.cold_rounds):
-        fres, ferr, sres = (None, None), None, {}
+        fres, ferr, sres = (None, None, None), None, {}
         for side in (("ferry", "std") if rnd % 2 == 0 else ("std", "ferry")):
             if side == "ferry":
                 try:
@@ -466,7 +475,8 @@ def _run(cfg, ferry, std, rows, log):
                     except (Hung, RuntimeError) as e:
                         sres[impl] = (None, "%s: %s" % (NAMES[impl], e))
         for i, (impl, _) in enumerate(cold_impls):
-            for r, fv in ((r_cold[i], fres[0]), (r_cold_ex[i], fres[1])):
+            for r, fv in ((r_cold[i], fres[0]), (r_cold_bare[i], fres[1]),
+                          (r_cold_ex[i], fres[2])):
                 if ferr:
                     r.fail(ferr)
                 if sres[impl][1]:

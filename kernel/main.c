@@ -8,6 +8,7 @@
 #include "install.h"
 #include "kernel.h"
 #include "log.h"
+#include "pool/template.h"
 #include "pool/worker.h"
 
 #ifndef FERRY_PYTHON
@@ -58,6 +59,35 @@ static int worker_main(int argc, char **argv)
     return worker_run(argv[2], FERRY_PYTHON, status_fd);
 }
 
+/* ferry-kernel --template --control-fd N --runtime-dir D [--log-level L],
+ * as started by the kernel (kernel/pool/template_client.c); fd 2 is the
+ * kernel's log. */
+static int template_role_main(int argc, char **argv)
+{
+    int level = LOG_WARN, ctl = -1;
+    const char *runtime_dir = ".";
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--log-level") == 0 && log_level_parse(argv[i + 1]) >= 0) {
+            level = log_level_parse(argv[i + 1]);
+        } else if (strcmp(argv[i], "--control-fd") == 0) {
+            ctl = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--runtime-dir") == 0) {
+            runtime_dir = argv[i + 1];
+        }
+    }
+    int fd = dup(2);
+    log_init(fd >= 0 ? fd : 2, (log_level)level);
+    if (ctl < 0) {
+        LOG_E("template: no --control-fd");
+        return 2;
+    }
+    /* The argument strings lie end to end: the workers it forks rewrite
+     * them. */
+    char *end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
+    return template_main(ctl, runtime_dir, FERRY_PYTHON, level, argv[0],
+                         (size_t)(end - argv[0]));
+}
+
 /* "--Class.trait=value" or "--Class.trait value", as IPython's kernels take
  * them: frontends pass such options to any kernel named python3 (nbclient:
  * --HistoryManager.hist_file=:memory:).  Returns how many arguments it used,
@@ -105,6 +135,9 @@ int main(int argc, char **argv)
     }
     if (argc >= 3 && strcmp(argv[1], "--worker") == 0) {
         return worker_main(argc, argv);
+    }
+    if (argc >= 2 && strcmp(argv[1], "--template") == 0) {
+        return template_role_main(argc, argv);
     }
     for (int i = 1, used; i < argc; i++) {
         const char *a = argv[i];

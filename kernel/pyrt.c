@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "pool/pyframe.h"
@@ -454,6 +456,23 @@ done:
     Py_XDECREF(r);
     PyGILState_Release(gil);
     return rc;
+}
+
+pid_t pyrt_fork(unsigned long flags)
+{
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyOS_BeforeFork();
+    /* The raw system call: glibc's fork() takes no clone flags.  Without
+     * glibc's fork handlers, which matters only with other threads
+     * around: the caller has none. */
+    pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+    } else {
+        PyOS_AfterFork_Parent();
+    }
+    PyGILState_Release(gil);
+    return pid;
 }
 
 void pyrt_finalize(void)

@@ -9,6 +9,8 @@
 #ifndef FERRY_PYRT_H
 #define FERRY_PYRT_H
 
+#include <sys/types.h>
+
 #include "jp.h"
 
 typedef struct pyrt_hooks {
@@ -61,6 +63,12 @@ void pyrt_drop_signals(void);
  * pyrt_call, it keeps a pending SIGINT: see pyrt_drop_signals. */
 int pyrt_call_frames(const char *func, jp_frame *in, size_t n_in, jp_frame **out,
                      size_t *n_out, jp_error *err);
+
+/* Forks the process (clone with flags, SIGCHLD to the parent), with
+ * CPython's own preparations around it, as os.fork() does.  Only for a
+ * process with no other thread.  Returns as fork() does; in the child, the
+ * interpreter is ready for the calling thread (GIL released). */
+pid_t pyrt_fork(unsigned long flags);
 
 /* Finalises the interpreter (with the GIL re-acquired). */
 void pyrt_finalize(void);

@@ -7,6 +7,7 @@
 
 #include "pool.h"
 #include "pyframe.h"
+#include "template_client.h"
 
 static const pool_py_ctx *ctx;
 
@@ -308,7 +309,51 @@ static PyObject *py_flush(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* template_start() -> bool: starts the template process (template.h);
+ * true when it runs.  From the kernel's main thread only. */
+static PyObject *py_template_start(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    int running;
+    Py_BEGIN_ALLOW_THREADS
+        running = template_start(ctx->exe, ctx->runtime_dir);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(running);
+}
+
+/* template_preload(json_text): what the template should import. */
+static PyObject *py_template_preload(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *text;
+    if (!PyArg_ParseTuple(args, "s", &text)) {
+        return NULL;
+    }
+    template_preload(text);
+    Py_RETURN_NONE;
+}
+
+/* template_state() -> (state, pid, reason). */
+static PyObject *py_template_state(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    pid_t pid;
+    const char *why, *state;
+    Py_BEGIN_ALLOW_THREADS
+        state = template_state(&pid, &why);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("sis", state, (int)pid, why);
+}
+
 static PyMethodDef methods[] = {
+    {"template_start", py_template_start, METH_NOARGS,
+     "template_start() -> bool: start the template process (main thread only)."},
+    {"template_preload", py_template_preload, METH_VARARGS,
+     "template_preload(json_text): modules for the template to import."},
+    {"template_state", py_template_state, METH_NOARGS,
+     "template_state() -> (state, pid, reason)."},
     {"create", py_create, METH_VARARGS, "create(n) -> pool: start n workers."},
     {"close", py_close, METH_VARARGS, "close(pool): stop every worker."},
     {"size", py_size, METH_VARARGS, "size(pool[, n]) -> int: the size, resized to n."},

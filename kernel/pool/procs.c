@@ -15,6 +15,7 @@
 #include "child.h"
 #include "log.h"
 #include "pool_wire.h"
+#include "template_client.h"
 
 #define STATUS_PAGE_SIZE (2 * sizeof(uint64_t))
 
@@ -39,7 +40,7 @@ static int status_page_new(volatile uint64_t **page)
     return fd;
 }
 
-static const char *log_level_name(void)
+const char *proc_log_level_name(void)
 {
     return log_enabled(LOG_DEBUG)  ? "debug"
            : log_enabled(LOG_INFO) ? "info"
@@ -66,25 +67,38 @@ static void exec_worker(pid_t parent, int logfd, int status_fd, char *const argv
     _exit(127);
 }
 
-pid_t proc_spawn(proc *pr, const char *exe, const char *endpoint)
+/* Forks and execs exe --worker: the way without a template.  The child's
+ * pid, or -1. */
+static pid_t fork_exec_worker(const char *exe, const char *endpoint, int status_fd)
 {
     pid_t parent = getpid();
     int logfd = log_fd();
-    volatile uint64_t *status;
-    int status_fd = status_page_new(&status);
     char status_arg[16];
     snprintf(status_arg, sizeof status_arg, "%d", status_fd);
     char *argv[] = {(char *)exe,
                     (char *)"--worker",
                     (char *)endpoint,
                     (char *)"--log-level",
-                    (char *)log_level_name(),
+                    (char *)proc_log_level_name(),
                     (char *)"--status-fd",
                     status_arg,
                     NULL};
     pid_t pid = fork();
     if (pid == 0) {
         exec_worker(parent, logfd, status_fd, argv);
+    }
+    return pid;
+}
+
+pid_t proc_spawn(proc *pr, const char *exe, const char *endpoint)
+{
+    volatile uint64_t *status;
+    int status_fd = status_page_new(&status);
+    /* Forked by the template, the worker has Python and the notebook's
+     * modules already (template.h); without one, it starts from exec. */
+    pid_t pid = template_spawn(endpoint, log_fd(), status_fd);
+    if (pid <= 0) {
+        pid = fork_exec_worker(exe, endpoint, status_fd);
     }
     if (status_fd >= 0) {
         close(status_fd); /* the mapping stays */

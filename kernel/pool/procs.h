@@ -1,11 +1,12 @@
 /* procs.h -- the pool's worker processes: start, watch, reap.
  *
- * A worker is `ferry-kernel --worker ENDPOINT`, started by fork and exec
- * from the pool's dispatcher thread (its parent-death signal fires when
- * that thread exits).  Each has a pidfd, readable once it exited, and a
- * status page: two words it shares with the kernel, the task it runs and
- * the last one it finished, so that after a crash the pool knows which of
- * the tasks sent ahead ran (see worker.c). */
+ * A worker is forked by the template process as the kernel's child
+ * (template_client.h), or, without a template, is `ferry-kernel --worker
+ * ENDPOINT`, started by fork and exec from the pool's dispatcher thread
+ * (its parent-death signal fires when that thread exits).  Each has a pidfd, readable
+ * once it exited, and a status page: two words it shares with the kernel, the task it
+ * runs and the last one it finished, so that after a crash the pool knows which of the
+ * tasks sent ahead ran (see worker.c). */
 #ifndef FERRY_POOL_PROCS_H
 #define FERRY_POOL_PROCS_H
 
@@ -27,6 +28,8 @@ pid_t proc_spawn(proc *pr, const char *exe, const char *endpoint);
  * which task it ran into *progress (0 when it has no status page).  1 when
  * reaped (pr is then released), 0 when not yet. */
 int proc_reap(proc *pr, char *how, size_t size, sched_progress *progress, int *known);
+/* The kernel's log level, as --log-level takes it, for its children. */
+const char *proc_log_level_name(void);
 /* Releases what pr holds without waiting (the pool's end). */
 void proc_release(proc *pr);
 

@@ -496,40 +496,40 @@ static volatile uint64_t *map_status(int fd)
     return page;
 }
 
-int worker_run(const char *endpoint, const char *python, int status_fd)
+/* The connection to the kernel: a DEALER on the pool's endpoint, named
+ * w<pid> (the pool routes by it).  0, or -1 (logged). */
+static int worker_connect(wstate *w, const char *endpoint)
 {
-    static wstate w;
-    groupwatch_start(); /* before any thread: what tasks start ends with us */
-    w.parent = getppid();
-    w.status = map_status(status_fd);
-    char package_dir[PATH_MAX], runtime_dir[PATH_MAX];
-    /* The endpoint is ipc://RUNTIME_DIR/pool-N. */
-    snprintf(runtime_dir, sizeof runtime_dir, "%s",
-             strncmp(endpoint, "ipc://", 6) == 0 ? endpoint + 6 : ".");
-    char *slash = strrchr(runtime_dir, '/');
-    if (slash) {
-        *slash = '\0';
-    }
-    pthread_mutex_init(&w.lock, NULL);
-    w.main_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    w.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    w.zctx = zmq_ctx_new();
-    w.sock = zmq_socket(w.zctx, ZMQ_DEALER);
+    w->zctx = zmq_ctx_new();
+    w->sock = zmq_socket(w->zctx, ZMQ_DEALER);
     char ident[32];
     int len = snprintf(ident, sizeof ident, "w%d", (int)getpid());
     int linger = 2000;
     int no_limit = 0; /* a send under the lock must never wait for the kernel */
-    if (w.status == NULL || w.sock == NULL ||
-        zmq_setsockopt(w.sock, ZMQ_ROUTING_ID, ident, (size_t)len) < 0 ||
-        zmq_setsockopt(w.sock, ZMQ_SNDHWM, &no_limit, sizeof no_limit) < 0 ||
-        zmq_setsockopt(w.sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
-        zmq_connect(w.sock, endpoint) < 0) {
+    if (w->sock == NULL ||
+        zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, ident, (size_t)len) < 0 ||
+        zmq_setsockopt(w->sock, ZMQ_SNDHWM, &no_limit, sizeof no_limit) < 0 ||
+        zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+        zmq_connect(w->sock, endpoint) < 0) {
         LOG_E("worker: cannot connect to %s: %s", endpoint, zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int worker_serve(const char *endpoint, int status_fd, void (*before_tasks)(void))
+{
+    static wstate w;
+    w.parent = getppid();
+    w.status = map_status(status_fd);
+    pthread_mutex_init(&w.lock, NULL);
+    w.main_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    w.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w.status == NULL || worker_connect(&w, endpoint) < 0) {
         return 1;
     }
-    if (capture(1, &w.out_fd[0]) < 0 || capture(2, &w.out_fd[1]) < 0 ||
-        paths_package_dir(package_dir, sizeof package_dir) < 0) {
-        LOG_E("worker: cannot set up output capture or find the ferry package");
+    if (capture(1, &w.out_fd[0]) < 0 || capture(2, &w.out_fd[1]) < 0) {
+        LOG_E("worker: cannot set up output capture");
         return 1;
     }
     /* Only the main thread takes SIGINT; the io thread inherits the block. */
@@ -537,6 +537,26 @@ int worker_run(const char *endpoint, const char *python, int status_fd)
     sigemptyset(&sigint);
     sigaddset(&sigint, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigint, NULL);
+    pthread_t io;
+    if (pthread_create(&io, NULL, io_main, &w) != 0) {
+        return 1;
+    }
+    pthread_sigmask(SIG_UNBLOCK, &sigint, NULL);
+    if (before_tasks) {
+        before_tasks(); /* while the kernel answers the ready */
+    }
+    run_tasks(&w);
+    /* The kernel is gone; nothing to flush to. */
+    _exit(0);
+}
+
+int worker_init_python(const char *python, const char *runtime_dir)
+{
+    char package_dir[PATH_MAX];
+    if (paths_package_dir(package_dir, sizeof package_dir) < 0) {
+        LOG_E("worker: cannot find the ferry package");
+        return -1;
+    }
     jp_error err = {0};
     pyrt_config cfg = {
         .python = python,
@@ -544,18 +564,28 @@ int worker_run(const char *endpoint, const char *python, int status_fd)
         .runtime_dir = runtime_dir,
         .role = "worker",
         .entry = "ferry._worker",
-        .hooks = {.ctx = &w, .publish = no_publish, .write = NULL, .input = no_input},
+        .hooks = {.ctx = NULL, .publish = no_publish, .write = NULL, .input = no_input},
     };
     if (pyrt_init(&cfg, &err) < 0) {
         LOG_E("worker: %s", err.text);
+        return -1;
+    }
+    return 0;
+}
+
+int worker_run(const char *endpoint, const char *python, int status_fd)
+{
+    groupwatch_start(); /* before any thread: what tasks start ends with us */
+    char runtime_dir[PATH_MAX];
+    /* The endpoint is ipc://RUNTIME_DIR/pool-N. */
+    snprintf(runtime_dir, sizeof runtime_dir, "%s",
+             strncmp(endpoint, "ipc://", 6) == 0 ? endpoint + 6 : ".");
+    char *slash = strrchr(runtime_dir, '/');
+    if (slash) {
+        *slash = '\0';
+    }
+    if (worker_init_python(python, runtime_dir) < 0) {
         return 1;
     }
-    pthread_t io;
-    if (pthread_create(&io, NULL, io_main, &w) != 0) {
-        return 1;
-    }
-    pthread_sigmask(SIG_UNBLOCK, &sigint, NULL);
-    run_tasks(&w);
-    /* The kernel is gone; nothing to flush to. */
-    _exit(0);
+    return worker_serve(endpoint, status_fd, NULL);
 }

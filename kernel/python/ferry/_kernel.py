@@ -40,7 +40,18 @@ def warm_up(_):
     idle kernel would hold): the first such request imports them, a few ms
     beside what a completion costs anyway."""
     _ensure_shell()
+    _template_hook("at_idle")
     return "{}"
+
+
+def _template_hook(name, *args):
+    """Tells the pool's template process (ferry._template) what the kernel
+    does; its failures go to the log, never into a cell."""
+    try:
+        from . import _template
+        getattr(_template, name)(*args)
+    except Exception:
+        _logged("the pool's template process (%s)" % name)
 
 
 def kernel_info(_):
@@ -112,10 +123,12 @@ def execute(text):
     expressions = {k: v for k, v in expressions.items() if isinstance(v, str)} \
         if isinstance(expressions, dict) else {}
     _facade.pre_execute(code, silent, store)
+    _template_hook("before_cell", code)
     reply = shell.run_cell(code, silent=silent, store_history=store,
                            user_expressions=expressions,
                            allow_stdin=bool(req.get("allow_stdin", False)))
     _facade.post_execute(code, silent, store, reply)
+    _template_hook("after_cell")
     if store:
         count = reply["execution_count"]
         hist.store(count, code, _output_text(count))

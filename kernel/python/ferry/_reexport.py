@@ -488,9 +488,15 @@ class Recorder:
         return "\n".join(lines)
 
     def _write(self, path, text):
-        import tempfile  # with shutil and random behind it: only once a child needs a file
-        fd, tmp = tempfile.mkstemp(prefix=".ferry_main_", suffix=".tmp",
-                                   dir=self.runtime_dir)
+        # Not tempfile.mkstemp: importing tempfile (shutil, bz2, lzma, random
+        # behind it) took 3 ms of the first submit.  Each version has a path
+        # of its own in the kernel's private directory: so has its temporary.
+        tmp = os.path.join(self.runtime_dir, ".%s.tmp" % os.path.basename(path))
+        try:
+            os.unlink(tmp)  # left by a write that failed
+        except OSError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)

@@ -36,6 +36,75 @@ def run_task(frames):
     return run(frames)
 
 
+# ------------------------------------ the template process (template.c)
+
+def template_start(_):
+    """The template's own start: what every worker's first task imports
+    besides the notebook's modules (the runtime of the re-export)."""
+    from . import _rx_rt  # noqa: F401
+    return "{}"
+
+
+def template_import(text):
+    """Imports the modules the kernel lists ({"cwd", "path", "modules"},
+    what cells import), for the workers the template forks to hold them.
+    A module beside the notebook is left out: the user may edit it, and a
+    worker imports it afresh.  Import errors are ignored: a task that needs
+    the module fails, and is reported, in the worker.  Returns {"threads":
+    name} when importing name started a thread (then forking is unsafe)."""
+    import importlib
+    import importlib.util
+    import json
+    plan = json.loads(text)
+    _follow((plan["cwd"], tuple(plan["path"])))
+    for name in plan["modules"]:
+        if name in sys.modules or _beside_notebook(name):
+            continue
+        try:
+            importlib.import_module(name)
+        except BaseException:  # SystemExit too: a module's own business
+            pass
+        if len(os.listdir("/proc/self/task")) > 1:
+            return json.dumps({"threads": name})
+    return "{}"
+
+
+def _beside_notebook(name):
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return True  # not importable: nothing to gain
+    origin = spec and spec.origin
+    if not origin or not os.path.isabs(origin):
+        return False  # built-in or frozen
+    where = os.path.dirname(origin)
+    if spec.submodule_search_locations is not None:  # a package: its directory's parent
+        where = os.path.dirname(where)
+    return os.path.realpath(where) == os.path.realpath(os.getcwd())
+
+
+def after_fork(text):
+    """In a worker the template just forked, before its first task: what an
+    exec'd worker would have differently.  The kernel's environment as it
+    is now ({"environ": ["NAME=value", ...]}: a cell may have changed it
+    since the template started).  Its own random numbers: CPython reseeds
+    `random` itself; numpy's global generator, seeded once at import, would
+    give every worker the same numbers."""
+    import json
+    env = dict(e.split("=", 1) for e in json.loads(text)["environ"] if "=" in e)
+    if env != os.environ:
+        os.environ.clear()
+        os.environ.update(env)
+    np_random = sys.modules.get("numpy.random")
+    if np_random is not None:
+        try:
+            np_random.seed()
+        except Exception:
+            pass
+    return "{}"
+
+
 _context = None
 
 

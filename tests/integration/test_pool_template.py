@@ -1,0 +1,164 @@
+"""The template process (kernel/pool/template.h): workers forked from it
+hold the modules the cells imported, are the kernel's own children, die
+with it, and report a crash as exec'd workers do; a module that starts a
+thread, or a template killed, leaves the pool working with exec'd workers.
+"""
+import ast
+import os
+import signal
+import textwrap
+
+import psutil
+import pytest
+
+import harness
+
+pytestmark = pytest.mark.ferry_only("the template process exists only in ferry")
+
+T = 30.0
+
+
+def result(k, code, timeout=T):
+    return ast.literal_eval(k.execute(code, timeout=timeout).ok().text)
+
+
+def template(k):
+    """(state, pid, reason) of the kernel's template process."""
+    return result(k, "import _ferry_pool\n_ferry_pool.template_state()")
+
+
+def library(tmp_path, **modules):
+    """A directory on no path yet, not the kernel's cwd (the template leaves
+    modules beside the notebook to the workers), holding the modules."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name, source in modules.items():
+        (lib / f"{name}.py").write_text(textwrap.dedent(source))
+    return lib
+
+
+# A module that notes which process imported it.
+PROBE = """\
+    import os
+    IMPORTED_IN = os.getpid()
+"""
+
+
+def worker_procs(k, pids):
+    procs = [psutil.Process(p) for p in pids]
+    for p in procs:
+        assert p.ppid() == k.pid  # the kernel's own children
+    return procs
+
+
+def test_a_new_worker_holds_what_a_cell_imported_before_its_first_task(fresh_kernel, tmp_path):
+    k = fresh_kernel
+    lib = library(tmp_path, ferry_probe=PROBE)
+    k.execute(f"import sys\nsys.path.insert(0, {str(lib)!r})\nimport ferry_probe", timeout=T).ok()
+    state, tpid, _ = template(k)
+    assert state == "running" and tpid > 0
+    # eval is a builtin: the task loads nothing of the notebook's, so the
+    # module can only be there if the worker started with it.
+    where, pids = result(k, "import ferry\nfrom ferry import _pool\n"
+                            "w = ferry.submit(eval, \"__import__('sys').modules['ferry_probe']"
+                            ".IMPORTED_IN\").result(timeout=20)\n"
+                            "(w, _pool.shared().pids())")
+    assert where == tpid  # imported once, by the template, not by the worker
+    for p in worker_procs(k, pids):
+        assert p.cmdline()[1:] == ["--worker", "forked"]
+
+
+def test_workers_of_the_template_die_with_the_kernel(fresh_kernel):
+    k = fresh_kernel
+    pids = result(k, "import ferry\nfrom ferry import _pool\n"
+                     "ferry.map(abs, range(4), chunksize=1)\n_pool.shared().pids()")
+    state, tpid, _ = template(k)
+    assert state == "running" and tpid > 0
+    procs = worker_procs(k, pids) + [psutil.Process(tpid)]
+    procs += [c for p in procs for c in p.children(recursive=True)]  # group watchers
+    os.kill(k.pid, signal.SIGKILL)
+    k.wait_exit()
+    _, alive = psutil.wait_procs(procs, timeout=harness.EXIT_TIMEOUT)
+    for p in alive:
+        p.kill()
+    assert not alive, f"outlived the kernel: {[p.pid for p in alive]}"
+
+
+@pytest.mark.parametrize("how, named", [("os._exit(3)", "exited with code 3"),
+                                        ("os.kill(os.getpid(), 9)", "signal 9 (SIGKILL)")])
+def test_a_crash_in_a_forked_worker_names_its_exit(kernel, how, named):
+    pids = result(kernel, "import ferry, os\n"
+                          "ex = ferry.Executor(1)\nex.submit(abs, 1).result(timeout=20)\n"
+                          "ex._pool.pids()")
+    worker_procs(kernel, pids)
+    assert psutil.Process(pids[0]).cmdline()[1:] == ["--worker", "forked"]
+    x = kernel.execute(f"try:\n    ex.submit(eval, {how!r}).result(timeout=20)\n"
+                       "finally:\n    ex.shutdown()", timeout=T)
+    assert x.content["ename"] == "WorkerCrashed", x.describe()
+    assert named in x.content["evalue"], x.content["evalue"]
+
+
+def test_a_module_that_starts_a_thread_ends_the_template_and_the_pool_execs(
+        fresh_kernel, tmp_path):
+    k = fresh_kernel
+    lib = library(tmp_path, ferry_threaded="""\
+        import threading, time
+        threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+    """)
+    state, tpid, _ = template(k)
+    assert state == "running" and tpid > 0
+    k.execute(f"import sys\nsys.path.insert(0, {str(lib)!r})\nimport ferry_threaded",
+              timeout=T).ok()
+    values, pids = result(k, "import ferry\nfrom ferry import _pool\n"
+                             "(ferry.map(abs, [-1, -2, -3], chunksize=1), "
+                             "_pool.shared().pids())")
+    assert values == [1, 2, 3]
+    for p in worker_procs(k, pids):
+        assert "--worker" in p.cmdline() and "forked" not in p.cmdline()  # exec'd
+    state, pid, why = template(k)
+    assert (state, pid) == ("unsafe", 0)
+    assert "ferry_threaded" in why
+    assert not psutil.pid_exists(tpid) or psutil.Process(tpid).status() == psutil.STATUS_ZOMBIE
+    # Given up on for good: the next cell starts no template again.
+    k.execute("1", timeout=T).ok()
+    assert template(k)[0] == "unsafe"
+
+
+def test_a_template_killed_during_a_spawn_loses_no_task(fresh_kernel, tmp_path):
+    k = fresh_kernel
+    # Slow to import in the template only: the kernel has ferry._kernel.
+    lib = library(tmp_path, ferry_slow="""\
+        import sys, time
+        if "ferry._kernel" not in sys.modules:
+            time.sleep(3600)
+    """)
+    state, tpid, _ = template(k)
+    assert state == "running" and tpid > 0
+    k.execute(f"import sys\nsys.path.insert(0, {str(lib)!r})\nimport ferry_slow",
+              timeout=T).ok()
+    # The pool asks the template, busy importing, for workers...
+    p = k.submit("import ferry\nfrom ferry import _pool\n"
+                 "print('started', flush=True)\n"
+                 "(ferry.submit(abs, -5).result(timeout=60), _pool.shared().pids())")
+    p.wait_until_running()
+    os.kill(tpid, signal.SIGKILL)  # ...and it dies before it answers
+    x = p.finish(timeout=60)
+    value, pids = ast.literal_eval(x.ok().text)
+    assert value == 5
+    for w in worker_procs(k, pids):
+        assert "forked" not in w.cmdline()  # started by exec instead
+    # After the cell the kernel starts a template again.
+    state, pid, _ = template(k)
+    assert state == "running" and pid not in (0, tpid)
+
+
+def test_workers_forked_from_one_template_draw_different_random_numbers(kernel):
+    draws = result(kernel, "import ferry, numpy, time\n"
+                           "def draw(_):\n"
+                           "    import os, time, numpy\n    time.sleep(0.3)\n"
+                           "    return os.getpid(), int(numpy.random.randint(1 << 30))\n"
+                           "with ferry.Executor(2) as ex:\n"
+                           "    r = list(ex.map(draw, range(2), chunksize=1))\n"
+                           "r")
+    (pid_a, a), (pid_b, b) = draws
+    assert pid_a != pid_b and a != b
