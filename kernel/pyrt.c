@@ -462,9 +462,11 @@ pid_t pyrt_fork(unsigned long flags)
 {
     PyGILState_STATE gil = PyGILState_Ensure();
     PyOS_BeforeFork();
-    /* The raw system call: glibc's fork() takes no clone flags.  Without
-     * glibc's fork handlers, which matters only with other threads
-     * around: the caller has none. */
+    /* The raw system call: glibc's fork() takes no clone flags.  What it
+     * skips: the pthread_atfork handlers (they guard locks other threads
+     * hold: the caller has none) and the new thread id in glibc's thread
+     * descriptor (used by pthread_kill of a thread of the child's own; CPython
+     * and ferry's worker signal their threads by process id, not by it). */
     pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
     if (pid == 0) {
         PyOS_AfterFork_Child();

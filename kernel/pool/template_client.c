@@ -26,6 +26,10 @@
  * says nothing for this long is stuck, and is killed. */
 #define SPAWN_TIMEOUT_MS 60000
 
+/* Starts after which a template that keeps ending is given up on (one
+ * that cannot even start would be exec'd again after every cell). */
+#define MAX_STARTS 4
+
 typedef enum tmpl_state { T_OFF, T_RUNNING, T_UNSAFE, T_FAILED } tmpl_state;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -33,6 +37,7 @@ static tmpl_state state = T_OFF;
 static int sock = -1;    /* the kernel's end of the socketpair */
 static pid_t pid;        /* the template */
 static char reason[300]; /* why it was given up on */
+static int starts;       /* how many were started */
 
 /* Ends the template (it may be gone already) and reaps it.  Under lock. */
 static void lose(tmpl_state next, const char *why)
@@ -121,11 +126,17 @@ static void exec_template(pid_t parent, int fd, char *const argv[])
 int template_start(const char *exe, const char *runtime_dir)
 {
     pthread_mutex_lock(&lock);
+    if (state == T_OFF && starts >= MAX_STARTS) {
+        state = T_FAILED;
+        snprintf(reason, sizeof reason, "it ended %d times", starts);
+        LOG_W("pool: no more template process (%s): workers start by exec", reason);
+    }
     if (state != T_OFF) {
         int running = state == T_RUNNING;
         pthread_mutex_unlock(&lock);
         return running;
     }
+    starts++;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         LOG_W("pool: no template process: socketpair: %s", strerror(errno));

@@ -162,3 +162,26 @@ def test_workers_forked_from_one_template_draw_different_random_numbers(kernel):
                            "r")
     (pid_a, a), (pid_b, b) = draws
     assert pid_a != pid_b and a != b
+
+
+def test_a_template_that_keeps_dying_is_given_up_on_and_the_pool_execs(fresh_kernel):
+    k = fresh_kernel
+    seen = set()
+    for _ in range(10):
+        state, tpid, why = template(k)
+        for _ in range(50):  # the end of the last one not yet seen: a cell restarts it
+            if state != "off":
+                break
+            state, tpid, why = template(k)
+        if state != "running":
+            break
+        seen.add(tpid)
+        os.kill(tpid, signal.SIGKILL)
+        k.execute("1", timeout=T).ok()  # after it, the kernel starts one again
+    assert state == "failed" and "ended" in why, (state, why)
+    assert len(seen) >= 2  # restarted before it was given up on
+    values, pids = result(k, "import ferry\nfrom ferry import _pool\n"
+                             "(ferry.map(abs, [-1, -2], chunksize=1), _pool.shared().pids())")
+    assert values == [1, 2]
+    for w in worker_procs(k, pids):
+        assert "forked" not in w.cmdline()
