@@ -12,7 +12,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -387,31 +386,12 @@ def _run(cfg, ferry, std, rows, log):
             raise Hung("not tried: the ferry pool hung twice in this run")
         if ferry.k is None or not ferry.k.alive():
             ferry.start()
-        k = ferry.k
-        k.drain(0.02)
-        mid = k.execute_send("ferry.map(nap, [10] * %d, chunksize=1)" % (2 * NPROC))
-        st = {}
-
-        def on_msg(m):
-            if m.parent_id != mid:
-                return
-            if m.channel == "iopub" and m.type == "execute_input":
-                st["running"] = True
-            elif m.channel == "shell" and m.type == "execute_reply":
-                st["t"], st["c"] = m.t, m.content
-
-        k.run_until(lambda: "running" in st, 10, on_msg)
-        time.sleep(0.3)
-        t0 = time.perf_counter()
-        os.kill(k.proc.pid, signal.SIGINT)
         try:
-            k.run_until(lambda: "t" in st, 15, on_msg)
+            dt = ferry.k.interrupt_cell("ferry.map(nap, [10] * %d, chunksize=1)" % (2 * NPROC),
+                                        0.3)
         except jclient.Timeout:
             ferry.stop()
             raise Hung("no reply within 15 s of SIGINT")
-        if st["c"].get("ename") != "KeyboardInterrupt":
-            raise RuntimeError("reply %s %s" % (st["c"].get("status"), st["c"].get("ename")))
-        dt = st["t"] - t0
         # The pool must stay usable.
         try:
             ferry.eval("json.dumps(ferry.map(inc, range(10)))", timeout=15)
