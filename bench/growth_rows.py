@@ -41,7 +41,6 @@ import sys
 import tempfile
 import time
 
-
 import jclient
 import kernel_rows
 import pool_rows
