@@ -39,8 +39,10 @@ def warm_up(_):
     Not completion and inspection (inspect and its kin, 1-2 MiB that an
     idle kernel would hold): the first such request imports them, a few ms
     beside what a completion costs anyway."""
-    _ensure_shell()
+    # The template first: its start (an exec'd interpreter, ~20 ms) runs
+    # beside the shell's set-up, and is over sooner for the first pool.
     _template_hook("at_idle")
+    _ensure_shell()
     return "{}"
 
 
