@@ -316,10 +316,21 @@ static PyObject *py_template_start(PyObject *self, PyObject *args)
     (void)self;
     (void)args;
     int running;
+    template_environment();
     Py_BEGIN_ALLOW_THREADS
         running = template_start(ctx->exe, ctx->runtime_dir);
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(running);
+}
+
+/* template_environment(): the environment the next workers get, as it
+ * is now (with the GIL: Python code cannot change it meanwhile). */
+static PyObject *py_template_environment(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    template_environment();
+    Py_RETURN_NONE;
 }
 
 /* template_preload(json_text): what the template should import. */
@@ -350,6 +361,8 @@ static PyObject *py_template_state(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"template_start", py_template_start, METH_NOARGS,
      "template_start() -> bool: start the template process (main thread only)."},
+    {"template_environment", py_template_environment, METH_NOARGS,
+     "template_environment(): the environment for the next workers, as it is now."},
     {"template_preload", py_template_preload, METH_VARARGS,
      "template_preload(json_text): modules for the template to import."},
     {"template_state", py_template_state, METH_NOARGS,

@@ -198,26 +198,51 @@ void template_preload(const char *json_text)
     pthread_mutex_unlock(&lock);
 }
 
-/* The spawn request's bytes: kind, the endpoint, then the kernel's
- * environment as it is now (a cell may have changed it: an exec'd worker
- * would inherit it), each NUL-terminated.  malloc'd; NULL when out of
- * memory. */
-static char *spawn_request(const char *endpoint, size_t *len)
+/* The kernel's environment as the kernel's Python last saw it: "NAME=value"
+ * strings end to end, each NUL-terminated.  A copy, taken by the thread
+ * that may change it: reading environ from the dispatcher while a cell's
+ * os.environ[...] = ... reallocates it would read freed memory. */
+static char *env_copy;
+static size_t env_len;
+
+void template_environment(void)
 {
     extern char **environ;
-    size_t n = 1 + strlen(endpoint) + 1;
+    size_t n = 0;
     for (char **e = environ; *e; e++) {
         n += strlen(*e) + 1;
     }
+    char *copy = malloc(n + 1);
+    if (copy == NULL) {
+        return; /* the last copy stays */
+    }
+    char *p = copy;
+    for (char **e = environ; *e; e++) {
+        p = stpcpy(p, *e) + 1;
+    }
+    pthread_mutex_lock(&lock);
+    free(env_copy);
+    env_copy = copy;
+    env_len = n;
+    pthread_mutex_unlock(&lock);
+}
+
+/* The spawn request's bytes: kind, the endpoint, then the kernel's
+ * environment (a cell may have changed it since the template started: an
+ * exec'd worker would inherit it), each NUL-terminated.  malloc'd; NULL
+ * when out of memory.  Under lock. */
+static char *spawn_request(const char *endpoint, size_t *len)
+{
+    size_t head = 1 + strlen(endpoint) + 1;
+    size_t n = head + env_len;
     char *buf = n <= TEMPLATE_MSG_MAX ? malloc(n) : NULL;
     if (buf == NULL) {
         return NULL;
     }
-    char *p = buf;
-    *p++ = TEMPLATE_MSG_SPAWN;
-    p = stpcpy(p, endpoint) + 1;
-    for (char **e = environ; *e; e++) {
-        p = stpcpy(p, *e) + 1;
+    buf[0] = TEMPLATE_MSG_SPAWN;
+    memcpy(buf + 1, endpoint, head - 1);
+    if (env_len > 0) {
+        memcpy(buf + head, env_copy, env_len);
     }
     *len = n;
     return buf;

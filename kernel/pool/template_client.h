@@ -23,6 +23,11 @@ int template_start(const char *exe, const char *runtime_dir);
  * lists; does not wait. */
 void template_preload(const char *json_text);
 
+/* Takes a copy of the kernel's environment, for the workers the template
+ * forks from now on.  Call it from the thread that changes the environment
+ * (the kernel's Python, with the GIL), after it may have changed. */
+void template_environment(void);
+
 /* A new worker for the pool at endpoint, forked by the template as the
  * kernel's child, with log_fd as its log and status_fd (or -1) as its
  * status page (procs.c); both stay the caller's.  Waits for the template

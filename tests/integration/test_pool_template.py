@@ -7,6 +7,7 @@ import ast
 import os
 import signal
 import textwrap
+import time
 
 import psutil
 import pytest
@@ -42,6 +43,22 @@ PROBE = """\
     import os
     IMPORTED_IN = os.getpid()
 """
+
+
+def kill_and_wait(pid):
+    """SIGKILL to pid, then wait until it is dead (a zombie until the kernel,
+    its parent, reaps it): a process killed while it execs dies only once
+    the exec is over."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + harness.EXIT_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} still alive after SIGKILL")
 
 
 def worker_procs(k, pids):
@@ -176,7 +193,7 @@ def test_a_template_that_keeps_dying_is_given_up_on_and_the_pool_execs(fresh_ker
         if state != "running":
             break
         seen.add(tpid)
-        os.kill(tpid, signal.SIGKILL)
+        kill_and_wait(tpid)
         k.execute("1", timeout=T).ok()  # after it, the kernel starts one again
     assert state == "failed" and "ended" in why, (state, why)
     assert len(seen) >= 2  # restarted before it was given up on
@@ -185,3 +202,15 @@ def test_a_template_that_keeps_dying_is_given_up_on_and_the_pool_execs(fresh_ker
     assert values == [1, 2]
     for w in worker_procs(k, pids):
         assert "forked" not in w.cmdline()
+
+
+def test_a_forked_worker_has_the_environment_the_cell_set(fresh_kernel):
+    k = fresh_kernel
+    assert template(k)[0] == "running"
+    got = result(k, "import os, ferry\nos.environ['FERRY_TEST_SET_IN_CELL'] = 'yes'\n"
+                    "with ferry.Executor(1) as ex:\n"
+                    "    r = ex.submit(eval, \"__import__('os').environ.get("
+                    "'FERRY_TEST_SET_IN_CELL')\").result(timeout=20)\n"
+                    "    forked = 'forked' in open(f'/proc/{ex._pool.pids()[0]}/cmdline').read()\n"
+                    "(r, forked)")
+    assert got == ("yes", True)

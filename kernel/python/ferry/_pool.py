@@ -246,6 +246,9 @@ class Pool:
                                "child of it")
         with self._lock:
             if self._handle is None:
+                # Workers the template forks get the environment as it is
+                # now, as exec'd ones would (this cell may have changed it).
+                _ferry_pool.template_environment()
                 self._handle = _ferry_pool.create(self._n)
                 self._collector = threading.Thread(
                     target=self._collect, args=(self._handle,), name="ferry-collector",
@@ -259,6 +262,7 @@ class Pool:
                 raise ValueError(f"a pool has 1 to {MAX_WORKERS} workers, not {n}")
             self._n = int(n)
             if self._handle is not None:
+                _ferry_pool.template_environment()
                 _ferry_pool.size(self._handle, self._n)
         return self._n
 

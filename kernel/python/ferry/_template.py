@@ -58,6 +58,7 @@ def after_cell():
     given up on (a thread ran in it) stays so."""
     if not _wanted and not _cell_imports:
         return
+    _ferry_pool.template_environment()  # for workers forked before the next cell
     done = [n for n in _cell_imports if n in sys.modules]
     new = [n for n in done if n not in _known]
     _known.update(new)
