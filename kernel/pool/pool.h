@@ -1,8 +1,8 @@
 /* pool.h -- a pool of worker processes (`ferry-kernel --worker`), driven
- * from C over ZeroMQ ipc endpoints in the runtime directory.
+ * from C over one AF_UNIX socketpair per worker.
  *
- * One dispatcher thread per pool owns the ROUTER socket the workers connect
- * to, starts and reaps the workers (pidfds in its poll set), hands each
+ * One dispatcher thread per pool owns the kernel's ends of the workers'
+ * sockets, starts and reaps the workers (pidfds in its poll set), hands each
  * worker its next tasks (several ahead when they are short), forwards the
  * workers' output to iopub under the cell that asked, and queues results
  * for pool_next.  It is also the
@@ -39,8 +39,7 @@ typedef struct pool_result {
 
 /* Starts a pool of n workers (n >= 1) running exe --worker.  io receives the
  * workers' output.  Free with pool_destroy, which stops every worker. */
-pool *pool_new(void *zctx, const char *runtime_dir, const char *exe, iopub *io, int n,
-               jp_error *err);
+pool *pool_new(const char *runtime_dir, const char *exe, iopub *io, int n, jp_error *err);
 /* Kills every worker and ends the dispatcher; returns once they are reaped.
  * Idempotent.  The pool stays allocated: pool_next (maybe waiting in
  * another thread) returns -1 from now on.  Call pool_destroy only once no

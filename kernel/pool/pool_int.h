@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "link.h"
 #include "pool.h"
 #include "procs.h"
 #include "sched.h"
@@ -27,13 +28,13 @@ typedef struct result_node {
 /* What the dispatcher keeps per worker slot besides the core's view. */
 typedef struct slot {
     proc proc;           /* the process */
+    link_conn conn;      /* the socket to it */
+    int backlog;         /* messages of it left unread for the next turn */
     json_t *last_parent; /* parent of its last finished task, for late output */
 } slot;
 
 struct pool {
-    void *zctx;                  /* context for the ROUTER */
-    void *router;                /* owned by the dispatcher thread */
-    char endpoint[320];          /* ipc://RUNTIME/pool-N */
+    char runtime_dir[PATH_MAX];  /* handed to each worker */
     char exe[PATH_MAX];          /* ferry-kernel */
     iopub *io;                   /* where worker output goes */
     pthread_t thread;            /* the dispatcher */

@@ -52,7 +52,7 @@ static PyObject *py_create(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     }
     jp_error err = {0};
-    h->p = pool_new(ctx->zctx, ctx->runtime_dir, ctx->exe, ctx->io, n, &err);
+    h->p = pool_new(ctx->runtime_dir, ctx->exe, ctx->io, n, &err);
     if (h->p == NULL) {
         free(h);
         return PyErr_Format(PyExc_RuntimeError, "cannot start a worker pool: %s",
