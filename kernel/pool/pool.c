@@ -381,6 +381,7 @@ static void *dispatcher_main(void *arg)
     pthread_mutex_lock(&p->lock);
     p->closed = 1;
     pthread_cond_broadcast(&p->results_cond);
+    pthread_cond_broadcast(&p->one_cond);
     pthread_mutex_unlock(&p->lock);
     return NULL;
 }
@@ -411,6 +412,7 @@ pool *pool_new(const char *runtime_dir, const char *exe, iopub *io, int n, jp_er
     snprintf(p->runtime_dir, sizeof p->runtime_dir, "%s", runtime_dir);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->results_cond, NULL);
+    pthread_cond_init(&p->one_cond, NULL);
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->wake_fd < 0) {
         jp_error_set(err, "cannot make the pool's eventfd: %s", strerror(errno));
@@ -424,6 +426,7 @@ pool *pool_new(const char *runtime_dir, const char *exe, iopub *io, int n, jp_er
     }
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->results_cond);
+    pthread_cond_destroy(&p->one_cond);
     free(p);
     return NULL;
 }
@@ -466,6 +469,7 @@ void pool_destroy(pool **pp)
     close(p->wake_fd);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->results_cond);
+    pthread_cond_destroy(&p->one_cond);
     free(p);
     *pp = NULL;
 }

@@ -58,10 +58,17 @@ void pool_resize(pool *p, int n);
 int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames);
 
 /* Waits up to timeout_ms (-1: forever) for results, and takes up to max of
- * them.  Returns how many it put in out[] (release each with
- * pool_result_clear), 0 on timeout, -1 once the pool is closed and has no
- * result left. */
+ * them (none that a thread waits on in pool_next_one).  Returns how many
+ * it put in out[] (release each with pool_result_clear), 0 on timeout, -1
+ * once the pool is closed and has no result left. */
 int pool_next(pool *p, pool_result *out, int max, int timeout_ms);
+/* Waits up to timeout_ms for the result of one task, for the thread that
+ * waits on it: pool_next leaves that result to it, so it wakes this thread
+ * alone instead of the collector and then this thread.  Returns 1 (in
+ * *out), 0 on timeout, -1 once the pool is closed without it, -2 when
+ * POOL_DIRECT_MAX threads (or one for the same task) wait already. */
+#define POOL_DIRECT_MAX 8
+int pool_next_one(pool *p, uint64_t task_id, pool_result *out, int timeout_ms);
 void pool_result_clear(pool_result *r);
 
 /* Cancels tasks: queued ones end POOL_CANCELLED; with interrupt, running

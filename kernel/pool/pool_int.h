@@ -34,16 +34,19 @@ typedef struct slot {
 } slot;
 
 struct pool {
-    char runtime_dir[PATH_MAX];  /* handed to each worker */
-    char exe[PATH_MAX];          /* ferry-kernel */
-    iopub *io;                   /* where worker output goes */
-    pthread_t thread;            /* the dispatcher */
-    int wake_fd;                 /* eventfd: commands are waiting */
-    pthread_mutex_t lock;        /* guards everything down to core */
-    pthread_cond_t results_cond; /* signalled when a result is queued */
-    sched_list inbox;            /* submitted, not yet handed to the core */
-    int queued;                  /* unsent tasks the core held after its last turn */
-    uint64_t *cancels;           /* ids to cancel, for the dispatcher */
+    char runtime_dir[PATH_MAX];       /* handed to each worker */
+    char exe[PATH_MAX];               /* ferry-kernel */
+    iopub *io;                        /* where worker output goes */
+    pthread_t thread;                 /* the dispatcher */
+    int wake_fd;                      /* eventfd: commands are waiting */
+    pthread_mutex_t lock;             /* guards everything down to core */
+    pthread_cond_t results_cond;      /* signalled when a result is queued */
+    pthread_cond_t one_cond;          /* the same, for a thread in pool_next_one */
+    uint64_t wanted[POOL_DIRECT_MAX]; /* tasks threads wait on in pool_next_one */
+    int n_wanted;
+    sched_list inbox;  /* submitted, not yet handed to the core */
+    int queued;        /* unsent tasks the core held after its last turn */
+    uint64_t *cancels; /* ids to cancel, for the dispatcher */
     size_t n_cancels, cap_cancels;
     uint64_t *interrupts; /* running ones among them to SIGINT */
     size_t n_interrupts, cap_interrupts;
