@@ -32,6 +32,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +73,9 @@ typedef struct wstate {
     pthread_mutex_t lock; /* guards the socket and everything below */
     int main_wake_fd;     /* eventfd: a task was queued for the waiting main thread */
     int main_waiting;     /* the main thread waits for a task, lock released */
+    int io_kick_fd;       /* eventfd: the io thread must stop watching the socket */
+    int io_timer_fd;      /* timerfd: a task has run IO_WATCH_AFTER_US */
+    int io_watching;      /* the io thread watches the socket */
     char carry[2][4];     /* an unfinished UTF-8 character at a read's end */
     size_t n_carry[2];    /* its length */
     queue tasks;          /* received, not started */
@@ -333,6 +337,14 @@ static void receive_messages(wstate *w)
     }
 }
 
+/* Reads an eventfd or a timerfd that poll said is readable. */
+static void consume(int fd)
+{
+    uint64_t count;
+    ssize_t r = read(fd, &count, sizeof count);
+    (void)r;
+}
+
 static void *io_main(void *arg)
 {
     wstate *w = arg;
@@ -344,12 +356,20 @@ static void *io_main(void *arg)
     pthread_mutex_unlock(&w->lock);
     /* A parent gone (kernel killed) ends the worker even if the
      * parent-death signal was missed and its socket stays open. */
-    struct pollfd fds[3] = {
-        {.fd = w->sock, .events = POLLIN},
+    struct pollfd fds[5] = {
+        {.fd = -1, .events = POLLIN}, /* the socket, while watched */
         {.fd = w->out_fd[0], .events = POLLIN},
         {.fd = w->out_fd[1], .events = POLLIN},
+        {.fd = w->io_kick_fd, .events = POLLIN},
+        {.fd = w->io_timer_fd, .events = POLLIN},
     };
     while (getppid() == w->parent) {
+        if (fds[3].revents) {
+            consume(w->io_kick_fd);
+        }
+        if (fds[4].revents) {
+            consume(w->io_timer_fd);
+        }
         pthread_mutex_lock(&w->lock);
         if (fds[1].revents || fds[2].revents) {
             send_chunks(w, drain_pipes(w, 0));
@@ -357,9 +377,13 @@ static void *io_main(void *arg)
         if (fds[0].revents) {
             receive_messages(w);
         }
+        /* The socket is the main thread's while it has no task; this
+         * thread takes it over once a task has run a while. */
+        w->io_watching = w->busy;
+        fds[0].fd = w->io_watching ? w->sock : -1;
         int gone = w->gone;
         pthread_mutex_unlock(&w->lock);
-        if (gone || (poll(fds, 3, 1000) < 0 && errno != EINTR)) {
+        if (gone || (poll(fds, 5, 1000) < 0 && errno != EINTR)) {
             break;
         }
     }
@@ -391,17 +415,28 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* The next task, or NULL once the kernel is gone; marks it running.  An
- * idle main thread receives its next task itself: the io thread would be
- * one more wake-up on the way. */
+/* Has the io thread watch the socket once the task that starts now has
+ * run IO_WATCH_AFTER_US, not at once: a short task's round trip then wakes
+ * the main thread alone (on 2 cores, a second thread woken by each message
+ * and waiting for the lock cost more than the transport).  A cancel for a
+ * task that runs waits that long at most. */
+#define IO_WATCH_AFTER_US 1000
+
+static void arm_io_timer(wstate *w)
+{
+    struct itimerspec its = {.it_value = {.tv_nsec = IO_WATCH_AFTER_US * 1000L}};
+    timerfd_settime(w->io_timer_fd, 0, &its, NULL);
+}
+
+/* The next task, or NULL once the kernel is gone; marks it running.  The
+ * main thread reads the socket itself between tasks (cancels of queued
+ * tasks apply before one of them starts) and, idle, waits on it: the io
+ * thread would be one more wake-up on the way. */
 static job *next_task(wstate *w)
 {
     pthread_mutex_lock(&w->lock);
+    receive_messages(w);
     while (w->tasks.head == NULL && !w->gone) {
-        receive_messages(w);
-        if (w->tasks.head != NULL || w->gone) {
-            break;
-        }
         w->main_waiting = 1;
         pthread_mutex_unlock(&w->lock);
         struct pollfd fds[2] = {
@@ -410,12 +445,11 @@ static job *next_task(wstate *w)
         };
         int rc = poll(fds, 2, 1000);
         if (rc > 0 && (fds[1].revents & POLLIN)) {
-            uint64_t c;
-            ssize_t r = read(w->main_wake_fd, &c, sizeof c);
-            (void)r;
+            consume(w->main_wake_fd);
         }
         pthread_mutex_lock(&w->lock);
         w->main_waiting = 0;
+        receive_messages(w);
     }
     job *t = w->gone ? NULL : queue_pop(&w->tasks);
     if (t) {
@@ -425,6 +459,7 @@ static job *next_task(wstate *w)
         w->running = t->id;
         w->busy = 1;
         __atomic_store_n(&w->status[0], t->id, __ATOMIC_RELEASE);
+        arm_io_timer(w);
     }
     pthread_mutex_unlock(&w->lock);
     return t;
@@ -442,6 +477,12 @@ static void finish_task(wstate *w, job *t)
     __atomic_store_n(&w->status[1], t->id, __ATOMIC_RELEASE);
     __atomic_store_n(&w->status[0], 0, __ATOMIC_RELEASE);
     send_result(w, t);
+    if (w->io_watching) {
+        /* the socket is the main thread's again */
+        uint64_t one = 1;
+        ssize_t n = write(w->io_kick_fd, &one, sizeof one);
+        (void)n;
+    }
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -528,7 +569,10 @@ int worker_run(int conn_fd, const char *runtime_dir, const char *python, int sta
     char package_dir[PATH_MAX];
     pthread_mutex_init(&w.lock, NULL);
     w.main_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (w.status == NULL || w.main_wake_fd < 0 || connect_kernel(&w, conn_fd) < 0) {
+    w.io_kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    w.io_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (w.status == NULL || w.main_wake_fd < 0 || w.io_kick_fd < 0 || w.io_timer_fd < 0 ||
+        connect_kernel(&w, conn_fd) < 0) {
         return 1;
     }
     if (capture(1, &w.out_fd[0]) < 0 || capture(2, &w.out_fd[1]) < 0 ||
