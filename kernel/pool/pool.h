@@ -66,7 +66,8 @@ int pool_next(pool *p, pool_result *out, int max, int timeout_ms);
  * waits on it: pool_next leaves that result to it, so it wakes this thread
  * alone instead of the collector and then this thread.  Returns 1 (in
  * *out), 0 on timeout, -1 once the pool is closed without it, -2 when
- * POOL_DIRECT_MAX threads (or one for the same task) wait already. */
+ * POOL_DIRECT_MAX threads (or one for the same task) wait already or the
+ * collector may have taken the result (then wait for the collector). */
 #define POOL_DIRECT_MAX 8
 int pool_next_one(pool *p, uint64_t task_id, pool_result *out, int timeout_ms);
 void pool_result_clear(pool_result *r);

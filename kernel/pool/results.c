@@ -146,10 +146,45 @@ static int wait_take(pool *p, pthread_cond_t *cond, pool_result *out, int max,
     return got > 0 ? got : p->closed ? -1 : 0;
 }
 
+/* Under p->lock: notes the ids pool_next hands out now.  The collector
+ * takes a batch, then settles it (with the GIL) before it takes the next:
+ * a result it took but did not settle yet is in one of its last two
+ * batches. */
+static void note_taken(pool *p, const pool_result *out, int got)
+{
+    p->taken_cur ^= 1;
+    taken_batch *b = &p->taken[p->taken_cur];
+    b->n = got < POOL_TAKEN_MAX ? got : POOL_TAKEN_MAX;
+    b->overflow = got > POOL_TAKEN_MAX;
+    for (int i = 0; i < b->n; i++) {
+        b->ids[i] = out[i].task_id;
+    }
+}
+
+/* Under p->lock: the collector may hold id's result unsettled. */
+static int maybe_taken(const pool *p, uint64_t id)
+{
+    for (int k = 0; k < 2; k++) {
+        const taken_batch *b = &p->taken[k];
+        if (b->overflow) {
+            return 1;
+        }
+        for (int i = 0; i < b->n; i++) {
+            if (b->ids[i] == id) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 int pool_next(pool *p, pool_result *out, int max, int timeout_ms)
 {
     pthread_mutex_lock(&p->lock);
     int rc = wait_take(p, &p->results_cond, out, max, timeout_ms, 0);
+    if (rc > 0) {
+        note_taken(p, out, rc);
+    }
     pthread_mutex_unlock(&p->lock);
     return rc;
 }
@@ -157,7 +192,9 @@ int pool_next(pool *p, pool_result *out, int max, int timeout_ms)
 int pool_next_one(pool *p, uint64_t task_id, pool_result *out, int timeout_ms)
 {
     pthread_mutex_lock(&p->lock);
-    if (p->n_wanted == POOL_DIRECT_MAX || is_wanted(p, task_id)) {
+    if (p->n_wanted == POOL_DIRECT_MAX || is_wanted(p, task_id) ||
+        maybe_taken(p, task_id)) {
+        /* waiting here would be for a result the collector settles */
         pthread_mutex_unlock(&p->lock);
         return -2;
     }

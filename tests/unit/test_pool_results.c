@@ -170,6 +170,24 @@ static void test_pool_results__two_waiters_on_one_task_are_refused(void **state)
     q_destroy(q);
 }
 
+/* The collector took a result before its waiter came: the waiter must not
+ * wait for it (the collector settles it), and says so at once. */
+static void test_pool_results__a_result_the_collector_took_is_not_waited_for(void **state)
+{
+    (void)state;
+    results *q = q_new();
+    stage_and_publish(q, 7);
+    pool_result out[4];
+    assert_int_equal(pool_next(q, out, 4, 0), 1);
+    pool_result r;
+    assert_int_equal(pool_next_one(q, 7, &r, 10000), -2); /* not after 10 s */
+    /* another batch later, 7 is still the collector's last but one */
+    stage_and_publish(q, 8);
+    assert_int_equal(pool_next(q, out, 4, 0), 1);
+    assert_int_equal(pool_next_one(q, 7, &r, 10000), -2);
+    q_destroy(q);
+}
+
 int main(void)
 {
     log_init(2, LOG_ERROR);
@@ -181,6 +199,8 @@ int main(void)
             test_pool_results__a_result_after_the_waiter_gave_up_is_the_collectors),
         cmocka_unit_test(test_pool_results__a_closed_queue_ends_every_wait),
         cmocka_unit_test(test_pool_results__two_waiters_on_one_task_are_refused),
+        cmocka_unit_test(
+            test_pool_results__a_result_the_collector_took_is_not_waited_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
