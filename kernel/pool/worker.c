@@ -4,14 +4,15 @@
  * by the pool, inherited as an fd; framed by wire.c) is shared by two
  * threads under one lock.  Writes block (the kernel's dispatcher always
  * reads, so they end; a cancel waits for the lock meanwhile), reads never
- * do.  The io thread waits on the socket and on the
- * pipes that replace fds 1 and 2: it queues the tasks it receives, applies
- * cancels at once (even while a task runs), and streams output back under
- * the id of the task that wrote it.  The main thread initialised Python, so
- * SIGINT (how a task is interrupted) raises KeyboardInterrupt in the task;
- * it takes tasks from the queue one after the other, and sends each result
- * itself, after the output the task wrote last - no hand-over to another
- * thread on the way back.
+ * do.  The main thread initialised Python, so SIGINT (how a task is
+ * interrupted) raises KeyboardInterrupt in the task; it reads the socket
+ * between tasks and waits on it when idle, runs the tasks one after the
+ * other, and sends each result itself, after the output the task wrote
+ * last - no hand-over to another thread either way.  The io thread streams
+ * the pipes that replace fds 1 and 2 back under the id of the task that
+ * wrote them, and once a task has run a while (see next_task) it watches
+ * the socket too: the tasks it receives are queued, cancels apply at once,
+ * even while a task runs.
  *
  * The messages are pool_wire.h's.  The kernel may send several tasks ahead
  * (sched.c decides how many).  For
