@@ -266,15 +266,18 @@ static PyObject *py_next(PyObject *self, PyObject *args)
     return out;
 }
 
-/* next_one(pool, task_id, timeout_ms): see pool_next_one.  [result], []
- * on timeout, None when the thread cannot wait directly. */
+/* next_one(pool, task_id, timeout_ms, sink): see pool_next_one.  Appends
+ * the result to the list sink and returns 1, 0 on timeout, None when the
+ * thread cannot wait directly.  The result goes into the caller's list here,
+ * in C, because a SIGINT's KeyboardInterrupt is raised as soon as a call
+ * returns: a result handed back as the return value would be lost with it. */
 static PyObject *py_next_one(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *capsule;
+    PyObject *capsule, *sink;
     unsigned long long id;
     int timeout;
-    if (!PyArg_ParseTuple(args, "OKi", &capsule, &id, &timeout)) {
+    if (!PyArg_ParseTuple(args, "OKiO!", &capsule, &id, &timeout, &PyList_Type, &sink)) {
         return NULL;
     }
     holder *h = PyCapsule_GetPointer(capsule, "ferry.pool");
@@ -294,11 +297,13 @@ static PyObject *py_next_one(PyObject *self, PyObject *args)
         Py_RETURN_NONE;
     }
     if (n == 0) {
-        return PyList_New(0);
+        return PyLong_FromLong(0);
     }
     PyObject *item = result_tuple(&r);
     pool_result_clear(&r);
-    return item ? Py_BuildValue("[N]", item) : NULL;
+    int rc = item ? PyList_Append(sink, item) : -1;
+    Py_XDECREF(item);
+    return rc < 0 ? NULL : PyLong_FromLong(1);
 }
 
 static PyObject *py_cancel(PyObject *self, PyObject *args)
@@ -358,7 +363,8 @@ static PyMethodDef methods[] = {
      "submit(pool, first_id, head, [[payload, buffers...], ...]): queue tasks."},
     {"next", py_next, METH_VARARGS, "next(pool, timeout_ms) -> [result, ...]."},
     {"next_one", py_next_one, METH_VARARGS,
-     "next_one(pool, task_id, timeout_ms) -> [result] or [] (timeout) or None "
+     "next_one(pool, task_id, timeout_ms, sink) -> 1 (result appended to sink), 0 "
+     "(timeout) or None "
      "(too many threads wait directly)."},
     {"cancel", py_cancel, METH_VARARGS,
      "cancel(pool, [task_id, ...], interrupt=True): drop queued tasks; "

@@ -315,7 +315,9 @@ class Pool:
         if handle is None or not _in_owner():
             return timeout
         deadline = None if timeout is None else time.monotonic() + timeout
-        got = None
+        # next_one appends a result it took to got itself: an interrupt
+        # raised as the call returns must not lose it.
+        got = []
         try:
             while not future.done():
                 left = _DIRECT_SLICE if deadline is None else \
@@ -323,14 +325,15 @@ class Pool:
                 if left <= 0:
                     break
                 try:
-                    got = _ferry_pool.next_one(handle, future.task_id,
-                                               max(1, int(left * 1000)))
+                    n = _ferry_pool.next_one(handle, future.task_id,
+                                             max(1, int(left * 1000)), got)
                 except EOFError:
                     break
-                if got is None:  # too many threads wait directly: the collector's
+                if n is None:  # too many threads wait directly: the collector's
                     break
-                batch, got = got, None
-                self._settle_batch(batch)
+                if got:  # settling twice is harmless: the second finds no waiter
+                    self._settle_batch(got)
+                    got.clear()
         finally:
             if got:  # interrupted after taking it: it must not be lost
                 self._settle_batch(got)
