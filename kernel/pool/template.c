@@ -171,10 +171,10 @@ static int same_package(void)
     return mine == theirs || (mine && theirs && strcmp(mine, theirs) == 0);
 }
 
-/* In the forked child: becomes a worker of the pool at endpoint, as
+/* In the forked child: becomes a worker on the link conn_fd, as
  * procs.c's exec'd ones are (a process group of its own, dying with the
  * kernel, nothing blocked), and never returns. */
-static void become_worker(tstate *t, const char *endpoint, int log_fd, int status_fd)
+static void become_worker(tstate *t, int conn_fd, int log_fd, int status_fd)
 {
     close(t->ctl);
     setpgid(0, 0);
@@ -191,27 +191,29 @@ static void become_worker(tstate *t, const char *endpoint, int log_fd, int statu
         log_init(log_fd, (log_level)t->log_level);
     }
     rename_worker(t);
-    _exit(worker_serve(endpoint, status_fd, before_first_task));
+    _exit(worker_serve(conn_fd, status_fd, before_first_task));
 }
 
-/* A spawn request (payload: the bytes after the kind, len of them). */
+/* A spawn request (payload: the bytes after the kind, len of them; fds:
+ * the log, the link, the status page). */
 static void spawn_worker(tstate *t, const char *payload, size_t len, const int *fds,
                          int n_fds)
 {
     int log_fd = n_fds > 0 ? fds[0] : -1;
-    int status_fd = n_fds > 1 ? fds[1] : -1;
-    const char *endpoint = payload;
-    size_t skip = strnlen(payload, len) + 1;
-    worker_env = payload + skip;
-    worker_env_len = len > skip ? len - skip : 0;
+    int conn_fd = n_fds > 1 ? fds[1] : -1;
+    int status_fd = n_fds > 2 ? fds[2] : -1;
+    worker_env = payload;
+    worker_env_len = len;
     int32_t answer = -ESTALE;
     if (thread_count() != 1) {
         give_up(t, "a thread runs in the template");
     }
-    if (same_package()) {
+    if (conn_fd < 0) {
+        answer = -EBADF;
+    } else if (same_package()) {
         pid_t pid = pyrt_fork(CLONE_PARENT);
         if (pid == 0) {
-            become_worker(t, endpoint, log_fd, status_fd);
+            become_worker(t, conn_fd, log_fd, status_fd);
         }
         answer = pid > 0 ? (int32_t)pid : -(int32_t)errno;
     }

@@ -12,10 +12,10 @@
  * The wire is a SOCK_SEQPACKET socketpair, one message a datagram, a kind
  * byte first:
  *   kernel -> template  'I' + JSON {"cwd", "path", "modules"}: import these
- *                       'S' + endpoint, then the kernel's environment
- *                           ("NAME=value" each), all NUL-terminated; fds
- *                           [log, status page (optional)]: fork a worker
- *                           for the pool at endpoint, in that environment
+ *                       'S' + the kernel's environment ("NAME=value",
+ *                           each NUL-terminated); fds [log, the worker's
+ *                           end of its link to the pool, status page
+ *                           (optional)]: fork a worker, in that environment
  *   template -> kernel  'P' + int32: the forked worker's pid, or -errno
  *                           (-ESTALE: the environment names another ferry
  *                           package than the template runs: exec it)

@@ -227,41 +227,39 @@ void template_environment(void)
     pthread_mutex_unlock(&lock);
 }
 
-/* The spawn request's bytes: kind, the endpoint, then the kernel's
- * environment (a cell may have changed it since the template started: an
- * exec'd worker would inherit it), each NUL-terminated.  malloc'd; NULL
- * when out of memory.  Under lock. */
-static char *spawn_request(const char *endpoint, size_t *len)
+/* The spawn request's bytes: kind, then the kernel's environment (a cell
+ * may have changed it since the template started: an exec'd worker would
+ * inherit it).  malloc'd; NULL when out of memory.  Under lock. */
+static char *spawn_request(size_t *len)
 {
-    size_t head = 1 + strlen(endpoint) + 1;
-    size_t n = head + env_len;
+    size_t n = 1 + env_len;
     char *buf = n <= TEMPLATE_MSG_MAX ? malloc(n) : NULL;
     if (buf == NULL) {
         return NULL;
     }
     buf[0] = TEMPLATE_MSG_SPAWN;
-    memcpy(buf + 1, endpoint, head - 1);
     if (env_len > 0) {
-        memcpy(buf + head, env_copy, env_len);
+        memcpy(buf + 1, env_copy, env_len);
     }
     *len = n;
     return buf;
 }
 
-/* Sends a spawn request, with the fds by SCM_RIGHTS (log first, then the
- * status page).  0 or -1.  Under lock. */
-static int send_spawn(const char *endpoint, int log_fd, int status_fd)
+/* Sends a spawn request, with the fds by SCM_RIGHTS: the log, the
+ * worker's end of its link to the pool, then the status page (if any).  0
+ * or -1.  Under lock. */
+static int send_spawn(int conn_fd, int log_fd, int status_fd)
 {
     size_t len;
-    char *request = spawn_request(endpoint, &len);
+    char *request = spawn_request(&len);
     if (request == NULL) {
         LOG_W("pool: no memory for a request to the template, or too large an "
               "environment");
         return -1;
     }
     struct iovec iov = {request, len};
-    int fds[2] = {log_fd, status_fd};
-    int n_fds = status_fd >= 0 ? 2 : 1;
+    int fds[3] = {log_fd, conn_fd, status_fd};
+    int n_fds = status_fd >= 0 ? 3 : 2;
     union {
         char space[CMSG_SPACE(sizeof fds)];
         struct cmsghdr align;
@@ -284,11 +282,11 @@ static int send_spawn(const char *endpoint, int log_fd, int status_fd)
     return rc;
 }
 
-pid_t template_spawn(const char *endpoint, int log_fd, int status_fd)
+pid_t template_spawn(int conn_fd, int log_fd, int status_fd)
 {
     pid_t worker = -1;
     pthread_mutex_lock(&lock);
-    if (state == T_RUNNING && send_spawn(endpoint, log_fd, status_fd) == 0) {
+    if (state == T_RUNNING && send_spawn(conn_fd, log_fd, status_fd) == 0) {
         char buf[64];
         size_t len = 0;
         /* A message it sent before is a thread report or its end: either

@@ -28,11 +28,12 @@ void template_preload(const char *json_text);
  * (the kernel's Python, with the GIL), after it may have changed. */
 void template_environment(void);
 
-/* A new worker for the pool at endpoint, forked by the template as the
- * kernel's child, with log_fd as its log and status_fd (or -1) as its
- * status page (procs.c); both stay the caller's.  Waits for the template
- * (which may be busy importing).  Its pid, or -1: fork and exec it. */
-pid_t template_spawn(const char *endpoint, int log_fd, int status_fd);
+/* A new worker, forked by the template as the kernel's child, with conn_fd
+ * as its link to the pool, log_fd as its log and status_fd (or -1) as its
+ * status page (procs.c); the fds stay the caller's.  Waits for the
+ * template (which may be busy importing).  Its pid, or -1: fork and exec
+ * it. */
+pid_t template_spawn(int conn_fd, int log_fd, int status_fd);
 
 /* The template's state: "off" (never started, or gone: it may start
  * again), "running", "unsafe" (a thread ran in it) or "failed" (it did
