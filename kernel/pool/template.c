@@ -97,19 +97,22 @@ static void import_modules(tstate *t, const char *json_text, size_t len)
 
 /* ------------------------------------------------------------- workers */
 
-/* The command line ps shows for a forked worker: the kernel binary's, as
- * an exec'd worker's reads (`ferry-kernel --worker ...`).  Written as
- * setproctitle(3) does: one string, and the area's last byte not a NUL, so
- * Linux shows the string up to its NUL instead of the old arguments. */
-static void rename_worker(tstate *t)
+/* The command line ps shows for a forked worker, in the template's
+ * argument area: the kernel binary's, as an exec'd worker's reads, marked
+ * --forked, with its link's fd (`ferry-kernel --worker --forked --conn-fd
+ * N`).  The area keeps its size, and a NUL at its end (else Linux takes it
+ * for one string): the rest is spaces, at the end of the last argument. */
+static void rename_worker(tstate *t, int conn_fd)
 {
     char line[4096];
-    int n = snprintf(line, sizeof line, "%s --worker forked", t->args);
-    if (n <= 0 || (size_t)n + 2 > t->args_len || (size_t)n >= sizeof line) {
+    int n = snprintf(line, sizeof line, "%s%c--worker%c--forked%c--conn-fd%c%d", t->args,
+                     0, 0, 0, 0, conn_fd);
+    if (n <= 0 || (size_t)n + 1 > t->args_len || (size_t)n >= sizeof line) {
         return;
     }
-    memset(t->args, ' ', t->args_len);
-    memcpy(t->args, line, (size_t)n + 1);
+    memset(t->args, ' ', t->args_len - 1);
+    memcpy(t->args, line, (size_t)n);
+    t->args[t->args_len - 1] = '\0';
 }
 
 /* The kernel's environment for the worker being forked: "NAME=value"
@@ -190,7 +193,7 @@ static void become_worker(tstate *t, int conn_fd, int log_fd, int status_fd)
     if (log_fd >= 0) {
         log_init(log_fd, (log_level)t->log_level);
     }
-    rename_worker(t);
+    rename_worker(t, conn_fd);
     _exit(worker_serve(conn_fd, status_fd, before_first_task));
 }
 

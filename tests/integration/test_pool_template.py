@@ -82,7 +82,7 @@ def test_a_new_worker_holds_what_a_cell_imported_before_its_first_task(fresh_ker
                             "(w, _pool.shared().pids())")
     assert where == tpid  # imported once, by the template, not by the worker
     for p in worker_procs(k, pids):
-        assert p.cmdline()[1:] == ["--worker", "forked"]
+        assert p.cmdline()[1:3] == ["--worker", "--forked"]
 
 
 def test_workers_of_the_template_die_with_the_kernel(fresh_kernel):
@@ -108,7 +108,7 @@ def test_a_crash_in_a_forked_worker_names_its_exit(kernel, how, named):
                           "ex = ferry.Executor(1)\nex.submit(abs, 1).result(timeout=20)\n"
                           "ex._pool.pids()")
     worker_procs(kernel, pids)
-    assert psutil.Process(pids[0]).cmdline()[1:] == ["--worker", "forked"]
+    assert psutil.Process(pids[0]).cmdline()[1:3] == ["--worker", "--forked"]
     x = kernel.execute(f"try:\n    ex.submit(eval, {how!r}).result(timeout=20)\n"
                        "finally:\n    ex.shutdown()", timeout=T)
     assert x.content["ename"] == "WorkerCrashed", x.describe()
@@ -131,7 +131,7 @@ def test_a_module_that_starts_a_thread_ends_the_template_and_the_pool_execs(
                              "_pool.shared().pids())")
     assert values == [1, 2, 3]
     for p in worker_procs(k, pids):
-        assert "--worker" in p.cmdline() and "forked" not in p.cmdline()  # exec'd
+        assert "--worker" in p.cmdline() and "--forked" not in p.cmdline()  # exec'd
     state, pid, why = template(k)
     assert (state, pid) == ("unsafe", 0)
     assert "ferry_threaded" in why
@@ -163,7 +163,7 @@ def test_a_template_killed_during_a_spawn_loses_no_task(fresh_kernel, tmp_path):
     value, pids = ast.literal_eval(x.ok().text)
     assert value == 5
     for w in worker_procs(k, pids):
-        assert "forked" not in w.cmdline()  # started by exec instead
+        assert "--forked" not in w.cmdline()  # started by exec instead
     # After the cell the kernel starts a template again.
     state, pid, _ = template(k)
     assert state == "running" and pid not in (0, tpid)
@@ -202,7 +202,7 @@ def test_a_template_that_keeps_dying_is_given_up_on_and_the_pool_execs(fresh_ker
                              "(ferry.map(abs, [-1, -2], chunksize=1), _pool.shared().pids())")
     assert values == [1, 2]
     for w in worker_procs(k, pids):
-        assert "forked" not in w.cmdline()
+        assert "--forked" not in w.cmdline()
 
 
 def test_a_forked_worker_has_the_environment_the_cell_set(fresh_kernel):
@@ -212,6 +212,6 @@ def test_a_forked_worker_has_the_environment_the_cell_set(fresh_kernel):
                     "with ferry.Executor(1) as ex:\n"
                     "    r = ex.submit(eval, \"__import__('os').environ.get("
                     "'FERRY_TEST_SET_IN_CELL')\").result(timeout=20)\n"
-                    "    forked = 'forked' in open(f'/proc/{ex._pool.pids()[0]}/cmdline').read()\n"
+                    "    forked = '--forked' in open(f'/proc/{ex._pool.pids()[0]}/cmdline').read()\n"
                     "(r, forked)")
     assert got == ("yes", True)
