@@ -10,7 +10,6 @@
 
 #include <dirent.h>
 #include <malloc.h>
-#include <netdb.h>
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -275,11 +274,6 @@ int template_main(int ctl, const char *runtime_dir, const char *python, int leve
     if (thread_count() != 1) {
         give_up(&t, "a thread runs in the template after Python's start");
     }
-    /* Each worker's ZeroMQ context looks up a protocol (libpgm, at context
-     * creation): the lookup's first call loads the system's name-service
-     * configuration and modules, which the workers then inherit loaded. */
-    getprotobyname("tcp");
-    endprotoent();
     malloc_trim(0);
     static char buf[TEMPLATE_MSG_MAX + 1];
     for (;;) {
