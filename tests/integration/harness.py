@@ -37,7 +37,7 @@ DEFAULT_KERNEL_ARGV = ["build/ferry-kernel", "-f", "{connection_file}"]
 IPYKERNEL_ARGV = ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 STARTUP_TIMEOUT = 30.0  # a cold kernel start, under a sanitizer build too
-TIMEOUT = 10.0  # one ordinary request, start to idle
+TIMEOUT = 30.0  # one ordinary request, start to idle, beside another make test
 EXIT_TIMEOUT = 10.0  # a kernel asked to stop, until its process is gone
 
 # Cells that use display(), update_display() and clear_output().  ferry
