@@ -45,6 +45,7 @@ class Config:
             self.settle = 0.3
             self.timeout = 20.0
             self.tasks = 2_000
+            self.chunk_tasks = 100_000
             self.rt_tasks = 30
             self.np_tasks = 50
             self.pool_rounds = 2
@@ -63,6 +64,9 @@ class Config:
             self.settle = 1.0
             self.timeout = 60.0
             self.tasks = 10_000
+            # Default chunking needs many tasks to be measurable at all:
+            # 10,000 trivial ones finish in about a millisecond.
+            self.chunk_tasks = 1_000_000
             self.rt_tasks = 200
             self.np_tasks = 200
             self.pool_rounds = 5

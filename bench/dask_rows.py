@@ -211,34 +211,13 @@ def _measure(cfg, kernel, rows, log):
 
 def _interrupt(kernel, row):
     """Seconds from SIGINT to the execute_reply with KeyboardInterrupt."""
-    kernel.drain(0.02)
-    mid = kernel.execute_send("ferry.map(time.sleep, [1] * 40, chunksize=1)")
-    st = {}
-
-    def on_msg(m):
-        if m.parent_id != mid:
-            return
-        if m.channel == "iopub" and m.type == "execute_input":
-            st["running"] = True
-        elif m.channel == "shell" and m.type == "execute_reply":
-            st["t"], st["c"] = m.t, m.content
-
     try:
-        kernel.run_until(lambda: "running" in st, 10, on_msg)
-        time.sleep(1.5)
-        t0 = time.perf_counter()
-        os.kill(kernel.proc.pid, signal.SIGINT)
-        kernel.run_until(lambda: "t" in st, 15, on_msg)
-    except (jclient.Timeout, jclient.KernelDied) as e:
+        dt = kernel.interrupt_cell("ferry.map(time.sleep, [1] * 40, chunksize=1)", 1.5)
+    except (jclient.Timeout, jclient.KernelDied, RuntimeError) as e:
         row.fail(str(e).splitlines()[0])
         return None
-    if st["c"].get("ename") != "KeyboardInterrupt":
-        row.fail("reply %s %s" % (st["c"].get("status"), st["c"].get("ename")))
-        return None
-    dt = st["t"] - t0
-    # Requests that arrive while the kernel reports the interrupted cell are
-    # aborted (stop_on_error): let it go idle; then the next map must work.
-    kernel.drain(0.5)
+    # The kernel is idle again (interrupt_cell waits for it): the next map
+    # must work.
     try:
         if kernel.eval("json.dumps(ferry.map(abs, [-1, -2]))", timeout=60) != [1, 2]:
             row.fail("the map after the interrupt gave a wrong result")

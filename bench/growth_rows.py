@@ -41,8 +41,6 @@ import sys
 import tempfile
 import time
 
-import psutil
-
 import jclient
 import kernel_rows
 import pool_rows

@@ -252,6 +252,37 @@ class Kernel:
                 raise KernelDied("%s exited (%s); log:\n%s" % (
                     self.name, self.proc.returncode, self.log_tail()))
 
+    def interrupt_cell(self, code, after, timeout=15.0):
+        """Runs code, sends SIGINT to the kernel `after` seconds into it, and
+        returns the seconds from the signal to the execute_reply, once the
+        kernel is idle again (a request sent earlier would be aborted with
+        the interrupted cell).  RuntimeError when the reply is not a
+        KeyboardInterrupt; Timeout or KernelDied as run_until."""
+        self.drain(0.02)
+        mid = self.execute_send(code)
+        st = {}
+
+        def on_msg(m):
+            if m.parent_id != mid:
+                return
+            if m.channel == "iopub" and m.type == "execute_input":
+                st["running"] = True
+            elif m.channel == "shell" and m.type == "execute_reply":
+                st["t"], st["c"] = m.t, m.content
+            elif (m.channel == "iopub" and m.type == "status"
+                  and m.content["execution_state"] == "idle"):
+                st["idle"] = True
+
+        self.run_until(lambda: "running" in st, timeout, on_msg)
+        time.sleep(after)
+        t0 = time.perf_counter()
+        os.kill(self.proc.pid, signal.SIGINT)
+        self.run_until(lambda: "t" in st and "idle" in st, timeout, on_msg)
+        if st["c"].get("ename") != "KeyboardInterrupt":
+            raise RuntimeError("%s: the reply was %s %s" % (
+                self.name, st["c"].get("status"), st["c"].get("ename")))
+        return st["t"] - t0
+
     def wait_ready(self, timeout=60.0):
         """Polls kernel_info until a reply comes (resent every 0.5 s, as the
         sockets may connect only after the first try), then makes sure iopub

@@ -1,8 +1,6 @@
 """Kernel rows: ferry-kernel against ipykernel (the `python3` kernelspec argv),
 both driven by jclient over the wire protocol."""
 
-import os
-import signal
 import time
 
 import jclient
@@ -252,31 +250,8 @@ def _run(cfg, sides, rows, log):
                 "ipykernel", ("<=", 0.050))
 
     def interrupt(s):
-        k = s.get()
-        k.drain(0.02)
-        mid = k.execute_send("time.sleep(10)")
-        st = {}
-
-        def on_msg(m):
-            if m.parent_id != mid:
-                return
-            if m.channel == "iopub" and m.type == "execute_input":
-                st["running"] = True
-            elif m.channel == "shell" and m.type == "execute_reply":
-                st["t"] = m.t
-                st["c"] = m.content
-            elif (m.channel == "iopub" and m.type == "status"
-                  and m.content["execution_state"] == "idle"):
-                st["idle"] = True
-
-        k.run_until(lambda: "running" in st, cfg.timeout, on_msg)
-        time.sleep(0.2)         # well inside the sleep
-        t0 = time.perf_counter()
-        os.kill(k.proc.pid, signal.SIGINT)
-        k.run_until(lambda: "t" in st and "idle" in st, 15, on_msg)
-        if st["c"].get("ename") != "KeyboardInterrupt":
-            raise RuntimeError("reply was %s %s" % (st["c"].get("status"), st["c"].get("ename")))
-        return st["t"] - t0
+        # 0.2 s: well inside the sleep.
+        return s.get().interrupt_cell("time.sleep(10)", 0.2, cfg.timeout)
 
     log("kernel: interrupt, %d rounds" % cfg.rounds)
     for rnd in range(cfg.rounds):

@@ -32,6 +32,15 @@ def test_unknown_option_is_a_usage_error():
     assert "--bogus" in out.stderr
 
 
+@pytest.mark.parametrize("value", ["5s", "0", "-3", ""])
+def test_bad_startup_timeout_is_a_usage_error(value):
+    # Before, atoi turned these into the 60 s default without a word.
+    out = subprocess.run([FERRY, "--startup-timeout", value, "-c", "1"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 2
+    assert "--startup-timeout" in out.stderr and repr(value) in out.stderr
+
+
 def test_dash_c_runs_one_cell(env, repl_kernel):
     out = run_ferry(env, kernel_args(repl_kernel) + ["-c", "print('hello'); 6 * 7"])
     assert out.returncode == 0, out.stderr
