@@ -74,9 +74,12 @@ class DaskCluster:
         # busy machine.)
         env = dict(self.env, **(scheduler_env or {}))
         info = os.path.join(self.workdir, "scheduler.json")
+        # The HTTP server (health checks) runs without the dashboard too, on
+        # 8787 unless told otherwise: another run's scheduler may hold it.
         self.scheduler = self._spawn(
             [f"{BIN}/dask-scheduler", "--host", "127.0.0.1", "--port", "0",
-             "--scheduler-file", info, "--no-dashboard", "--no-show"], "scheduler", env)
+             "--scheduler-file", info, "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+             "--no-show"], "scheduler", env)
         self.address = self._wait_for_address(info)
         if nworkers:
             self.add_worker(nworkers)
