@@ -20,3 +20,19 @@ SOAK_MINUTES ?= 10
 
 soak: all
 	$(Q)$(PYTHON) bench/soak.py --minutes $(SOAK_MINUTES)
+
+# The transport probe: the floor of each transport the pool could use
+# between the kernel and a worker (bench/transport_probe.c; figures in
+# bench/README.md).  `make probe` builds and runs it.
+.PHONY: probe
+PROBE_BIN := $(B)/bench/transport_probe
+
+$(PROBE_BIN): bench/transport_probe.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CCLD    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< -lpthread
+
+all: $(PROBE_BIN)
+
+probe: $(PROBE_BIN)
+	$(Q)$(PROBE_BIN)

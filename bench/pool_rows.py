@@ -167,12 +167,33 @@ def timed(expr_lines):
 
 def _ping_pong(kind, reps):
     """Median round trip of one byte between this process and a child over
-    ZeroMQ ipc (DEALER/ROUTER, as ferry's pool) or a pair of pipes (as
+    an AF_UNIX socketpair (as ferry's pool), ZeroMQ ipc (DEALER/ROUTER, the
+    pool's link before the socketpair) or a pair of pipes (as
     multiprocessing's pools), no task around it: the floor of each
     transport's single-task round trip on this machine."""
+    import socket
     import tempfile
     import zmq
-    if kind == "zmq":
+    if kind == "socketpair":
+        s, t = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                s.close()
+                while t.recv(1) == b"x":
+                    t.send(b"x")
+            finally:
+                os._exit(0)
+        t.close()
+        ts = []
+        for _ in range(reps):
+            tm = time.perf_counter()
+            s.send(b"x")
+            s.recv(1)
+            ts.append(time.perf_counter() - tm)
+        s.send(b"q")
+        s.close()
+    elif kind == "zmq":
         tmp = tempfile.mkdtemp(prefix="ferry-bench-")
         ep = "ipc://%s/ping" % tmp
         pid = os.fork()
@@ -224,16 +245,23 @@ def _ping_pong(kind, reps):
 
 
 def transport_floor(cfg, rows, log):
-    """ZeroMQ ipc vs pipe round trip: what bounds the single-task row."""
-    r = Row("pool", "transport round trip, no task: ZeroMQ ipc (ferry) vs pipes",
-            "time", "s", "pipes (multiprocessing)", None,
-            "the floor under the single-task row; same process pair, pyzmq")
-    rows.append(r)
+    """The pool's socketpair (and ZeroMQ ipc, its former link) vs pipes:
+    what bounds the single-task row."""
+    kinds = [("socketpair", "transport round trip, no task: socketpair (ferry) vs pipes",
+              "the floor under the single-task row; same process pair, Python"),
+             ("zmq", "transport round trip, no task: ZeroMQ ipc (ferry's former link) "
+              "vs pipes", "for the record: the pool's link before the socketpair")]
+    made = []
+    for kind, title, note in kinds:
+        r = Row("pool", title, "time", "s", "pipes (multiprocessing)", None, note)
+        rows.append(r)
+        made.append((kind, r))
     log("pool: transport floor, %d rounds" % cfg.pool_rounds)
     for rnd in range(cfg.pool_rounds):
-        order = ("zmq", "pipe") if rnd % 2 == 0 else ("pipe", "zmq")
-        got = {k: _ping_pong(k, 500 if cfg.quick else 2000) for k in order}
-        r.add(got["zmq"], got["pipe"])
+        for kind, r in made:
+            order = (kind, "pipe") if rnd % 2 == 0 else ("pipe", kind)
+            got = {k: _ping_pong(k, 500 if cfg.quick else 2000) for k in order}
+            r.add(got[kind], got["pipe"])
 
 
 def run(cfg, ferry_argv, log):

@@ -197,8 +197,7 @@ static int start_python(kernel *k, jp_error *err)
         jp_error_set(err, "cannot find the kernel binary (/proc/self/exe)");
         return -1;
     }
-    pools = (pool_py_ctx){.zctx = k->zctx,
-                          .runtime_dir = k->runtime_dir,
+    pools = (pool_py_ctx){.runtime_dir = k->runtime_dir,
                           .exe = exe,
                           .io = k->io,
                           .requests = &k->sv.requests};

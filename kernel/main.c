@@ -40,22 +40,32 @@ static void usage(FILE *out)
             "no limit) bounds each part of a message the kernel accepts.\n");
 }
 
-/* ferry-kernel --worker ENDPOINT [--log-level L] [--status-fd N], as
- * started by a pool (kernel/pool/procs.c): fd 2 is the kernel's log, and the kernel
- * passes its level on. */
+/* ferry-kernel --worker --conn-fd N --runtime-dir DIR [--log-level L]
+ * [--status-fd N], as started by a pool (kernel/pool/procs.c): fd N is the
+ * worker's end of its socket to the kernel, fd 2 is the kernel's log, and
+ * the kernel passes its level on. */
 static int worker_main(int argc, char **argv)
 {
-    int level = LOG_WARN, status_fd = -1;
-    for (int i = 3; i + 1 < argc; i += 2) {
+    int level = LOG_WARN, status_fd = -1, conn_fd = -1;
+    const char *runtime_dir = ".";
+    for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--log-level") == 0 && log_level_parse(argv[i + 1]) >= 0) {
             level = log_level_parse(argv[i + 1]);
         } else if (strcmp(argv[i], "--status-fd") == 0) {
             status_fd = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--conn-fd") == 0) {
+            conn_fd = atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--runtime-dir") == 0) {
+            runtime_dir = argv[i + 1];
         }
     }
     int fd = dup(2);
     log_init(fd >= 0 ? fd : 2, (log_level)level);
-    return worker_run(argv[2], FERRY_PYTHON, status_fd);
+    if (conn_fd < 0) {
+        LOG_E("worker: no --conn-fd: a worker is started by its kernel's pool");
+        return 2;
+    }
+    return worker_run(conn_fd, runtime_dir, FERRY_PYTHON, status_fd);
 }
 
 /* "--Class.trait=value" or "--Class.trait value", as IPython's kernels take
@@ -103,7 +113,7 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "install") == 0) {
         return install_main(argc - 2, argv + 2);
     }
-    if (argc >= 3 && strcmp(argv[1], "--worker") == 0) {
+    if (argc >= 2 && strcmp(argv[1], "--worker") == 0) {
         return worker_main(argc, argv);
     }
     for (int i = 1, used; i < argc; i++) {

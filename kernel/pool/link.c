@@ -1,35 +1,90 @@
-/* link.c -- the kernel's end of the wire to its workers (see link.h). */
+/* link.c -- the kernel's end of the wire to a worker (see link.h). */
+#define _GNU_SOURCE /* SOCK_CLOEXEC */
 #include "link.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <zmq.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 
-/* Routing id then head (one message with body: the head must not end it,
- * or the payload would go out as a message of its own that the ROUTER
- * cannot route) then body (may be NULL).  The frames are cleared. */
-static void send_to_worker(void *router, pid_t pid, jp_frames head, jp_frames *body)
+int link_open(link_conn *c, int *worker_fd)
 {
-    char ident[32];
-    int len = snprintf(ident, sizeof ident, "w%d", (int)pid);
-    jp_frame to_frame = pool_frame_of(ident, (size_t)len);
-    jp_frames to = {&to_frame, 1};
-    int with_body = body && body->n > 0;
-    if (jp_frames_send(router, &to, 1) < 0 ||
-        jp_frames_send(router, &head, with_body) < 0 ||
-        (with_body && jp_frames_send(router, body, 0) < 0)) {
-        LOG_W("pool: cannot send to worker %d", (int)pid);
+    int fds[2];
+    *c = LINK_CLOSED;
+    /* Both ends stay blocking: the kernel reads and writes its end with
+     * MSG_DONTWAIT (wire.c), the worker writes its end blocking. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) {
+        LOG_E("pool: cannot make a worker's socketpair: %s", strerror(errno));
+        return -1;
     }
+    c->fd = fds[0];
+    wire_in_init(&c->in);
+    *worker_fd = fds[1];
+    return 0;
+}
+
+void link_close(link_conn *c)
+{
+    if (c->fd >= 0) {
+        close(c->fd);
+    }
+    wire_in_clear(&c->in);
+    wire_out_clear(&c->out);
+    *c = LINK_CLOSED;
+}
+
+int link_flush(link_conn *c)
+{
+    if (c->fd < 0) {
+        return -1;
+    }
+    int rc = wire_out_flush(&c->out, c->fd, 0);
+    if (rc < 0) {
+        /* The worker is gone (its pidfd says so soon): what it was sent
+         * is the crash accounting's, not the wire's. */
+        wire_out_clear(&c->out);
+    }
+    return rc;
+}
+
+/* Queues head then body (may be NULL) as one message.  The head frames are
+ * borrowed and copied; the body's frames are taken over. */
+static int queue_message(link_conn *c, const jp_frame *head, size_t n_head,
+                         jp_frames *body)
+{
+    size_t n_body = body ? body->n : 0;
+    jp_frames msg = {calloc(n_head + n_body, sizeof *msg.v), n_head + n_body};
+    if (msg.v == NULL) {
+        if (body) {
+            jp_frames_clear(body);
+        }
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n_head; i++) {
+        rc |= jp_frame_copy(&msg.v[i], head[i].data, head[i].size);
+    }
+    for (size_t i = 0; i < n_body; i++) {
+        msg.v[n_head + i] = body->v[i];
+    }
+    if (body) {
+        free(body->v);
+        *body = (jp_frames){0};
+    }
+    if (rc < 0) {
+        jp_frames_clear(&msg);
+        return -1;
+    }
+    return wire_out_push(&c->out, &msg);
 }
 
 /* A task's frame memory, shared by the task (which keeps it, to send it
- * again should its worker die before running it) and by ZeroMQ (sending
- * it), freed by whichever lets go last. */
+ * again should its worker die before running it) and by the send queue,
+ * freed by whichever lets go last. */
 typedef struct shared_bytes {
     int refs;                                /* holders */
     void (*free_fn)(void *data, void *hint); /* the frame's own */
@@ -48,8 +103,7 @@ static void shared_release(void *data, void *hint)
 }
 
 /* Makes the frames (after a first call, already shared) sharable, and
- * returns copies that hold a reference each, for jp_frames_send to hand
- * over without copying.  -1 when out of memory. */
+ * returns copies that hold a reference each.  -1 when out of memory. */
 static int share_frames(jp_frames *frames, jp_frames *out)
 {
     out->v = calloc(frames->n + 1, sizeof *out->v);
@@ -72,30 +126,21 @@ static int share_frames(jp_frames *frames, jp_frames *out)
     return out->v ? 0 : -1;
 }
 
-int link_send_task(void *router, pid_t pid, uint64_t id, jp_frames *frames)
+int link_send_task(link_conn *c, uint64_t id, jp_frames *frames)
 {
     jp_frame head[2] = {pool_frame_str(POOL_MSG_TASK), pool_frame_of(&id, sizeof id)};
     jp_frames copy;
-    if (share_frames(frames, &copy) < 0) {
-        /* Out of memory: send copies of the bytes (borrowed views, which
-         * jp_frames_send copies). */
-        copy.v = calloc(frames->n + 1, sizeof *copy.v);
-        copy.n = copy.v ? frames->n : 0;
-        for (size_t i = 0; i < copy.n; i++) {
-            copy.v[i] = pool_frame_of(frames->v[i].data, frames->v[i].size);
-        }
+    if (c->fd < 0) {
+        return 0; /* a worker that is gone: the crash accounting has the task */
     }
-    if (copy.v == NULL) {
-        LOG_E("pool: out of memory sending a task to worker %d", (int)pid);
+    if (share_frames(frames, &copy) < 0 || queue_message(c, head, 2, &copy) < 0) {
+        LOG_E("pool: out of memory sending a task");
         return -1;
     }
-    send_to_worker(router, pid, (jp_frames){head, 2}, &copy);
-    jp_frames_clear(&copy); /* the references ZeroMQ did not take */
     return 0;
 }
 
-void link_send_cancel(void *router, pid_t pid, const uint64_t *ids, size_t n,
-                      pool_cancel_mode how)
+void link_send_cancel(link_conn *c, const uint64_t *ids, size_t n, pool_cancel_mode how)
 {
     char mode = (char)how;
     jp_frame head[POOL_CANCEL_FRAMES] = {
@@ -103,22 +148,12 @@ void link_send_cancel(void *router, pid_t pid, const uint64_t *ids, size_t n,
         pool_frame_of(&mode, 1),
         pool_frame_of(ids, n * sizeof *ids),
     };
-    send_to_worker(router, pid, (jp_frames){head, POOL_CANCEL_FRAMES}, NULL);
+    if (c->fd >= 0 && queue_message(c, head, POOL_CANCEL_FRAMES, NULL) < 0) {
+        LOG_E("pool: out of memory sending a cancel");
+    }
 }
 
 /* ------------------------------------------------------------ decoding */
-
-/* "w<pid>", the routing id a worker gives itself; 0 if not one. */
-static pid_t ident_pid(const jp_frame *ident)
-{
-    char buf[32];
-    if (ident->size >= sizeof buf || ident->size < 2) {
-        return 0;
-    }
-    memcpy(buf, ident->data, ident->size);
-    buf[ident->size] = '\0';
-    return (pid_t)strtol(buf + 1, NULL, 10);
-}
 
 static sched_answer answer_of(const jp_frame *f)
 {
@@ -128,13 +163,12 @@ static sched_answer answer_of(const jp_frame *f)
                                                      : SCHED_ANSWER_ERROR;
 }
 
-/* in holds [routing id, message...]: the message's fields are one further. */
 link_msg link_decode(const jp_frames *in)
 {
     link_msg m = {.kind = LINK_NONE};
-    const jp_frame *f = in->v + 1;
-    size_t n = in->n > 0 ? in->n - 1 : 0;
-    if (n < 1 || (m.pid = ident_pid(&in->v[0])) == 0) {
+    const jp_frame *f = in->v;
+    size_t n = in->n;
+    if (n < 1) {
         return m;
     }
     if (pool_frame_is(&f[0], POOL_MSG_READY)) {
@@ -149,7 +183,7 @@ link_msg link_decode(const jp_frames *in)
         m.task = pool_frame_u64(&f[POOL_F_TASK_ID]);
         m.answer = answer_of(&f[POOL_DONE_ANSWER]);
         m.run_us = pool_frame_u64(&f[POOL_DONE_RUN_US]);
-        m.payload = 1 + POOL_DONE_PAYLOAD;
+        m.payload = POOL_DONE_PAYLOAD;
     }
     return m;
 }

@@ -1,14 +1,16 @@
 /* pool.c -- a worker pool: its dispatcher thread and its API.
  *
- * The dispatcher runs the turns: it polls the ROUTER, its wake-up eventfd
- * and the workers' pidfds, turns what it sees into events for the core
- * (sched.c, which decides), and carries out the core's decisions through
- * procs.c (processes) and link.c (the wire); results.c queues what it
- * settles.  Other threads reach it only through what is under the lock:
- * the inbox of submitted tasks, the cancels, the size, and the results. */
+ * The dispatcher runs the turns: it polls each worker's socket, its
+ * wake-up eventfd and the workers' pidfds, turns what it sees into events
+ * for the core (sched.c, which decides), and carries out the core's
+ * decisions through procs.c (processes) and link.c (the wire, written once
+ * per turn and never waited on); results.c queues what it settles.  Other threads reach
+ * it only through what is under the lock: the inbox of submitted tasks, the cancels, the
+ * size, and the results. */
 #include "pool.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,8 +20,6 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <zmq.h>
 
 #include "link.h"
 #include "log.h"
@@ -32,8 +32,6 @@
 /* Worker output forwarded by any pool, so that a flush can be skipped when
  * there is none. */
 static unsigned long output_count;
-
-static int pool_counter;
 
 /* ----------------------------------------------------------- helpers */
 
@@ -67,16 +65,27 @@ static void tasks_free(sched_task *t)
 static int do_spawn(void *ctx, int i)
 {
     pool *p = ctx;
-    json_decref(p->slots[i].last_parent);
-    p->slots[i].last_parent = NULL;
-    return (int)proc_spawn(&p->slots[i].proc, p->exe, p->endpoint);
+    slot *sl = &p->slots[i];
+    json_decref(sl->last_parent);
+    sl->last_parent = NULL;
+    link_close(&sl->conn);
+    int worker_fd;
+    if (link_open(&sl->conn, &worker_fd) < 0) {
+        return -1;
+    }
+    pid_t pid = proc_spawn(&sl->proc, p->exe, worker_fd, p->runtime_dir);
+    close(worker_fd);
+    if (pid < 0) {
+        link_close(&sl->conn);
+    }
+    return (int)pid;
 }
 
 static int do_send(void *ctx, int i, const sched_task *t)
 {
     pool *p = ctx;
     task *full = (task *)t;
-    if (link_send_task(p->router, p->core.workers[i].pid, t->id, &full->frames) < 0) {
+    if (link_send_task(&p->slots[i].conn, t->id, &full->frames) < 0) {
         return -1;
     }
     full->sent_us = pool_now_us();
@@ -87,7 +96,7 @@ static void do_cancel(void *ctx, int i, const uint64_t *ids, size_t n,
                       pool_cancel_mode how)
 {
     pool *p = ctx;
-    link_send_cancel(p->router, p->core.workers[i].pid, ids, n, how);
+    link_send_cancel(&p->slots[i].conn, ids, n, how);
 }
 
 static void do_stop(void *ctx, int i, int hard)
@@ -144,24 +153,48 @@ static void handle_output(pool *p, int i, const link_msg *m)
     __atomic_add_fetch(&output_count, 1, __ATOMIC_RELAXED);
 }
 
-static void handle_worker_message(pool *p)
+static void handle_worker_message(pool *p, int i, jp_frames *in)
 {
-    jp_frames in;
-    if (jp_recv_frames(p->router, ZMQ_DONTWAIT, &in.v, &in.n) < 0) {
-        return;
-    }
-    link_msg m = link_decode(&in);
-    int i = m.kind == LINK_NONE ? -1 : sched_slot_of(&p->core, (int)m.pid);
-    if (i < 0) {
-        /* unknown sender or malformed: dropped */
-    } else if (m.kind == LINK_READY) {
+    link_msg m = link_decode(in);
+    if (m.kind == LINK_READY) {
         sched_ready(&p->core, i);
     } else if (m.kind == LINK_OUTPUT) {
         handle_output(p, i, &m);
+    } else if (m.kind == LINK_DONE) {
+        handle_done(p, i, &m, in);
     } else {
-        handle_done(p, i, &m, &in);
+        LOG_W("pool: worker %d sent a malformed message", (int)p->core.workers[i].pid);
     }
-    jp_frames_clear(&in);
+    jp_frames_clear(in);
+}
+
+/* Reads up to max of worker i's messages (all there are with max < 0).
+ * Returns 1 when it stopped at max with more perhaps buffered.  A worker
+ * whose stream breaks is killed: its crash is then accounted as any. */
+static int read_worker(pool *p, int i, int max)
+{
+    link_conn *c = &p->slots[i].conn;
+    for (int k = 0; c->fd >= 0; k++) {
+        if (max >= 0 && k >= max) {
+            return 1;
+        }
+        jp_frames in;
+        jp_error err = {0};
+        wire_rc rc = wire_in_read(&c->in, c->fd, &in, &err);
+        if (rc == WIRE_MSG) {
+            handle_worker_message(p, i, &in);
+            continue;
+        }
+        if (rc == WIRE_ERROR) {
+            LOG_E("pool: worker %d: %s", (int)p->core.workers[i].pid, err.text);
+            kill(p->core.workers[i].pid, SIGKILL);
+        }
+        if (rc != WIRE_AGAIN) {
+            link_close(c); /* its end comes through the pidfd */
+        }
+        break;
+    }
+    return 0;
 }
 
 static void reap_worker(pool *p, int i)
@@ -169,7 +202,11 @@ static void reap_worker(pool *p, int i)
     char how[200];
     sched_progress progress;
     int known = 0;
+    /* What it wrote before it died comes first: a result it sent is not
+     * lost with it. */
+    read_worker(p, i, -1);
     if (proc_reap(&p->slots[i].proc, how, sizeof how, &progress, &known)) {
+        link_close(&p->slots[i].conn);
         sched_died(&p->core, i, how, known ? &progress : NULL, pool_now_us());
     }
 }
@@ -241,6 +278,17 @@ static int note_queued(pool *p, int timeout)
     return more ? 0 : timeout;
 }
 
+/* Writes what the turn queued for the workers, as far as each socket takes
+ * it now; the rest waits for POLLOUT. */
+static void flush_links(pool *p)
+{
+    for (int i = 0; i < p->core.n_slots; i++) {
+        if (link_pending(&p->slots[i].conn)) {
+            link_flush(&p->slots[i].conn);
+        }
+    }
+}
+
 static int min_timeout(int a, int b)
 {
     return a < 0 ? b : b < 0 ? a : a < b ? a : b;
@@ -257,17 +305,22 @@ static void *dispatcher_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
     sched_apply_size(&p->core);
     int balance = -1; /* poll timeout rebalancing asked for */
+    int backlog = 0;  /* a worker's messages were left for the next turn */
     for (;;) {
-        zmq_pollitem_t items[2 + SCHED_MAX_WORKERS];
-        int owners[2 + SCHED_MAX_WORKERS];
+        struct pollfd fds[1 + 2 * SCHED_MAX_WORKERS];
+        int owners[1 + 2 * SCHED_MAX_WORKERS];
         int n = 0;
-        items[n++] = (zmq_pollitem_t){.socket = p->router, .events = ZMQ_POLLIN};
-        items[n++] = (zmq_pollitem_t){.fd = p->wake_fd, .events = ZMQ_POLLIN};
+        fds[n++] = (struct pollfd){.fd = p->wake_fd, .events = POLLIN};
         for (int i = 0; i < p->core.n_slots; i++) {
-            if (p->core.workers[i].pid != 0 && p->slots[i].proc.pidfd >= 0) {
+            slot *sl = &p->slots[i];
+            if (p->core.workers[i].pid != 0 && sl->conn.fd >= 0) {
                 owners[n] = i;
-                items[n++] =
-                    (zmq_pollitem_t){.fd = p->slots[i].proc.pidfd, .events = ZMQ_POLLIN};
+                short ev = POLLIN | (link_pending(&sl->conn) ? POLLOUT : 0);
+                fds[n++] = (struct pollfd){.fd = sl->conn.fd, .events = ev};
+            }
+            if (p->core.workers[i].pid != 0 && sl->proc.pidfd >= 0) {
+                owners[n] = i;
+                fds[n++] = (struct pollfd){.fd = sl->proc.pidfd, .events = POLLIN};
             }
         }
         pthread_mutex_lock(&p->lock);
@@ -284,26 +337,31 @@ static void *dispatcher_main(void *arg)
             timeout = 100;
         }
         pool_publish_results(p); /* all the turn staged, before it may sleep */
-        if (zmq_poll(items, n, timeout) < 0 && errno != EINTR) {
-            LOG_E("pool: poll failed: %s", zmq_strerror(errno));
+        if (poll(fds, (nfds_t)n, backlog ? 0 : timeout) < 0 && errno != EINTR) {
+            LOG_E("pool: poll failed: %s", strerror(errno));
             break;
         }
-        if (items[1].revents & ZMQ_POLLIN) {
+        if (fds[0].revents & POLLIN) {
             uint64_t count;
             ssize_t rc = read(p->wake_fd, &count, sizeof count);
             (void)rc;
             take_commands(p, 1);
         }
-        /* A bounded batch per turn: a worker flooding output must not keep
-         * the others' results, dispatch and cancels waiting. */
-        for (int k = 0; k < MESSAGES_PER_TURN && zmq_poll(items, 1, 0) > 0 &&
-                        (items[0].revents & ZMQ_POLLIN);
-             k++) {
-            handle_worker_message(p);
+        /* A bounded batch per worker and turn: a worker flooding output
+         * must not keep the others' results, dispatch and cancels waiting. */
+        backlog = 0;
+        for (int k = 1; k < n; k++) {
+            int i = owners[k];
+            if (fds[k].fd == p->slots[i].conn.fd &&
+                ((fds[k].revents & ~POLLOUT) || p->slots[i].backlog)) {
+                p->slots[i].backlog = read_worker(p, i, MESSAGES_PER_TURN);
+                backlog |= p->slots[i].backlog;
+            }
         }
-        for (int i = 2; i < n; i++) {
-            if (items[i].revents & ZMQ_POLLIN) {
-                reap_worker(p, owners[i]);
+        for (int k = 1; k < n; k++) {
+            if (fds[k].fd == p->slots[owners[k]].proc.pidfd &&
+                (fds[k].revents & POLLIN)) {
+                reap_worker(p, owners[k]);
             }
         }
         take_commands(p, 0);
@@ -314,28 +372,29 @@ static void *dispatcher_main(void *arg)
         }
         pthread_mutex_unlock(&p->lock);
         balance = note_queued(p, sched_deal(&p->core, pool_now_us()));
+        flush_links(p);
     }
     pool_publish_results(p);
-    zmq_close(p->router);
-    p->router = NULL;
+    for (int i = 0; i < SCHED_MAX_WORKERS; i++) {
+        link_close(&p->slots[i].conn);
+    }
     pthread_mutex_lock(&p->lock);
     p->closed = 1;
     pthread_cond_broadcast(&p->results_cond);
+    pthread_cond_broadcast(&p->one_cond);
     pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
 /* ----------------------------------------------------------- public */
 
-pool *pool_new(void *zctx, const char *runtime_dir, const char *exe, iopub *io, int n,
-               jp_error *err)
+pool *pool_new(const char *runtime_dir, const char *exe, iopub *io, int n, jp_error *err)
 {
     pool *p = calloc(1, sizeof *p);
     if (p == NULL) {
         jp_error_set(err, "out of memory");
         return NULL;
     }
-    p->zctx = zctx;
     p->io = io;
     sched_ops ops = {.ctx = p,
                      .spawn = do_spawn,
@@ -347,34 +406,27 @@ pool *pool_new(void *zctx, const char *runtime_dir, const char *exe, iopub *io, 
     p->target = p->core.target;
     for (int i = 0; i < SCHED_MAX_WORKERS; i++) {
         p->slots[i].proc.pidfd = -1;
+        p->slots[i].conn = LINK_CLOSED;
     }
     snprintf(p->exe, sizeof p->exe, "%s", exe);
-    int len = snprintf(p->endpoint, sizeof p->endpoint, "ipc://%s/pool-%d", runtime_dir,
-                       __atomic_add_fetch(&pool_counter, 1, __ATOMIC_SEQ_CST));
+    snprintf(p->runtime_dir, sizeof p->runtime_dir, "%s", runtime_dir);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->results_cond, NULL);
+    pthread_cond_init(&p->one_cond, NULL);
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    p->router = zmq_socket(zctx, ZMQ_ROUTER);
-    int linger = 0;
-    if (len >= 107 + 6) {
-        jp_error_set(err, "runtime directory path too long for an ipc endpoint: %s",
-                     runtime_dir);
-    } else if (p->wake_fd < 0 || p->router == NULL ||
-               zmq_setsockopt(p->router, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
-               zmq_bind(p->router, p->endpoint) < 0) {
-        jp_error_set(err, "cannot bind the pool on %s: %s", p->endpoint,
-                     zmq_strerror(errno));
+    if (p->wake_fd < 0) {
+        jp_error_set(err, "cannot make the pool's eventfd: %s", strerror(errno));
     } else if (pthread_create(&p->thread, NULL, dispatcher_main, p) != 0) {
         jp_error_set(err, "cannot start the pool's dispatcher");
     } else {
         return p;
     }
-    if (p->router) {
-        zmq_close(p->router);
-    }
     if (p->wake_fd >= 0) {
         close(p->wake_fd);
     }
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->results_cond);
+    pthread_cond_destroy(&p->one_cond);
     free(p);
     return NULL;
 }
@@ -402,6 +454,7 @@ void pool_destroy(pool **pp)
     tasks_free(sched_take_pending(&p->core));
     for (int i = 0; i < SCHED_MAX_WORKERS; i++) {
         proc_release(&p->slots[i].proc);
+        link_close(&p->slots[i].conn);
         json_decref(p->slots[i].last_parent);
     }
     result_node *r = p->results;
@@ -416,6 +469,7 @@ void pool_destroy(pool **pp)
     close(p->wake_fd);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->results_cond);
+    pthread_cond_destroy(&p->one_cond);
     free(p);
     *pp = NULL;
 }

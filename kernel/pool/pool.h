@@ -1,8 +1,8 @@
 /* pool.h -- a pool of worker processes (`ferry-kernel --worker`), driven
- * from C over ZeroMQ ipc endpoints in the runtime directory.
+ * from C over one AF_UNIX socketpair per worker.
  *
- * One dispatcher thread per pool owns the ROUTER socket the workers connect
- * to, starts and reaps the workers (pidfds in its poll set), hands each
+ * One dispatcher thread per pool owns the kernel's ends of the workers'
+ * sockets, starts and reaps the workers (pidfds in its poll set), hands each
  * worker its next tasks (several ahead when they are short), forwards the
  * workers' output to iopub under the cell that asked, and queues results
  * for pool_next.  It is also the
@@ -39,8 +39,7 @@ typedef struct pool_result {
 
 /* Starts a pool of n workers (n >= 1) running exe --worker.  io receives the
  * workers' output.  Free with pool_destroy, which stops every worker. */
-pool *pool_new(void *zctx, const char *runtime_dir, const char *exe, iopub *io, int n,
-               jp_error *err);
+pool *pool_new(const char *runtime_dir, const char *exe, iopub *io, int n, jp_error *err);
 /* Kills every worker and ends the dispatcher; returns once they are reaped.
  * Idempotent.  The pool stays allocated: pool_next (maybe waiting in
  * another thread) returns -1 from now on.  Call pool_destroy only once no
@@ -59,10 +58,18 @@ void pool_resize(pool *p, int n);
 int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames);
 
 /* Waits up to timeout_ms (-1: forever) for results, and takes up to max of
- * them.  Returns how many it put in out[] (release each with
- * pool_result_clear), 0 on timeout, -1 once the pool is closed and has no
- * result left. */
+ * them (none that a thread waits on in pool_next_one).  Returns how many
+ * it put in out[] (release each with pool_result_clear), 0 on timeout, -1
+ * once the pool is closed and has no result left. */
 int pool_next(pool *p, pool_result *out, int max, int timeout_ms);
+/* Waits up to timeout_ms for the result of one task, for the thread that
+ * waits on it: pool_next leaves that result to it, so it wakes this thread
+ * alone instead of the collector and then this thread.  Returns 1 (in
+ * *out), 0 on timeout, -1 once the pool is closed without it, -2 when
+ * POOL_DIRECT_MAX threads (or one for the same task) wait already or the
+ * collector may have taken the result (then wait for the collector). */
+#define POOL_DIRECT_MAX 8
+int pool_next_one(pool *p, uint64_t task_id, pool_result *out, int timeout_ms);
 void pool_result_clear(pool_result *r);
 
 /* Cancels tasks: queued ones end POOL_CANCELLED; with interrupt, running

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "link.h"
 #include "pool.h"
 #include "procs.h"
 #include "sched.h"
@@ -24,25 +25,38 @@ typedef struct result_node {
     struct result_node *next; /* queue link */
 } result_node;
 
+/* The ids one pool_next call handed out (see results.c). */
+#define POOL_TAKEN_MAX 256
+typedef struct taken_batch {
+    uint64_t ids[POOL_TAKEN_MAX]; /* the first POOL_TAKEN_MAX of them */
+    int n;                        /* how many in ids */
+    int overflow;                 /* there were more */
+} taken_batch;
+
 /* What the dispatcher keeps per worker slot besides the core's view. */
 typedef struct slot {
     proc proc;           /* the process */
+    link_conn conn;      /* the socket to it */
+    int backlog;         /* messages of it left unread for the next turn */
     json_t *last_parent; /* parent of its last finished task, for late output */
 } slot;
 
 struct pool {
-    void *zctx;                  /* context for the ROUTER */
-    void *router;                /* owned by the dispatcher thread */
-    char endpoint[320];          /* ipc://RUNTIME/pool-N */
-    char exe[PATH_MAX];          /* ferry-kernel */
-    iopub *io;                   /* where worker output goes */
-    pthread_t thread;            /* the dispatcher */
-    int wake_fd;                 /* eventfd: commands are waiting */
-    pthread_mutex_t lock;        /* guards everything down to core */
-    pthread_cond_t results_cond; /* signalled when a result is queued */
-    sched_list inbox;            /* submitted, not yet handed to the core */
-    int queued;                  /* unsent tasks the core held after its last turn */
-    uint64_t *cancels;           /* ids to cancel, for the dispatcher */
+    char runtime_dir[PATH_MAX];       /* handed to each worker */
+    char exe[PATH_MAX];               /* ferry-kernel */
+    iopub *io;                        /* where worker output goes */
+    pthread_t thread;                 /* the dispatcher */
+    int wake_fd;                      /* eventfd: commands are waiting */
+    pthread_mutex_t lock;             /* guards everything down to core */
+    pthread_cond_t results_cond;      /* signalled when a result is queued */
+    pthread_cond_t one_cond;          /* the same, for a thread in pool_next_one */
+    uint64_t wanted[POOL_DIRECT_MAX]; /* tasks threads wait on in pool_next_one */
+    int n_wanted;
+    taken_batch taken[2]; /* pool_next's last two batches */
+    int taken_cur;        /* the last one */
+    sched_list inbox;     /* submitted, not yet handed to the core */
+    int queued;           /* unsent tasks the core held after its last turn */
+    uint64_t *cancels;    /* ids to cancel, for the dispatcher */
     size_t n_cancels, cap_cancels;
     uint64_t *interrupts; /* running ones among them to SIGINT */
     size_t n_interrupts, cap_interrupts;

@@ -11,8 +11,9 @@
 static const pool_py_ctx *ctx;
 
 /* The capsule's contents.  close() stops the pool but frees it only with
- * the capsule: the collector thread holds the capsule while it waits in
- * pool_next, so the pool cannot be freed under it. */
+ * the capsule: the collector thread (and a thread in next_one) holds the
+ * capsule while it waits in pool_next, so the pool cannot be freed under
+ * it. */
 typedef struct holder {
     pool *p;    /* the pool, until the capsule dies */
     int closed; /* close() was called */
@@ -52,7 +53,7 @@ static PyObject *py_create(PyObject *self, PyObject *args)
         return PyErr_NoMemory();
     }
     jp_error err = {0};
-    h->p = pool_new(ctx->zctx, ctx->runtime_dir, ctx->exe, ctx->io, n, &err);
+    h->p = pool_new(ctx->runtime_dir, ctx->exe, ctx->io, n, &err);
     if (h->p == NULL) {
         free(h);
         return PyErr_Format(PyExc_RuntimeError, "cannot start a worker pool: %s",
@@ -210,6 +211,19 @@ static const char *const status_names[] = {"ok", "error", "crashed", "cancelled"
  * pid, sent, ended, run_us)), ...] (pool_result; monotonic microseconds),
  * every result queued (empty after a timeout); raises EOFError once the
  * pool is closed. */
+/* A result as (task_id, status, [frames], message, where); the frames are
+ * taken over.  Writable views over the received messages themselves: an
+ * array rebuilt from an out-of-band buffer is writable, and not copied. */
+static PyObject *result_tuple(pool_result *r)
+{
+    PyObject *list = pyframe_list(r->frames.v, r->frames.n);
+    return list ? Py_BuildValue("KsNs(siLLK)", (unsigned long long)r->task_id,
+                                status_names[r->status], list, r->message,
+                                status_names[r->status], r->pid, r->sent, r->ended,
+                                (unsigned long long)r->run_us)
+                : NULL;
+}
+
 static PyObject *py_next(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -240,15 +254,7 @@ static PyObject *py_next(PyObject *self, PyObject *args)
     }
     PyObject *out = PyList_New(n);
     for (int i = 0; i < n; i++) {
-        /* Writable views over the received messages themselves: an array
-         * rebuilt from an out-of-band buffer is writable, and not copied. */
-        PyObject *list = out ? pyframe_list(r[i].frames.v, r[i].frames.n) : NULL;
-        PyObject *item =
-            list ? Py_BuildValue("KsNs(siLLK)", (unsigned long long)r[i].task_id,
-                                 status_names[r[i].status], list, r[i].message,
-                                 status_names[r[i].status], r[i].pid, r[i].sent,
-                                 r[i].ended, (unsigned long long)r[i].run_us)
-                 : NULL;
+        PyObject *item = out ? result_tuple(&r[i]) : NULL;
         pool_result_clear(&r[i]);
         if (item == NULL) {
             Py_CLEAR(out);
@@ -258,6 +264,46 @@ static PyObject *py_next(PyObject *self, PyObject *args)
     }
     PyMem_RawFree(r);
     return out;
+}
+
+/* next_one(pool, task_id, timeout_ms, sink): see pool_next_one.  Appends
+ * the result to the list sink and returns 1, 0 on timeout, None when the
+ * thread cannot wait directly.  The result goes into the caller's list here,
+ * in C, because a SIGINT's KeyboardInterrupt is raised as soon as a call
+ * returns: a result handed back as the return value would be lost with it. */
+static PyObject *py_next_one(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *capsule, *sink;
+    unsigned long long id;
+    int timeout;
+    if (!PyArg_ParseTuple(args, "OKiO!", &capsule, &id, &timeout, &PyList_Type, &sink)) {
+        return NULL;
+    }
+    holder *h = PyCapsule_GetPointer(capsule, "ferry.pool");
+    if (h == NULL) {
+        return NULL;
+    }
+    pool_result r;
+    int n;
+    Py_BEGIN_ALLOW_THREADS
+        n = pool_next_one(h->p, id, &r, timeout);
+    Py_END_ALLOW_THREADS
+    if (n == -1) {
+        PyErr_SetString(PyExc_EOFError, "pool closed");
+        return NULL;
+    }
+    if (n == -2) {
+        Py_RETURN_NONE;
+    }
+    if (n == 0) {
+        return PyLong_FromLong(0);
+    }
+    PyObject *item = result_tuple(&r);
+    pool_result_clear(&r);
+    int rc = item ? PyList_Append(sink, item) : -1;
+    Py_XDECREF(item);
+    return rc < 0 ? NULL : PyLong_FromLong(1);
 }
 
 static PyObject *py_cancel(PyObject *self, PyObject *args)
@@ -316,6 +362,10 @@ static PyMethodDef methods[] = {
     {"submit", py_submit, METH_VARARGS,
      "submit(pool, first_id, head, [[payload, buffers...], ...]): queue tasks."},
     {"next", py_next, METH_VARARGS, "next(pool, timeout_ms) -> [result, ...]."},
+    {"next_one", py_next_one, METH_VARARGS,
+     "next_one(pool, task_id, timeout_ms, sink) -> 1 (result appended to sink), 0 "
+     "(timeout) or None "
+     "(too many threads wait directly)."},
     {"cancel", py_cancel, METH_VARARGS,
      "cancel(pool, [task_id, ...], interrupt=True): drop queued tasks; "
      "with interrupt, SIGINT running ones."},

@@ -7,8 +7,7 @@
 #include "request.h"
 
 typedef struct pool_py_ctx {
-    void *zctx;              /* ZeroMQ context for pool sockets */
-    const char *runtime_dir; /* where pool endpoints live */
+    const char *runtime_dir; /* the re-export module's, for the workers */
     const char *exe;         /* ferry-kernel, started with --worker */
     iopub *io;               /* receives worker output */
     request_slot *requests;  /* the request whose cell runs: its tasks' parent */

@@ -2,9 +2,9 @@
  * once for both ends (link.c in the kernel, worker.c in the worker).
  *
  * A message is a list of frames; what carries it is not said here (today
- * ZeroMQ over an ipc endpoint, the kernel's ROUTER putting the worker's
- * routing id "w<pid>" in front of what it receives and taking it off what
- * it sends).  Frame 0 names the kind:
+ * one AF_UNIX socketpair per worker, framed by wire.c: the socket says
+ * which worker sent a message, so a message carries no sender).  Frame 0
+ * names the kind:
  *
  *   worker -> kernel  ["ready"]
  *                     ["out", task_id, "stdout"|"stderr", bytes]

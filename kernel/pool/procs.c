@@ -53,30 +53,37 @@ static const char *log_level_name(void)
  * says before it captures its own output would land in some cell, so it
  * gets the kernel's log instead; with no frontend behind its stdin, input()
  * in a task gets EOFError at once. */
-static void exec_worker(pid_t parent, int logfd, int status_fd, char *const argv[])
+static void exec_worker(pid_t parent, int logfd, int status_fd, int conn_fd,
+                        char *const argv[])
 {
     child_opts opts = {.parent = parent, .out_fd = logfd, .death_signal = SIGKILL};
     if (child_prepare(&opts) < 0) {
         _exit(1);
     }
+    /* The two fds the worker inherits: its socket and its status page. */
+    fcntl(conn_fd, F_SETFD, 0);
     if (status_fd >= 0) {
-        fcntl(status_fd, F_SETFD, 0); /* the one fd the worker inherits */
+        fcntl(status_fd, F_SETFD, 0);
     }
     execv(argv[0], argv);
     _exit(127);
 }
 
-pid_t proc_spawn(proc *pr, const char *exe, const char *endpoint)
+pid_t proc_spawn(proc *pr, const char *exe, int conn_fd, const char *runtime_dir)
 {
     pid_t parent = getpid();
     int logfd = log_fd();
     volatile uint64_t *status;
     int status_fd = status_page_new(&status);
-    char status_arg[16];
+    char status_arg[16], conn_arg[16];
     snprintf(status_arg, sizeof status_arg, "%d", status_fd);
+    snprintf(conn_arg, sizeof conn_arg, "%d", conn_fd);
     char *argv[] = {(char *)exe,
                     (char *)"--worker",
-                    (char *)endpoint,
+                    (char *)"--conn-fd",
+                    conn_arg,
+                    (char *)"--runtime-dir",
+                    (char *)runtime_dir,
                     (char *)"--log-level",
                     (char *)log_level_name(),
                     (char *)"--status-fd",
@@ -84,7 +91,7 @@ pid_t proc_spawn(proc *pr, const char *exe, const char *endpoint)
                     NULL};
     pid_t pid = fork();
     if (pid == 0) {
-        exec_worker(parent, logfd, status_fd, argv);
+        exec_worker(parent, logfd, status_fd, conn_fd, argv);
     }
     if (status_fd >= 0) {
         close(status_fd); /* the mapping stays */

@@ -1,6 +1,7 @@
 /* procs.h -- the pool's worker processes: start, watch, reap.
  *
- * A worker is `ferry-kernel --worker ENDPOINT`, started by fork and exec
+ * A worker is `ferry-kernel --worker --conn-fd N --runtime-dir DIR`, its
+ * end of the link to the kernel inherited as fd N, started by fork and exec
  * from the pool's dispatcher thread (its parent-death signal fires when
  * that thread exits).  Each has a pidfd, readable once it exited, and a
  * status page: two words it shares with the kernel, the task it runs and
@@ -21,8 +22,10 @@ typedef struct proc {
     volatile uint64_t *status; /* shared page: [0] running task, [1] last finished */
 } proc;
 
-/* Starts exe --worker endpoint into pr; its pid, or -1 (logged). */
-pid_t proc_spawn(proc *pr, const char *exe, const char *endpoint);
+/* Starts exe --worker into pr, handing it conn_fd (the worker's end of its
+ * socket, which the caller still closes) and runtime_dir; its pid, or -1
+ * (logged). */
+pid_t proc_spawn(proc *pr, const char *exe, int conn_fd, const char *runtime_dir);
 /* Reaps pr once its pidfd is readable: writes how it ended into how, and
  * which task it ran into *progress (0 when it has no status page).  1 when
  * reaped (pr is then released), 0 when not yet. */

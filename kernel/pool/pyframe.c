@@ -31,7 +31,7 @@ static PyBufferProcs frame_as_buffer = {
 
 static PyTypeObject frame_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_ferry_frame",
-    .tp_doc = "Bytes received by ferry, shared with ZeroMQ without a copy.",
+    .tp_doc = "Bytes received by ferry, handed on without a copy.",
     .tp_basicsize = sizeof(frame_object),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_dealloc = frame_dealloc,

@@ -2,10 +2,9 @@
  *
  * Shared by the two files that embed Python (pyrt.c in the worker,
  * pool_py.c in the kernel); include it after Python.h.  A frame received
- * from ZeroMQ is handed to Python as a writable memoryview over the frame
- * itself, so a numpy array unpickled from an out-of-band buffer sits on the
- * message's own memory, and the message is released when the last view
- * goes. */
+ * from a worker's socket (or the kernel's) is handed to Python as a writable memoryview
+ * over the frame itself, so a numpy array unpickled from an out-of-band buffer sits on
+ * the message's own memory, and the message is released when the last view goes. */
 #ifndef FERRY_PYFRAME_H
 #define FERRY_PYFRAME_H
 

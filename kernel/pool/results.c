@@ -1,5 +1,8 @@
 /* results.c -- a pool's results: staged by the dispatcher, published once
- * per turn, taken by pool_next (the collector thread). */
+ * per turn, taken by pool_next (the collector thread) or, for a thread
+ * blocked on one task of its own, by pool_next_one: the collector leaves
+ * that result to it, so a lone task's result wakes one thread, not the
+ * collector and then the waiting thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +36,30 @@ pool_result *pool_post_result(pool *p, uint64_t id, pool_status status, jp_frame
     return &node->r;
 }
 
+static int is_wanted(const pool *p, uint64_t id)
+{
+    for (int i = 0; i < p->n_wanted; i++) {
+        if (p->wanted[i] == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void pool_publish_results(pool *p)
 {
     if (p->staged == NULL) {
         return;
     }
     pthread_mutex_lock(&p->lock);
+    int for_one = 0, for_collector = 0;
+    for (result_node *n = p->staged; n; n = n->next) {
+        if (is_wanted(p, n->r.task_id)) {
+            for_one = 1;
+        } else {
+            for_collector = 1;
+        }
+    }
     if (p->results_tail) {
         p->results_tail->next = p->staged;
     } else {
@@ -46,7 +67,14 @@ void pool_publish_results(pool *p)
     }
     p->results_tail = p->staged_tail;
     p->staged = p->staged_tail = NULL;
-    pthread_cond_broadcast(&p->results_cond);
+    /* Only the threads with something to take: waking the collector for a
+     * result it must leave costs a core on a loaded machine. */
+    if (for_collector) {
+        pthread_cond_broadcast(&p->results_cond);
+    }
+    if (for_one) {
+        pthread_cond_broadcast(&p->one_cond);
+    }
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -61,38 +89,127 @@ void pool_note_ran(pool_result *r, int pid, const task *t, uint64_t run_us)
     }
 }
 
-int pool_next(pool *p, pool_result *out, int max, int timeout_ms)
+/* Under p->lock: moves up to max results to out: the one of task `only`
+ * if only != 0, else every one no thread waits on in pool_next_one. */
+static int take(pool *p, pool_result *out, int max, uint64_t only)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    if (timeout_ms > 0) {
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
-    }
-    pthread_mutex_lock(&p->lock);
-    while (p->results == NULL && !p->closed) {
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&p->results_cond, &p->lock);
-        } else if (timeout_ms == 0 || pthread_cond_timedwait(&p->results_cond, &p->lock,
-                                                             &deadline) == ETIMEDOUT) {
-            break;
-        }
-    }
     int got = 0;
-    while (p->results && got < max) {
-        result_node *node = p->results;
-        p->results = node->next;
-        if (p->results == NULL) {
-            p->results_tail = NULL;
+    result_node **link = &p->results, *prev = NULL;
+    while (*link && got < max) {
+        result_node *node = *link;
+        if (only ? node->r.task_id != only : is_wanted(p, node->r.task_id)) {
+            prev = node;
+            link = &node->next;
+            continue;
+        }
+        *link = node->next;
+        if (p->results_tail == node) {
+            p->results_tail = prev;
         }
         out[got++] = node->r;
         free(node);
+        if (only) {
+            break;
+        }
     }
-    int rc = got > 0 ? got : p->closed ? -1 : 0;
+    return got;
+}
+
+static void deadline_in(struct timespec *deadline, int timeout_ms)
+{
+    clock_gettime(CLOCK_REALTIME, deadline);
+    if (timeout_ms > 0) {
+        deadline->tv_sec += timeout_ms / 1000;
+        deadline->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (deadline->tv_nsec >= 1000000000) {
+            deadline->tv_sec++;
+            deadline->tv_nsec -= 1000000000;
+        }
+    }
+}
+
+/* Under p->lock: waits on cond for what take(only) takes. */
+static int wait_take(pool *p, pthread_cond_t *cond, pool_result *out, int max,
+                     int timeout_ms, uint64_t only)
+{
+    struct timespec deadline;
+    deadline_in(&deadline, timeout_ms);
+    int got = 0;
+    while ((got = take(p, out, max, only)) == 0 && !p->closed) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(cond, &p->lock);
+        } else if (timeout_ms == 0 ||
+                   pthread_cond_timedwait(cond, &p->lock, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    return got > 0 ? got : p->closed ? -1 : 0;
+}
+
+/* Under p->lock: notes the ids pool_next hands out now.  The collector
+ * takes a batch, then settles it (with the GIL) before it takes the next:
+ * a result it took but did not settle yet is in one of its last two
+ * batches. */
+static void note_taken(pool *p, const pool_result *out, int got)
+{
+    p->taken_cur ^= 1;
+    taken_batch *b = &p->taken[p->taken_cur];
+    b->n = got < POOL_TAKEN_MAX ? got : POOL_TAKEN_MAX;
+    b->overflow = got > POOL_TAKEN_MAX;
+    for (int i = 0; i < b->n; i++) {
+        b->ids[i] = out[i].task_id;
+    }
+}
+
+/* Under p->lock: the collector may hold id's result unsettled. */
+static int maybe_taken(const pool *p, uint64_t id)
+{
+    for (int k = 0; k < 2; k++) {
+        const taken_batch *b = &p->taken[k];
+        if (b->overflow) {
+            return 1;
+        }
+        for (int i = 0; i < b->n; i++) {
+            if (b->ids[i] == id) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+int pool_next(pool *p, pool_result *out, int max, int timeout_ms)
+{
+    pthread_mutex_lock(&p->lock);
+    int rc = wait_take(p, &p->results_cond, out, max, timeout_ms, 0);
+    if (rc > 0) {
+        note_taken(p, out, rc);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
+int pool_next_one(pool *p, uint64_t task_id, pool_result *out, int timeout_ms)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->n_wanted == POOL_DIRECT_MAX || is_wanted(p, task_id) ||
+        maybe_taken(p, task_id)) {
+        /* waiting here would be for a result the collector settles */
+        pthread_mutex_unlock(&p->lock);
+        return -2;
+    }
+    p->wanted[p->n_wanted++] = task_id;
+    int rc = wait_take(p, &p->one_cond, out, 1, timeout_ms, task_id);
+    for (int i = 0; i < p->n_wanted; i++) {
+        if (p->wanted[i] == task_id) {
+            p->wanted[i] = p->wanted[--p->n_wanted];
+            break;
+        }
+    }
+    if (rc == 0 && p->results != NULL) {
+        /* timed out as it came: the collector's now */
+        pthread_cond_broadcast(&p->results_cond);
+    }
     pthread_mutex_unlock(&p->lock);
     return rc;
 }

@@ -1,15 +1,18 @@
 /* worker.c -- a pool worker: an embedded interpreter that runs tasks.
  *
- * Two threads share the one DEALER socket, under one lock (ZeroMQ allows a
- * socket to change threads behind a lock; neither thread blocks in ZeroMQ
- * while holding it).  The io thread waits on the socket's ZMQ_FD and on the
- * pipes that replace fds 1 and 2: it queues the tasks it receives, applies
- * cancels at once (even while a task runs), and streams output back under
- * the id of the task that wrote it.  The main thread initialised Python, so
- * SIGINT (how a task is interrupted) raises KeyboardInterrupt in the task;
- * it takes tasks from the queue one after the other, and sends each result
- * itself, after the output the task wrote last - no hand-over to another
- * thread on the way back.
+ * The worker's end of its socket to the kernel (an AF_UNIX socketpair made
+ * by the pool, inherited as an fd; framed by wire.c) is shared by two
+ * threads under one lock.  Writes block (the kernel's dispatcher always
+ * reads, so they end; a cancel waits for the lock meanwhile), reads never
+ * do.  The main thread initialised Python, so SIGINT (how a task is
+ * interrupted) raises KeyboardInterrupt in the task; it reads the socket
+ * between tasks and waits on it when idle, runs the tasks one after the
+ * other, and sends each result itself, after the output the task wrote
+ * last - no hand-over to another thread either way.  The io thread streams
+ * the pipes that replace fds 1 and 2 back under the id of the task that
+ * wrote them, and once a task has run a while (see next_task) it watches
+ * the socket too: the tasks it receives are queued, cancels apply at once,
+ * even while a task runs.
  *
  * The messages are pool_wire.h's.  The kernel may send several tasks ahead
  * (sched.c decides how many).  For
@@ -30,16 +33,16 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <zmq.h>
 
 #include "groupwatch.h"
 #include "log.h"
 #include "paths.h"
 #include "pool_wire.h"
 #include "pyrt.h"
+#include "wire.h"
 
 /* Output read from a pipe, for one task. */
 typedef struct chunk {
@@ -64,13 +67,16 @@ typedef struct queue {
 } queue;
 
 typedef struct wstate {
-    void *zctx;           /* context */
-    void *sock;           /* DEALER, both threads, under the lock */
+    int sock;             /* the link to the kernel, both threads, under the lock */
+    wire_in in;           /* the kernel's message being received */
+    wire_out out;         /* what is being written (written at once, blocking) */
     int out_fd[2];        /* read ends of the stdout / stderr pipes */
-    int wake_fd;          /* eventfd: the io thread must look at the socket */
     pthread_mutex_t lock; /* guards the socket and everything below */
     int main_wake_fd;     /* eventfd: a task was queued for the waiting main thread */
     int main_waiting;     /* the main thread waits for a task, lock released */
+    int io_kick_fd;       /* eventfd: the io thread must stop watching the socket */
+    int io_timer_fd;      /* timerfd: a task has run IO_WATCH_AFTER_US */
+    int io_watching;      /* the io thread watches the socket */
     char carry[2][4];     /* an unfinished UTF-8 character at a read's end */
     size_t n_carry[2];    /* its length */
     queue tasks;          /* received, not started */
@@ -165,6 +171,35 @@ static chunk *drain_pipes(wstate *w, int final)
     return first;
 }
 
+/* Sends head (borrowed) then body (taken over, may be NULL) as one message,
+ * blocking until it is written.  Called with the lock held.  -1 when the
+ * kernel is gone (its end of the socket closed). */
+static int send_frames(wstate *w, const jp_frame *head, size_t n_head, jp_frames *body)
+{
+    size_t n_body = body ? body->n : 0;
+    jp_frames msg = {calloc(n_head + n_body, sizeof *msg.v), n_head + n_body};
+    if (msg.v != NULL) {
+        memcpy(msg.v, head, n_head * sizeof *head);
+        if (n_body) {
+            memcpy(msg.v + n_head, body->v, n_body * sizeof *body->v);
+            free(body->v);
+            *body = (jp_frames){0};
+        }
+    }
+    if (body) {
+        jp_frames_clear(body); /* when out of memory */
+    }
+    if (msg.v == NULL || wire_out_push(&w->out, &msg) < 0) {
+        LOG_E("worker: out of memory sending a message");
+        return -1;
+    }
+    if (wire_out_flush(&w->out, w->sock, 1) < 0) {
+        wire_out_clear(&w->out);
+        return -1;
+    }
+    return 0;
+}
+
 /* Sends chunks as output messages and frees them. */
 static void send_chunks(wstate *w, chunk *c)
 {
@@ -177,8 +212,8 @@ static void send_chunks(wstate *w, chunk *c)
             pool_frame_str(names[c->stream]),
             pool_frame_of(c->data, c->len),
         };
-        if (jp_frames_send(w->sock, &(jp_frames){out, POOL_OUT_FRAMES}, 0) < 0) {
-            LOG_W("worker: cannot send output: %s", zmq_strerror(errno));
+        if (send_frames(w, out, POOL_OUT_FRAMES, NULL) < 0) {
+            LOG_D("worker: cannot send output: the kernel is gone");
         }
         free(c);
         c = next;
@@ -198,12 +233,9 @@ static void send_result(wstate *w, job *r)
         pool_frame_str(r->how),
         pool_frame_of(&r->run_us, sizeof r->run_us),
     };
-    int more = r->frames.n > 0;
-    if (jp_frames_send(w->sock, &(jp_frames){head, POOL_DONE_PAYLOAD}, more) < 0 ||
-        (more && jp_frames_send(w->sock, &r->frames, 0) < 0)) {
-        LOG_W("worker: cannot send a result: %s", zmq_strerror(errno));
+    if (send_frames(w, head, POOL_DONE_PAYLOAD, &r->frames) < 0) {
+        LOG_D("worker: cannot send a result: the kernel is gone");
     }
-    jp_frames_clear(&r->frames);
     free(r);
 }
 
@@ -245,9 +277,9 @@ static void cancel_tasks(wstate *w, const jp_frame *flag, const jp_frame *ids)
     }
 }
 
-/* The main thread waits for tasks in poll, on the socket's ZMQ_FD too: when
- * this thread took the message it was waiting for, it must be told.  Called
- * with the lock held. */
+/* The main thread, idle, waits on the socket too: when this thread took
+ * the message it was waiting for, it must be told.  Called with the lock
+ * held. */
 static void wake_main(wstate *w)
 {
     if (w->main_waiting) {
@@ -260,82 +292,100 @@ static void wake_main(wstate *w)
 
 /* A task joins the queue; a cancel applies at once.  Called with the lock
  * held. */
-static void receive_message(wstate *w)
+static void handle_message(wstate *w, jp_frames *in)
 {
-    jp_frames in = {0};
-    if (jp_recv_frames(w->sock, ZMQ_DONTWAIT, &in.v, &in.n) < 0) {
-        if (errno != EAGAIN) {
-            LOG_E("worker: cannot receive from the kernel: %s", strerror(errno));
-        }
-        return;
-    }
-    const jp_frame *f = in.v;
+    const jp_frame *f = in->v;
     job *t = NULL;
-    if (in.n >= POOL_TASK_MIN_FRAMES && pool_frame_is(&f[0], POOL_MSG_TASK) &&
+    if (in->n >= POOL_TASK_MIN_FRAMES && pool_frame_is(&f[0], POOL_MSG_TASK) &&
         f[POOL_F_TASK_ID].size == sizeof(uint64_t) &&
         (t = calloc(1, sizeof *t)) != NULL) {
         t->id = pool_frame_u64(&f[POOL_F_TASK_ID]);
-        if (jp_frames_split(&in, POOL_TASK_PAYLOAD, &t->frames) == 0) {
+        if (jp_frames_split(in, POOL_TASK_PAYLOAD, &t->frames) == 0) {
             queue_push(&w->tasks, t);
             wake_main(w);
         } else {
             free(t);
             LOG_E("worker: out of memory for a task");
         }
-    } else if (in.n == POOL_CANCEL_FRAMES && pool_frame_is(&f[0], POOL_MSG_CANCEL)) {
+    } else if (in->n == POOL_CANCEL_FRAMES && pool_frame_is(&f[0], POOL_MSG_CANCEL)) {
         cancel_tasks(w, &f[POOL_CANCEL_MODE], &f[POOL_CANCEL_IDS]);
-    } else if (in.n > 0) {
+    } else {
         LOG_W("worker: dropping a malformed message from the kernel");
     }
-    jp_frames_clear(&in);
+    jp_frames_clear(in);
 }
 
-static int readable(void *sock)
+/* Takes every message there is, without waiting.  Called with the lock
+ * held.  Sets gone when the kernel closed its end (or the link broke). */
+static void receive_messages(wstate *w)
 {
-    int events = 0;
-    size_t len = sizeof events;
-    return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
+    while (!w->gone) {
+        jp_frames in;
+        jp_error err = {0};
+        wire_rc rc = wire_in_read(&w->in, w->sock, &in, &err);
+        if (rc == WIRE_MSG) {
+            handle_message(w, &in);
+            continue;
+        }
+        if (rc == WIRE_ERROR) {
+            LOG_E("worker: %s", err.text);
+        }
+        if (rc != WIRE_AGAIN) {
+            w->gone = 1;
+            wake_main(w);
+        }
+        return;
+    }
+}
+
+/* Reads an eventfd or a timerfd that poll said is readable. */
+static void consume(int fd)
+{
+    uint64_t count;
+    ssize_t r = read(fd, &count, sizeof count);
+    (void)r;
 }
 
 static void *io_main(void *arg)
 {
     wstate *w = arg;
-    int zfd = -1;
-    size_t len = sizeof zfd;
     pthread_mutex_lock(&w->lock);
     jp_frame ready = pool_frame_str(POOL_MSG_READY);
-    if (jp_frames_send(w->sock, &(jp_frames){&ready, 1}, 0) < 0) {
-        LOG_W("worker: cannot say ready: %s", zmq_strerror(errno));
+    if (send_frames(w, &ready, 1, NULL) < 0) {
+        w->gone = 1;
     }
-    int ok = zmq_getsockopt(w->sock, ZMQ_FD, &zfd, &len) == 0;
     pthread_mutex_unlock(&w->lock);
     /* A parent gone (kernel killed) ends the worker even if the
-     * parent-death signal was missed. */
-    struct pollfd fds[4] = {
-        {.fd = zfd, .events = POLLIN},
-        {.fd = w->wake_fd, .events = POLLIN},
+     * parent-death signal was missed and its socket stays open. */
+    struct pollfd fds[5] = {
+        {.fd = -1, .events = POLLIN}, /* the socket, while watched */
         {.fd = w->out_fd[0], .events = POLLIN},
         {.fd = w->out_fd[1], .events = POLLIN},
+        {.fd = w->io_kick_fd, .events = POLLIN},
+        {.fd = w->io_timer_fd, .events = POLLIN},
     };
-    while (ok && getppid() == w->parent) {
+    while (getppid() == w->parent) {
+        if (fds[3].revents) {
+            consume(w->io_kick_fd);
+        }
+        if (fds[4].revents) {
+            consume(w->io_timer_fd);
+        }
         pthread_mutex_lock(&w->lock);
-        if (fds[2].revents || fds[3].revents) {
+        if (fds[1].revents || fds[2].revents) {
             send_chunks(w, drain_pipes(w, 0));
         }
-        /* ZMQ_FD only says that something changed, and only once ZMQ_EVENTS
-         * was read since the last send or receive: read until ZeroMQ says
-         * there is nothing more, then wait. */
-        while (readable(w->sock)) {
-            receive_message(w);
+        if (fds[0].revents) {
+            receive_messages(w);
         }
+        /* The socket is the main thread's while it has no task; this
+         * thread takes it over once a task has run a while. */
+        w->io_watching = w->busy;
+        fds[0].fd = w->io_watching ? w->sock : -1;
+        int gone = w->gone;
         pthread_mutex_unlock(&w->lock);
-        if (poll(fds, 4, 1000) < 0 && errno != EINTR) {
+        if (gone || (poll(fds, 5, 1000) < 0 && errno != EINTR)) {
             break;
-        }
-        if (fds[1].revents & POLLIN) {
-            uint64_t c;
-            ssize_t r = read(w->wake_fd, &c, sizeof c);
-            (void)r;
         }
     }
     pthread_mutex_lock(&w->lock);
@@ -366,35 +416,41 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* The next task, or NULL once the kernel is gone; marks it running.  An
- * idle main thread receives its next task itself: the io thread would be
- * one more wake-up on the way. */
-static job *next_task(wstate *w, int zfd)
+/* Has the io thread watch the socket once the task that starts now has
+ * run IO_WATCH_AFTER_US, not at once: a short task's round trip then wakes
+ * the main thread alone (on 2 cores, a second thread woken by each message
+ * and waiting for the lock cost more than the transport).  A cancel for a
+ * task that runs waits that long at most. */
+#define IO_WATCH_AFTER_US 1000
+
+static void arm_io_timer(wstate *w)
+{
+    struct itimerspec its = {.it_value = {.tv_nsec = IO_WATCH_AFTER_US * 1000L}};
+    timerfd_settime(w->io_timer_fd, 0, &its, NULL);
+}
+
+/* The next task, or NULL once the kernel is gone; marks it running.  The
+ * main thread reads the socket itself between tasks (cancels of queued
+ * tasks apply before one of them starts) and, idle, waits on it: the io
+ * thread would be one more wake-up on the way. */
+static job *next_task(wstate *w)
 {
     pthread_mutex_lock(&w->lock);
+    receive_messages(w);
     while (w->tasks.head == NULL && !w->gone) {
-        /* Everything there is, cancels included: reading ZMQ_EVENTS re-arms
-         * ZMQ_FD only for what arrives after, so nothing may stay unread. */
-        while (readable(w->sock)) {
-            receive_message(w);
-        }
-        if (w->tasks.head != NULL) {
-            break;
-        }
         w->main_waiting = 1;
         pthread_mutex_unlock(&w->lock);
         struct pollfd fds[2] = {
-            {.fd = zfd, .events = POLLIN},
+            {.fd = w->sock, .events = POLLIN},
             {.fd = w->main_wake_fd, .events = POLLIN},
         };
         int rc = poll(fds, 2, 1000);
         if (rc > 0 && (fds[1].revents & POLLIN)) {
-            uint64_t c;
-            ssize_t r = read(w->main_wake_fd, &c, sizeof c);
-            (void)r;
+            consume(w->main_wake_fd);
         }
         pthread_mutex_lock(&w->lock);
         w->main_waiting = 0;
+        receive_messages(w);
     }
     job *t = w->gone ? NULL : queue_pop(&w->tasks);
     if (t) {
@@ -404,6 +460,7 @@ static job *next_task(wstate *w, int zfd)
         w->running = t->id;
         w->busy = 1;
         __atomic_store_n(&w->status[0], t->id, __ATOMIC_RELEASE);
+        arm_io_timer(w);
     }
     pthread_mutex_unlock(&w->lock);
     return t;
@@ -421,26 +478,19 @@ static void finish_task(wstate *w, job *t)
     __atomic_store_n(&w->status[1], t->id, __ATOMIC_RELEASE);
     __atomic_store_n(&w->status[0], 0, __ATOMIC_RELEASE);
     send_result(w, t);
-    /* Sending may have taken the ZMQ_FD signal of a message that arrived
-     * meanwhile: then the io thread would not wake for it. */
-    int missed = readable(w->sock);
-    pthread_mutex_unlock(&w->lock);
-    if (missed) {
+    if (w->io_watching) {
+        /* the socket is the main thread's again */
         uint64_t one = 1;
-        ssize_t n = write(w->wake_fd, &one, sizeof one);
+        ssize_t n = write(w->io_kick_fd, &one, sizeof one);
         (void)n;
     }
+    pthread_mutex_unlock(&w->lock);
 }
 
 static void run_tasks(wstate *w)
 {
-    int zfd = -1;
-    size_t len = sizeof zfd;
-    pthread_mutex_lock(&w->lock);
-    int ok = zmq_getsockopt(w->sock, ZMQ_FD, &zfd, &len) == 0;
-    pthread_mutex_unlock(&w->lock);
     job *t;
-    while (ok && (t = next_task(w, zfd)) != NULL) {
+    while ((t = next_task(w)) != NULL) {
         jp_frames in = t->frames;
         jp_error err = {0};
         uint64_t start = now_us();
@@ -496,35 +546,34 @@ static volatile uint64_t *map_status(int fd)
     return page;
 }
 
-int worker_run(const char *endpoint, const char *python, int status_fd)
+/* The link to the kernel: fd, inherited from the pool (procs.c).  Kept
+ * from the processes tasks start (close-on-exec), read without blocking
+ * (wire.c), written blocking.  0, or -1 when fd is not open. */
+static int connect_kernel(wstate *w, int fd)
+{
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        LOG_E("worker: no link to the kernel on fd %d: %s", fd, strerror(errno));
+        return -1;
+    }
+    w->sock = fd;
+    wire_in_init(&w->in);
+    w->out = (wire_out){0};
+    return 0;
+}
+
+int worker_run(int conn_fd, const char *runtime_dir, const char *python, int status_fd)
 {
     static wstate w;
     groupwatch_start(); /* before any thread: what tasks start ends with us */
     w.parent = getppid();
     w.status = map_status(status_fd);
-    char package_dir[PATH_MAX], runtime_dir[PATH_MAX];
-    /* The endpoint is ipc://RUNTIME_DIR/pool-N. */
-    snprintf(runtime_dir, sizeof runtime_dir, "%s",
-             strncmp(endpoint, "ipc://", 6) == 0 ? endpoint + 6 : ".");
-    char *slash = strrchr(runtime_dir, '/');
-    if (slash) {
-        *slash = '\0';
-    }
+    char package_dir[PATH_MAX];
     pthread_mutex_init(&w.lock, NULL);
     w.main_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    w.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    w.zctx = zmq_ctx_new();
-    w.sock = zmq_socket(w.zctx, ZMQ_DEALER);
-    char ident[32];
-    int len = snprintf(ident, sizeof ident, "w%d", (int)getpid());
-    int linger = 2000;
-    int no_limit = 0; /* a send under the lock must never wait for the kernel */
-    if (w.status == NULL || w.sock == NULL ||
-        zmq_setsockopt(w.sock, ZMQ_ROUTING_ID, ident, (size_t)len) < 0 ||
-        zmq_setsockopt(w.sock, ZMQ_SNDHWM, &no_limit, sizeof no_limit) < 0 ||
-        zmq_setsockopt(w.sock, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
-        zmq_connect(w.sock, endpoint) < 0) {
-        LOG_E("worker: cannot connect to %s: %s", endpoint, zmq_strerror(errno));
+    w.io_kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    w.io_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (w.status == NULL || w.main_wake_fd < 0 || w.io_kick_fd < 0 || w.io_timer_fd < 0 ||
+        connect_kernel(&w, conn_fd) < 0) {
         return 1;
     }
     if (capture(1, &w.out_fd[0]) < 0 || capture(2, &w.out_fd[1]) < 0 ||

@@ -116,6 +116,33 @@ def test_submit_returns_a_future(kernel):
                          "(isinstance(f, cf.Future), f.result(timeout=15))") == (True, 27)
 
 
+def test_result_with_a_timeout_raises_and_the_task_still_ends(kernel):
+    # result() waits for a lone task's result itself (not through the
+    # collector thread): its timeout must still hold, and a result that
+    # comes after it must still settle the future.
+    run(kernel, "import time\ndef slow(x):\n    time.sleep(1.5)\n    return x")
+    assert value(kernel, "import concurrent.futures as cf, time\nferry.workers(2)\n"
+                         "f = ferry.submit(slow, 7)\nt = time.monotonic()\n"
+                         "try:\n    f.result(timeout=0.2)\n    r = 'no timeout'\n"
+                         "except cf.TimeoutError:\n    r = 'timeout'\n"
+                         "(r, time.monotonic() - t < 1.4, f.result(timeout=15), "
+                         "f.exception(timeout=15))", timeout=40) \
+        == ("timeout", True, 7, None)
+
+
+def test_lone_submits_waited_on_from_many_threads_all_settle(kernel):
+    # More threads wait on a task of their own than may wait directly: the
+    # rest are settled by the collector; none is lost or crossed.
+    assert value(kernel, "import threading\nferry.workers(2)\nout = {}\n"
+                         "def ask(i):\n"
+                         "    out[i] = [ferry.submit(pow, i, 2).result(timeout=60)"
+                         " for _ in range(20)]\n"
+                         "ts = [threading.Thread(target=ask, args=(i,)) for i in range(16)]\n"
+                         "[t.start() for t in ts]; [t.join() for t in ts]\n"
+                         "all(out[i] == [i * i] * 20 for i in range(16)) and len(out)",
+                 timeout=120) == 16
+
+
 def test_workers_reports_usable_cpus_and_resizes(kernel, tmp_path):
     import os
     # A fresh Pool sizes itself to the usable CPUs.

@@ -403,3 +403,27 @@ def test_long_tasks_after_a_burst_of_short_ones_are_not_sent_ahead(kernel):
                 "    return os.getpid()")
     pids = result(kernel, "ferry.map(nap_pid, [3.0] + [0.1] * 6, chunksize=1)")
     assert pids[0] not in pids[1:], pids
+
+
+def test_an_interrupt_as_the_wait_takes_the_result_does_not_lose_it(kernel):
+    # SIGINT raises KeyboardInterrupt as soon as a call returns: here, the
+    # instant next_one has taken the result from the pool.  The future must
+    # still complete with it (before, it never completed).
+    run(kernel, "import types\n"
+                "_real = _pool._ferry_pool\n"
+                "def _next_one_then_interrupted(*a):\n"
+                "    n = _real.next_one(*a)\n"
+                "    if n:\n"
+                "        raise KeyboardInterrupt\n"
+                "    return n\n"
+                "_pool._ferry_pool = types.SimpleNamespace(**{k: getattr(_real, k)\n"
+                "    for k in dir(_real) if not k.startswith('__')})\n"
+                "_pool._ferry_pool.next_one = _next_one_then_interrupted\n"
+                "f = ferry.submit(abs, -7)\n"
+                "try:\n"
+                "    f.result(timeout=60)\n"
+                "except KeyboardInterrupt:\n"
+                "    interrupted = True\n"
+                "_pool._ferry_pool = _real\n")
+    assert result(kernel, "interrupted") is True
+    assert result(kernel, "f.result(timeout=10)") == 7

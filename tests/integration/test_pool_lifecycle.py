@@ -5,6 +5,7 @@ an updating progress display.
 import ast
 import os
 import signal
+import time
 import warnings
 
 import psutil
@@ -30,6 +31,11 @@ def start_workers(k, n=2):
     procs = [psutil.Process(p) for p in pids]
     for p in procs:
         assert p.ppid() == k.pid  # the kernel's own children
+        # A worker the map did not need may still be between fork and exec
+        # (a loaded machine): its command line is then the kernel's.
+        deadline = time.monotonic() + T
+        while "--worker" not in p.cmdline() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert "--worker" in p.cmdline()
     return procs
 

@@ -44,6 +44,9 @@ def _take_ids(n):
         first, _next_id = _next_id, _next_id + n
     return first
 _pools = weakref.WeakSet()
+# A thread waiting on a lone task's result comes back to Python this often,
+# so that an interrupt lands (the wait itself is in C, the GIL released).
+_DIRECT_SLICE = 0.05
 _owner = os.getpid()  # a forked child (multiprocessing's fork) has no dispatchers
 
 
@@ -174,9 +177,14 @@ class InterruptibleFuture(concurrent.futures.Future):
     def _waited(self):
         pass
 
+    def _wait(self, timeout):
+        """A wait of the subclass's own before the ordinary one; returns the
+        timeout left for that."""
+        return timeout
+
     def result(self, timeout=None):
         try:
-            return super().result(timeout)
+            return super().result(self._wait(timeout))
         except KeyboardInterrupt:
             self._interrupted()
             raise
@@ -185,7 +193,7 @@ class InterruptibleFuture(concurrent.futures.Future):
 
     def exception(self, timeout=None):
         try:
-            return super().exception(timeout)
+            return super().exception(self._wait(timeout))
         except KeyboardInterrupt:
             self._interrupted()
             raise
@@ -206,6 +214,12 @@ class _Future(InterruptibleFuture):
 
     def _waited(self):
         _flush()
+
+    def _wait(self, timeout):
+        pool = self._ferry_pool
+        if pool is None or self.done():
+            return timeout
+        return pool._wait_direct(self, timeout)
 
 
 def _settle(future, how, value=None):
@@ -289,32 +303,69 @@ class Pool:
                 batch = _ferry_pool.next(handle, -1)
             except EOFError:
                 return
-            runs = set()
-            for task_id, status, frames, message, where in batch:
-                waiter = self._pending.pop(task_id, None)
-                if waiter is None:
-                    continue
-                if status == "ok":
-                    try:
-                        how, value = "result", pickle.loads(frames[0], buffers=frames[1:])
-                    except BaseException as exc:
-                        how, value = "exception", exc
-                elif status == "error":
-                    how, value = "exception", _remote_error(frames)
-                elif status == "crashed":
-                    how, value = "exception", WorkerCrashed(
-                        f"{_task_label(waiter)}: {message}")
-                else:
-                    how, value = "cancel", None
-                if isinstance(waiter, tuple):  # (map run, index)
-                    waiter[0].where[waiter[1]] = where
-                    waiter[0].settle(waiter[1], how, value)
-                    runs.add(waiter[0])
-                else:
-                    self._submits.note(waiter, where)
-                    _settle(waiter, how, value)
-            for run in runs:
-                run.wake()
+            self._settle_batch(batch)
+
+    def _wait_direct(self, future, timeout):
+        """Waits for future's result by taking it from the dispatcher itself:
+        the result then wakes this thread alone, not the collector thread and
+        then this one.  In slices, so that an interrupt lands within one.
+        Returns the timeout left for the ordinary wait (which follows when
+        this thread cannot wait directly)."""
+        handle = self._handle
+        if handle is None or not _in_owner():
+            return timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # next_one appends a result it took to got itself: an interrupt
+        # raised as the call returns must not lose it.
+        got = []
+        try:
+            while not future.done():
+                left = _DIRECT_SLICE if deadline is None else \
+                    min(_DIRECT_SLICE, deadline - time.monotonic())
+                if left <= 0:
+                    break
+                try:
+                    n = _ferry_pool.next_one(handle, future.task_id,
+                                             max(1, int(left * 1000)), got)
+                except EOFError:
+                    break
+                if n is None:  # too many threads wait directly: the collector's
+                    break
+                if got:  # settling twice is harmless: the second finds no waiter
+                    self._settle_batch(got)
+                    got.clear()
+        finally:
+            if got:  # interrupted after taking it: it must not be lost
+                self._settle_batch(got)
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+    def _settle_batch(self, batch):
+        runs = set()
+        for task_id, status, frames, message, where in batch:
+            waiter = self._pending.pop(task_id, None)
+            if waiter is None:
+                continue
+            if status == "ok":
+                try:
+                    how, value = "result", pickle.loads(frames[0], buffers=frames[1:])
+                except BaseException as exc:
+                    how, value = "exception", exc
+            elif status == "error":
+                how, value = "exception", _remote_error(frames)
+            elif status == "crashed":
+                how, value = "exception", WorkerCrashed(
+                    f"{_task_label(waiter)}: {message}")
+            else:
+                how, value = "cancel", None
+            if isinstance(waiter, tuple):  # (map run, index)
+                waiter[0].where[waiter[1]] = where
+                waiter[0].settle(waiter[1], how, value)
+                runs.add(waiter[0])
+            else:
+                self._submits.note(waiter, where)
+                _settle(waiter, how, value)
+        for run in runs:
+            run.wake()
 
     # ------------------------------------------------------- submitting
 
