@@ -70,6 +70,7 @@ struct iopub {
     json_t *parent;              /* current parent header (thread only) */
     long long deadline_ms;       /* when batched output must go, 0 = none */
     long long trim_ms;           /* when to trim the heap again, 0 = none */
+    long long trim_delay_ms;     /* the interval before that trim (doubles) */
     char topic_prefix[64];       /* "kernel.<session>." */
 };
 

@@ -156,28 +156,38 @@ replied:
     return 0;
 }
 
+/* A kernel that answers this many kernel_info requests without a status
+ * message reaching iopub publishes none: iopub is then as ready as it gets.
+ * Counted in answers, not in seconds: a kernel slowed down by a busy machine
+ * answers slowly too, and the subscription it has not taken in yet would
+ * lose the first cell's output.  The time limit is for a kernel that stops
+ * answering altogether. */
+#define IOPUB_GIVE_UP_REPLIES 20
+#define IOPUB_GIVE_UP_MS 60000
+
 session_result session_wait_iopub(session *s)
 {
     long start = now_ms(), last_send = start;
+    int asked = 0, answered = 0;
     while (!client_iopub_seen(s->cl) && !s->iopub_given_up) {
         long now = now_ms();
         if (s->kp != NULL && !session_check_alive(s)) {
             return SESSION_DEAD;
         }
-        /* A kernel that publishes nothing for kernel_info is accepted after
-         * a while: iopub is then as ready as it gets. */
-        if (now - start > 3000) {
+        if (answered >= IOPUB_GIVE_UP_REPLIES || now - start > IOPUB_GIVE_UP_MS) {
             s->iopub_given_up = 1;
             break;
         }
         /* Only the subscription may lag (a SUB socket joins late and misses
          * what was published before): ask again soon, so that some status
-         * message reaches it. */
-        if (now - last_send >= 50) {
+         * message reaches it; one request at a time beyond the first, so a
+         * slow kernel is not buried in them. */
+        if (now - last_send >= 50 && asked - answered < 2) {
             if (client_request(s->cl, JP_SHELL, "kernel_info_request", NULL, NULL, 0) <
                 0) {
                 return SESSION_ERROR;
             }
+            asked++;
             last_send = now;
         }
         jp_channel ch;
@@ -194,6 +204,7 @@ session_result session_wait_iopub(session *s)
         case CLIENT_ERROR:
             return SESSION_ERROR;
         case CLIENT_MESSAGE:
+            answered += ch == JP_SHELL && is_type(m, "kernel_info_reply");
             readiness_message(s, ch, m);
             break;
         default:

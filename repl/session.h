@@ -52,8 +52,9 @@ typedef enum session_result {
 } session_result;
 
 /* Waits, once per connection, until iopub delivers (asking kernel_info
- * every 50 ms, for up to 3 s): output published before our subscription
- * reaches the kernel would be lost.  session_execute calls it first. */
+ * every 50 ms; a kernel that answers 20 of them with no status on iopub is
+ * taken to publish none): output published before our subscription reaches
+ * the kernel would be lost.  session_execute calls it first. */
 session_result session_wait_iopub(session *s);
 
 /* Runs code and waits for its reply and its output.  silent: no output, no

@@ -23,8 +23,10 @@ from distributed import Client, LocalCluster
 
 import ferry
 
+# dashboard_address=":0": the dashboard on any free port (the default, 8787, may be
+# taken by another cluster on this machine).
 cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                       dashboard_address=None, silence_logs=logging.ERROR)
+                       dashboard_address=":0", silence_logs=logging.ERROR)
 client = Client(cluster)
 previous = ferry.use(client)  # None: before, ferry used its own local pool
 assert previous is None

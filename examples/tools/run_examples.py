@@ -37,7 +37,7 @@ import nbformat
 EXAMPLES = Path(__file__).resolve().parents[1]
 SRC = EXAMPLES / "src"
 KERNELSPEC = {"name": "ferry", "display_name": "Python 3 (ferry)", "language": "python"}
-CELL_TIMEOUT = 30
+CELL_TIMEOUT = 120  # a hung cell fails; a slow machine does not
 
 _MARKER = re.compile(r"^# %%(?P<md> \[markdown\])?(?: tags=(?P<tags>\[.*\]))?\s*$")
 

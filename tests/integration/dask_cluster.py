@@ -1,6 +1,6 @@
 """A real Dask cluster for the tests, deployed as users deploy one: a
-`dask-scheduler` process and `dask-worker` processes on 127.0.0.1, on free
-ports, without dashboards.  Each process is the leader of its own session,
+`dask-scheduler` process and `dask-worker` processes on 127.0.0.1, on ports
+they choose themselves, without dashboards.  Each process is the leader of its own session,
 so stop() ends it and everything it started (the nanny's worker processes)
 by its process group, and checks that none is left.
 
@@ -10,6 +10,7 @@ by its process group, and checks that none is left.
     cluster.add_worker(nworkers=1)   # another dask-worker joins
     cluster.stop()
 """
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,8 @@ BIN = "/usr/bin"
 
 
 def free_port():
+    """A port nothing listens on now (for an address that must not answer;
+    a server must choose its own port: this one may be taken by then)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -65,15 +68,35 @@ class DaskCluster:
         return proc
 
     def start(self, nworkers=2, scheduler_env=None):
-        port = free_port()
-        self.address = f"tcp://127.0.0.1:{port}"
+        # Port 0: the scheduler binds a port the kernel gives it and writes
+        # its address to the scheduler file once it listens.  (A port picked
+        # here and bound later can be taken in between by any process of a
+        # busy machine.)
         env = dict(self.env, **(scheduler_env or {}))
+        info = os.path.join(self.workdir, "scheduler.json")
+        # The HTTP server (health checks) runs without the dashboard too, on
+        # 8787 unless told otherwise: another run's scheduler may hold it.
         self.scheduler = self._spawn(
-            [f"{BIN}/dask-scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--no-dashboard", "--no-show"], "scheduler", env)
+            [f"{BIN}/dask-scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--scheduler-file", info, "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+             "--no-show"], "scheduler", env)
+        self.address = self._wait_for_address(info)
         if nworkers:
             self.add_worker(nworkers)
         return self
+
+    def _wait_for_address(self, info, timeout=START_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with open(info) as f:
+                    return json.load(f)["address"]
+            except (OSError, ValueError, KeyError):
+                pass  # not written yet, or written halfway
+            if self.scheduler.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("dask-scheduler did not start:\n" +
+                                     self.log("scheduler")[-3000:])
+            time.sleep(0.1)
 
     def add_worker(self, nworkers=1, wait=True, extra=(), env=None):
         self.workers_started += nworkers

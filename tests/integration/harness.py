@@ -37,7 +37,7 @@ DEFAULT_KERNEL_ARGV = ["build/ferry-kernel", "-f", "{connection_file}"]
 IPYKERNEL_ARGV = ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 STARTUP_TIMEOUT = 30.0  # a cold kernel start, under a sanitizer build too
-TIMEOUT = 10.0  # one ordinary request, start to idle
+TIMEOUT = 30.0  # one ordinary request, start to idle, beside another make test
 EXIT_TIMEOUT = 10.0  # a kernel asked to stop, until its process is gone
 
 # Cells that use display(), update_display() and clear_output().  ferry
@@ -140,6 +140,16 @@ def execute_notebook(notebook, tmp):
     assert proc.returncode == 0, f"nbconvert failed:\n{proc.stderr[-4000:]}"
     nb = json.loads((tmp / "out" / Path(notebook).name).read_text())
     return {c["id"]: c for c in nb["cells"]}, leftovers
+
+
+def without_asan_quarantine(monkeypatch):
+    """For a test that measures a kernel's resident size: under
+    AddressSanitizer (make SANITIZE=address test) freed memory waits in a
+    quarantine of 256 MiB before it is reused or given back, so the size
+    would measure the quarantine, not the kernel.  Kernels started after this
+    call do without it; other builds ignore the variable."""
+    options = os.environ.get("ASAN_OPTIONS", "")
+    monkeypatch.setenv("ASAN_OPTIONS", ":".join(filter(None, [options, "quarantine_size_mb=0"])))
 
 
 def process_tree(pid):
@@ -356,15 +366,15 @@ class Pending:
         return self.wait_for(lambda x: text in x.stdout, timeout, f"stdout {text!r}")
 
     def wait_until_running(self, marker="started", timeout=TIMEOUT):
-        """Wait until the cell runs: its execute_input, then its MARKER on
-        stdout.  A missing marker only costs 2 s: stream delivery has tests of
-        its own, so interrupt and concurrency tests do not depend on it."""
+        """Wait until the cell's own code runs: its MARKER on stdout.
+
+        Not execute_input alone, nor execute_input and a short wait: the
+        kernel publishes execute_input before the cell's code starts, and an
+        interrupt sent in between lands in the kernel's own code, where it is
+        dropped by design; on a loaded machine the cell is then never
+        interrupted."""
         self.wait_for(lambda x: "execute_input" in x.msg_types, timeout, "execute_input")
-        try:
-            self.wait_for_stdout(marker, timeout=2)
-        except AssertionError:
-            pass
-        return self.x
+        return self.wait_for_stdout(marker, timeout=timeout)
 
     def finish(self, timeout=TIMEOUT, settle=0.0):
         """Wait for the reply (if one is expected) and the idle status.
@@ -606,10 +616,24 @@ class KernelUnderTest:
         return self.request("kernel_info_request", timeout=timeout)
 
 
+PORT_TAKEN = "Address already in use"
+START_ATTEMPTS = 3
+
+
 def start_kernel(workdir, **kw):
-    k = KernelUnderTest(workdir, **kw)
-    try:
-        return k.start()
-    except BaseException:
-        k.stop()
-        raise
+    """A started KernelUnderTest in WORKDIR.
+
+    The client picks the kernel's ports and the kernel binds them a moment
+    later (the connection file's design); on a busy machine another process
+    can take one in between, and the kernel exits saying so.  A frontend's
+    user would start it again, and so does this, on new ports."""
+    for attempt in range(START_ATTEMPTS):
+        where = Path(workdir) if attempt == 0 else Path(workdir) / f"start{attempt + 1}"
+        k = KernelUnderTest(where, **kw)
+        try:
+            return k.start()
+        except BaseException:
+            k.stop()
+            if attempt + 1 < START_ATTEMPTS and PORT_TAKEN in k.log_tail():
+                continue
+            raise

@@ -312,12 +312,21 @@ def test_interrupt_cancels_the_queued_tasks_of_a_map(on_cluster):
     x = pending.finish(timeout=T)
     assert x.status == "error" and x.content["ename"] == "KeyboardInterrupt"
     # Nothing of that map is left queued on the cluster (at most the two
-    # tasks that were running may still finish).
+    # tasks that were running may still finish).  The cancel reaches the
+    # scheduler in its own time: ask until it has (not after a fixed 2 s).
+    # Had nothing been cancelled, 20 s would see fewer than 40 of the 58
+    # queued one-second tasks run.
     left = value(on_cluster,
                  "def queued(dask_scheduler):\n"
                  "    return [k for k, ts in dask_scheduler.tasks.items()\n"
                  "            if str(k).startswith('ferry-') and ts.state != 'memory']\n"
-                 "time.sleep(2)\nferry._cluster.client.run_on_scheduler(queued)")
+                 "end = time.monotonic() + 20\n"
+                 "while True:\n"
+                 "    left = ferry._cluster.client.run_on_scheduler(queued)\n"
+                 "    if len(left) <= 2 or time.monotonic() > end:\n"
+                 "        break\n"
+                 "    time.sleep(0.1)\n"
+                 "left")
     assert len(left) <= 2, left
     assert value(on_cluster, "ferry.map(abs, [-1, -2])") == [1, 2]
 

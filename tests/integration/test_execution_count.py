@@ -69,9 +69,26 @@ def test_user_expression_errors_are_reported_per_expression(kernel):
     assert x.of_type("error") == [], "user_expression errors are not cell errors"
 
 
-def test_stop_on_error_aborts_queued_requests(kernel):
-    failing = kernel.submit("import time\ntime.sleep(0.5)\nraise ValueError('stop')")
+def gated_failure(gate, message):
+    """A cell that fails once the test opens GATE (a path)."""
+    return ("import os, time\nprint('started', flush=True)\nt0 = time.monotonic()\n"
+            f"while not os.path.exists({str(gate)!r}) and time.monotonic() - t0 < 300:\n"
+            "    time.sleep(0.02)\n"
+            f"raise ValueError({message!r})")
+
+
+def test_stop_on_error_aborts_queued_requests(kernel, tmp_path):
+    # The requests must be queued behind the cell when it fails (a request
+    # sent after the error reply runs, see below).  Not a head start of
+    # 0.5 s, which a loaded machine can eat: the cell fails only once they
+    # were sent and a control round trip on the same client came back after
+    # them.
+    gate = tmp_path / "gate"
+    failing = kernel.submit(gated_failure(gate, "stop"))
+    failing.wait_until_running()
     queued = [kernel.submit("aborted_marker = 1"), kernel.submit("'second'")]
+    kernel.request("kernel_info_request", channel="control")
+    gate.touch()
     assert failing.finish().status == "error"
     for p in queued:
         x = p.finish()
@@ -81,10 +98,13 @@ def test_stop_on_error_aborts_queued_requests(kernel):
     assert x.text == "False"
 
 
-def test_stop_on_error_false_runs_queued_requests(kernel):
-    failing = kernel.submit("import time\ntime.sleep(0.5)\nraise ValueError('go on')",
-                            stop_on_error=False)
+def test_stop_on_error_false_runs_queued_requests(kernel, tmp_path):
+    gate = tmp_path / "gate"
+    failing = kernel.submit(gated_failure(gate, "go on"), stop_on_error=False)
+    failing.wait_until_running()
     queued = kernel.submit("'ran'")
+    kernel.request("kernel_info_request", channel="control")
+    gate.touch()
     assert failing.finish().status == "error"
     assert queued.finish().ok().text == "'ran'"
 

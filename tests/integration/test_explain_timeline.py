@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.ferry_only("ferry.explain and ferry.timeline exist only in ferry")
 
-T = 30.0
+T = 120.0  # a bound for a hang, not a measure
 MARKS = ("by reference", "by value", "refused")
 
 
@@ -125,9 +125,19 @@ def test_explain_says_when_a_module_cannot_be_imported_by_a_worker(kernel, tmp_p
 
 # ----------------------------------------------------------------- timeline
 
-def test_timeline_of_a_known_map_has_a_lane_per_worker_and_a_rect_per_task(kernel):
-    run(kernel, "import ferry, time\nferry.workers(2)\n"
-                "def nap(x):\n    time.sleep(0.4 if x == 0 else 0.01)\n    return x\n"
+def test_timeline_of_a_known_map_has_a_lane_per_worker_and_a_rect_per_task(kernel, tmp_path):
+    # Task 0 holds its worker until the eleven others have ended (each leaves
+    # a mark), however slow the machine: a fixed 0.4 s against eleven short
+    # tasks let a loaded machine give the long task's worker a second one.
+    run(kernel, f"import ferry, os, time\nferry.workers(2)\nMARKS = {str(tmp_path)!r}\n"
+                "def nap(x):\n"
+                "    if x == 0:\n"
+                "        end = time.monotonic() + 60\n"
+                "        while len(os.listdir(MARKS)) < 11 and time.monotonic() < end:\n"
+                "            time.sleep(0.01)\n"
+                "    else:\n"
+                "        open(os.path.join(MARKS, str(x)), 'w').close()\n"
+                "    return x\n"
                 "assert ferry.map(nap, range(12), chunksize=1) == list(range(12))")
     x = run(kernel, "ferry.timeline()")
     svg = x.data["image/svg+xml"]
@@ -139,7 +149,7 @@ def test_timeline_of_a_known_map_has_a_lane_per_worker_and_a_rect_per_task(kerne
     text = x.text
     assert text.splitlines()[0].startswith("ferry.map: 12 tasks on 2 workers")
     counts = sorted(int(n) for n in re.findall(r"\| (\d+) tasks?$", text, re.M))
-    # The long task keeps one worker; the other ten go to the other worker.
+    # The long task keeps one worker; the other eleven go to the other worker.
     assert sum(counts) == 12 and counts[0] == 1
     # Chunks: one rect per chunk, items counted in the summary.
     run(kernel, "ferry.map(abs, range(40), chunksize=10)")

@@ -253,10 +253,12 @@ def test_values_no_longer_current_leave_the_runtime_directory(k):
     assert len(value(k, "globals_files()")) < len(files[2])
 
 
-def test_a_filled_list_literal_is_freed_when_deleted(k):
+def test_a_filled_list_literal_is_freed_when_deleted(kernel_factory, monkeypatch):
     # malloc_trim: memory freed inside glibc's heap goes back to the system,
     # so the resident size says what is still alive.
-    rss = ("import ctypes\n"
+    harness.without_asan_quarantine(monkeypatch)
+    k = kernel_factory()
+    rss = ("import ctypes, ferry, os\n"
            "def rss_mb():\n"
            "    ctypes.CDLL('libc.so.6').malloc_trim(0)\n"
            "    with open('/proc/self/statm') as f:\n"

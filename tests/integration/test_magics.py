@@ -234,7 +234,7 @@ def test_interrupt_stops_a_shell_command(fresh_kernel, tmp_path):
             return True
     # SIGKILL is sent before the reply, but on a loaded machine the process
     # may take a moment to be scheduled and die.
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while not gone() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert gone()

@@ -10,7 +10,7 @@ import pytest
 
 pytestmark = pytest.mark.ferry_only("the ferry module exists only in ferry")
 
-T = 20.0  # one cell that starts or uses workers
+T = 120.0  # one cell that starts or uses workers: a bound for a hang
 PRELUDE = "import ferry, threading\nfrom ferry import _pool\n"
 
 
@@ -154,14 +154,14 @@ def test_workers_reports_usable_cpus_and_resizes(kernel, tmp_path):
     run(kernel, f"BARRIER = {str(tmp_path)!r}\n"
                 "def meet(x):\n    import os, time\n"
                 "    open(os.path.join(BARRIER, str(os.getpid())), 'w').close()\n"
-                "    end = time.time() + 10\n"
+                "    end = time.time() + 120\n"
                 "    while len(os.listdir(BARRIER)) < 3 and time.time() < end:\n"
                 "        time.sleep(0.02)\n"
                 "    return os.getpid()\n")
     assert value(kernel, "(ferry.workers(), len(set(ferry.map(meet, range(3), chunksize=1))))") \
         == (3, 3)
     run(kernel, "ferry.workers(2)")
-    assert value(kernel, "import time\ndeadline = time.time() + 10\n"
+    assert value(kernel, "import time\ndeadline = time.time() + 120\n"
                          "while len(_pool.shared().pids()) != 2 and time.time() < deadline:\n"
                          "    time.sleep(0.05)\n(ferry.workers(), len(_pool.shared().pids()))") \
         == (2, 2)

@@ -29,7 +29,12 @@ SETUP = ("import multiprocessing as mp, concurrent.futures as cf, os, time\n"
          "    return x\n"
          "def pid(_):\n"
          "    time.sleep(0.05)\n"
-         "    return os.getpid()\n")
+         "    return os.getpid()\n"
+         "def gated(gate):\n"  # ends when the test opens the gate, not by the clock
+         "    end = time.monotonic() + 300\n"
+         "    while not os.path.exists(gate) and time.monotonic() < end:\n"
+         "        time.sleep(0.02)\n"
+         "    return os.path.exists(gate)\n")
 
 
 def interrupt_running(kernel, code):
@@ -64,36 +69,38 @@ def test_pool_survives_an_interrupt_of_another_cell(kernel, method):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_interrupting_a_pool_map_ends_the_cell_and_keeps_the_pool(kernel, method):
+def test_interrupting_a_pool_map_ends_the_cell_and_keeps_the_pool(kernel, method, tmp_path):
     kernel.execute(SETUP.format(method=method) + "pool = ctx.Pool(2)\npool.map(slow, [0, 0])",
                    timeout=TIMEOUT).ok()
+    gate = tmp_path / "gate"
     try:
-        t0 = time.monotonic()
+        # No task of the map can end before the gate opens, so a reply to
+        # the interrupted cell proves it did not wait for the map, however
+        # slow the machine.
         x = interrupt_running(kernel, "print('started', flush=True)\n"
-                                      "pool.map(slow, [1] * 6, chunksize=1)")
+                                      f"pool.map(gated, [{str(gate)!r}] * 6, chunksize=1)")
         assert x.content.get("ename") == "KeyboardInterrupt", (x.content.get("status"), x.describe())
-        # The whole map takes 3 s.
-        assert time.monotonic() - t0 < 2.5, "the cell waited for the whole map"
+        gate.touch()  # the map's tasks end; the pool must still take new ones
         got = kernel.execute("pool.map(slow, [0, 0, 0])", timeout=TIMEOUT).ok()
         assert got.text == "[0, 0, 0]"
     finally:
+        gate.touch()
         kernel.execute("pool.terminate(); pool.join()", timeout=TIMEOUT)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_interrupting_a_with_pool_block_stops_its_workers(kernel, method):
     kernel.execute(SETUP.format(method=method), timeout=TIMEOUT).ok()
-    t0 = time.monotonic()
+    # terminate() stops busy workers; it does not wait for their tasks, which
+    # would take 10 minutes: a with block that waited gets no reply in TIMEOUT.
     x = interrupt_running(kernel, "print('started', flush=True)\n"
                                   "with ctx.Pool(2) as p:\n"
-                                  "    p.map(slow, [30] * 4, chunksize=1)")
+                                  "    p.map(slow, [600] * 4, chunksize=1)")
     assert x.content["ename"] == "KeyboardInterrupt", x.describe()
-    # terminate() stops busy workers; it does not wait for their tasks.
-    assert time.monotonic() - t0 < 10, "the with block waited for the tasks"
     left = kernel.execute("import multiprocessing as mp, time\n"
                           "t0 = time.monotonic()\n"
                           "while [c for c in mp.active_children() if 'Pool' in c.name] "
-                          "and time.monotonic() - t0 < 5:\n"
+                          "and time.monotonic() - t0 < 20:\n"
                           "    time.sleep(0.05)\n"
                           "[c.name for c in mp.active_children() if 'Pool' in c.name]",
                           timeout=TIMEOUT).ok()
@@ -108,10 +115,11 @@ def test_kernel_with_open_pools_shuts_down_promptly(kernel_factory, method):
               "ex = cf.ProcessPoolExecutor(2, mp_context=ctx)\n"
               "pool.map(pid, range(4), chunksize=1), list(ex.map(pid, range(4)))",
               timeout=TIMEOUT).ok()
-    t0 = time.monotonic()
     k.stop()  # interrupts, then asks; fails if any process outlives the kernel
-    took = time.monotonic() - t0
-    assert took < 4, f"shutdown took {took:.1f}s (the kernel's 5 s watchdog ended it?)"
+    # A kernel stuck in its exit is ended by its shutdown watchdog, which
+    # says so on the log: that, not a stopwatch, tells a stuck exit from a
+    # slow machine.
+    assert "shutdown did not finish" not in k.log_tail(100000), k.log_tail()
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -119,20 +127,19 @@ def test_terminate_stops_busy_children(kernel, method):
     # The kernel's main thread keeps SIGTERM blocked; children must not
     # inherit that, or terminate() cannot stop them and they outlive the kernel.
     got = kernel.execute(SETUP.format(method=method) + """
-p = ctx.Process(target=slow, args=(30,))
+p = ctx.Process(target=slow, args=(600,))
 p.start()
 time.sleep(0.3)
-t0 = time.monotonic()
 p.terminate()
 p.join(T)
 pool = ctx.Pool(2)
-pool.map_async(slow, [30, 30], chunksize=1)
+pool.map_async(slow, [600, 600], chunksize=1)
 time.sleep(0.3)
 pool.terminate()
-pool.join()
-p.exitcode, time.monotonic() - t0 < 10
+pool.join()  # waits the tasks' 10 minutes (no reply in TIMEOUT) if SIGTERM is blocked
+p.exitcode
 """, timeout=TIMEOUT).ok()
-    assert got.text == "(-15, True)"
+    assert got.text == "-15"
 
 
 def test_terminate_stops_a_subprocess(fresh_kernel):

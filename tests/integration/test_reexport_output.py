@@ -133,7 +133,7 @@ os.waitpid(pid, 0)
             assert x.msg_types == ["status", "execute_input", "execute_result", "status"], \
                 x.describe()
             hb.send(b"ping")
-            assert hb.poll(2000) and hb.recv() == b"ping"
+            assert hb.poll(int(harness.TIMEOUT * 1000)) and hb.recv() == b"ping"
             time.sleep(0.1)
     finally:
         hb.close()

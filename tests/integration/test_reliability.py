@@ -277,7 +277,9 @@ def test_a_message_over_the_size_limit_is_refused_before_it_is_held(kernel_facto
 
 
 @pytest.mark.ferry_only("ipykernel holds them")
-def test_a_flood_of_tiny_frames_leaves_the_kernel_no_larger(kernel):
+def test_a_flood_of_tiny_frames_leaves_the_kernel_no_larger(kernel_factory, monkeypatch):
+    harness.without_asan_quarantine(monkeypatch)
+    kernel = kernel_factory()
     _settle(kernel)
     s = _raw_shell(kernel)
     for _ in range(2):  # the first round may grow pools that are then reused
@@ -419,8 +421,9 @@ def test_a_connection_file_anyone_can_read_is_refused(tmp_path):
     "print('x' * 100_000_000)",
     "import os\nos.write(1, b'z' * 100_000_000)",
 ], ids=["print", "fd-write"])
-def test_a_huge_output_does_not_keep_the_kernel_large(fresh_kernel, cell):
-    k = fresh_kernel
+def test_a_huge_output_does_not_keep_the_kernel_large(kernel_factory, monkeypatch, cell):
+    harness.without_asan_quarantine(monkeypatch)
+    k = kernel_factory()
     k.execute("print('w' * 1_000_000)").ok()  # the paths a big output takes, warmed
     _settle(k)
     before = _rss(k.pid)

@@ -86,9 +86,9 @@ def test_history_is_recalled_and_kept_across_sessions(env, repl_kernel, tmux_fac
 
 
 def test_ctrl_c_interrupts_a_running_cell(repl):
-    repl.type("import time; time.sleep(60)")
+    repl.type("import time; print('sleeping', flush=True); time.sleep(60)")
     repl.send("Enter")
-    time.sleep(1.5)
+    repl.wait_for(r"^sleeping")  # the cell runs: the interrupt has something to end
     repl.send("C-c")
     screen = repl.wait_prompt(2, timeout=15)
     assert "KeyboardInterrupt" in screen
@@ -166,12 +166,19 @@ def test_exit_command_ends_the_session(repl):
     assert repl.exit_status() == 0
 
 
-def test_background_output_appears_above_the_prompt(repl):
-    repl.type("import threading; threading.Timer(1.0, print, ['from the background']).start()")
+def test_background_output_appears_above_the_prompt(repl, tmp_path):
+    # The thread prints once the test says so, after the line is half typed
+    # (a timer could fire before, on a loaded machine, and prove nothing).
+    flag = tmp_path / "print-now"
+    repl.type("import os, threading, time; threading.Thread(daemon=True, target=lambda: "
+              f"([time.sleep(0.05) for _ in iter(lambda: os.path.exists({str(flag)!r}), True)], "
+              "print('from the background'))).start()")
     repl.send("Enter")
     repl.wait_prompt(2)
     repl.type("half typed")
-    screen = repl.wait_for(r"^from the background\s*$", timeout=10)
+    repl.wait_for(r"^In \[2\]: half typed")
+    flag.touch()
+    repl.wait_for(r"^from the background\s*$")
     # The prompt and what was typed come back below the output.
     repl.wait_for(r"from the background\s*\nIn \[2\]: half typed")
     repl.send("C-u")
@@ -259,9 +266,9 @@ def test_dead_kernel_not_restarted_ends_the_session(repl):
 
 
 def test_hangup_stops_the_kernel(repl, env):
-    repl.type("import time; time.sleep(60)")
+    repl.type("import time; print('sleeping', flush=True); time.sleep(60)")
     repl.send("Enter")
-    time.sleep(1)
+    repl.wait_for(r"^sleeping")  # a kernel busy in a cell
     pid = repl.pid()
     os.kill(pid, 1)  # SIGHUP, as when the terminal goes away
     assert repl.exit_status(timeout=30) == 1
@@ -295,8 +302,8 @@ def test_sigkill_of_ferry_ends_its_kernel_and_leaves_no_runtime_files(repl, env,
 def test_ctrl_c_at_an_attached_prompt_interrupts_the_running_cell(kind, env, tmux_factory,
                                                                    tmp_path):
     import harness
-    argv = harness.IPYKERNEL_ARGV if kind == "ipykernel" else \
-        [os.path.join(harness.REPO_ROOT, "build", "ferry-kernel"), "-f", "{connection_file}"]
+    # The kernel under test (FERRY_TEST_KERNEL: a sanitizer build has no build/).
+    argv = harness.IPYKERNEL_ARGV if kind == "ipykernel" else harness.kernel_argv()
     k = harness.start_kernel(tmp_path, argv=argv)
     try:
         repl = tmux_factory(["--existing", k.km.connection_file])

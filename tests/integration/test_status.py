@@ -2,8 +2,6 @@
 
 import pytest
 
-REORDER_GRACE = 0.002  # seconds
-
 # (msg_type, content, channel) — one of each request a kernel must serve.
 REQUESTS = [
     ("kernel_info_request", {}, "shell"),
@@ -45,11 +43,13 @@ def test_status_idle_follows_reply_and_all_output(kernel):
     order = [k for k, t in x.order]
     idle_at = len(order) - 1 - order[::-1].index("iopub")
     assert x.order[idle_at] == ("iopub", "status")
-    # Reply and idle travel on different sockets, so the transport may swap
-    # them by a fraction of a millisecond even when the kernel sent the reply
-    # first; a reply later than that was sent after idle.
-    lag = x.times[order.index("reply")] - x.times[idle_at]
-    assert lag < REORDER_GRACE, f"reply {lag * 1000:.2f} ms after idle: {x.describe()}"
+    idle = x.iopub[-1]
+    assert idle["content"]["execution_state"] == "idle"
+    # Reply and idle travel on different sockets, so the order in which they
+    # reach this client says nothing certain (a loaded machine can hold
+    # either back for milliseconds).  The kernel's own stamps say which it
+    # made first: the reply, or idle (ipykernel's mistake).
+    assert x.reply["header"]["date"] <= idle["header"]["date"], x.describe()
 
 
 def test_status_unknown_request_gets_busy_idle_and_no_reply(kernel):

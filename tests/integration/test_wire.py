@@ -4,21 +4,23 @@ cell runs."""
 import hashlib
 import hmac
 import json
-import time
 import uuid
 
 import pytest
 import zmq
 
+import harness
+
 
 def hold(kernel):
-    """Start a cell that runs until the test releases it (or 20 s pass).
-    Returns (pending, release)."""
+    """Start a cell that runs until the test releases it (or 5 minutes pass,
+    far beyond any wait of the test: the cell provably still runs when the
+    test hears back).  Returns (pending, release)."""
     flag = kernel.cwd / f"release-{uuid.uuid4().hex}"
     code = ("import os, time\n"
             "print('started', flush=True)\n"
             "t0 = time.monotonic()\n"
-            f"while not os.path.exists({str(flag)!r}) and time.monotonic() - t0 < 20:\n"
+            f"while not os.path.exists({str(flag)!r}) and time.monotonic() - t0 < 300:\n"
             "    time.sleep(0.02)\n"
             "'released'")
     p = kernel.submit(code)
@@ -61,7 +63,7 @@ def test_raw_well_signed_request_gets_reply(raw_socket):
     sock, info = raw_socket
     _, msg = frames(info, "kernel_info_request")
     sock.send_multipart(msg)
-    assert sock.poll(10000), "no reply to a well-signed raw kernel_info_request"
+    assert sock.poll(harness.TIMEOUT * 1000), "no reply to a well-signed raw kernel_info_request"
     reply = sock.recv_multipart()
     assert json.loads(reply[reply.index(b"<IDS|MSG>") + 2])["msg_type"] == "kernel_info_reply"
 
@@ -92,11 +94,12 @@ def test_heartbeat_answers_while_cell_runs(kernel):
     hb.connect(f"tcp://{info['ip']}:{info['hb_port']}")
     p, release = hold(kernel)
     try:
-        t0 = time.monotonic()
+        # The cell runs until released: an echo before that is an echo while
+        # it runs, however long a loaded machine takes to send it.
         hb.send(b"ping-ferry")
-        assert hb.poll(1000), "no heartbeat within 1s while a cell runs"
+        assert hb.poll(harness.TIMEOUT * 1000), "no heartbeat while a cell runs"
         assert hb.recv() == b"ping-ferry"
-        assert time.monotonic() - t0 < 1.0
+        kernel.flush()
         assert not p.done
     finally:
         release()
@@ -107,10 +110,10 @@ def test_heartbeat_answers_while_cell_runs(kernel):
 def test_control_answers_while_cell_runs(kernel):
     p, release = hold(kernel)
     try:
-        t0 = time.monotonic()
-        r = kernel.send("kernel_info_request", {}, channel="control").wait_for_reply(timeout=2)
+        # The cell runs until released: a reply before that did not wait for it.
+        r = kernel.send("kernel_info_request", {}, channel="control").wait_for_reply()
         assert r.reply["msg_type"] == "kernel_info_reply"
-        assert time.monotonic() - t0 < 1.0
+        kernel.flush()
         assert not p.done, "control reply should not have waited for the cell"
     finally:
         release()

@@ -149,6 +149,35 @@ def test_history_writers_in_parallel_lose_nothing(db):
         assert conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 4
 
 
+def test_history_kernels_opening_one_new_file_together_all_keep_it(tmp_path):
+    # Kernels started together (a notebook server restoring its sessions)
+    # open one new file at once: each must keep its history there, never
+    # fall back to memory because another was switching the file to WAL.
+    # The window is narrow, so many rounds, each on a new file.
+    fallbacks, lost = [], 0
+    for rnd in range(100):
+        db = str(tmp_path / f"h{rnd}.sqlite")
+        start = threading.Barrier(8)
+        kept = []
+
+        def open_and_store():
+            h = _history.History(db)
+            start.wait(30)
+            h.store(1, "x = 1")
+            kept.append(h.path)
+
+        threads = [threading.Thread(target=open_and_store) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(kept) == 8
+        fallbacks += [(rnd, p) for p in kept if p != db]
+        with sqlite3.connect(db) as conn:
+            lost += 8 - conn.execute("SELECT count(*) FROM history").fetchone()[0]
+    assert (fallbacks, lost) == ([], 0)
+
+
 IPYTHON_CASES = [
     "class A:\n  pass\n", "def f(x):\n  x*2", "if x:\n    y = [1,", "a = 1\\", "@dec",
     "x = )", "print('''hello", "%time", "%%time", "%%time\nx=1\n", "%%time\nx=1\n\n", "!ls",

@@ -69,10 +69,36 @@ def _connect(path):
     # default is 2 MiB) keeps a long session from holding every page it wrote.
     db.execute("PRAGMA cache_size = -256")
     if path != ":memory:":
-        db.execute("PRAGMA journal_mode = WAL")
+        _use_wal(db)
         db.execute("PRAGMA synchronous = NORMAL")
     db.executescript(_SCHEMA)
     return db
+
+
+_WAL_SWITCH_TIMEOUT = 10.0  # seconds, as the busy timeout
+
+
+def _use_wal(db):
+    """Switches the file to WAL, waiting for other connections as the busy
+    timeout would.  SQLite answers the switch with "database is locked" at
+    once, without calling the busy handler, while another connection opens
+    the same new file or makes the same switch; a kernel that gave up there
+    would keep its session in memory and lose it.  Once the file is in WAL
+    (a lasting property of the file) the pragma only reads it."""
+    import time  # with the first connection, as sqlite3
+    deadline = time.monotonic() + _WAL_SWITCH_TIMEOUT
+    pause = 0.001
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except _sqlite3().OperationalError as e:
+            busy = getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY,
+                                                            sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 class History:
@@ -113,7 +139,10 @@ class History:
         """Records cell `line` of this session; never fails the cell."""
         try:
             with self.db:
-                self.db.execute("BEGIN")
+                # IMMEDIATE: the write lock is taken (waiting its turn) before
+                # anything is read, so no other writer can make this
+                # transaction's snapshot stale halfway through.
+                self.db.execute("BEGIN IMMEDIATE")
                 self.db.execute("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)",
                                 (self.session, line, code, code))
                 if output is not None:
