@@ -19,7 +19,7 @@
  * a crash, it must know which of them ran: the status page, a shared
  * memory page the kernel maps too, holds the id of the running task and of
  * the last finished one, written before and after each task. */
-#define _GNU_SOURCE /* pipe2 */
+#define _GNU_SOURCE /* timerfd, eventfd */
 #include "worker.h"
 
 #include <errno.h>
@@ -43,22 +43,14 @@
 #include "pool_wire.h"
 #include "pyrt.h"
 #include "wire.h"
-
-/* Output read from a pipe, for one task. */
-typedef struct chunk {
-    uint64_t task;      /* id of the task that was running */
-    int stream;         /* 0 stdout, 1 stderr */
-    size_t len;         /* bytes in data */
-    struct chunk *next; /* list link */
-    char data[];        /* the bytes */
-} chunk;
+#include "worker_output.h"
 
 typedef struct job {
     uint64_t id;      /* task id */
     jp_frames frames; /* task: payload + buffers; result: the same */
     const char *how;  /* result: "ok", "error", "cancelled" or "recalled" */
     uint64_t run_us;  /* result: how long the task ran */
-    chunk *tail;      /* result: output read after the task ended */
+    wout_chunk *tail; /* result: output read after the task ended */
     struct job *next; /* queue link */
 } job;
 
@@ -70,15 +62,13 @@ typedef struct wstate {
     int sock;             /* the link to the kernel, both threads, under the lock */
     wire_in in;           /* the kernel's message being received */
     wire_out out;         /* what is being written (written at once, blocking) */
-    int out_fd[2];        /* read ends of the stdout / stderr pipes */
+    wout output;          /* the stdout / stderr pipes */
     pthread_mutex_t lock; /* guards the socket and everything below */
     int main_wake_fd;     /* eventfd: a task was queued for the waiting main thread */
     int main_waiting;     /* the main thread waits for a task, lock released */
     int io_kick_fd;       /* eventfd: the io thread must stop watching the socket */
     int io_timer_fd;      /* timerfd: a task has run IO_WATCH_AFTER_US */
     int io_watching;      /* the io thread watches the socket */
-    char carry[2][4];     /* an unfinished UTF-8 character at a read's end */
-    size_t n_carry[2];    /* its length */
     queue tasks;          /* received, not started */
     uint64_t running;     /* the running task, or the last one: owns output */
     int busy;             /* a task is running now */
@@ -113,64 +103,6 @@ static job *queue_pop(queue *q)
 
 /* --------------------------------------------------------------- output */
 
-/* Length of the longest prefix of buf[0..n) that does not end inside a
- * UTF-8 character (the kernel sanitises each chunk on its own, so a
- * character split between two chunks would turn into two U+FFFD). */
-static size_t utf8_complete(const unsigned char *buf, size_t n)
-{
-    for (size_t back = 1; back <= 4 && back <= n; back++) {
-        unsigned char c = buf[n - back];
-        if ((c & 0xC0) != 0x80) { /* a lead byte or ASCII */
-            size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-            return need > back ? n - back : n;
-        }
-    }
-    return n; /* not UTF-8 anyway: send as is */
-}
-
-/* Reads what the pipes hold into chunks for the task that owns output now;
- * with final, also a character left unfinished (the task is over).  Called
- * with the lock held, so a task's output never goes to the next one.
- * Returns the chunks in order (the caller frees them), NULL if none. */
-static chunk *drain_pipes(wstate *w, int final)
-{
-    chunk *first = NULL, **link = &first;
-    char buf[65536 + 4];
-    for (int i = 0; i < 2; i++) {
-        for (;;) {
-            size_t have = w->n_carry[i];
-            memcpy(buf, w->carry[i], have);
-            ssize_t n = read(w->out_fd[i], buf + have, sizeof buf - 4);
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            size_t total = have + (n > 0 ? (size_t)n : 0);
-            size_t take = n > 0 ? utf8_complete((unsigned char *)buf, total) : 0;
-            if (n <= 0 && final) {
-                take = total;
-            }
-            w->n_carry[i] = total - take;
-            memcpy(w->carry[i], buf + take, total - take);
-            chunk *c = take > 0 ? malloc(sizeof *c + take) : NULL;
-            if (c != NULL) {
-                c->task = w->running;
-                c->stream = i;
-                c->len = take;
-                c->next = NULL;
-                memcpy(c->data, buf, take);
-                *link = c;
-                link = &c->next;
-            } else if (take > 0) {
-                LOG_E("worker: out of memory; %zu bytes of output dropped", take);
-            }
-            if (n <= 0) {
-                break;
-            }
-        }
-    }
-    return first;
-}
-
 /* Sends head (borrowed) then body (taken over, may be NULL) as one message,
  * blocking until it is written.  Called with the lock held.  -1 when the
  * kernel is gone (its end of the socket closed). */
@@ -201,11 +133,11 @@ static int send_frames(wstate *w, const jp_frame *head, size_t n_head, jp_frames
 }
 
 /* Sends chunks as output messages and frees them. */
-static void send_chunks(wstate *w, chunk *c)
+static void send_chunks(wstate *w, wout_chunk *c)
 {
     static const char *const names[2] = {POOL_STREAM_STDOUT, POOL_STREAM_STDERR};
     while (c) {
-        chunk *next = c->next;
+        wout_chunk *next = c->next;
         jp_frame out[POOL_OUT_FRAMES] = {
             pool_frame_str(POOL_MSG_OUTPUT),
             pool_frame_of(&c->task, sizeof c->task),
@@ -359,8 +291,8 @@ static void *io_main(void *arg)
      * parent-death signal was missed and its socket stays open. */
     struct pollfd fds[5] = {
         {.fd = -1, .events = POLLIN}, /* the socket, while watched */
-        {.fd = w->out_fd[0], .events = POLLIN},
-        {.fd = w->out_fd[1], .events = POLLIN},
+        {.fd = w->output.fd[0], .events = POLLIN},
+        {.fd = w->output.fd[1], .events = POLLIN},
         {.fd = w->io_kick_fd, .events = POLLIN},
         {.fd = w->io_timer_fd, .events = POLLIN},
     };
@@ -373,7 +305,7 @@ static void *io_main(void *arg)
         }
         pthread_mutex_lock(&w->lock);
         if (fds[1].revents || fds[2].revents) {
-            send_chunks(w, drain_pipes(w, 0));
+            send_chunks(w, wout_drain(&w->output, w->running, 0));
         }
         if (fds[0].revents) {
             receive_messages(w);
@@ -396,18 +328,6 @@ static void *io_main(void *arg)
 }
 
 /* ------------------------------------------------------------ the tasks */
-
-static int capture(int target, int *read_end)
-{
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0 || dup2(fds[1], target) < 0) {
-        return -1;
-    }
-    close(fds[1]);
-    fcntl(fds[0], F_SETFL, O_NONBLOCK);
-    *read_end = fds[0];
-    return 0;
-}
 
 static uint64_t now_us(void)
 {
@@ -473,7 +393,7 @@ static void finish_task(wstate *w, job *t)
      * pipes): out it goes, before the result. */
     fflush(NULL);
     pthread_mutex_lock(&w->lock);
-    t->tail = drain_pipes(w, 1);
+    t->tail = wout_drain(&w->output, w->running, 1);
     w->busy = 0;
     __atomic_store_n(&w->status[1], t->id, __ATOMIC_RELEASE);
     __atomic_store_n(&w->status[0], 0, __ATOMIC_RELEASE);
@@ -574,7 +494,7 @@ int worker_serve(int conn_fd, int status_fd, void (*before_tasks)(void))
         connect_kernel(&w, conn_fd) < 0) {
         return 1;
     }
-    if (capture(1, &w.out_fd[0]) < 0 || capture(2, &w.out_fd[1]) < 0) {
+    if (wout_capture(&w.output) < 0) {
         LOG_E("worker: cannot set up output capture");
         return 1;
     }
