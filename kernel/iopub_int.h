@@ -83,9 +83,12 @@ static inline long long iopub_now_ms(void)
 
 /* iopub.c: adds text to the stream batch (publisher thread only). */
 void iopub_stream_append(iopub *io, const char *name, const char *text, size_t len);
-/* Frees *buf once it is empty (len 0) if it grew past 1 MiB, and trims the
- * heap now and again once output has been quiet (iopub.c). */
+/* iopub_heap.c */
+/* Frees *buf once it is empty (len 0) if it grew past 1 MiB, trims the heap
+ * now, and schedules the later trims. */
 void iopub_shrink_buffer(iopub *io, void **buf, size_t *cap, size_t len);
+/* The later trims, when one is due (publisher thread). */
+void iopub_trim_if_due(iopub *io);
 
 /* iopub_capture.c */
 /* Makes c a pipe that replaces fd target; 0 or -1. */
