@@ -46,7 +46,7 @@ $(POOL_TESTS): $(POOL_TEST_OBJS) $(wildcard kernel/pool/*.h)
 # The shell's and control's serving (kernel/serve.c) is tested without
 # Python: a stand-in interpreter behind it, the real publisher around it.
 SERVE_TEST_OBJS := $(B)/kernel/serve.o $(B)/kernel/request.o $(B)/kernel/iopub.o \
-                   $(B)/kernel/iopub_capture.o $(B)/kernel/utf8.o $(B)/kernel/log.o \
+                   $(B)/kernel/iopub_capture.o $(B)/kernel/iopub_heap.o $(B)/kernel/utf8.o $(B)/kernel/log.o \
                    $(B)/kernel/guard.o
 $(B)/tests/test_serve: TEST_OBJS = $(SERVE_TEST_OBJS)
 $(B)/tests/test_serve: TEST_CFLAGS = -Ikernel
