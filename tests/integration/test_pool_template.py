@@ -68,10 +68,15 @@ def worker_procs(k, pids):
     return procs
 
 
-def test_a_new_worker_holds_what_a_cell_imported_before_its_first_task(fresh_kernel, tmp_path):
+# A notebook's first cell often starts with a magic (%matplotlib inline):
+# its imports must reach the template all the same.
+@pytest.mark.parametrize("first_line", ["", "%pwd\n"])
+def test_a_new_worker_holds_what_a_cell_imported_before_its_first_task(fresh_kernel, tmp_path,
+                                                                       first_line):
     k = fresh_kernel
     lib = library(tmp_path, ferry_probe=PROBE)
-    k.execute(f"import sys\nsys.path.insert(0, {str(lib)!r})\nimport ferry_probe", timeout=T).ok()
+    k.execute(f"import sys\nsys.path.insert(0, {str(lib)!r})", timeout=T).ok()
+    k.execute(first_line + "import ferry_probe", timeout=T).ok()
     state, tpid, _ = template(k)
     assert state == "running" and tpid > 0
     # eval is a builtin: the task loads nothing of the notebook's, so the

@@ -87,9 +87,12 @@ def _imports(code):
     if "import" not in code:
         return ()
     import ast
+    from . import _transform
     try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):  # magics, or a cell that will fail
+        # As the shell will run it: a line magic (%matplotlib inline) would
+        # make the raw cell a syntax error and hide its imports.
+        tree = ast.parse(_transform.transform(code))
+    except (SyntaxError, ValueError):  # a cell that will fail
         return ()
     names = []
     for node in ast.walk(tree):
