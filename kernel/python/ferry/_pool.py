@@ -367,6 +367,7 @@ class Pool:
                 runs.add(waiter[0])
             else:
                 self._submits.note(waiter, where)
+                waiter._ferry_call = None  # the call's arguments are not kept alive
                 _settle(waiter, how, value)
         for run in runs:
             run.wake()
@@ -391,7 +392,7 @@ class Pool:
         future.submitted = time.monotonic_ns() // 1000
         future._ferry_pool = self
         future.set_running_or_notify_cancel()
-        future._ferry_label = _call_label(fn, args, kwargs)
+        future._ferry_call = (fn, args, kwargs)  # its label, made only if it crashes
         self._pending[future.task_id] = future
         _ferry_pool.submit(handle, future.task_id, head, [body])
         return future
@@ -492,7 +493,8 @@ def _task_label(waiter):
         end = start + run.sizes[index] - 1
         items = f"item {start}" if start == end else f"items {start}-{end}"
         return f"ferry.map({getattr(run, 'fn_name', '?')}) {items}"
-    return getattr(waiter, "_ferry_label", "a task")
+    call = getattr(waiter, "_ferry_call", None)
+    return _call_label(*call) if call is not None else "a task"
 
 
 class _MapRun:
