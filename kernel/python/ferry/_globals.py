@@ -468,7 +468,7 @@ class Dispatch:
             self._store.release(entries)
 
 
-_NONE = Dispatch()
+_NONE = NOTHING_SENT = Dispatch()  # nothing to hold or release
 
 
 def capture(fn, rec):

@@ -387,7 +387,8 @@ class Pool:
             _explain(exc, [(fn, "fn")] + [(a, f"args[{i}]") for i, a in enumerate(args)] +
                      [(v, f"kwargs[{k!r}]") for k, v in kwargs.items()])
         future = _Future()
-        future.add_done_callback(sent.release)
+        if sent is not _globals.NOTHING_SENT:  # the globals' files are held until it ends
+            future.add_done_callback(sent.release)
         future.task_id = _take_ids(1)
         future.submitted = time.monotonic_ns() // 1000
         future._ferry_pool = self
