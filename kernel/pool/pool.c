@@ -303,12 +303,12 @@ static void *dispatcher_main(void *arg)
     sigaddset(&blocked, SIGINT);
     sigaddset(&blocked, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
-    sched_apply_size(&p->core);
-    int balance = -1; /* poll timeout rebalancing asked for */
-    int backlog = 0;  /* a worker's messages were left for the next turn */
     /* Held but while polling: a lone submit may then take a turn itself
      * (pool_lone.c), and this turn starts after it, from what it left. */
     pthread_mutex_lock(&p->turn);
+    sched_apply_size(&p->core);
+    int balance = -1; /* poll timeout rebalancing asked for */
+    int backlog = 0;  /* a worker's messages were left for the next turn */
     for (;;) {
         struct pollfd fds[1 + 2 * SCHED_MAX_WORKERS];
         int owners[1 + 2 * SCHED_MAX_WORKERS];
@@ -342,9 +342,10 @@ static void *dispatcher_main(void *arg)
         pool_publish_results(p); /* all the turn staged, before it may sleep */
         pthread_mutex_unlock(&p->turn);
         int polled = poll(fds, (nfds_t)n, backlog ? 0 : timeout);
+        int poll_errno = errno;
         pthread_mutex_lock(&p->turn);
-        if (polled < 0 && errno != EINTR) {
-            LOG_E("pool: poll failed: %s", strerror(errno));
+        if (polled < 0 && poll_errno != EINTR) {
+            LOG_E("pool: poll failed: %s", strerror(poll_errno));
             break;
         }
         if (fds[0].revents & POLLIN) {
