@@ -78,6 +78,11 @@ def _dumps(obj):
     return [payload] + [b.raw() for b in buffers]
 
 
+# Where a range's chunk, pickled, becomes cheaper as a range than as a list
+# (measured round trip, dumps and loads: 2.5 us either way at 64 items; 4.5
+# against 0.8 us at one).
+_RANGE_AS_LIST = 64
+
 _last_head = (None, None)  # (key, bytes) of the last head of a cell function
 
 
@@ -424,8 +429,15 @@ class Pool:
         except Exception as exc:
             _explain(exc, [(fn, "fn")])
         bodies, sizes = [], []
+        # A range pickles by reduce (range, (start, stop, step)), several
+        # times the cost of a short list of ints, on both ends: a chunk of
+        # fewer than _RANGE_AS_LIST items travels as a list (chunksize=1
+        # over a range: 15 -> 3 ms of pickling per 10,000 tasks).
+        as_list = type(items) is range and chunksize < _RANGE_AS_LIST
         for i in range(0, len(items), chunksize):
             chunk = items[i:i + chunksize]
+            if as_list:
+                chunk = list(chunk)
             try:
                 bodies.append(_dumps(("map", chunk)))
             except Exception as exc:
