@@ -18,8 +18,8 @@
 #include "worker_output.h"
 
 typedef struct pipes {
-    wout o;      /* the read ends, as wout_capture leaves them */
-    int w[2];    /* the write ends (fds 1 and 2 in a worker) */
+    wout o;   /* the read ends, as wout_capture leaves them */
+    int w[2]; /* the write ends (fds 1 and 2 in a worker) */
 } pipes;
 
 static void pipes_open(pipes *p)
