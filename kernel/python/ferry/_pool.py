@@ -10,6 +10,7 @@ released, so an interrupt lands as KeyboardInterrupt and cancels the rest.
 import atexit
 import concurrent.futures
 import io
+import itertools
 import math
 import os
 import pickle
@@ -75,6 +76,8 @@ def _dumps(obj):
         buffers = []
         _check.TaskPickler(buf, 5, True, buffers.append).dump(obj)
         payload = buf.getbuffer()
+    if not buffers:  # most bodies: no list to build and join per task
+        return [payload]
     return [payload] + [b.raw() for b in buffers]
 
 
@@ -447,7 +450,9 @@ class Pool:
         run = _MapRun(sizes, _take_ids(len(bodies)))
         run.fn_name = _fn_name(fn)
         run.workers = self._n
-        self._pending.update((run.first + i, (run, i)) for i in range(len(bodies)))
+        n = len(bodies)  # id -> (run, index), built in C: no Python frame per task
+        self._pending.update(zip(range(run.first, run.first + n),
+                                 zip(itertools.repeat(run), range(n))))
         self._runs.add(run)
         try:
             _ferry_pool.submit(handle, run.first, head, bodies)
