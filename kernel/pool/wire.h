@@ -62,6 +62,13 @@ void wire_in_clear(wire_in *in);
  * the caller polls before the next call, which reads again.
  * After WIRE_EOF or WIRE_ERROR (err says why) the stream is unusable. */
 wire_rc wire_in_read(wire_in *in, int fd, jp_frames *msg, jp_error *err);
+/* Forgets that the last read emptied the socket, so that the next
+ * wire_in_read reads again: for a peer that has ended since, whose last
+ * messages must all be read before its end is handled. */
+static inline void wire_in_forget_drained(wire_in *in)
+{
+    in->drained = 0;
+}
 
 /* ------------------------------------------------------------- writing */
 

@@ -339,6 +339,35 @@ static void test_pool_wire__no_read_after_one_that_emptied_the_socket(void **sta
     pair_close(&raw);
 }
 
+/* A peer that ended after a read that emptied the socket: its last
+ * messages are read at once once that read is forgotten (the pool does so
+ * before it handles a worker's end). */
+static void test_pool_wire__forgotten_drain_reads_a_dead_peers_last_message(void **state)
+{
+    (void)state;
+    size_t sizes[2] = {10, 20};
+    link_pair p = pair_new();
+    wire_out out = {0};
+    push_message(&out, 2, sizes, 1);
+    assert_int_equal(wire_out_flush(&out, p.a, 0), 1);
+    wire_in in;
+    wire_in_init(&in);
+    jp_frames msg;
+    read_message(&in, p.b, &msg); /* a read that emptied the socket */
+    check_message(&msg, 2, sizes, 1);
+    jp_frames_clear(&msg);
+    push_message(&out, 2, sizes, 2);
+    assert_int_equal(wire_out_flush(&out, p.a, 0), 1);
+    close(p.a);
+    p.a = -1;
+    wire_in_forget_drained(&in);
+    read_message(&in, p.b, &msg);
+    check_message(&msg, 2, sizes, 2);
+    jp_frames_clear(&msg);
+    wire_in_clear(&in);
+    pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_pool_wire__malformed_header_is_refused),
         cmocka_unit_test(test_pool_wire__eof_between_and_mid_message),
         cmocka_unit_test(test_pool_wire__no_read_after_one_that_emptied_the_socket),
+        cmocka_unit_test(test_pool_wire__forgotten_drain_reads_a_dead_peers_last_message),
         cmocka_unit_test(test_pool_wire__write_to_closed_peer_fails),
         cmocka_unit_test(test_pool_wire__borrowed_frames_and_empty_message),
     };
