@@ -349,8 +349,16 @@ iopub *iopub_new(void *ctx, const char *endpoint, jp_session *s, int capture_out
     io->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     io->pub = zmq_socket(ctx, ZMQ_PUB);
     int linger = 1000;
+    /* No high-water mark: at one (ZeroMQ's default, 1000 messages) a PUB
+     * socket drops what a subscriber has not taken yet, and a client that
+     * reads iopub late (a burst of requests, a cell publishing fast) loses
+     * messages, a request's idle among them, and waits for it forever.
+     * What queues here is what connected clients have not read; a client
+     * that disconnects takes its queue with it. */
+    int hwm = 0;
     if (io->wake_fd < 0 || io->pub == NULL ||
         zmq_setsockopt(io->pub, ZMQ_LINGER, &linger, sizeof linger) < 0 ||
+        zmq_setsockopt(io->pub, ZMQ_SNDHWM, &hwm, sizeof hwm) < 0 ||
         zmq_bind(io->pub, endpoint) < 0) {
         jp_error_set(err, "cannot bind iopub on %s: %s", endpoint, zmq_strerror(errno));
         goto fail;

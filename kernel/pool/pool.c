@@ -234,7 +234,7 @@ static int reap_unwatched(pool *p)
 
 /* What other threads asked for since the last turn, handed to the core:
  * the tasks first, so that a cancel finds the tasks submitted before it. */
-static void take_commands(pool *p, int with_cancels)
+void pool_take_commands(pool *p, int with_cancels)
 {
     pthread_mutex_lock(&p->lock);
     sched_task *in = p->inbox.head;
@@ -270,7 +270,7 @@ static void take_commands(pool *p, int with_cancels)
 /* After the core dealt: how many tasks wait there, for pool_submit.  A
  * task submitted meanwhile without waking the dispatcher is taken at once
  * (returns 0: poll without waiting). */
-static int note_queued(pool *p, int timeout)
+int pool_note_queued(pool *p, int timeout)
 {
     pthread_mutex_lock(&p->lock);
     p->queued = p->core.pending.n + p->core.recalled.n;
@@ -281,7 +281,7 @@ static int note_queued(pool *p, int timeout)
 
 /* Writes what the turn queued for the workers, as far as each socket takes
  * it now; the rest waits for POLLOUT. */
-static void flush_links(pool *p)
+void pool_flush_links(pool *p)
 {
     for (int i = 0; i < p->core.n_slots; i++) {
         if (link_pending(&p->slots[i].conn)) {
@@ -304,6 +304,9 @@ static void *dispatcher_main(void *arg)
     sigaddset(&blocked, SIGINT);
     sigaddset(&blocked, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+    /* Held but while polling: a lone submit may then take a turn itself
+     * (pool_lone.c), and this turn starts after it, from what it left. */
+    pthread_mutex_lock(&p->turn);
     sched_apply_size(&p->core);
     int balance = -1; /* poll timeout rebalancing asked for */
     int backlog = 0;  /* a worker's messages were left for the next turn */
@@ -338,15 +341,19 @@ static void *dispatcher_main(void *arg)
             timeout = 100;
         }
         pool_publish_results(p); /* all the turn staged, before it may sleep */
-        if (poll(fds, (nfds_t)n, backlog ? 0 : timeout) < 0 && errno != EINTR) {
-            LOG_E("pool: poll failed: %s", strerror(errno));
+        pthread_mutex_unlock(&p->turn);
+        int polled = poll(fds, (nfds_t)n, backlog ? 0 : timeout);
+        int poll_errno = errno;
+        pthread_mutex_lock(&p->turn);
+        if (polled < 0 && poll_errno != EINTR) {
+            LOG_E("pool: poll failed: %s", strerror(poll_errno));
             break;
         }
         if (fds[0].revents & POLLIN) {
             uint64_t count;
             ssize_t rc = read(p->wake_fd, &count, sizeof count);
             (void)rc;
-            take_commands(p, 1);
+            pool_take_commands(p, 1);
         }
         /* A bounded batch per worker and turn: a worker flooding output
          * must not keep the others' results, dispatch and cancels waiting. */
@@ -365,20 +372,22 @@ static void *dispatcher_main(void *arg)
                 reap_worker(p, owners[k]);
             }
         }
-        take_commands(p, 0);
+        pool_take_commands(p, 0);
         pthread_mutex_lock(&p->lock);
         if (p->retry) {
             p->retry = 0;
             sched_retry_starts(&p->core);
         }
         pthread_mutex_unlock(&p->lock);
-        balance = note_queued(p, sched_deal(&p->core, pool_now_us()));
-        flush_links(p);
+        balance = pool_note_queued(p, sched_deal(&p->core, pool_now_us()));
+        pool_flush_links(p);
     }
     pool_publish_results(p);
     for (int i = 0; i < SCHED_MAX_WORKERS; i++) {
         link_close(&p->slots[i].conn);
     }
+    p->turns_over = 1;
+    pthread_mutex_unlock(&p->turn);
     pthread_mutex_lock(&p->lock);
     p->closed = 1;
     pthread_cond_broadcast(&p->results_cond);
@@ -412,6 +421,7 @@ pool *pool_new(const char *runtime_dir, const char *exe, iopub *io, int n, jp_er
     snprintf(p->exe, sizeof p->exe, "%s", exe);
     snprintf(p->runtime_dir, sizeof p->runtime_dir, "%s", runtime_dir);
     pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->turn, NULL);
     pthread_cond_init(&p->results_cond, NULL);
     pthread_cond_init(&p->one_cond, NULL);
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -426,6 +436,7 @@ pool *pool_new(const char *runtime_dir, const char *exe, iopub *io, int n, jp_er
         close(p->wake_fd);
     }
     pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->turn);
     pthread_cond_destroy(&p->results_cond);
     pthread_cond_destroy(&p->one_cond);
     free(p);
@@ -469,6 +480,7 @@ void pool_destroy(pool **pp)
     free(p->interrupts);
     close(p->wake_fd);
     pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->turn);
     pthread_cond_destroy(&p->results_cond);
     pthread_cond_destroy(&p->one_cond);
     free(p);
@@ -491,7 +503,7 @@ void pool_resize(pool *p, int n)
     wake(p);
 }
 
-int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames)
+int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames, int lone)
 {
     task *t = calloc(1, sizeof *t);
     if (t == NULL) {
@@ -510,7 +522,9 @@ int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames)
     sched_list_push(&p->inbox, &t->core);
     p->retry = 1;
     pthread_mutex_unlock(&p->lock);
-    if (first) {
+    /* A lone task goes out from this thread when it can: the dispatcher's
+     * wake-up and turn are the longest part of its way to a worker. */
+    if (first && !(lone && pool_lone_turn(p))) {
         wake(p);
     }
     return 0;

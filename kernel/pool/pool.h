@@ -54,8 +54,9 @@ void pool_resize(pool *p, int n);
 
 /* Queues a task.  frames (payload, then out-of-band buffers) are taken over
  * (*frames is emptied); parent (a reference is taken, may be NULL, must not
- * change afterwards) is the request whose cell receives the task's output. */
-int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames);
+ * change afterwards) is the request whose cell receives the task's output.
+ * lone: a single task (a submit), which this thread may send itself. */
+int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames, int lone);
 
 /* Waits up to timeout_ms (-1: forever) for results, and takes up to max of
  * them (none that a thread waits on in pool_next_one).  Returns how many

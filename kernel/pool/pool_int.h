@@ -47,6 +47,9 @@ struct pool {
     iopub *io;                        /* where worker output goes */
     pthread_t thread;                 /* the dispatcher */
     int wake_fd;                      /* eventfd: commands are waiting */
+    pthread_mutex_t turn;             /* held for a turn: by the dispatcher but
+                                         while it polls, or by a lone submit */
+    int turns_over;                   /* under turn: the dispatcher has exited */
     pthread_mutex_t lock;             /* guards everything down to core */
     pthread_cond_t results_cond;      /* signalled when a result is queued */
     pthread_cond_t one_cond;          /* the same, for a thread in pool_next_one */
@@ -76,6 +79,15 @@ static inline long long pool_now_us(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+/* pool.c: the parts of a turn, also run by pool_lone.c (under turn). */
+void pool_take_commands(pool *p, int with_cancels);
+int pool_note_queued(pool *p, int timeout);
+void pool_flush_links(pool *p);
+/* pool_lone.c: deals a lone task just submitted in the calling thread if
+ * the dispatcher sleeps and a worker idles; 1 when nothing is left for the
+ * dispatcher (no wake-up needed), 0 when it must be woken. */
+int pool_lone_turn(pool *p);
 
 /* results.c */
 /* Stages a result (frames taken over); NULL when out of memory (logged). */

@@ -138,7 +138,7 @@ static int copy_buffer(PyObject *obj, jp_frame *f)
 /* Queues one task whose frames are head (or none) then the parts of body
  * (a list of buffer-likes); -1 with a Python error set. */
 static int submit_one(pool *p, uint64_t id, json_t *parent, PyObject *head,
-                      PyObject *body)
+                      PyObject *body, int lone)
 {
     if (!PyList_Check(body)) {
         PyErr_SetString(PyExc_TypeError, "a task is a list of buffers");
@@ -159,7 +159,7 @@ static int submit_one(pool *p, uint64_t id, json_t *parent, PyObject *head,
         jp_frames_clear(&frames);
         return -1;
     }
-    if (pool_submit(p, id, parent, &frames) < 0) {
+    if (pool_submit(p, id, parent, &frames, lone) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -195,7 +195,7 @@ static PyObject *py_submit(PyObject *self, PyObject *args)
     int rc = 0;
     for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(bodies); i++) {
         rc = submit_one(p, id + (uint64_t)i, parent, head == Py_None ? NULL : head,
-                        PyList_GET_ITEM(bodies, i));
+                        PyList_GET_ITEM(bodies, i), PyList_GET_SIZE(bodies) == 1);
     }
     json_decref(parent);
     if (rc < 0) {

@@ -415,7 +415,10 @@ def test_long_tasks_after_a_burst_of_short_ones_are_not_sent_ahead(kernel):
 def test_an_interrupt_as_the_wait_takes_the_result_does_not_lose_it(kernel):
     # SIGINT raises KeyboardInterrupt as soon as a call returns: here, the
     # instant next_one has taken the result from the pool.  The future must
-    # still complete with it (before, it never completed).
+    # still complete with it (before, it never completed).  The collector
+    # thread may take a result before the waiting cell does (then next_one
+    # took nothing and nothing is interrupted): submits repeat until a wait
+    # took one.
     run(kernel, "import types\n"
                 "_real = _pool._ferry_pool\n"
                 "def _next_one_then_interrupted(*a):\n"
@@ -426,11 +429,15 @@ def test_an_interrupt_as_the_wait_takes_the_result_does_not_lose_it(kernel):
                 "_pool._ferry_pool = types.SimpleNamespace(**{k: getattr(_real, k)\n"
                 "    for k in dir(_real) if not k.startswith('__')})\n"
                 "_pool._ferry_pool.next_one = _next_one_then_interrupted\n"
-                "f = ferry.submit(abs, -7)\n"
-                "try:\n"
-                "    f.result(timeout=60)\n"
-                "except KeyboardInterrupt:\n"
-                "    interrupted = True\n"
+                "interrupted = None\n"
+                "for i in range(1, 500):\n"
+                "    f = ferry.submit(abs, -i)\n"
+                "    try:\n"
+                "        f.result(timeout=60)\n"
+                "    except KeyboardInterrupt:\n"
+                "        interrupted = (f, i)\n"
+                "        break\n"
                 "_pool._ferry_pool = _real\n")
-    assert result(kernel, "interrupted") is True
-    assert result(kernel, "f.result(timeout=10)") == 7
+    f_i = "interrupted[0].result(timeout=10) == interrupted[1]"
+    assert result(kernel, "interrupted is not None") is True
+    assert result(kernel, f_i) is True

@@ -1,5 +1,7 @@
 """Status: every request is wrapped in busy ... idle on iopub."""
 
+import time
+
 import pytest
 
 # (msg_type, content, channel) — one of each request a kernel must serve.
@@ -58,3 +60,26 @@ def test_status_unknown_request_gets_busy_idle_and_no_reply(kernel):
     assert x.states == ["busy", "idle"], x.describe()
     assert x.reply is None, f"unexpected reply {x.reply}"
     assert kernel.execute("6 * 7").ok().text == "42"
+
+
+@pytest.mark.watchdog(300)
+def test_no_iopub_message_is_lost_when_the_client_reads_late(kernel):
+    # A client may read iopub late: a burst of requests sent before it
+    # reads, or a cell that publishes faster than the client takes.  It must
+    # still get every message, above all each request's idle.  ZeroMQ's PUB
+    # socket drops what a subscriber has not taken once its high-water mark
+    # (1000 messages by default) is full.  Here 3000 messages of 8 KiB
+    # (more than the socket buffers hold) wait while the client reads only
+    # the shell channel.
+    n = 3000
+    x = kernel.submit("from IPython.display import display\n"
+                      "_pad = 'x' * 8192\n"
+                      f"for _i in range({n}):\n"
+                      "    display({'text/plain': _pad + str(_i)}, raw=True)\n")
+    deadline = time.monotonic() + 120
+    while x.x.reply is None and time.monotonic() < deadline:
+        kernel._take("shell", 0.1)  # the reply: every display is published
+    x.finish(timeout=150)  # times out when the idle was lost
+    shown = [m for m in x.x.iopub if m["msg_type"] == "display_data"]
+    assert len(shown) == n
+    assert x.x.states == ["busy", "idle"]

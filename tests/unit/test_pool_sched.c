@@ -437,6 +437,37 @@ static void test_pool_sched__workers_that_cannot_start_fail_the_queue(void **sta
     world_free(w);
 }
 
+/* A lone task may skip the dispatcher's turn only when dealing it needs
+ * nothing but a send to an idle ready worker: not while a worker is still
+ * starting with none free, a task waits, a worker died or the size
+ * changed, nor when stopping. */
+static void test_pool_sched__lone_ready_only_with_an_idle_worker(void **state)
+{
+    (void)state;
+    world *w = world_new(2);
+    assert_false(sched_lone_ready(&w->s)); /* none ready yet */
+    sched_ready(&w->s, 0);
+    assert_true(sched_lone_ready(&w->s));
+    submit(w, 1);
+    assert_false(sched_lone_ready(&w->s)); /* a task waits in the core */
+    sched_deal(&w->s, 0);
+    assert_false(sched_lone_ready(&w->s)); /* the ready one is busy */
+    sched_ready(&w->s, 1);
+    assert_true(sched_lone_ready(&w->s));
+    sched_resize(&w->s, 3);
+    assert_false(sched_lone_ready(&w->s)); /* a worker to start */
+    sched_resize(&w->s, 2);
+    assert_true(sched_lone_ready(&w->s));
+    sched_progress progress = {.running = 1};
+    sched_died(&w->s, 0, "the worker process exited with code 1", &progress, 1 * MS);
+    assert_false(sched_lone_ready(&w->s)); /* a worker to replace */
+    sched_deal(&w->s, 2 * MS);             /* replaced: slot 0 starts again */
+    assert_true(sched_lone_ready(&w->s));  /* slot 1 idles */
+    sched_stop(&w->s);
+    assert_false(sched_lone_ready(&w->s));
+    world_free(w);
+}
+
 int main(void)
 {
     log_init(2, LOG_ERROR);
@@ -452,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_pool_sched__cancels_stick),
         cmocka_unit_test(test_pool_sched__ignored_interrupt_kills_the_worker),
         cmocka_unit_test(test_pool_sched__workers_that_cannot_start_fail_the_queue),
+        cmocka_unit_test(test_pool_sched__lone_ready_only_with_an_idle_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,7 +23,8 @@ file.  The task's head names the digest and the file; a worker reads a
 file only for a digest it does not hold, so each distinct value crosses to
 each worker once, and the object it rebuilt serves all its tasks until
 the head names another digest for that name.  The cost per dispatch is
-one pickle and one compare of memory per global the function reads (a few
+one pickle and one compare of memory per global the function reads (for a
+small value against a copy kept in memory, else against its file; a few
 milliseconds for 30 MB of array; an array's pickle is its buffer, not a
 copy), plus writing the file when the value changed; nothing for a
 function that reads none.  A file is deleted once its value is no longer
@@ -41,6 +42,7 @@ import hmac
 import mmap
 import io
 import os
+import pickle
 import re
 import sys
 import threading
@@ -49,6 +51,9 @@ import weakref
 
 from . import _globals_rt
 
+# A value whose pickle (without out-of-band buffers) is at most this big is
+# also kept in memory, to compare the next dispatch's pickle with.
+SMALL_BYTES = 64 << 10
 # A value bigger than this, pickled, gets a one-time warning in the cell.
 WARN_BYTES = int(os.environ.get("FERRY_GLOBALS_WARN_BYTES") or (1 << 30))
 
@@ -236,6 +241,17 @@ def _pickle(name, value, reader, out_of_band):
     """(payload, [buffer views]) of value, pickled as a task's parts are;
     ferry.PicklingError naming the global if it cannot be."""
     from . import _check
+    # Plain pickling first, as for a task's arguments (ferry._pool._dumps):
+    # the task pickler's hooks act only on what belongs to __main__, and it
+    # costs several times more for a small value.
+    buffers = []
+    try:
+        payload = pickle.dumps(value, 5, buffer_callback=buffers.append if out_of_band
+                               else None)
+    except Exception:
+        payload = None
+    if payload is not None and b"__main__" not in payload:
+        return memoryview(payload), [b.raw() for b in buffers]
     buf, buffers = io.BytesIO(), []
     try:
         _check.TaskPickler(buf, 5, True,
@@ -290,6 +306,9 @@ class Store:
         self._current = {}   # name -> digest of its value at the last dispatch
         self._gone = {}      # name -> None: deleted in the notebook since sent
         self._seq = 0        # digests are "v<seq>": a new one for each new value
+        # name -> (digest, payload) of a current value small enough to keep
+        # here too: its compare needs no open and map of its file.
+        self._small = {}
 
     def _file(self, digest):
         return os.path.join(self.dir, digest)
@@ -305,14 +324,18 @@ class Store:
             with self._lock:
                 digest = self._current.get(name)
                 self._hold(digest)
-            if digest is None or not _same_bytes(self._file(digest), lengths,
-                                                  payload, views):
+            if digest is None or not self._unchanged(name, digest, lengths, payload,
+                                                     views):
                 with self._lock:
                     self._release(digest)
                     self._seq += 1
                     digest = "v%d" % self._seq
                     self._hold(digest)
                 self._write(self._file(digest), lengths, payload, views)
+            if not views and len(payload) <= SMALL_BYTES:
+                self._small[name] = (digest, bytes(payload))
+            else:
+                self._small.pop(name, None)
             entries.append((name, digest, self._file(digest)))
         with self._lock:
             for name, digest, _ in entries:
@@ -323,11 +346,19 @@ class Store:
                     self._maybe_delete(old)
             for name in [n for n in self._current if n not in main]:
                 self._maybe_delete(self._current.pop(name))
+                self._small.pop(name, None)
                 self._gone[name] = None
                 while len(self._gone) > self.GONE_KEPT:
                     del self._gone[next(iter(self._gone))]
             forget = tuple(self._gone)
         return tuple(entries), forget
+
+    def _unchanged(self, name, digest, lengths, payload, views):
+        """True if the value stored under digest pickles to these parts."""
+        small = self._small.get(name)
+        if small is not None and small[0] == digest and not views:
+            return payload == small[1]
+        return _same_bytes(self._file(digest), lengths, payload, views)
 
     def _hold(self, digest):
         if digest is not None:
@@ -437,7 +468,7 @@ class Dispatch:
             self._store.release(entries)
 
 
-_NONE = Dispatch()
+_NONE = NOTHING_SENT = Dispatch()  # nothing to hold or release
 
 
 def capture(fn, rec):

@@ -375,6 +375,7 @@ class Pool:
                 runs.add(waiter[0])
             else:
                 self._submits.note(waiter, where)
+                waiter._ferry_call = None  # the call's arguments are not kept alive
                 _settle(waiter, how, value)
         for run in runs:
             run.wake()
@@ -394,12 +395,13 @@ class Pool:
             _explain(exc, [(fn, "fn")] + [(a, f"args[{i}]") for i, a in enumerate(args)] +
                      [(v, f"kwargs[{k!r}]") for k, v in kwargs.items()])
         future = _Future()
-        future.add_done_callback(sent.release)
+        if sent is not _globals.NOTHING_SENT:  # the globals' files are held until it ends
+            future.add_done_callback(sent.release)
         future.task_id = _take_ids(1)
         future.submitted = time.monotonic_ns() // 1000
         future._ferry_pool = self
         future.set_running_or_notify_cancel()
-        future._ferry_label = _call_label(fn, args, kwargs)
+        future._ferry_call = (fn, args, kwargs)  # its label, made only if it crashes
         self._pending[future.task_id] = future
         _ferry_pool.submit(handle, future.task_id, head, [body])
         return future
@@ -509,7 +511,8 @@ def _task_label(waiter):
         end = start + run.sizes[index] - 1
         items = f"item {start}" if start == end else f"items {start}-{end}"
         return f"ferry.map({getattr(run, 'fn_name', '?')}) {items}"
-    return getattr(waiter, "_ferry_label", "a task")
+    call = getattr(waiter, "_ferry_call", None)
+    return _call_label(*call) if call is not None else "a task"
 
 
 class _MapRun:
