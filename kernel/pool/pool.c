@@ -203,7 +203,8 @@ static void reap_worker(pool *p, int i)
     sched_progress progress;
     int known = 0;
     /* What it wrote before it died comes first: a result it sent is not
-     * lost with it. */
+     * lost with it (also one written after a read that emptied the socket). */
+    wire_in_forget_drained(&p->slots[i].conn.in);
     read_worker(p, i, -1);
     if (proc_reap(&p->slots[i].proc, how, sizeof how, &progress, &known)) {
         link_close(&p->slots[i].conn);

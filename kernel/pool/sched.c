@@ -500,6 +500,16 @@ static void send_task(sched *s, int slot, sched_task *t, long long now)
     sched_list_push(&w->sent, t);
 }
 
+/* A worker still holding more than half the depth gets nothing this turn;
+ * down to half, it is topped up to the full depth.  Its tasks then go in
+ * batches - one write of many, read at once by the worker - instead of one
+ * write (and one read) for every result that comes back, while the half it
+ * holds (about PREFETCH_BUDGET_US / 2 of work) keeps it from waiting. */
+static int wants_more(const sched_worker *w, int depth)
+{
+    return w->sent.n <= depth / 2;
+}
+
 /* Deals the queued tasks out one round at a time, so that every idle worker
  * gets one before any gets a second.  Returns the poll timeout rebalance
  * asks for (-1: none). */
@@ -515,9 +525,13 @@ static int dispatch_pending(sched *s, long long now)
         return -1;
     }
     int depth = prefetch_depth(s);
+    int topping[SCHED_MAX_WORKERS];
+    for (int i = 0; i < s->n_slots; i++) {
+        topping[i] = wants_more(&s->workers[i], depth);
+    }
     for (int level = 1; level <= depth; level++) {
         for (int i = 0; i < s->n_slots; i++) {
-            if (!can_take(&s->workers[i], level, now)) {
+            if (!topping[i] || !can_take(&s->workers[i], level, now)) {
                 continue;
             }
             sched_task *t = sched_list_pop(&s->pending);

@@ -11,7 +11,9 @@
  * The rules:
  *   - a worker gets as many tasks ahead as run in PREFETCH_BUDGET_US, by
  *     the running average of their run time (one until a burst has shown
- *     it); every free worker gets one before any gets a second;
+ *     it); every free worker gets one before any gets a second; a worker
+ *     holding more than half that many gets none, and is topped up in one
+ *     go once down to half;
  *   - a worker whose first task has run longer than the budget is busy: it
  *     gets no more, and while another worker is idle the tasks queued
  *     behind its first come back ("recalled") to go to the idle one;

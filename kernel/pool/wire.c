@@ -209,6 +209,9 @@ static ssize_t read_some(wire_in *in, int fd, jp_error *err)
     do {
         r = recv(fd, dst, len, MSG_DONTWAIT);
     } while (r < 0 && errno == EINTR);
+    /* A stream socket's read takes what is queued up to len: less means
+     * it is empty now. */
+    in->drained = r > 0 && (size_t)r < len;
     if (r > 0 && direct) {
         in->got += (size_t)r;
         if (in->got == in->msg.v[in->cur].size) {
@@ -235,6 +238,12 @@ wire_rc wire_in_read(wire_in *in, int fd, jp_frames *msg, jp_error *err)
         if (rc == WIRE_ERROR) {
             reset_message(in);
             return WIRE_ERROR;
+        }
+        if (in->drained) {
+            /* One read less per wake-up of a poll loop: this one would
+             * only say EAGAIN. */
+            in->drained = 0;
+            return WIRE_AGAIN;
         }
         ssize_t r = read_some(in, fd, err);
         if (r == 0) {

@@ -41,6 +41,7 @@ typedef struct wire_in {
     jp_frames msg;     /* the frames so far */
     size_t cur;        /* the frame being filled */
     size_t got;        /* bytes of it filled */
+    int drained;       /* the last read emptied the socket (see wire_in_read) */
 } wire_in;
 
 typedef enum wire_rc {
@@ -56,8 +57,18 @@ void wire_in_clear(wire_in *in);
 /* Reads from fd (a stream socket; read without blocking whatever its mode)
  * until a message is complete: then *msg is it (the caller owns the frames:
  * jp_frames_clear).  Call again after WIRE_MSG: more may be buffered.
+ * WIRE_AGAIN comes without a read that would only find the socket empty
+ * when the last read took less than it asked for (it emptied the socket):
+ * the caller polls before the next call, which reads again.
  * After WIRE_EOF or WIRE_ERROR (err says why) the stream is unusable. */
 wire_rc wire_in_read(wire_in *in, int fd, jp_frames *msg, jp_error *err);
+/* Forgets that the last read emptied the socket, so that the next
+ * wire_in_read reads again: for a peer that has ended since, whose last
+ * messages must all be read before its end is handled. */
+static inline void wire_in_forget_drained(wire_in *in)
+{
+    in->drained = 0;
+}
 
 /* ------------------------------------------------------------- writing */
 

@@ -67,11 +67,13 @@ typedef struct wstate {
     int main_wake_fd;     /* eventfd: a task was queued for the waiting main thread */
     int main_waiting;     /* the main thread waits for a task, lock released */
     int io_kick_fd;       /* eventfd: the io thread must stop watching the socket */
-    int io_timer_fd;      /* timerfd: a task has run IO_WATCH_AFTER_US */
+    int io_timer_fd;      /* timerfd: a task may have run IO_WATCH_AFTER_US */
+    int io_timer_armed;   /* it will fire (see watch_later) */
     int io_watching;      /* the io thread watches the socket */
     queue tasks;          /* received, not started */
     uint64_t running;     /* the running task, or the last one: owns output */
     int busy;             /* a task is running now */
+    uint64_t started_us;  /* when the running task started */
     int gone;             /* the kernel went away: stop */
     pid_t parent;         /* the kernel; another parent means it died */
     volatile uint64_t *status; /* shared with the kernel: [0] running, [1] finished */
@@ -278,6 +280,45 @@ static void consume(int fd)
     (void)r;
 }
 
+/* ------------------------------------------------------ the io thread */
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The io thread watches the socket once the running task has run
+ * IO_WATCH_AFTER_US, not at once: a short task's round trip then wakes the
+ * main thread alone (on 2 cores, a second thread woken by each message and
+ * waiting for the lock cost more than the transport).  A cancel for a task
+ * that runs waits that long at most. */
+#define IO_WATCH_AFTER_US 1000
+
+/* The running task has run long enough for the io thread to watch the
+ * socket.  Called with the lock held. */
+static int watch_due(const wstate *w)
+{
+    return w->busy && now_us() - w->started_us >= IO_WATCH_AFTER_US;
+}
+
+/* Has the timer fire by the time the running task is due to be watched,
+ * unless it fires before then already: tasks of a few microseconds each
+ * then cost no timer call each, only the io thread's wake-up once per
+ * IO_WATCH_AFTER_US, which re-arms it for the task running then.  Called
+ * with the lock held. */
+static void watch_later(wstate *w)
+{
+    if (w->io_timer_armed || !w->busy) {
+        return;
+    }
+    uint64_t ran = now_us() - w->started_us;
+    uint64_t left = ran < IO_WATCH_AFTER_US ? IO_WATCH_AFTER_US - ran : 1;
+    struct itimerspec its = {.it_value = {.tv_nsec = (long)left * 1000L}};
+    w->io_timer_armed = timerfd_settime(w->io_timer_fd, 0, &its, NULL) == 0;
+}
+
 static void *io_main(void *arg)
 {
     wstate *w = arg;
@@ -304,15 +345,21 @@ static void *io_main(void *arg)
             consume(w->io_timer_fd);
         }
         pthread_mutex_lock(&w->lock);
+        if (fds[4].revents) {
+            w->io_timer_armed = 0;
+        }
         if (fds[1].revents || fds[2].revents) {
             send_chunks(w, wout_drain(&w->output, w->running, 0));
         }
         if (fds[0].revents) {
             receive_messages(w);
         }
-        /* The socket is the main thread's while it has no task; this
-         * thread takes it over once a task has run a while. */
-        w->io_watching = w->busy;
+        /* The socket is the main thread's while it has no task or a short
+         * one; this thread takes it over once a task has run a while. */
+        w->io_watching = watch_due(w);
+        if (!w->io_watching) {
+            watch_later(w);
+        }
         fds[0].fd = w->io_watching ? w->sock : -1;
         int gone = w->gone;
         pthread_mutex_unlock(&w->lock);
@@ -328,26 +375,6 @@ static void *io_main(void *arg)
 }
 
 /* ------------------------------------------------------------ the tasks */
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/* Has the io thread watch the socket once the task that starts now has
- * run IO_WATCH_AFTER_US, not at once: a short task's round trip then wakes
- * the main thread alone (on 2 cores, a second thread woken by each message
- * and waiting for the lock cost more than the transport).  A cancel for a
- * task that runs waits that long at most. */
-#define IO_WATCH_AFTER_US 1000
-
-static void arm_io_timer(wstate *w)
-{
-    struct itimerspec its = {.it_value = {.tv_nsec = IO_WATCH_AFTER_US * 1000L}};
-    timerfd_settime(w->io_timer_fd, 0, &its, NULL);
-}
 
 /* The next task, or NULL once the kernel is gone; marks it running.  The
  * main thread reads the socket itself between tasks (cancels of queued
@@ -379,8 +406,9 @@ static job *next_task(wstate *w)
         pyrt_drop_signals();
         w->running = t->id;
         w->busy = 1;
+        w->started_us = now_us();
         __atomic_store_n(&w->status[0], t->id, __ATOMIC_RELEASE);
-        arm_io_timer(w);
+        watch_later(w);
     }
     pthread_mutex_unlock(&w->lock);
     return t;
@@ -393,7 +421,7 @@ static void finish_task(wstate *w, job *t)
      * pipes): out it goes, before the result. */
     fflush(NULL);
     pthread_mutex_lock(&w->lock);
-    t->tail = wout_drain(&w->output, w->running, 1);
+    t->tail = wout_pending(&w->output) ? wout_drain(&w->output, w->running, 1) : NULL;
     w->busy = 0;
     __atomic_store_n(&w->status[1], t->id, __ATOMIC_RELEASE);
     __atomic_store_n(&w->status[0], 0, __ATOMIC_RELEASE);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,6 +42,18 @@ static size_t utf8_complete(const unsigned char *buf, size_t n)
         }
     }
     return n; /* not UTF-8 anyway: send as is */
+}
+
+int wout_pending(const wout *o)
+{
+    if (o->n_carry[0] || o->n_carry[1]) {
+        return 1;
+    }
+    struct pollfd fds[2] = {
+        {.fd = o->fd[0], .events = POLLIN},
+        {.fd = o->fd[1], .events = POLLIN},
+    };
+    return poll(fds, 2, 0) != 0; /* on an error too: the drain reports it */
 }
 
 wout_chunk *wout_drain(wout *o, uint64_t task, int final)

@@ -25,6 +25,10 @@ typedef struct wout {
 /* Replaces fds 1 and 2 with pipes whose read ends o keeps; 0 or -1. */
 int wout_capture(wout *o);
 
+/* Whether wout_drain would find anything (bytes in a pipe, or a character
+ * carried over): one poll of both pipes, where a drain reads each. */
+int wout_pending(const wout *o);
+
 /* Reads what the pipes hold into chunks for task; with final, also a
  * character left unfinished (the task is over).  The caller makes sure no
  * other task's output can come in between (worker.c holds its lock).

@@ -45,6 +45,9 @@ def test_map_of_ranges_and_tuples_in_chunks(kernel):
     # Sliced, not copied into a list: each chunk travels as a range or tuple.
     assert value(kernel, "ferry.map(abs, range(30, -31, -7), chunksize=2)") \
         == [abs(i) for i in range(30, -31, -7)]
+    # Long chunks of a range travel as ranges, short ones as lists.
+    assert value(kernel, "ferry.map(abs, range(300, -301, -3), chunksize=70)") \
+        == [abs(i) for i in range(300, -301, -3)]
     assert value(kernel, "ferry.map(abs, tuple(range(-5, 5)), chunksize=3)") \
         == [abs(i) for i in range(-5, 5)]
     assert value(kernel, "ferry.map(abs, range(5, 5))") == []

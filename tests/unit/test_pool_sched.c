@@ -196,6 +196,34 @@ static void test_pool_sched__sends_ahead_by_learned_run_time(void **state)
     world_free(w);
 }
 
+/* Short tasks go ahead in batches: a worker holding more than half its
+ * depth gets nothing for each result that comes back; down to half, it is
+ * topped up to the full depth at once. */
+static void test_pool_sched__tops_up_in_batches(void **state)
+{
+    (void)state;
+    world *w = world_new(1);
+    sched_ready(&w->s, 0);
+    learn_run_time(w, 0, 1, 100, 0); /* 100 us each: a depth of 20 */
+    int sends = w->n_sends;
+    for (uint64_t id = 2; id <= 41; id++) {
+        submit(w, id);
+    }
+    sched_deal(&w->s, 0);
+    assert_int_equal(w->n_sends - sends, 20);
+    uint64_t next = 2;
+    for (int k = 0; k < 9; k++) { /* 19 .. 11 held: more than half */
+        answer(w, 0, next++, SCHED_ANSWER_OK, 100, 10);
+        sched_deal(&w->s, 10);
+        assert_int_equal(w->n_sends - sends, 20);
+    }
+    answer(w, 0, next++, SCHED_ANSWER_OK, 100, 10); /* 10 held: half */
+    sched_deal(&w->s, 10);
+    assert_int_equal(w->n_sends - sends, 30);
+    assert_int_equal(w->s.workers[0].sent.n, 20);
+    world_free(w);
+}
+
 /* Long tasks stay in the pool: a worker whose task has run past the budget
  * gets nothing more, even when the learned run time says it could. */
 static void test_pool_sched__busy_worker_gets_no_more(void **state)
@@ -445,6 +473,7 @@ int main(void)
     log_init(2, LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_sched__sends_ahead_by_learned_run_time),
+        cmocka_unit_test(test_pool_sched__tops_up_in_batches),
         cmocka_unit_test(test_pool_sched__busy_worker_gets_no_more),
         cmocka_unit_test(test_pool_sched__queued_tasks_move_to_a_free_worker),
         cmocka_unit_test(

@@ -243,8 +243,12 @@ static void test_pool_wire__eof_between_and_mid_message(void **state)
             read_message(&in, p.b, &msg);
             check_message(&msg, 2, sizes, 2);
             jp_frames_clear(&msg);
+            /* The read that took both emptied the socket: first "again"
+             * (as a poll loop would then poll), the next read finds the end. */
+            assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_AGAIN);
             assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_EOF);
         } else {
+            assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_AGAIN);
             assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_ERROR);
             assert_non_null(strstr(err.text, "middle of a message"));
         }
@@ -299,6 +303,71 @@ static void test_pool_wire__borrowed_frames_and_empty_message(void **state)
     pair_close(&p);
 }
 
+/* A read that took less than it asked for emptied the socket: the call
+ * that would only read again to hear EAGAIN says WIRE_AGAIN without
+ * reading (one system call less per wake-up of the dispatcher); the call
+ * after it reads what came since. */
+static void test_pool_wire__no_read_after_one_that_emptied_the_socket(void **state)
+{
+    (void)state;
+    size_t sizes[2] = {10, 20};
+    link_pair p = pair_new(), raw = pair_new();
+    wire_out out = {0};
+    push_message(&out, 2, sizes, 1);
+    push_message(&out, 2, sizes, 2);
+    assert_int_equal(wire_out_flush(&out, raw.a, 0), 1);
+    char buf[256];
+    size_t one = 8 + 2 * 8 + 30;
+    assert_int_equal(read(raw.b, buf, sizeof buf), 2 * (ssize_t)one);
+    assert_int_equal(write(p.a, buf, one + 5), (ssize_t)(one + 5));
+    wire_in in;
+    wire_in_init(&in);
+    jp_frames msg;
+    jp_error err = {0};
+    read_message(&in, p.b, &msg);
+    check_message(&msg, 2, sizes, 1);
+    jp_frames_clear(&msg);
+    assert_int_equal(write(p.a, buf + one + 5, one - 5), (ssize_t)(one - 5));
+    assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_AGAIN);
+    read_message(&in, p.b, &msg);
+    check_message(&msg, 2, sizes, 2);
+    jp_frames_clear(&msg);
+    assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_AGAIN);
+    assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_AGAIN); /* EAGAIN */
+    wire_in_clear(&in);
+    pair_close(&p);
+    pair_close(&raw);
+}
+
+/* A peer that ended after a read that emptied the socket: its last
+ * messages are read at once once that read is forgotten (the pool does so
+ * before it handles a worker's end). */
+static void test_pool_wire__forgotten_drain_reads_a_dead_peers_last_message(void **state)
+{
+    (void)state;
+    size_t sizes[2] = {10, 20};
+    link_pair p = pair_new();
+    wire_out out = {0};
+    push_message(&out, 2, sizes, 1);
+    assert_int_equal(wire_out_flush(&out, p.a, 0), 1);
+    wire_in in;
+    wire_in_init(&in);
+    jp_frames msg;
+    read_message(&in, p.b, &msg); /* a read that emptied the socket */
+    check_message(&msg, 2, sizes, 1);
+    jp_frames_clear(&msg);
+    push_message(&out, 2, sizes, 2);
+    assert_int_equal(wire_out_flush(&out, p.a, 0), 1);
+    close(p.a);
+    p.a = -1;
+    wire_in_forget_drained(&in);
+    read_message(&in, p.b, &msg);
+    check_message(&msg, 2, sizes, 2);
+    jp_frames_clear(&msg);
+    wire_in_clear(&in);
+    pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +376,8 @@ int main(void)
         cmocka_unit_test(test_pool_wire__frame_larger_than_socket_buffer),
         cmocka_unit_test(test_pool_wire__malformed_header_is_refused),
         cmocka_unit_test(test_pool_wire__eof_between_and_mid_message),
+        cmocka_unit_test(test_pool_wire__no_read_after_one_that_emptied_the_socket),
+        cmocka_unit_test(test_pool_wire__forgotten_drain_reads_a_dead_peers_last_message),
         cmocka_unit_test(test_pool_wire__write_to_closed_peer_fails),
         cmocka_unit_test(test_pool_wire__borrowed_frames_and_empty_message),
     };

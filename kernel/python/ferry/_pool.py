@@ -10,6 +10,7 @@ released, so an interrupt lands as KeyboardInterrupt and cancels the rest.
 import atexit
 import concurrent.futures
 import io
+import itertools
 import math
 import os
 import pickle
@@ -75,8 +76,15 @@ def _dumps(obj):
         buffers = []
         _check.TaskPickler(buf, 5, True, buffers.append).dump(obj)
         payload = buf.getbuffer()
+    if not buffers:  # most bodies: no list to build and join per task
+        return [payload]
     return [payload] + [b.raw() for b in buffers]
 
+
+# Where a range's chunk, pickled, becomes cheaper as a range than as a list
+# (measured round trip, dumps and loads: 2.5 us either way at 64 items; 4.5
+# against 0.8 us at one).
+_RANGE_AS_LIST = 64
 
 _last_head = (None, None)  # (key, bytes) of the last head of a cell function
 
@@ -426,8 +434,15 @@ class Pool:
         except Exception as exc:
             _explain(exc, [(fn, "fn")])
         bodies, sizes = [], []
+        # A range pickles by reduce (range, (start, stop, step)), several
+        # times the cost of a short list of ints, on both ends: a chunk of
+        # fewer than _RANGE_AS_LIST items travels as a list (chunksize=1
+        # over a range: 15 -> 3 ms of pickling per 10,000 tasks).
+        as_list = type(items) is range and chunksize < _RANGE_AS_LIST
         for i in range(0, len(items), chunksize):
             chunk = items[i:i + chunksize]
+            if as_list:
+                chunk = list(chunk)
             try:
                 bodies.append(_dumps(("map", chunk)))
             except Exception as exc:
@@ -437,7 +452,9 @@ class Pool:
         run = _MapRun(sizes, _take_ids(len(bodies)))
         run.fn_name = _fn_name(fn)
         run.workers = self._n
-        self._pending.update((run.first + i, (run, i)) for i in range(len(bodies)))
+        n = len(bodies)  # id -> (run, index), built in C: no Python frame per task
+        self._pending.update(zip(range(run.first, run.first + n),
+                                 zip(itertools.repeat(run), range(n))))
         self._runs.add(run)
         try:
             _ferry_pool.submit(handle, run.first, head, bodies)

@@ -125,6 +125,8 @@ def _follow(context):
 def _dumps(obj):
     buffers = []
     payload = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    if not buffers:  # most results: no list to build and join per task
+        return [payload]
     return [payload] + [b.raw() for b in buffers]
 
 
