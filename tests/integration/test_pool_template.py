@@ -251,3 +251,18 @@ def test_an_idle_template_keeps_none_of_the_code_it_ran_mapped(fresh_kernel):
     assert code_resident_kb(tpid, binary) * 4 <= in_kernel, (in_kernel, tpid)
     # and the template still forks workers that run
     assert result(k, "import ferry\nferry.submit(abs, -3).result(timeout=20)") == 3
+
+
+def test_a_forked_worker_starts_with_the_definitions_of_earlier_cells_compiled(fresh_kernel):
+    """The template compiles what cells record (ferry._rx_rt.precompile), so
+    a new worker's first task runs the notebook's definitions without
+    compiling them.  eval is a builtin: the probe itself loads nothing."""
+    k = fresh_kernel
+    k.execute("def twice(x):\n    return 2 * x\nclass Point:\n    pass", timeout=T).ok()
+    filename = result(k, "twice.__code__.co_filename")
+    probe = ("sorted({key[0] for key in __import__('ferry._rx_rt', fromlist=['_'])"
+             "._code_cache})")
+    cached = result(k, "import ferry\nex = ferry.Executor(1)\n"
+                       f"try:\n    r = ex.submit(eval, {probe!r}).result(timeout=20)\n"
+                       "finally:\n    ex.shutdown()\nr")
+    assert filename in cached, (filename, cached)

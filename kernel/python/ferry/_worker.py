@@ -47,7 +47,9 @@ def template_start(_):
 
 def template_import(text):
     """Imports the modules the kernel lists ({"cwd", "path", "modules"},
-    what cells import), for the workers the template forks to hold them.
+    what cells import), for the workers the template forks to hold them,
+    and compiles the notebook's definitions it lists ("code": what cells
+    recorded, ferry._rx_rt.precompile) for their first task.
     A module beside the notebook is left out: the user may edit it, and a
     worker imports it afresh.  Import errors are ignored: a task that needs
     the module fails, and is reported, in the worker.  Returns {"threads":
@@ -66,6 +68,9 @@ def template_import(text):
             pass
         if len(os.listdir("/proc/self/task")) > 1:
             return json.dumps({"threads": name})
+    if plan.get("code"):
+        from . import _rx_rt
+        _rx_rt.precompile(plan["code"])
     return "{}"
 
 
