@@ -56,7 +56,8 @@ int groupwatch_start(void)
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {
         LOG_W("worker: cannot start the group watcher (%s): processes tasks start "
-              "may outlive the worker", strerror(rc));
+              "may outlive the worker",
+              strerror(rc));
         return -1;
     }
     return 0;

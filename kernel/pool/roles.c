@@ -66,7 +66,8 @@ static int template_role(int argc, char **argv, const char *python)
     /* The argument strings lie end to end: the workers it forks rewrite
      * them. */
     char *end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
-    return template_main(ctl, runtime_dir, python, level, argv[0], (size_t)(end - argv[0]));
+    return template_main(ctl, runtime_dir, python, level, argv[0],
+                         (size_t)(end - argv[0]));
 }
 
 int roles_is_role(const char *arg)
