@@ -266,3 +266,13 @@ def test_a_forked_worker_starts_with_the_definitions_of_earlier_cells_compiled(f
                        f"try:\n    r = ex.submit(eval, {probe!r}).result(timeout=20)\n"
                        "finally:\n    ex.shutdown()\nr")
     assert filename in cached, (filename, cached)
+
+
+def test_what_the_template_holds_is_out_of_the_workers_collections(kernel):
+    """gc.freeze() in the template: a full collection in a forked worker
+    would write to every object it shares with the template, copying each
+    page."""
+    frozen = result(kernel, "import ferry\nex = ferry.Executor(1)\n"
+                            "try:\n    r = ex.submit(eval, \"__import__('gc').get_freeze_count()\")"
+                            ".result(timeout=20)\nfinally:\n    ex.shutdown()\nr")
+    assert frozen > 1000
