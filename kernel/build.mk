@@ -6,7 +6,8 @@ POOL_SRCS   := kernel/pool/pool.c kernel/pool/sched.c kernel/pool/sched_list.c \
                kernel/pool/procs.c kernel/pool/link.c kernel/pool/results.c \
                kernel/pool/pool_py.c kernel/pool/worker.c kernel/pool/pyframe.c \
                kernel/pool/groupwatch.c kernel/pool/wire.c kernel/pool/template.c \
-               kernel/pool/template_client.c kernel/pool/worker_output.c
+               kernel/pool/template_client.c kernel/pool/worker_output.c \
+               kernel/pool/roles.c kernel/pool/shared_pages.c
 KERNEL_SRCS := kernel/main.c kernel/kernel.c kernel/control.c kernel/iopub.c \
                kernel/iopub_capture.c kernel/iopub_heap.c \
                kernel/pyrt.c kernel/log.c kernel/runtime.c kernel/utf8.c \
@@ -47,6 +48,16 @@ $(KERNEL_BIN): $(KERNEL_OBJS) $(JP_LIB) kernel/python-exports.list
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(KERNEL_OBJS) $(JP_LIB) $(PKG_LIBS) $(KERNEL_PY_LIBS) \
 	    -lpthread
 
+# ferry-groupwatch: the watcher of a worker's process group
+# (kernel/pool/groupwatch.h), libc alone: workers start it with posix_spawn.
+GROUPWATCH_BIN := $(B)/ferry-groupwatch
+
+all: $(GROUPWATCH_BIN)
+
+$(GROUPWATCH_BIN): $(B)/kernel/pool/groupwatch_main.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $<
+
 KERNEL_PY := $(wildcard kernel/python/ferry/*.py)
 
 # The Python part's bytecode is made here, as Debian does for installed
@@ -73,6 +84,7 @@ install: all
 	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/ferry/ferry \
 	    $(DESTDIR)$(PREFIX)/share/ferry $(DESTDIR)$(PREFIX)/share/jupyter/kernels/ferry
 	$(Q)install -m 0755 $(KERNEL_BIN) $(DESTDIR)$(PREFIX)/bin/
+	$(Q)install -m 0755 $(GROUPWATCH_BIN) $(DESTDIR)$(PREFIX)/lib/ferry/
 	$(Q)$(if $(wildcard $(B)/ferry),install -m 0755 $(B)/ferry $(DESTDIR)$(PREFIX)/bin/)
 	$(Q)install -m 0644 $(KERNEL_PY) $(DESTDIR)$(PREFIX)/lib/ferry/ferry/
 	$(Q)$(PYTHON) -m compileall -q -d $(PREFIX)/lib/ferry/ferry \

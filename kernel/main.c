@@ -8,8 +8,7 @@
 #include "install.h"
 #include "kernel.h"
 #include "log.h"
-#include "pool/template.h"
-#include "pool/worker.h"
+#include "pool/roles.h"
 
 #ifndef FERRY_PYTHON
 #define FERRY_PYTHON "/usr/bin/python3"
@@ -39,63 +38,6 @@ static void usage(FILE *out)
             "With JPY_PARENT_PID set (jupyter_client sets it), the kernel exits when\n"
             "that process dies.  FERRY_MAX_MESSAGE_SIZE (bytes, default 256 MiB, 0 for\n"
             "no limit) bounds each part of a message the kernel accepts.\n");
-}
-
-/* ferry-kernel --worker --conn-fd N --runtime-dir DIR [--log-level L]
- * [--status-fd N], as started by a pool (kernel/pool/procs.c): fd N is the
- * worker's end of its socket to the kernel, fd 2 is the kernel's log, and
- * the kernel passes its level on. */
-static int worker_main(int argc, char **argv)
-{
-    int level = LOG_WARN, status_fd = -1, conn_fd = -1;
-    const char *runtime_dir = ".";
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--log-level") == 0 && log_level_parse(argv[i + 1]) >= 0) {
-            level = log_level_parse(argv[i + 1]);
-        } else if (strcmp(argv[i], "--status-fd") == 0) {
-            status_fd = atoi(argv[i + 1]);
-        } else if (strcmp(argv[i], "--conn-fd") == 0) {
-            conn_fd = atoi(argv[i + 1]);
-        } else if (strcmp(argv[i], "--runtime-dir") == 0) {
-            runtime_dir = argv[i + 1];
-        }
-    }
-    int fd = dup(2);
-    log_init(fd >= 0 ? fd : 2, (log_level)level);
-    if (conn_fd < 0) {
-        LOG_E("worker: no --conn-fd: a worker is started by its kernel's pool");
-        return 2;
-    }
-    return worker_run(conn_fd, runtime_dir, FERRY_PYTHON, status_fd);
-}
-
-/* ferry-kernel --template --control-fd N --runtime-dir D [--log-level L],
- * as started by the kernel (kernel/pool/template_client.c); fd 2 is the
- * kernel's log. */
-static int template_role_main(int argc, char **argv)
-{
-    int level = LOG_WARN, ctl = -1;
-    const char *runtime_dir = ".";
-    for (int i = 2; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--log-level") == 0 && log_level_parse(argv[i + 1]) >= 0) {
-            level = log_level_parse(argv[i + 1]);
-        } else if (strcmp(argv[i], "--control-fd") == 0) {
-            ctl = atoi(argv[i + 1]);
-        } else if (strcmp(argv[i], "--runtime-dir") == 0) {
-            runtime_dir = argv[i + 1];
-        }
-    }
-    int fd = dup(2);
-    log_init(fd >= 0 ? fd : 2, (log_level)level);
-    if (ctl < 0) {
-        LOG_E("template: no --control-fd");
-        return 2;
-    }
-    /* The argument strings lie end to end: the workers it forks rewrite
-     * them. */
-    char *end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
-    return template_main(ctl, runtime_dir, FERRY_PYTHON, level, argv[0],
-                         (size_t)(end - argv[0]));
 }
 
 /* "--Class.trait=value" or "--Class.trait value", as IPython's kernels take
@@ -143,11 +85,8 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "install") == 0) {
         return install_main(argc - 2, argv + 2);
     }
-    if (argc >= 2 && strcmp(argv[1], "--worker") == 0) {
-        return worker_main(argc, argv);
-    }
-    if (argc >= 2 && strcmp(argv[1], "--template") == 0) {
-        return template_role_main(argc, argv);
+    if (argc >= 2 && roles_is_role(argv[1])) {
+        return roles_main(argc, argv, FERRY_PYTHON); /* when ferry-worker is missing */
     }
     for (int i = 1, used; i < argc; i++) {
         const char *a = argv[i];

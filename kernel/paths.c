@@ -44,3 +44,21 @@ int paths_package_dir(char *buf, size_t size)
     }
     return -1;
 }
+
+int paths_beside_binary(const char *name, char *buf, size_t size)
+{
+    char exe[PATH_MAX];
+    if (paths_self_exe(exe, sizeof exe) < 0) {
+        return -1;
+    }
+    char *slash = strrchr(exe, '/');
+    int dir_len = slash ? (int)(slash - exe) : 0;
+    static const char *const candidates[] = {"", "/../lib/ferry"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        int n = snprintf(buf, size, "%.*s%s/%s", dir_len, exe, candidates[i], name);
+        if (n > 0 && (size_t)n < size && access(buf, X_OK) == 0) {
+            return 0;
+        }
+    }
+    return -1;
+}

@@ -12,4 +12,9 @@ int paths_self_exe(char *buf, size_t size);
  * beside an installed one.  Writes it into buf (>= PATH_MAX).  0 or -1. */
 int paths_package_dir(char *buf, size_t size);
 
+/* Finds the helper program name beside the running binary (a build tree)
+ * or in PREFIX/lib/ferry beside an installed one; writes its path into
+ * buf.  0 or -1. */
+int paths_beside_binary(const char *name, char *buf, size_t size);
+
 #endif

@@ -94,6 +94,25 @@ def test_make_install_gives_a_working_kernel_outside_the_tree(tmp_path):
     out = execute_with_kernelspec(prefix / "share/jupyter",
                                   "import ferry, os; print(os.path.dirname(ferry.__file__))")
     assert out.strip() == str(prefix / "lib/ferry/ferry")
+    # Its workers start their group watcher from there too.
+    out = execute_with_kernelspec(prefix / "share/jupyter", WATCHER_OF_A_WORKER)
+    assert out.strip() == str(prefix / "lib/ferry/ferry-groupwatch")
+
+
+# Prints the program a pool worker's child (its group watcher) runs.
+WATCHER_OF_A_WORKER = """\
+import ferry, os
+def watcher_exe():
+    me = str(os.getpid())
+    for p in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open(f'/proc/{p}/stat') as f:
+                if f.read().rsplit(')', 1)[1].split()[1] == me:
+                    return os.readlink(f'/proc/{p}/exe')
+        except OSError:
+            pass
+print(ferry.submit(watcher_exe).result(timeout=60))
+"""
 
 
 def test_make_run_answers_piped_cells_and_exits(tmp_path):

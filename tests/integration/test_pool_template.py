@@ -220,3 +220,59 @@ def test_a_forked_worker_has_the_environment_the_cell_set(fresh_kernel):
                     "    forked = '--forked' in open(f'/proc/{ex._pool.pids()[0]}/cmdline').read()\n"
                     "(r, forked)")
     assert got == ("yes", True)
+
+
+def code_resident_kb(pid):
+    """KiB of code (executable mappings of files: the binary, libpython
+    however linked, the shared libraries) resident in pid."""
+    total, counting = 0, False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and ":" in head[3]:
+                counting = "x" in head[1] and len(head) > 5 and head[5].startswith("/")
+            elif counting and head[0] == "Rss:":
+                total += int(head[1])
+    return total
+
+
+def test_an_idle_template_keeps_none_of_the_code_it_ran_mapped(fresh_kernel):
+    """The template's code pages are the kernel's in the page cache: once it
+    has started and imported, it lets them go (kernel/pool/shared_pages.h),
+    so the kernel's RSS and its children's do not count them twice."""
+    k = fresh_kernel
+    k.execute("import decimal, fractions", timeout=T).ok()  # imports, then settles
+    state, tpid, _ = template(k)
+    assert state == "running" and tpid > 0
+    in_kernel = code_resident_kb(k.pid)
+    deadline = time.monotonic() + T
+    while code_resident_kb(tpid) * 4 > in_kernel and time.monotonic() < deadline:
+        time.sleep(0.05)  # the imports of the cell may still run there
+    assert code_resident_kb(tpid) * 4 <= in_kernel, (in_kernel, tpid)
+    # and the template still forks workers that run
+    assert result(k, "import ferry\nferry.submit(abs, -3).result(timeout=20)") == 3
+
+
+def test_a_forked_worker_starts_with_the_definitions_of_earlier_cells_compiled(fresh_kernel):
+    """The template compiles what cells record (ferry._rx_rt.precompile), so
+    a new worker's first task runs the notebook's definitions without
+    compiling them.  eval is a builtin: the probe itself loads nothing."""
+    k = fresh_kernel
+    k.execute("def twice(x):\n    return 2 * x\nclass Point:\n    pass", timeout=T).ok()
+    filename = result(k, "twice.__code__.co_filename")
+    probe = ("sorted({key[0] for key in __import__('ferry._rx_rt', fromlist=['_'])"
+             "._code_cache})")
+    cached = result(k, "import ferry\nex = ferry.Executor(1)\n"
+                       f"try:\n    r = ex.submit(eval, {probe!r}).result(timeout=20)\n"
+                       "finally:\n    ex.shutdown()\nr")
+    assert filename in cached, (filename, cached)
+
+
+def test_what_the_template_holds_is_out_of_the_workers_collections(kernel):
+    """gc.freeze() in the template: a full collection in a forked worker
+    would write to every object it shares with the template, copying each
+    page."""
+    frozen = result(kernel, "import ferry\nex = ferry.Executor(1)\n"
+                            "try:\n    r = ex.submit(eval, \"__import__('gc').get_freeze_count()\")"
+                            ".result(timeout=20)\nfinally:\n    ex.shutdown()\nr")
+    assert frozen > 1000

@@ -76,3 +76,66 @@ def test_a_rebinding_between_dispatches_still_ends_the_export(kernel):
     assert kernel.rec.version_exporting("f5") is None
     assert kernel.rec.current() != path
     assert "f5" not in kernel.rec.exported_names()
+
+
+def _as_a_child(monkeypatch, compiled):
+    """Makes this process load versions as a worker does, counting what it
+    compiles, with an empty code cache."""
+    from ferry import _rx_rt
+    original = _rx_rt._compile_unit
+
+    def counting(filename, source, pos, text, indexes, flags):
+        compiled.append((filename, pos))
+        return original(filename, source, pos, text, indexes, flags)
+    monkeypatch.setattr(_rx_rt, "_compile_unit", counting)
+    monkeypatch.setattr(_rx_rt, "kernel", None)  # not the kernel: run the file
+    monkeypatch.setattr(_rx_rt, "_by_path", {})
+    monkeypatch.setattr(_rx_rt, "_code_cache", {})
+    monkeypatch.setattr(_rx_rt, "_precompile_flags", 0)
+    return _rx_rt
+
+
+def _load(rx, monkeypatch, path):
+    """Loads a version as a child, without the kernel's alias of its name."""
+    import os
+    import sys
+    name = os.path.splitext(os.path.basename(path))[0]
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return rx.load(path)
+
+
+def test_a_child_compiles_each_definition_once_across_versions(kernel, monkeypatch):
+    """Every version runs all of the notebook's definitions: a worker that
+    loads a new one compiles only the statements it has not seen."""
+    kernel.run_cell(defs(0, 200))
+    first = kernel.rec.current()
+    kernel.run_cell(defs(500, 1))
+    second = kernel.rec.current()
+    compiled = []
+    rx = _as_a_child(monkeypatch, compiled)
+    assert _load(rx, monkeypatch, first).f3(1) == 4
+    assert len(compiled) == 200
+    del compiled[:]
+    m = _load(rx, monkeypatch, second)
+    assert (m.f500(1), m.f3(1)) == (501, 4)
+    assert [filename for filename, _ in compiled] == ["Cell In[2]"]  # f500 alone
+
+
+def test_statements_compiled_ahead_are_not_compiled_again(kernel, monkeypatch):
+    """What the template process compiles as cells record statements (with
+    the __future__ flags they set) is what a version's run finds."""
+    import json
+    kernel.run_cell("from __future__ import annotations\n" + defs(0, 20) +
+                    "def g(x: Undefined) -> int:\n    return x\n")
+    kernel.run_cell(defs(100, 3))
+    path = kernel.rec.current()
+    compiled = []
+    rx = _as_a_child(monkeypatch, compiled)
+    seq, statements = kernel.rec.statements_since(0)
+    rx.precompile(json.loads(json.dumps(statements)))  # as it travels to the template
+    assert len(compiled) == 25
+    del compiled[:]
+    m = _load(rx, monkeypatch, path)
+    assert compiled == []
+    assert m.f102(1) == 103 and m.g.__annotations__ == {"x": "Undefined", "return": "int"}
+    assert kernel.rec.statements_since(seq) == (seq, [])

@@ -129,7 +129,7 @@ import types
 from . import _rx_hooks
 from ._rx_analysis import (STATEMENT_WORDS, analyse, bound_names, first_line,
                            is_main_guard, loads_at_definition, name_ids)
-from ._rx_rt import Statement, statement_index
+from ._rx_rt import Kind, Statement, statement_index
 
 __all__ = ["Recorder", "is_main_guard"]
 
@@ -391,6 +391,17 @@ class Recorder:
                 self._forget(name)
         self._unavailable = self._stand_ins()
         self._stale = False
+
+    def statements_since(self, seq):
+        """(last seq, [(filename, source, pos, text, future names or None),
+        ...]): the exported statements recorded after seq, in order, as a
+        version will compile them (the template process compiles them ahead:
+        ferry._template)."""
+        with self._lock:
+            out = [(e.filename, e.source, e.pos, e.text,
+                    e.info.names if e.info.kind == Kind.FUTURE else None)
+                   for s, e in self._entries.items() if s > seq]
+            return self._seq, out
 
     # -- versions ----------------------------------------------------------
 

@@ -25,6 +25,10 @@ _modules = []      # top-level modules the cells imported, in order
 _known = set()     # the same, for lookups
 _wanted = False    # the template should run (started once, restarted if it died)
 _cell_imports = ()  # the modules the running cell's import statements name
+_sent_seq = 0      # the recorder's last statement the template has compiled
+# The template's messages are at most 256 KiB (kernel/pool/template.h): a
+# plan over this goes without its statements, which workers then compile.
+_PLAN_MAX = 200 * 1024
 
 
 def at_idle():
@@ -54,8 +58,10 @@ def after_cell():
     """After a cell: its imports that worked here go again, with sys.path
     as the cell left it (a cell that extends sys.path before an import:
     the template's first try failed), and are kept for a template started
-    later.  A template that died is started again (with all of them); one
-    given up on (a thread ran in it) stays so."""
+    later; so do the definitions it recorded, for the template to compile
+    (a new worker's first task then runs them without compiling).  A
+    template that died is started again (with all of them); one given up
+    on (a thread ran in it) stays so."""
     if not _wanted and not _cell_imports:
         return
     _ferry_pool.template_environment()  # for workers forked before the next cell
@@ -65,20 +71,38 @@ def after_cell():
     _modules.extend(new)
     if _wanted and _ferry_pool.template_state()[0] == "off":
         _start()
-    elif _wanted and done:
-        _send(done)
+        return
+    code = _new_statements() if _wanted else ()
+    if done or code:
+        _send(done, code)
 
 
 def _start():
-    global _wanted
+    global _wanted, _sent_seq
     _wanted = True
-    if _ferry_pool.template_start() and _modules:
-        _send(_modules)
+    _sent_seq = 0  # a new template has compiled nothing
+    if _ferry_pool.template_start():
+        code = _new_statements()
+        if _modules or code:
+            _send(_modules, code)
 
 
-def _send(names):
-    _ferry_pool.template_preload(json.dumps(
-        {"cwd": os.getcwd(), "path": list(sys.path), "modules": list(names)}))
+def _new_statements():
+    """The statements recorded since the last call, for the template."""
+    global _sent_seq
+    from . import _session
+    if _session.recorder is None:
+        return ()
+    _sent_seq, out = _session.recorder.statements_since(_sent_seq)
+    return out
+
+
+def _send(names, code=()):
+    plan = {"cwd": os.getcwd(), "path": list(sys.path), "modules": list(names)}
+    text = json.dumps(dict(plan, code=code)) if code else json.dumps(plan)
+    if len(text) > _PLAN_MAX:
+        text = json.dumps(plan)
+    _ferry_pool.template_preload(text)
 
 
 def _imports(code):

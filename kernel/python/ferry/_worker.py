@@ -42,12 +42,24 @@ def template_start(_):
     """The template's own start: what every worker's first task imports
     besides the notebook's modules (the runtime of the re-export)."""
     from . import _rx_rt  # noqa: F401
+    _freeze()
     return "{}"
+
+
+def _freeze():
+    """What the template holds now goes to the collector's permanent
+    generation: a full collection in a worker forked from it would
+    otherwise write to every object's header, making the worker copy every
+    page it shares with the template (its memory, and a fault per page)."""
+    import gc
+    gc.freeze()
 
 
 def template_import(text):
     """Imports the modules the kernel lists ({"cwd", "path", "modules"},
-    what cells import), for the workers the template forks to hold them.
+    what cells import), for the workers the template forks to hold them,
+    and compiles the notebook's definitions it lists ("code": what cells
+    recorded, ferry._rx_rt.precompile) for their first task.
     A module beside the notebook is left out: the user may edit it, and a
     worker imports it afresh.  Import errors are ignored: a task that needs
     the module fails, and is reported, in the worker.  Returns {"threads":
@@ -66,6 +78,10 @@ def template_import(text):
             pass
         if len(os.listdir("/proc/self/task")) > 1:
             return json.dumps({"threads": name})
+    if plan.get("code"):
+        from . import _rx_rt
+        _rx_rt.precompile(plan["code"])
+    _freeze()
     return "{}"
 
 
@@ -87,15 +103,17 @@ def _beside_notebook(name):
 def after_fork(text):
     """In a worker the template just forked, before its first task: what an
     exec'd worker would have differently.  The kernel's environment as it
-    is now ({"environ": ["NAME=value", ...]}: a cell may have changed it
-    since the template started).  Its own random numbers: CPython reseeds
+    is now ({"environ": ["NAME=value", ...]}, when a cell changed it since
+    the template started).  Its own random numbers: CPython reseeds
     `random` itself; numpy's global generator, seeded once at import, would
     give every worker the same numbers."""
     import json
-    env = dict(e.split("=", 1) for e in json.loads(text)["environ"] if "=" in e)
-    if env != os.environ:
-        os.environ.clear()
-        os.environ.update(env)
+    environ = json.loads(text).get("environ")  # absent: the template's is the kernel's
+    if environ is not None:
+        env = dict(e.split("=", 1) for e in environ if "=" in e)
+        if env != os.environ:
+            os.environ.clear()
+            os.environ.update(env)
     np_random = sys.modules.get("numpy.random")
     if np_random is not None:
         try:
