@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 
-from . import _pool, _timeline
+from . import _maprun, _pool, _timeline
 from ._dask_data import Scattered, _Shared
 from ._dask_futures import ClusterFuture, _cancel, _dask_error, _Ended, _owned, close_client
 from ._dask_ship import (_KERNEL_ID, _PYTHON, _ClusterPickler, _Dumper, _files_dir,
@@ -388,11 +388,11 @@ class Cluster:
         self._watch(futures, ended)
         values = [None] * len(futures)
         seen, unfetched, items = 0, [], 0
-        progress = _pool._Progress(sum(sizes))
+        progress = _maprun._Progress(sum(sizes))
         last_fetch = time.monotonic()
         while seen < len(futures) or unfetched:
             if seen < len(futures):
-                if not ended.event.wait(_pool._Progress.TICK):
+                if not ended.event.wait(_maprun._Progress.TICK):
                     self._running()
                 ended.event.clear()
             batch = ended.take()
@@ -409,7 +409,7 @@ class Cluster:
             unfetched += batch
             items += sum(sizes[i] for i in batch)
             now = time.monotonic()
-            if unfetched and (seen == len(futures) or now - last_fetch >= _pool._Progress.TICK):
+            if unfetched and (seen == len(futures) or now - last_fetch >= _maprun._Progress.TICK):
                 self._fetch_into(futures, sorted(unfetched), values, run)
                 unfetched, last_fetch = [], now
             progress.update(items)
