@@ -131,11 +131,45 @@ def test_statements_compiled_ahead_are_not_compiled_again(kernel, monkeypatch):
     path = kernel.rec.current()
     compiled = []
     rx = _as_a_child(monkeypatch, compiled)
-    seq, statements = kernel.rec.statements_since(0)
-    rx.precompile(json.loads(json.dumps(statements)))  # as it travels to the template
+    seq, cells, statements = kernel.rec.statements_since(0)
+    assert len(cells) == 2 and len(statements) == 25  # each cell's source once
+    rx.precompile(*json.loads(json.dumps([cells, statements])))  # as it travels
     assert len(compiled) == 25
     del compiled[:]
     m = _load(rx, monkeypatch, path)
     assert compiled == []
     assert m.f102(1) == 103 and m.g.__annotations__ == {"x": "Undefined", "return": "int"}
-    assert kernel.rec.statements_since(seq) == (seq, [])
+    assert kernel.rec.statements_since(seq) == (seq, [], [])
+
+
+def test_what_a_cell_recorded_is_found_without_walking_the_session(kernel):
+    """After each cell the kernel asks for the statements it recorded (for
+    the template process): finding them must not walk the session's."""
+    kernel.run_cell(defs(0, 2000))
+    seq, _, statements = kernel.rec.statements_since(0)
+    assert len(statements) == 2000
+    kernel.run_cell(defs(5000, 3))
+    walked = []
+
+    class Items:
+        def __init__(self, entries):
+            self.entries = entries
+
+        def __iter__(self):
+            for item in dict.items(self.entries):
+                walked.append(1)
+                yield item
+
+        def __reversed__(self):
+            for item in reversed(dict.items(self.entries)):
+                walked.append(1)
+                yield item
+
+    class Entries(dict):
+        def items(self):
+            return Items(self)
+
+    kernel.rec._entries = Entries(kernel.rec._entries)
+    last, cells, statements = kernel.rec.statements_since(seq)
+    assert len(statements) == 3 and last == seq + 3
+    assert len(walked) <= 10  # was every entry of the session

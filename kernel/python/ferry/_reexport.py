@@ -393,15 +393,24 @@ class Recorder:
         self._stale = False
 
     def statements_since(self, seq):
-        """(last seq, [(filename, source, pos, text, future names or None),
-        ...]): the exported statements recorded after seq, in order, as a
-        version will compile them (the template process compiles them ahead:
-        ferry._template)."""
+        """(last seq, cells, statements): the exported statements recorded
+        after seq, as a version will compile them, for the template process
+        to compile ahead (ferry._template).  cells: [[filename, source],
+        ...], each once; statements: [[cell index, pos, text, __future__
+        names or None], ...] in order.  O(what is new): the entries are
+        kept in seq order, and only the newest are read."""
         with self._lock:
-            out = [(e.filename, e.source, e.pos, e.text,
-                    e.info.names if e.info.kind == Kind.FUTURE else None)
-                   for s, e in self._entries.items() if s > seq]
-            return self._seq, out
+            new = []
+            for s, entry in reversed(self._entries.items()):
+                if s <= seq:
+                    break
+                new.append(entry)
+            cells, statements = {}, []
+            for e in reversed(new):
+                cell = cells.setdefault((e.filename, e.source), len(cells))
+                statements.append([cell, e.pos, e.text,
+                                   e.info.names if e.info.kind == Kind.FUTURE else None])
+            return self._seq, [list(c) for c in cells], statements
 
     # -- versions ----------------------------------------------------------
 

@@ -332,19 +332,21 @@ def _compile_unit(filename, source, pos, text, indexes, flags):
 _precompile_flags = 0  # __future__ flags of the statements precompile saw
 
 
-def precompile(statements):
-    """Compiles recorded statements ahead of any version that will run them:
-    [(filename, source, pos, text, future names or None), ...] as the kernel
-    recorded them, in order.  Flags follow the __future__ imports among them
-    as run() will; a statement whose flags differ in the version is compiled
-    there.  Errors are left to run(), which reports them."""
+def precompile(cells, statements):
+    """Compiles recorded statements ahead of any version that will run them,
+    as Recorder.statements_since gives them: cells [(filename, source),
+    ...] and statements [(cell index, pos, text, __future__ names or None),
+    ...] in the order the kernel recorded them.  Flags follow the
+    __future__ imports among them as run() will; a statement whose flags
+    differ in the version is compiled there.  Errors are left to run(),
+    which reports them."""
     global _precompile_flags
     import __future__
+    cells = tuple(tuple(cell) for cell in cells)
     indexes = {}
-    for filename, source, pos, text, future in statements:
+    for cell, pos, text, future in statements:
         pos = tuple(pos)
-        cells = ((filename, source),)
-        stmt = Statement(cell=0, pos=pos, text=text, names=(), lambdas=(),
+        stmt = Statement(cell=cell, pos=pos, text=text, names=(), lambdas=(),
                          kind=None, label=None, first_line=pos[0])
         try:
             _compile(stmt, cells, indexes, _precompile_flags)

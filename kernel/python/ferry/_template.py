@@ -72,7 +72,7 @@ def after_cell():
     if _wanted and _ferry_pool.template_state()[0] == "off":
         _start()
         return
-    code = _new_statements() if _wanted else ()
+    code = _new_statements() if _wanted else None
     if done or code:
         _send(done, code)
 
@@ -88,16 +88,17 @@ def _start():
 
 
 def _new_statements():
-    """The statements recorded since the last call, for the template."""
+    """The statements recorded since the last call, for the template:
+    {"cells", "statements"} (Recorder.statements_since), or None."""
     global _sent_seq
     from . import _session
     if _session.recorder is None:
-        return ()
-    _sent_seq, out = _session.recorder.statements_since(_sent_seq)
-    return out
+        return None
+    _sent_seq, cells, statements = _session.recorder.statements_since(_sent_seq)
+    return {"cells": cells, "statements": statements} if statements else None
 
 
-def _send(names, code=()):
+def _send(names, code=None):
     plan = {"cwd": os.getcwd(), "path": list(sys.path), "modules": list(names)}
     text = json.dumps(dict(plan, code=code)) if code else json.dumps(plan)
     if len(text) > _PLAN_MAX:

@@ -80,7 +80,7 @@ def template_import(text):
             return json.dumps({"threads": name})
     if plan.get("code"):
         from . import _rx_rt
-        _rx_rt.precompile(plan["code"])
+        _rx_rt.precompile(plan["code"]["cells"], plan["code"]["statements"])
     _freeze()
     return "{}"
 
