@@ -97,21 +97,6 @@ static void import_modules(tstate *t, const char *json_text, size_t len)
     json_decref(r);
 }
 
-/* The statements the kernel sent are compiled (ferry._rx_rt.precompile)
- * and what the template holds is frozen for the collector: when it has
- * been quiet for IDLE_MS, or just before it forks. */
-static void compile_pending(void)
-{
-    jp_error err = {0};
-    json_t *none = json_object();
-    json_t *r = none ? pyrt_call("template_compile", none, &err) : NULL;
-    if (r == NULL) {
-        LOG_W("template: %s", none ? err.text : "out of memory");
-    }
-    json_decref(r);
-    json_decref(none);
-}
-
 /* After start-up, and once the template has been quiet for IDLE_MS after
  * imports: the heap's free pages and the file pages the template does not
  * use go back (shared_pages.h).  Workers lose nothing by it: a fork copies
@@ -127,10 +112,12 @@ static void settle(void)
           (long)((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000));
 }
 
-/* Compiling and settling wait for a quiet moment: during a burst of cells
- * (Run All, a loop of executes) the template must not compete with the
- * kernel for the cores at every cell.  A cell defining ten functions took
- * 2.1 ms instead of 0.9 with both done as each cell's plan came. */
+/* Settling waits for a quiet moment: during a burst of cells (Run All, a
+ * loop of executes) the template must not compete with the kernel for the
+ * cores at every cell, unmapping pages it maps again at the next plan.  A
+ * cell defining ten functions took 2.1 ms instead of 0.9 with it done (and
+ * the compiling) as each cell's plan came.  Compiling stays immediate: a
+ * pool started by the next cell would wait for it. */
 #define IDLE_MS 20
 
 /* Whether the kernel sends nothing for IDLE_MS. */
@@ -345,12 +332,11 @@ int template_main(int ctl, const char *runtime_dir, const char *python, int leve
     }
     settle();
     static char buf[TEMPLATE_MSG_MAX + 1];
-    int idle_work = 0; /* statements to compile, memory to give back */
+    int unsettled = 0; /* imports since the last settle */
     for (;;) {
-        if (idle_work && quiet(ctl)) {
-            compile_pending();
+        if (unsettled && quiet(ctl)) {
             settle();
-            idle_work = 0;
+            unsettled = 0;
             continue;
         }
         int fds[4], n_fds;
@@ -360,11 +346,8 @@ int template_main(int ctl, const char *runtime_dir, const char *python, int leve
         }
         if (buf[0] == TEMPLATE_MSG_IMPORT) {
             import_modules(&t, buf + 1, (size_t)n - 1);
-            idle_work = 1;
+            unsettled = 1;
         } else if (buf[0] == TEMPLATE_MSG_SPAWN) {
-            if (idle_work) {
-                compile_pending(); /* the worker would compile it all the same */
-            }
             spawn_worker(&t, buf + 1, (size_t)n - 1, fds, n_fds);
             continue;
         } else {

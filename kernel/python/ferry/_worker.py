@@ -58,8 +58,8 @@ def _freeze():
 def template_import(text):
     """Imports the modules the kernel lists ({"cwd", "path", "modules"},
     what cells import), for the workers the template forks to hold them,
-    and keeps the notebook's definitions it lists ("code": what cells
-    recorded) for template_compile.
+    and compiles the notebook's definitions it lists ("code": what cells
+    recorded, ferry._rx_rt.precompile) for their first task.
     A module beside the notebook is left out: the user may edit it, and a
     worker imports it afresh.  Import errors are ignored: a task that needs
     the module fails, and is reported, in the worker.  Returns {"threads":
@@ -79,21 +79,8 @@ def template_import(text):
         if len(os.listdir("/proc/self/task")) > 1:
             return json.dumps({"threads": name})
     if plan.get("code"):
-        _pending_code.append(plan["code"])  # compiled once the kernel is quiet
-    return "{}"
-
-
-_pending_code = []  # what template_import received and template_compile has not done
-
-
-def template_compile(_):
-    """The template, quiet for a moment or about to fork (template.c):
-    compiles the statements the kernel sent, for the workers it forks to
-    find compiled, and freezes what it holds for the collector."""
-    from . import _rx_rt
-    while _pending_code:
-        code = _pending_code.pop(0)
-        _rx_rt.precompile(code["cells"], code["statements"])
+        from . import _rx_rt
+        _rx_rt.precompile(plan["code"]["cells"], plan["code"]["statements"])
     _freeze()
     return "{}"
 
