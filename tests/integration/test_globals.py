@@ -126,6 +126,30 @@ def test_in_place_change_reaches_the_next_dispatch_not_the_tasks_already_sent(k,
     assert got == ((1, 0), [(5, 1)])
 
 
+def test_submits_in_one_loop_see_each_rebinding(k):
+    # Submits of one function keep what does not change between them (its
+    # task head, the walk of the globals it reads: ferry._lone).  A loop is
+    # one statement, so nothing but that walk's own checks sees a rebinding
+    # between two of its submits: a name rebound or bound only then still
+    # reaches the next submit, as does a function redefined in a later cell.
+    run(k, "step = 1\n"
+           "def op(x):\n    return x + 1\n"
+           "def plus_two(x):\n    return x + 2\n"
+           "def via_op(x):\n    return op(x) * step\n"
+           "def reads_late(x):\n    try:\n        return x + late\n"
+           "    except NameError:\n        return None\n")
+    got = value(k, "out = []\n"
+                   "for s, o in ((1, op), (10, op), (10, plus_two)):\n"
+                   "    out.append(ferry.submit(via_op, 1).result())\n"
+                   "    out.append(ferry.submit(reads_late, 1).result())\n"
+                   "    step, op, late = s, o, s\n"
+                   "out.append(ferry.submit(via_op, 1).result())\n"
+                   "out")
+    assert got == [2, None, 2, 2, 20, 11, 30]
+    run(k, "def via_op(x):\n    return -x")
+    assert value(k, "ferry.submit(via_op, 1).result()") == -1
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_a_mutable_literal_travels_by_value(k, target):
     # A literal is replayed in workers; its contents after the notebook

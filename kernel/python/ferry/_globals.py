@@ -192,10 +192,12 @@ def _parts(obj, main):
     return out
 
 
-def read_globals(root, main, exported, skip=()):
+def read_globals(root, main, exported, skip=(), deps=None):
     """{name: value} of the notebook globals that must travel by value for
     root (a function, class, method, partial or callable instance) to run
-    in a worker, followed through what it calls."""
+    in a worker, followed through what it calls.  With deps, a pair of
+    lists, also appends to the first each (name, value or _MISSING) the
+    walk looked up, and to the second each object it visited."""
     values, seen, todo = {}, set(), [root]
     keep = []  # objects visited, alive until the walk ends (ids stay unique)
     while todo:
@@ -210,12 +212,16 @@ def read_globals(root, main, exported, skip=()):
                         name.startswith("__") and name.endswith("__")):
                     continue
                 value = main.get(name, _MISSING)
+                if deps is not None:
+                    deps[0].append((name, value))
                 if value is _MISSING:
                     continue
                 if _by_value(name, value, exported):
                     values[name] = value
                 todo.append(value)
         todo.extend(_parts(obj, main))
+    if deps is not None:
+        deps[1].extend(keep)
     return values
 
 
@@ -477,17 +483,85 @@ def capture(fn, rec):
     naming a global that cannot travel."""
     if rec is None:
         return _NONE
-    main = rec.main.__dict__
-    path = rec.latest[0]
-    values = globals_for(fn, rec)
+    return _dispatch(fn, rec, globals_for(fn, rec))
+
+
+def _dispatch(fn, rec, values):
+    """capture's Dispatch for the values {name: value} fn reads."""
     store = _store
     if not values and (store is None or not (store._gone or store._current)):
         return _NONE  # nothing to send, nothing to tell workers to drop
     store = _the_store(rec)
-    entries, forget = store.capture(values, fn, main)
+    entries, forget = store.capture(values, fn, rec.main.__dict__)
     if not entries and not forget:
         return _NONE
-    return Dispatch((path, entries, forget), entries, store)
+    return Dispatch((rec.latest[0], entries, forget), entries, store)
+
+
+# What a walk may visit and still be kept (Reads): objects whose part in the
+# walk cannot change while they stay bound to the same names.
+_LEAVES = (types.ModuleType, types.BuiltinFunctionType, int, float, complex, str,
+           bytes, bool, type(None))
+
+
+class Reads:
+    """A walk of read_globals that found no value to send, kept for the next
+    dispatch of the same function (a loop of submits walks once): it still
+    holds while the re-export version is the same, every name the walk
+    looked up is bound to the same object (or still unbound), and each
+    function it visited has the same code and no attributes of its own (a
+    `__wrapped__` would be followed).  Made only for walks through plain
+    functions without closures and the _LEAVES: a class, an instance or a
+    closure can change what it reaches without a name being rebound."""
+
+    __slots__ = ("path", "names", "funcs")
+
+    def __init__(self, path, names, funcs):
+        self.path = path    # the re-export version walked against
+        self.names = names  # ((name, object or _MISSING), ...) looked up
+        self.funcs = funcs  # ((function, its __code__), ...) visited
+
+    def hold(self, rec):
+        """True if the walk would find the same (nothing to send) now."""
+        if rec.latest[0] is not self.path:
+            return False
+        get = rec.main.__dict__.get
+        for name, value in self.names:
+            if get(name, _MISSING) is not value:
+                return False
+        for f, code in self.funcs:
+            if f.__code__ is not code or f.__dict__:
+                return False
+        return True
+
+    def dispatch(self, fn, rec):
+        """capture(fn, rec) for a walk that holds: nothing to send, but
+        perhaps names to tell the workers to drop."""
+        return _dispatch(fn, rec, {})
+
+
+def capture_reads(fn, rec):
+    """(capture(fn, rec), Reads or None): the Reads when the walk sent
+    nothing and can be kept."""
+    if rec is None:
+        return _NONE, None
+    main = rec.main.__dict__
+    path, exported = rec.latest
+    names, visited = [], []
+    values = read_globals(fn, main, exported, _worker_owned(main, path),
+                          (names, visited))
+    reads = None
+    if not values:
+        funcs = []
+        for obj in visited:
+            if isinstance(obj, types.FunctionType) and obj.__closure__ is None \
+                    and not obj.__dict__:
+                funcs.append((obj, obj.__code__))
+            elif not isinstance(obj, _LEAVES):
+                break
+        else:
+            reads = Reads(path, tuple(names), tuple(funcs))
+    return _dispatch(fn, rec, values), reads
 
 
 def check(fn, rec):
