@@ -146,6 +146,15 @@ def test_submits_in_one_loop_see_each_rebinding(k):
                    "out.append(ferry.submit(via_op, 1).result())\n"
                    "out")
     assert got == [2, None, 2, 2, 20, 11, 30]
+    run(k, "cfg = {'k': 1}\ndef read_cfg(x):\n    return cfg['k'] + x")
+    got = value(k, "out = []\n"
+                   "for i in (1, 2, 3):\n"
+                   "    out.append(ferry.submit(read_cfg, 0).result())\n"
+                   "    cfg['k'] = 10 * i\n"
+                   "    if i == 2:\n"
+                   "        cfg = {'k': 100}\n"
+                   "out")
+    assert got == [1, 10, 100]
     run(k, "def via_op(x):\n    return -x")
     assert value(k, "ferry.submit(via_op, 1).result()") == -1
 

@@ -499,30 +499,34 @@ def _dispatch(fn, rec, values):
 
 
 # What a walk may visit and still be kept (Reads): objects whose part in the
-# walk cannot change while they stay bound to the same names.
-_LEAVES = (types.ModuleType, types.BuiltinFunctionType, int, float, complex, str,
-           bytes, bool, type(None))
+# walk cannot change while they stay bound to the same names - exactly these
+# types (no instance __dict__, nothing _parts follows), and modules.
+_LEAVES = frozenset((types.BuiltinFunctionType, int, float, complex, str, bytes, bool,
+                     type(None), list, dict, set, frozenset, tuple, bytearray))
 
 
 class Reads:
-    """A walk of read_globals that found no value to send, kept for the next
-    dispatch of the same function (a loop of submits walks once): it still
-    holds while the re-export version is the same, every name the walk
-    looked up is bound to the same object (or still unbound), and each
-    function it visited has the same code and no attributes of its own (a
-    `__wrapped__` would be followed).  Made only for walks through plain
-    functions without closures and the _LEAVES: a class, an instance or a
-    closure can change what it reaches without a name being rebound."""
+    """A walk of read_globals kept for the next dispatch of the same
+    function (a loop of submits walks once).  It still holds while the
+    re-export version is the same, every name the walk looked up is bound to
+    the same object (or still unbound), and each function it visited has
+    the same code and no attributes of its own (a `__wrapped__` would be
+    followed).  Made only for walks through plain functions without closures,
+    modules and the _LEAVES: a class, an instance or a closure can change
+    what it reaches without a name being rebound.  The values it names are
+    still pickled and compared at every dispatch (capture): one changed in
+    place travels as it is now."""
 
-    __slots__ = ("path", "names", "funcs")
+    __slots__ = ("path", "names", "funcs", "sends")
 
-    def __init__(self, path, names, funcs):
+    def __init__(self, path, names, funcs, sends):
         self.path = path    # the re-export version walked against
         self.names = names  # ((name, object or _MISSING), ...) looked up
         self.funcs = funcs  # ((function, its __code__), ...) visited
+        self.sends = sends  # names whose values travel
 
     def hold(self, rec):
-        """True if the walk would find the same (nothing to send) now."""
+        """True if the walk would find the same now."""
         if rec.latest[0] is not self.path:
             return False
         get = rec.main.__dict__.get
@@ -535,14 +539,19 @@ class Reads:
         return True
 
     def dispatch(self, fn, rec):
-        """capture(fn, rec) for a walk that holds: nothing to send, but
-        perhaps names to tell the workers to drop."""
-        return _dispatch(fn, rec, {})
+        """capture(fn, rec) for a walk that holds."""
+        get = rec.main.__dict__.get
+        values = {}
+        for name in self.sends:
+            value = values[name] = get(name, _MISSING)
+            if value is _MISSING:  # deleted by another thread since hold()
+                return capture(fn, rec)
+        return _dispatch(fn, rec, values)
 
 
 def capture_reads(fn, rec):
-    """(capture(fn, rec), Reads or None): the Reads when the walk sent
-    nothing and can be kept."""
+    """(capture(fn, rec), Reads or None): the Reads when the walk can be
+    kept."""
     if rec is None:
         return _NONE, None
     main = rec.main.__dict__
@@ -550,18 +559,18 @@ def capture_reads(fn, rec):
     names, visited = [], []
     values = read_globals(fn, main, exported, _worker_owned(main, path),
                           (names, visited))
-    reads = None
-    if not values:
-        funcs = []
-        for obj in visited:
-            if isinstance(obj, types.FunctionType) and obj.__closure__ is None \
-                    and not obj.__dict__:
-                funcs.append((obj, obj.__code__))
-            elif not isinstance(obj, _LEAVES):
+    funcs = []
+    for obj in visited:
+        if isinstance(obj, types.FunctionType):
+            if obj.__closure__ is not None or obj.__dict__:
                 break
-        else:
-            reads = Reads(path, tuple(names), tuple(funcs))
-    return _dispatch(fn, rec, values), reads
+            funcs.append((obj, obj.__code__))
+        elif type(obj) not in _LEAVES and not isinstance(obj, types.ModuleType):
+            break
+    else:
+        return _dispatch(fn, rec, values), Reads(path, tuple(names), tuple(funcs),
+                                                 tuple(values))
+    return _dispatch(fn, rec, values), None
 
 
 def check(fn, rec):
