@@ -411,7 +411,7 @@ class Pool:
         a lone task); False, having done nothing, for anything else."""
         task_id, status, frames, _, where = item
         if status != "ok" or task_id != future.task_id or \
-                self._pending.pop(task_id, None) is not future:
+                self._pending.get(task_id) is not future:
             return False
         try:
             how, value = "result", pickle.loads(frames[0], buffers=frames[1:])
@@ -420,6 +420,9 @@ class Pool:
         self._submits.note(future, where)
         future._ferry_call = None
         _settle(future, how, value)
+        # Forgotten once settled: an interrupt before this line leaves it
+        # pending, and the caller's finally settles it again, harmlessly.
+        self._pending.pop(task_id, None)
         return True
 
     def _settle_batch(self, batch):
