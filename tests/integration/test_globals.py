@@ -314,6 +314,12 @@ def test_a_filled_list_literal_is_freed_when_deleted(kernel_factory, monkeypatch
     run(k, "ferry.map(reads_nothing, [0])")
     run(k, "chunks = len(chunks)\ngc.collect()")
     assert value(k, "rss_mb()") - before < 100
+    # Nor does a loop of submits keep a value they sent (ferry._lone keeps
+    # the walk of the globals a function reads, not their values).
+    value(k, "blob = bytearray(200 << 20)\ndef reads_blob(x):\n    return len(blob) + x\n0")
+    assert value(k, "ferry.submit(reads_blob, 0).result()") == 200 << 20
+    run(k, "del blob\ngc.collect()")
+    assert value(k, "rss_mb()") - before < 100
 
 
 # ------------------------------------------------------ what cannot travel

@@ -515,7 +515,10 @@ class Reads:
     modules and the _LEAVES: a class, an instance or a closure can change
     what it reaches without a name being rebound.  The values it names are
     still pickled and compared at every dispatch (capture): one changed in
-    place travels as it is now."""
+    place travels as it is now.  A name whose value travels and is of a
+    _LEAVES type is checked by that exact type, not by the object, which it
+    does not keep alive (a deleted global gives its memory back): any such
+    value travels, and the walk goes no further into it."""
 
     __slots__ = ("path", "names", "funcs", "sends")
 
@@ -523,7 +526,7 @@ class Reads:
         self.path = path    # the re-export version walked against
         self.names = names  # ((name, object or _MISSING), ...) looked up
         self.funcs = funcs  # ((function, its __code__), ...) visited
-        self.sends = sends  # names whose values travel
+        self.sends = sends  # ((name, type of its value), ...) that travel
 
     def hold(self, rec):
         """True if the walk would find the same now."""
@@ -536,13 +539,16 @@ class Reads:
         for f, code in self.funcs:
             if f.__code__ is not code or f.__dict__:
                 return False
+        for name, kind in self.sends:
+            if type(get(name, None)) is not kind:
+                return False
         return True
 
     def dispatch(self, fn, rec):
         """capture(fn, rec) for a walk that holds."""
         get = rec.main.__dict__.get
         values = {}
-        for name in self.sends:
+        for name, _ in self.sends:
             value = values[name] = get(name, _MISSING)
             if value is _MISSING:  # deleted by another thread since hold()
                 return capture(fn, rec)
@@ -568,8 +574,12 @@ def capture_reads(fn, rec):
         elif type(obj) not in _LEAVES and not isinstance(obj, types.ModuleType):
             break
     else:
-        return _dispatch(fn, rec, values), Reads(path, tuple(names), tuple(funcs),
-                                                 tuple(values))
+        # A value that travels and that the walk did not enter is checked by
+        # its type only (hold): any other such value travels the same way.
+        kept = tuple((name, value) for name, value in names
+                     if name not in values or type(value) not in _LEAVES)
+        sends = tuple((name, type(value)) for name, value in values.items())
+        return _dispatch(fn, rec, values), Reads(path, kept, tuple(funcs), sends)
     return _dispatch(fn, rec, values), None
 
 
