@@ -31,7 +31,7 @@ _plans = {}  # id(fn) -> Plan (which holds fn, so the id is not reused)
 class Plan:
     """The kept parts of one cell function's submits."""
 
-    __slots__ = ("fn", "name", "qualname", "path", "reads", "context", "head")
+    __slots__ = ("fn", "name", "qualname", "path", "reads", "head")
 
     def __init__(self, fn, path):
         self.fn = fn                  # the function (kept alive: its id is the key)
@@ -39,8 +39,7 @@ class Plan:
         self.qualname = fn.__qualname__  # what its head looks up
         self.path = path              # the re-export version it was made for
         self.reads = None             # a globals walk that holds, or None
-        self.context = None           # (cwd, sys.path) of head
-        self.head = None              # head bytes with no globals, or None
+        self.head = None              # (context, head bytes) with no globals
 
     def holds(self, fn, rec):
         """True if fn is this plan's function, as it was, in rec's version."""
@@ -62,11 +61,12 @@ class Plan:
         (kept when spec is None)."""
         if spec is not None:
             return make_head(self.fn, spec, context)
-        if self.head is None or context != self.context:
-            self.head = None  # a failure below keeps nothing
-            self.head = make_head(self.fn, None, context)
-            self.context = context
-        return self.head
+        kept = self.head  # one attribute: threads submitting fn see a pair
+        if kept is not None and kept[0] == context:
+            return kept[1]
+        head = make_head(self.fn, None, context)
+        self.head = (context, head)
+        return head
 
 
 def plan(fn, rec):
