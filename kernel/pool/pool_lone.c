@@ -35,6 +35,7 @@
 #include <pthread.h>
 
 #include "pool_int.h"
+#include "spin.h"
 
 /* Under turn: bytes queued that no write has taken yet. */
 static int any_link_pending(pool *p)
@@ -73,6 +74,10 @@ int pool_lone_turn(pool *p)
 /* A poll of a lent socket comes back this often at most, to look again
  * under the turn lock whether the loan still stands. */
 #define LENT_POLL_MAX_MS 50
+/* How long the borrower spins before it sleeps on the socket (spin.h): a
+ * small task's result comes back within about 30 us from a worker that
+ * spins for it. */
+#define LENT_SPIN_US 100
 
 /* Under turn: the slot whose worker runs task id and nothing else, its
  * socket and pidfd watched and nothing of it left unread or unwritten;
@@ -151,6 +156,7 @@ int pool_lone_collect(pool *p, uint64_t id, pool_result *out, int *timeout_ms)
 {
     long long deadline = *timeout_ms < 0 ? -1 : pool_now_us() + 1000LL * *timeout_ms;
     int got = 0, err = 0;
+    long spin = LENT_SPIN_US;
     pthread_mutex_lock(&p->turn);
     int i = lend(p, id);
     while (i >= 0) {
@@ -162,7 +168,8 @@ int pool_lone_collect(pool *p, uint64_t id, pool_result *out, int *timeout_ms)
         struct pollfd fds[2] = {{.fd = sl->conn.fd, .events = POLLIN},
                                 {.fd = sl->proc.pidfd, .events = POLLIN}};
         pthread_mutex_unlock(&p->turn);
-        int polled = poll(fds, 2, wait);
+        int polled = spin_poll(fds, 2, wait, spin);
+        spin = 0;
         err = polled < 0 ? errno : 0;
         pthread_mutex_lock(&p->turn);
         if (sl->lent_to == id && (polled > 0 || sl->backlog)) {

@@ -4,7 +4,8 @@ dispatcher for the wait (kernel/pool/pool_lone.c).  What a user checks: the
 result, the output, a crash or an interrupt still reach the cell as before,
 also when the worker dies or other work shares it; and the dispatcher thread
 sleeps through a lone round trip that its waiter waits for (the point of
-the loan: one thread woken per result instead of two).
+the loan: one thread woken per result instead of two), and in a loop of
+submits neither the worker nor the waiting thread sleeps per task.
 """
 import ast
 import os
@@ -60,6 +61,33 @@ def test_a_waited_lone_result_leaves_the_dispatcher_asleep(kernel):
     # A waiter the machine's load kept from the socket for 2 ms still has
     # its result read by the dispatcher: room for that, not for one each.
     assert woken < 50, woken
+
+
+VOLUNTARY = """\
+def voluntary(path):
+    with open(path) as f:
+        return sum(int(l.split()[1]) for l in f if l.startswith('voluntary_ctxt_switches'))
+"""
+
+
+def test_a_loop_of_lone_submits_keeps_both_ends_awake(kernel):
+    # A worker that just answered spins a while for its next task, and the
+    # thread in result() spins a while for its answer, instead of sleeping
+    # (kernel/pool/spin.h): in a loop of small submits neither end sleeps
+    # per task.  Sleeping, each would sleep once a task (200).
+    run(kernel, VOLUNTARY + "import threading\nfrom ferry import _pool\n"
+                "def inc(x):\n    return x + 1\n"
+                "ferry.submit(inc, 0).result(timeout=60)")
+    cell, workers = value(kernel, "pids = _pool.shared().pids()\n"
+                                  "me = f'/proc/self/task/{threading.get_native_id()}/status'\n"
+                                  "b = voluntary(me), sum(voluntary(f'/proc/{p}/status') for p in pids)\n"
+                                  "r = [ferry.submit(inc, i).result(timeout=60) for i in range(200)]\n"
+                                  "assert r == list(range(1, 201))\n"
+                                  "(voluntary(me) - b[0], "
+                                  "sum(voluntary(f'/proc/{p}/status') for p in pids) - b[1])")
+    # A loaded machine can keep one end from the other past its spin now
+    # and then: room for that, not for a sleep per task.
+    assert cell < 100 and workers < 100, (cell, workers)
 
 
 @pytest.mark.parametrize("how,named", [("os._exit(7)", "code 7"),
