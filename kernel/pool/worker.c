@@ -390,7 +390,10 @@ static job *next_task(wstate *w)
 {
     pthread_mutex_lock(&w->lock);
     receive_messages(w);
-    for (long spin = NEXT_TASK_SPIN_US; w->tasks.head == NULL && !w->gone; spin = 0) {
+    /* Spinning is for the next task of a loop, not the first: a new
+     * worker's first wait shares the CPUs with the kernel starting others. */
+    long spin = w->running ? NEXT_TASK_SPIN_US : 0;
+    for (; w->tasks.head == NULL && !w->gone; spin = 0) {
         w->main_waiting = 1;
         pthread_mutex_unlock(&w->lock);
         struct pollfd fds[2] = {
