@@ -2,12 +2,13 @@
 # The worker pool is a part of its own, in kernel/pool/; docs/architecture.md
 # says what each file does.
 POOL_SRCS   := kernel/pool/pool.c kernel/pool/sched.c kernel/pool/sched_list.c \
-               kernel/pool/sched_lone.c kernel/pool/pool_lone.c \
+               kernel/pool/sched_query.c kernel/pool/pool_lone.c \
                kernel/pool/procs.c kernel/pool/link.c kernel/pool/results.c \
                kernel/pool/pool_py.c kernel/pool/worker.c kernel/pool/pyframe.c \
                kernel/pool/groupwatch.c kernel/pool/wire.c kernel/pool/template.c \
                kernel/pool/template_client.c kernel/pool/worker_output.c \
-               kernel/pool/roles.c kernel/pool/shared_pages.c
+               kernel/pool/roles.c kernel/pool/shared_pages.c kernel/pool/pool_watch.c \
+               kernel/pool/spin.c
 KERNEL_SRCS := kernel/main.c kernel/kernel.c kernel/control.c kernel/iopub.c \
                kernel/iopub_capture.c kernel/iopub_heap.c \
                kernel/pyrt.c kernel/log.c kernel/runtime.c kernel/utf8.c \

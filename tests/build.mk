@@ -35,10 +35,11 @@ $(UNIT_BINS): $(B)/tests/%: tests/unit/%.c tests/unit/jp_test.h protocol/jp.h $(
 # driven by events, the process supervision on real children.  Their tests
 # link those objects and the log they write to, nothing else of the kernel.
 POOL_TEST_OBJS := $(B)/kernel/pool/sched.o $(B)/kernel/pool/sched_list.o \
-                  $(B)/kernel/pool/sched_lone.o \
+                  $(B)/kernel/pool/sched_query.o \
                   $(B)/kernel/pool/procs.o $(B)/kernel/pool/wire.o \
                   $(B)/kernel/pool/results.o $(B)/kernel/pool/template_client.o \
                   $(B)/kernel/pool/worker_output.o $(B)/kernel/pool/shared_pages.o \
+                  $(B)/kernel/pool/spin.o \
                   $(B)/common/child.o $(B)/kernel/log.o
 POOL_TESTS     := $(filter $(B)/tests/test_pool_%,$(UNIT_BINS))
 $(POOL_TESTS): TEST_OBJS = $(POOL_TEST_OBJS)

@@ -1,16 +1,17 @@
 /* pool.c -- a worker pool: its dispatcher thread and its API.
  *
- * The dispatcher runs the turns: it polls each worker's socket, its
- * wake-up eventfd and the workers' pidfds, turns what it sees into events
+ * The dispatcher runs the turns: it sleeps on an epoll set of each worker's
+ * socket, its wake-up eventfd and the workers' pidfds (pool_watch.c),
+ * turns what it sees into events
  * for the core (sched.c, which decides), and carries out the core's
  * decisions through procs.c (processes) and link.c (the wire, written once
  * per turn and never waited on); results.c queues what it settles.  Other threads reach
  * it only through what is under the lock: the inbox of submitted tasks, the cancels, the
  * size, and the results. */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "pool.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,17 +26,13 @@
 #include "log.h"
 #include "pool_int.h"
 
-/* Worker messages handled before the dispatcher publishes, deals and polls
- * again. */
-#define MESSAGES_PER_TURN 256
-
 /* Worker output forwarded by any pool, so that a flush can be skipped when
  * there is none. */
 static unsigned long output_count;
 
 /* ----------------------------------------------------------- helpers */
 
-static void wake(pool *p)
+void pool_wake(pool *p)
 {
     uint64_t one = 1;
     ssize_t rc = write(p->wake_fd, &one, sizeof one);
@@ -68,7 +65,7 @@ static int do_spawn(void *ctx, int i)
     slot *sl = &p->slots[i];
     json_decref(sl->last_parent);
     sl->last_parent = NULL;
-    link_close(&sl->conn);
+    pool_close_conn(p, i);
     int worker_fd;
     if (link_open(&sl->conn, &worker_fd) < 0) {
         return -1;
@@ -76,7 +73,10 @@ static int do_spawn(void *ctx, int i)
     pid_t pid = proc_spawn(&sl->proc, p->exe, worker_fd, p->runtime_dir);
     close(worker_fd);
     if (pid < 0) {
-        link_close(&sl->conn);
+        pool_close_conn(p, i);
+    } else {
+        pool_watch_conn(p, i);
+        pool_watch_pidfd(p, i);
     }
     return (int)pid;
 }
@@ -168,10 +168,9 @@ static void handle_worker_message(pool *p, int i, jp_frames *in)
     jp_frames_clear(in);
 }
 
-/* Reads up to max of worker i's messages (all there are with max < 0).
- * Returns 1 when it stopped at max with more perhaps buffered.  A worker
- * whose stream breaks is killed: its crash is then accounted as any. */
-static int read_worker(pool *p, int i, int max)
+/* See pool_int.h.  A worker whose stream breaks is killed: its crash is
+ * then accounted as any. */
+int pool_read_worker(pool *p, int i, int max)
 {
     link_conn *c = &p->slots[i].conn;
     for (int k = 0; c->fd >= 0; k++) {
@@ -190,7 +189,7 @@ static int read_worker(pool *p, int i, int max)
             kill(p->core.workers[i].pid, SIGKILL);
         }
         if (rc != WIRE_AGAIN) {
-            link_close(c); /* its end comes through the pidfd */
+            pool_close_conn(p, i); /* its end comes through the pidfd */
         }
         break;
     }
@@ -205,10 +204,13 @@ static void reap_worker(pool *p, int i)
     /* What it wrote before it died comes first: a result it sent is not
      * lost with it (also one written after a read that emptied the socket). */
     wire_in_forget_drained(&p->slots[i].conn.in);
-    read_worker(p, i, -1);
+    pool_read_worker(p, i, -1);
+    pool_unwatch_pidfd(p, i); /* before proc_reap closes it */
     if (proc_reap(&p->slots[i].proc, how, sizeof how, &progress, &known)) {
-        link_close(&p->slots[i].conn);
+        pool_close_conn(p, i);
         sched_died(&p->core, i, how, known ? &progress : NULL, pool_now_us());
+    } else {
+        pool_watch_pidfd(p, i);
     }
 }
 
@@ -295,6 +297,32 @@ static int min_timeout(int a, int b)
     return a < 0 ? b : b < 0 ? a : a < b ? a : b;
 }
 
+/* One turn's reading: a bounded batch per worker, so that a worker
+ * flooding output does not keep the others' results, dispatch and cancels
+ * waiting.  A lent socket is its reader's (an event for it came before the
+ * loan).  Returns whether some worker's messages were left for the next. */
+static int read_workers(pool *p, const pool_woke *w)
+{
+    int backlog = 0;
+    for (int i = 0; i < p->core.n_slots; i++) {
+        slot *sl = &p->slots[i];
+        if ((w->conn[i] || sl->backlog) && sl->lent_to == 0 && sl->conn.fd >= 0) {
+            sl->backlog = pool_read_worker(p, i, MESSAGES_PER_TURN);
+            backlog |= sl->backlog;
+        }
+    }
+    return backlog;
+}
+
+static void reap_exited(pool *p, const pool_woke *w)
+{
+    for (int i = 0; i < p->core.n_slots; i++) {
+        if (w->exited[i] && p->slots[i].pid_armed) {
+            reap_worker(p, i);
+        }
+    }
+}
+
 static void *dispatcher_main(void *arg)
 {
     pool *p = arg;
@@ -304,29 +332,16 @@ static void *dispatcher_main(void *arg)
     sigaddset(&blocked, SIGINT);
     sigaddset(&blocked, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &blocked, NULL);
-    /* Held but while polling: a lone submit may then take a turn itself
+    /* Named for top -H, gdb, and the tests that count its wake-ups. */
+    pthread_setname_np(pthread_self(), "ferry-dispatch");
+    /* Held but while sleeping: a lone submit may then take a turn itself
      * (pool_lone.c), and this turn starts after it, from what it left. */
     pthread_mutex_lock(&p->turn);
     sched_apply_size(&p->core);
     int balance = -1; /* poll timeout rebalancing asked for */
     int backlog = 0;  /* a worker's messages were left for the next turn */
+    pool_woke w;
     for (;;) {
-        struct pollfd fds[1 + 2 * SCHED_MAX_WORKERS];
-        int owners[1 + 2 * SCHED_MAX_WORKERS];
-        int n = 0;
-        fds[n++] = (struct pollfd){.fd = p->wake_fd, .events = POLLIN};
-        for (int i = 0; i < p->core.n_slots; i++) {
-            slot *sl = &p->slots[i];
-            if (p->core.workers[i].pid != 0 && sl->conn.fd >= 0) {
-                owners[n] = i;
-                short ev = POLLIN | (link_pending(&sl->conn) ? POLLOUT : 0);
-                fds[n++] = (struct pollfd){.fd = sl->conn.fd, .events = ev};
-            }
-            if (p->core.workers[i].pid != 0 && sl->proc.pidfd >= 0) {
-                owners[n] = i;
-                fds[n++] = (struct pollfd){.fd = sl->proc.pidfd, .events = POLLIN};
-            }
-        }
         pthread_mutex_lock(&p->lock);
         if (p->stopping) {
             sched_stop(&p->core);
@@ -340,38 +355,24 @@ static void *dispatcher_main(void *arg)
             }
             timeout = 100;
         }
+        pool_watch_rearm(p);
         pool_publish_results(p); /* all the turn staged, before it may sleep */
         pthread_mutex_unlock(&p->turn);
-        int polled = poll(fds, (nfds_t)n, backlog ? 0 : timeout);
-        int poll_errno = errno;
+        int n = pool_watch_wait(p, &w, backlog ? 0 : timeout);
+        int wait_errno = errno;
         pthread_mutex_lock(&p->turn);
-        if (polled < 0 && poll_errno != EINTR) {
-            LOG_E("pool: poll failed: %s", strerror(poll_errno));
+        if (n < 0 && wait_errno != EINTR) {
+            LOG_E("pool: epoll_wait failed: %s", strerror(wait_errno));
             break;
         }
-        if (fds[0].revents & POLLIN) {
+        if (w.commands) {
             uint64_t count;
             ssize_t rc = read(p->wake_fd, &count, sizeof count);
             (void)rc;
             pool_take_commands(p, 1);
         }
-        /* A bounded batch per worker and turn: a worker flooding output
-         * must not keep the others' results, dispatch and cancels waiting. */
-        backlog = 0;
-        for (int k = 1; k < n; k++) {
-            int i = owners[k];
-            if (fds[k].fd == p->slots[i].conn.fd &&
-                ((fds[k].revents & ~POLLOUT) || p->slots[i].backlog)) {
-                p->slots[i].backlog = read_worker(p, i, MESSAGES_PER_TURN);
-                backlog |= p->slots[i].backlog;
-            }
-        }
-        for (int k = 1; k < n; k++) {
-            if (fds[k].fd == p->slots[owners[k]].proc.pidfd &&
-                (fds[k].revents & POLLIN)) {
-                reap_worker(p, owners[k]);
-            }
-        }
+        backlog = read_workers(p, &w);
+        reap_exited(p, &w);
         pool_take_commands(p, 0);
         pthread_mutex_lock(&p->lock);
         if (p->retry) {
@@ -384,7 +385,8 @@ static void *dispatcher_main(void *arg)
     }
     pool_publish_results(p);
     for (int i = 0; i < SCHED_MAX_WORKERS; i++) {
-        link_close(&p->slots[i].conn);
+        pool_unwatch_pidfd(p, i);
+        pool_close_conn(p, i);
     }
     p->turns_over = 1;
     pthread_mutex_unlock(&p->turn);
@@ -424,9 +426,13 @@ pool *pool_new(const char *runtime_dir, const char *exe, iopub *io, int n, jp_er
     pthread_mutex_init(&p->turn, NULL);
     pthread_cond_init(&p->results_cond, NULL);
     pthread_cond_init(&p->one_cond, NULL);
+    p->collect_one = pool_lone_collect;
+    p->epfd = -1;
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->wake_fd < 0) {
         jp_error_set(err, "cannot make the pool's eventfd: %s", strerror(errno));
+    } else if (pool_watch_init(p) < 0) {
+        jp_error_set(err, "cannot make the pool's epoll set: %s", strerror(errno));
     } else if (pthread_create(&p->thread, NULL, dispatcher_main, p) != 0) {
         jp_error_set(err, "cannot start the pool's dispatcher");
     } else {
@@ -434,6 +440,9 @@ pool *pool_new(const char *runtime_dir, const char *exe, iopub *io, int n, jp_er
     }
     if (p->wake_fd >= 0) {
         close(p->wake_fd);
+    }
+    if (p->epfd >= 0) {
+        close(p->epfd);
     }
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->turn);
@@ -450,7 +459,7 @@ void pool_stop(pool *p)
     p->stopping = 1;
     pthread_mutex_unlock(&p->lock);
     if (first) {
-        wake(p);
+        pool_wake(p);
         pthread_join(p->thread, NULL);
     }
 }
@@ -479,6 +488,7 @@ void pool_destroy(pool **pp)
     free(p->cancels);
     free(p->interrupts);
     close(p->wake_fd);
+    close(p->epfd);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->turn);
     pthread_cond_destroy(&p->results_cond);
@@ -500,7 +510,7 @@ void pool_resize(pool *p, int n)
     pthread_mutex_lock(&p->lock);
     p->target = n < 1 ? 1 : n > SCHED_MAX_WORKERS ? SCHED_MAX_WORKERS : n;
     pthread_mutex_unlock(&p->lock);
-    wake(p);
+    pool_wake(p);
 }
 
 int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames, int lone)
@@ -525,7 +535,7 @@ int pool_submit(pool *p, uint64_t task_id, json_t *parent, jp_frames *frames, in
     /* A lone task goes out from this thread when it can: the dispatcher's
      * wake-up and turn are the longest part of its way to a worker. */
     if (first && !(lone && pool_lone_turn(p))) {
-        wake(p);
+        pool_wake(p);
     }
     return 0;
 }
@@ -559,7 +569,7 @@ void pool_cancel(pool *p, const uint64_t *ids, size_t n, int interrupt)
     if (rc < 0) {
         LOG_E("pool: out of memory cancelling tasks");
     }
-    wake(p);
+    pool_wake(p);
 }
 
 int pool_pids(pool *p, int *pids, int max)

@@ -115,6 +115,14 @@ static int take(pool *p, pool_result *out, int max, uint64_t only)
     return got;
 }
 
+int pool_take_one(pool *p, uint64_t id, pool_result *out)
+{
+    pthread_mutex_lock(&p->lock);
+    int got = take(p, out, 1, id);
+    pthread_mutex_unlock(&p->lock);
+    return got;
+}
+
 static void deadline_in(struct timespec *deadline, int timeout_ms)
 {
     clock_gettime(CLOCK_REALTIME, deadline);
@@ -199,7 +207,16 @@ int pool_next_one(pool *p, uint64_t task_id, pool_result *out, int timeout_ms)
         return -2;
     }
     p->wanted[p->n_wanted++] = task_id;
-    int rc = wait_take(p, &p->one_cond, out, 1, timeout_ms, task_id);
+    int rc = take(p, out, 1, task_id);
+    if (rc == 0 && p->collect_one) {
+        /* From the worker's socket, when its task is this one alone. */
+        pthread_mutex_unlock(&p->lock);
+        rc = p->collect_one(p, task_id, out, &timeout_ms);
+        pthread_mutex_lock(&p->lock);
+    }
+    if (rc <= 0) {
+        rc = wait_take(p, &p->one_cond, out, 1, timeout_ms, task_id);
+    }
     for (int i = 0; i < p->n_wanted; i++) {
         if (p->wanted[i] == task_id) {
             p->wanted[i] = p->wanted[--p->n_wanted];

@@ -165,7 +165,7 @@ int sched_slot_of(const sched *s, int pid);
 sched_task *sched_sent_task(sched *s, int slot, uint64_t id);
 int sched_any_workers(const sched *s);
 /* A ready worker idles and a task submitted now would go to it without
- * starting, stopping or recalling anything (sched_lone.c). */
+ * starting, stopping or recalling anything (sched_query.c). */
 int sched_lone_ready(const sched *s);
 /* Pids of the live workers; safe from any thread (a stale answer at worst). */
 int sched_read_pids(const sched *s, int *pids, int max);
