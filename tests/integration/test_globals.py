@@ -126,6 +126,39 @@ def test_in_place_change_reaches_the_next_dispatch_not_the_tasks_already_sent(k,
     assert got == ((1, 0), [(5, 1)])
 
 
+def test_submits_in_one_loop_see_each_rebinding(k):
+    # Submits of one function keep what does not change between them (its
+    # task head, the walk of the globals it reads: ferry._lone).  A loop is
+    # one statement, so nothing but that walk's own checks sees a rebinding
+    # between two of its submits: a name rebound or bound only then still
+    # reaches the next submit, as does a function redefined in a later cell.
+    run(k, "step = 1\n"
+           "def op(x):\n    return x + 1\n"
+           "def plus_two(x):\n    return x + 2\n"
+           "def via_op(x):\n    return op(x) * step\n"
+           "def reads_late(x):\n    try:\n        return x + late\n"
+           "    except NameError:\n        return None\n")
+    got = value(k, "out = []\n"
+                   "for s, o in ((1, op), (10, op), (10, plus_two)):\n"
+                   "    out.append(ferry.submit(via_op, 1).result())\n"
+                   "    out.append(ferry.submit(reads_late, 1).result())\n"
+                   "    step, op, late = s, o, s\n"
+                   "out.append(ferry.submit(via_op, 1).result())\n"
+                   "out")
+    assert got == [2, None, 2, 2, 20, 11, 30]
+    run(k, "cfg = {'k': 1}\ndef read_cfg(x):\n    return cfg['k'] + x")
+    got = value(k, "out = []\n"
+                   "for i in (1, 2, 3):\n"
+                   "    out.append(ferry.submit(read_cfg, 0).result())\n"
+                   "    cfg['k'] = 10 * i\n"
+                   "    if i == 2:\n"
+                   "        cfg = {'k': 100}\n"
+                   "out")
+    assert got == [1, 10, 100]
+    run(k, "def via_op(x):\n    return -x")
+    assert value(k, "ferry.submit(via_op, 1).result()") == -1
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_a_mutable_literal_travels_by_value(k, target):
     # A literal is replayed in workers; its contents after the notebook
@@ -280,6 +313,12 @@ def test_a_filled_list_literal_is_freed_when_deleted(kernel_factory, monkeypatch
              "for _ in range(50):\n    chunks.append(bytearray(10 << 20))\n0")
     run(k, "ferry.map(reads_nothing, [0])")
     run(k, "chunks = len(chunks)\ngc.collect()")
+    assert value(k, "rss_mb()") - before < 100
+    # Nor does a loop of submits keep a value they sent (ferry._lone keeps
+    # the walk of the globals a function reads, not their values).
+    value(k, "blob = bytearray(200 << 20)\ndef reads_blob(x):\n    return len(blob) + x\n0")
+    assert value(k, "ferry.submit(reads_blob, 0).result()") == 200 << 20
+    run(k, "del blob\ngc.collect()")
     assert value(k, "rss_mb()") - before < 100
 
 

@@ -412,7 +412,8 @@ def test_long_tasks_after_a_burst_of_short_ones_are_not_sent_ahead(kernel):
     assert pids[0] not in pids[1:], pids
 
 
-def test_an_interrupt_as_the_wait_takes_the_result_does_not_lose_it(kernel):
+@pytest.mark.parametrize("wait", ["timeout=60", ""])  # result() without one: its own way
+def test_an_interrupt_as_the_wait_takes_the_result_does_not_lose_it(kernel, wait):
     # SIGINT raises KeyboardInterrupt as soon as a call returns: here, the
     # instant next_one has taken the result from the pool.  The future must
     # still complete with it (before, it never completed).  The collector
@@ -433,7 +434,7 @@ def test_an_interrupt_as_the_wait_takes_the_result_does_not_lose_it(kernel):
                 "for i in range(1, 500):\n"
                 "    f = ferry.submit(abs, -i)\n"
                 "    try:\n"
-                "        f.result(timeout=60)\n"
+                f"        f.result({wait})\n"
                 "    except KeyboardInterrupt:\n"
                 "        interrupted = (f, i)\n"
                 "        break\n"

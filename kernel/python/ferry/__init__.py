@@ -45,11 +45,17 @@ __all__ = ["map", "submit", "workers", "use", "Executor", "check", "explain", "t
 _cluster = None
 
 
+_shared = None  # ferry._pool.shared, once a call imported it
+
+
 def _target():
     if _cluster is not None:
         return _cluster
-    from . import _pool
-    return _pool.shared()
+    global _shared
+    if _shared is None:  # an import statement per submit costs a Python call
+        from . import _pool
+        _shared = _pool.shared
+    return _shared()
 
 
 def use(target, *, timeout=None):

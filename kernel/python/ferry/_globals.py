@@ -192,10 +192,12 @@ def _parts(obj, main):
     return out
 
 
-def read_globals(root, main, exported, skip=()):
+def read_globals(root, main, exported, skip=(), deps=None):
     """{name: value} of the notebook globals that must travel by value for
     root (a function, class, method, partial or callable instance) to run
-    in a worker, followed through what it calls."""
+    in a worker, followed through what it calls.  With deps, a pair of
+    lists, also appends to the first each (name, value or _MISSING) the
+    walk looked up, and to the second each object it visited."""
     values, seen, todo = {}, set(), [root]
     keep = []  # objects visited, alive until the walk ends (ids stay unique)
     while todo:
@@ -210,12 +212,16 @@ def read_globals(root, main, exported, skip=()):
                         name.startswith("__") and name.endswith("__")):
                     continue
                 value = main.get(name, _MISSING)
+                if deps is not None:
+                    deps[0].append((name, value))
                 if value is _MISSING:
                     continue
                 if _by_value(name, value, exported):
                     values[name] = value
                 todo.append(value)
         todo.extend(_parts(obj, main))
+    if deps is not None:
+        deps[1].extend(keep)
     return values
 
 
@@ -477,17 +483,104 @@ def capture(fn, rec):
     naming a global that cannot travel."""
     if rec is None:
         return _NONE
-    main = rec.main.__dict__
-    path = rec.latest[0]
-    values = globals_for(fn, rec)
+    return _dispatch(fn, rec, globals_for(fn, rec))
+
+
+def _dispatch(fn, rec, values):
+    """capture's Dispatch for the values {name: value} fn reads."""
     store = _store
     if not values and (store is None or not (store._gone or store._current)):
         return _NONE  # nothing to send, nothing to tell workers to drop
     store = _the_store(rec)
-    entries, forget = store.capture(values, fn, main)
+    entries, forget = store.capture(values, fn, rec.main.__dict__)
     if not entries and not forget:
         return _NONE
-    return Dispatch((path, entries, forget), entries, store)
+    return Dispatch((rec.latest[0], entries, forget), entries, store)
+
+
+# What a walk may visit and still be kept (Reads): objects whose part in the
+# walk cannot change while they stay bound to the same names - exactly these
+# types (no instance __dict__, nothing _parts follows), and modules.
+_LEAVES = frozenset((types.BuiltinFunctionType, int, float, complex, str, bytes, bool,
+                     type(None), list, dict, set, frozenset, tuple, bytearray))
+
+
+class Reads:
+    """A walk of read_globals kept for the next dispatch of the same
+    function (a loop of submits walks once).  It still holds while the
+    re-export version is the same, every name the walk looked up is bound to
+    the same object (or still unbound), and each function it visited has
+    the same code and no attributes of its own (a `__wrapped__` would be
+    followed).  Made only for walks through plain functions without closures,
+    modules and the _LEAVES: a class, an instance or a closure can change
+    what it reaches without a name being rebound.  The values it names are
+    still pickled and compared at every dispatch (capture): one changed in
+    place travels as it is now.  A name whose value travels and is of a
+    _LEAVES type is checked by that exact type, not by the object, which it
+    does not keep alive (a deleted global gives its memory back): any such
+    value travels, and the walk goes no further into it."""
+
+    __slots__ = ("path", "names", "funcs", "sends")
+
+    def __init__(self, path, names, funcs, sends):
+        self.path = path    # the re-export version walked against
+        self.names = names  # ((name, object or _MISSING), ...) looked up
+        self.funcs = funcs  # ((function, its __code__), ...) visited
+        self.sends = sends  # ((name, type of its value), ...) that travel
+
+    def hold(self, rec):
+        """True if the walk would find the same now."""
+        if rec.latest[0] is not self.path:
+            return False
+        get = rec.main.__dict__.get
+        for name, value in self.names:
+            if get(name, _MISSING) is not value:
+                return False
+        for f, code in self.funcs:
+            if f.__code__ is not code or f.__dict__:
+                return False
+        for name, kind in self.sends:
+            if type(get(name, None)) is not kind:
+                return False
+        return True
+
+    def dispatch(self, fn, rec):
+        """capture(fn, rec) for a walk that holds."""
+        get = rec.main.__dict__.get
+        values = {}
+        for name, _ in self.sends:
+            value = values[name] = get(name, _MISSING)
+            if value is _MISSING:  # deleted by another thread since hold()
+                return capture(fn, rec)
+        return _dispatch(fn, rec, values)
+
+
+def capture_reads(fn, rec):
+    """(capture(fn, rec), Reads or None): the Reads when the walk can be
+    kept."""
+    if rec is None:
+        return _NONE, None
+    main = rec.main.__dict__
+    path, exported = rec.latest
+    names, visited = [], []
+    values = read_globals(fn, main, exported, _worker_owned(main, path),
+                          (names, visited))
+    funcs = []
+    for obj in visited:
+        if isinstance(obj, types.FunctionType):
+            if obj.__closure__ is not None or obj.__dict__:
+                break
+            funcs.append((obj, obj.__code__))
+        elif type(obj) not in _LEAVES and not isinstance(obj, types.ModuleType):
+            break
+    else:
+        # A value that travels and that the walk did not enter is checked by
+        # its type only (hold): any other such value travels the same way.
+        kept = tuple((name, value) for name, value in names
+                     if name not in values or type(value) not in _LEAVES)
+        sends = tuple((name, type(value)) for name, value in values.items())
+        return _dispatch(fn, rec, values), Reads(path, kept, tuple(funcs), sends)
+    return _dispatch(fn, rec, values), None
 
 
 def check(fn, rec):

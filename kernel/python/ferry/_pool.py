@@ -20,7 +20,7 @@ import time
 import types
 import weakref
 
-from . import _check, _globals, _session, _timeline
+from . import _check, _globals, _lone, _session, _timeline
 from ._maprun import _MapRun
 
 try:
@@ -35,6 +35,7 @@ class WorkerCrashed(RuntimeError):
 
 
 MAX_WORKERS = 256  # the C pool's limit (kernel/pool/sched.h)
+_RUNNING, _FINISHED = concurrent.futures._base.RUNNING, concurrent.futures._base.FINISHED
 _next_id = 1
 _ids_lock = threading.Lock()
 
@@ -49,11 +50,18 @@ _pools = weakref.WeakSet()
 # A thread waiting on a lone task's result comes back to Python this often,
 # so that an interrupt lands (the wait itself is in C, the GIL released).
 _DIRECT_SLICE = 0.05
-_owner = os.getpid()  # a forked child (multiprocessing's fork) has no dispatchers
+_DIRECT_SLICE_MS = int(_DIRECT_SLICE * 1000)
+# A forked child (multiprocessing's fork) has no dispatchers: a flag the
+# fork sets, not a getpid() (a system call) at every submit and result.
+_forked = False
 
 
-def _in_owner():
-    return os.getpid() == _owner
+def _note_fork():
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_note_fork)
 
 
 def _context():
@@ -90,10 +98,12 @@ _RANGE_AS_LIST = 64
 _last_head = (None, None)  # (key, bytes) of the last head of a cell function
 
 
-def _head(fn, spec=None):
+def _head(fn, spec=None, context=None):
     """What every task of one dispatch shares: (context, fn), or (context,
-    fn, spec) when it sends notebook globals (ferry._globals), in band."""
-    context = _context()
+    fn, spec) when it sends notebook globals (ferry._globals), in band;
+    context is _context() unless given."""
+    if context is None:
+        context = _context()
     # A function defined in a cell travels as a lookup in the current
     # re-export version: the same bytes until the definitions, the kernel's
     # directory or its sys.path change.
@@ -120,7 +130,7 @@ def _head(fn, spec=None):
 def _flush():
     """Publishes the worker output forwarded so far, so that it comes before
     whatever the cell prints next."""
-    if _ferry_pool is not None and _in_owner():  # a fork has no publisher
+    if _ferry_pool is not None and not _forked:  # a fork has no publisher
         _ferry_pool.flush()
 
 
@@ -132,20 +142,14 @@ def _recorder():
     return _session.recorder
 
 
-def _refresh_reexport():
-    """Makes sure the re-export module names every definition made so far."""
-    rec = _recorder()
-    if rec is not None:
-        rec.current()
-    return rec
-
-
 def _preflight(fn, path="fn", diagnose=True):
     """Checks, before anything is pickled, what fn needs in a worker; returns
     the re-export recorder.  Map and submit pass diagnose=False: they pickle
     fn and the globals it reads next anyway, and diagnose only if that
     fails."""
-    rec = _refresh_reexport() if _ferry_pool is not None else None
+    rec = _session.recorder if _ferry_pool is not None else None
+    if rec is not None:
+        rec.current()  # the re-export module names every definition so far
     if diagnose:
         _globals.check(fn, rec)
         message = _check.diagnose(fn, path)
@@ -216,6 +220,33 @@ class _Future(InterruptibleFuture):
 
     _ferry_pool = None  # the Pool that runs the task
 
+    def __init__(self, pool, task_id, call):
+        super().__init__()
+        # Running from the start, without set_running_or_notify_cancel: its
+        # lock and checks guard against other threads, and no other thread
+        # holds this future yet.
+        self._state = _RUNNING
+        self._ferry_pool = pool
+        self.task_id = task_id
+        self.submitted = time.monotonic_ns() // 1000
+        self._ferry_call = call  # its label, made only if it crashes
+
+    def result(self, timeout=None):
+        # The usual end of a lone task: its result taken from the dispatcher
+        # here (_wait_direct), then returned as it is, without the ordinary
+        # wait's second look under the future's lock.
+        if timeout is None and self._state is _RUNNING:
+            try:
+                self._ferry_pool._wait_direct(self, None)
+                if self._state is _FINISHED and self._exception is None:
+                    return self._result
+            except KeyboardInterrupt:
+                self._interrupted()
+                raise
+            finally:
+                _flush()
+        return super().result(timeout)
+
     def _interrupted(self):
         pool = self._ferry_pool
         if pool is not None:
@@ -264,7 +295,10 @@ class Pool:
     # ------------------------------------------------------------- life
 
     def _start(self):
-        if not _in_owner():
+        handle = self._handle
+        if handle is not None and not _forked:  # running: no lock to take
+            return handle
+        if _forked:
             raise RuntimeError("ferry pools run in the kernel process, not in a forked "
                                "child of it")
         with self._lock:
@@ -325,16 +359,17 @@ class Pool:
         Returns the timeout left for the ordinary wait (which follows when
         this thread cannot wait directly)."""
         handle = self._handle
-        if handle is None or not _in_owner():
+        if handle is None or _forked:
             return timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout is None:
+            return self._wait_lone(future, handle)
+        deadline = time.monotonic() + timeout
         # next_one appends a result it took to got itself: an interrupt
         # raised as the call returns must not lose it.
         got = []
         try:
             while not future.done():
-                left = _DIRECT_SLICE if deadline is None else \
-                    min(_DIRECT_SLICE, deadline - time.monotonic())
+                left = min(_DIRECT_SLICE, deadline - time.monotonic())
                 if left <= 0:
                     break
                 try:
@@ -350,7 +385,45 @@ class Pool:
         finally:
             if got:  # interrupted after taking it: it must not be lost
                 self._settle_batch(got)
-        return None if deadline is None else max(0.0, deadline - time.monotonic())
+        return max(0.0, deadline - time.monotonic())
+
+    def _wait_lone(self, future, handle):
+        """_wait_direct without a timeout: the way of result()."""
+        got = []
+        try:
+            while future._state is _RUNNING:
+                try:
+                    n = _ferry_pool.next_one(handle, future.task_id, _DIRECT_SLICE_MS, got)
+                except EOFError:
+                    break
+                if n is None:  # too many threads wait directly: the collector's
+                    break
+                if got:
+                    if len(got) != 1 or not self._settle_lone(future, got[0]):
+                        self._settle_batch(got)
+                    got.clear()
+        finally:
+            if got:  # interrupted after taking it: it must not be lost
+                self._settle_batch(got)
+
+    def _settle_lone(self, future, item):
+        """_settle_batch for future's own successful result (the usual case of
+        a lone task); False, having done nothing, for anything else."""
+        task_id, status, frames, _, where = item
+        if status != "ok" or task_id != future.task_id or \
+                self._pending.get(task_id) is not future:
+            return False
+        try:
+            how, value = "result", pickle.loads(frames[0], buffers=frames[1:])
+        except BaseException as exc:
+            how, value = "exception", exc
+        self._submits.note(future, where)
+        future._ferry_call = None
+        _settle(future, how, value)
+        # Forgotten once settled: an interrupt before this line leaves it
+        # pending, and the caller's finally settles it again, harmlessly.
+        self._pending.pop(task_id, None)
+        return True
 
     def _settle_batch(self, batch):
         runs = set()
@@ -385,9 +458,15 @@ class Pool:
 
     def submit(self, fn, *args, **kwargs):
         rec = _preflight(fn, diagnose=False)
-        sent = _globals.capture(fn, rec)  # the globals fn reads, as they are now
+        plan = _lone.plan(fn, rec)  # what submits of fn keep between calls
+        # the globals fn reads, as they are now
+        sent = plan.sent(rec) if plan is not None else _globals.capture(fn, rec)
         try:
-            head, body = _head(fn, sent.spec), _dumps(("call", (args, kwargs)))
+            if plan is not None:
+                head = plan.task_head(sent.spec, _context(), _head)
+            else:
+                head = _head(fn, sent.spec)
+            body = _dumps(("call", (args, kwargs)))
             handle = self._start()  # after pickling: a bad argument starts no worker
         except BaseException as exc:
             sent.release()
@@ -395,14 +474,9 @@ class Pool:
                 raise
             _explain(exc, [(fn, "fn")] + [(a, f"args[{i}]") for i, a in enumerate(args)] +
                      [(v, f"kwargs[{k!r}]") for k, v in kwargs.items()])
-        future = _Future()
+        future = _Future(self, _take_ids(1), (fn, args, kwargs))
         if sent is not _globals.NOTHING_SENT:  # the globals' files are held until it ends
             future.add_done_callback(sent.release)
-        future.task_id = _take_ids(1)
-        future.submitted = time.monotonic_ns() // 1000
-        future._ferry_pool = self
-        future.set_running_or_notify_cancel()
-        future._ferry_call = (fn, args, kwargs)  # its label, made only if it crashes
         self._pending[future.task_id] = future
         _ferry_pool.submit(handle, future.task_id, head, [body])
         return future
@@ -590,6 +664,9 @@ _shared_lock = threading.Lock()
 def shared():
     """The kernel's shared pool (used by ferry.map, submit and workers)."""
     global _shared
+    pool = _shared
+    if pool is not None:  # made: no lock to take
+        return pool
     with _shared_lock:
         if _shared is None:
             _shared = Pool()
@@ -601,7 +678,7 @@ def _stop_all():
     # At kernel shutdown and restart: the workers go before the interpreter
     # (the parent-death signal would get them too, only later).  Not in a
     # forked child: its copies of the pools have no dispatcher to stop.
-    if not _in_owner():
+    if _forked:
         return
     for pool in list(_pools):
         try:
