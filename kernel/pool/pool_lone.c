@@ -115,8 +115,12 @@ static void give_back(pool *p, int i)
 
 /* Under turn: what a wake-up of the socket's reader found.  Its worker
  * exited: the dispatcher reaps it, with what it wrote (the loan ends).
- * Messages: handled as the dispatcher would, and since a result frees the
- * worker, whatever waits is dealt. */
+ * Messages: handled as the dispatcher would; and since a result frees the
+ * worker, what was submitted meanwhile is dealt - here only when the core
+ * is as a lone send finds it (sched_lone_ready: every worker up, nothing
+ * queued, no failed starts), else by the dispatcher, whose turn alone
+ * starts workers (a worker's parent-death signal follows the thread that
+ * forked it) and retries failed starts before it fails tasks. */
 static void read_lent(pool *p, int i, const struct pollfd *fds)
 {
     slot *sl = &p->slots[i];
@@ -124,7 +128,8 @@ static void read_lent(pool *p, int i, const struct pollfd *fds)
         give_back(p, i);
     } else if (fds[0].revents || sl->backlog) {
         sl->backlog = pool_read_worker(p, i, MESSAGES_PER_TURN);
-        if (!turn_tail(p)) {
+        if (!(sched_lone_ready(&p->core) && turn_tail(p))) {
+            pool_publish_results(p);
             pool_wake(p);
         }
     }

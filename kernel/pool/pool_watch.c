@@ -14,6 +14,7 @@
  * pool_unwatch_pidfd): a number closed while still in the set could come
  * back as a new worker's, and the set would no longer say which. */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -28,12 +29,14 @@
 #define WATCH_SLOT(tag) ((int)(((tag)-1) >> 1))
 #define WATCH_IS_PIDFD(tag) ((((tag)-1) & 1) != 0)
 
-static void set_ctl(pool *p, int op, int fd, unsigned events, uint64_t tag)
+static int set_ctl(pool *p, int op, int fd, unsigned events, uint64_t tag)
 {
     struct epoll_event ev = {.events = events, .data.u64 = tag};
     if (epoll_ctl(p->epfd, op, fd, &ev) < 0) {
         LOG_E("pool: epoll_ctl(%d) of fd %d: %s", op, fd, strerror(errno));
+        return -1;
     }
+    return 0;
 }
 
 int pool_watch_init(pool *p)
@@ -60,10 +63,16 @@ void pool_watch_conn(pool *p, int i)
         return;
     }
     unsigned want = EPOLLIN | (link_pending(&sl->conn) ? EPOLLOUT : 0);
-    if (want != sl->armed) {
-        set_ctl(p, sl->armed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, sl->conn.fd, want,
-                WATCH_TAG(i, 0));
+    if (want == sl->armed) {
+        return;
+    }
+    if (set_ctl(p, sl->armed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, sl->conn.fd, want,
+                WATCH_TAG(i, 0)) == 0) {
         sl->armed = want;
+    } else if (!sl->armed) {
+        /* Unwatched, its messages would never be read (the set is full:
+         * max_user_watches): it goes, and the core replaces it. */
+        kill(p->core.workers[i].pid, SIGKILL);
     }
 }
 
@@ -80,8 +89,13 @@ void pool_watch_pidfd(pool *p, int i)
 {
     slot *sl = &p->slots[i];
     if (sl->proc.pidfd >= 0 && !sl->pid_armed) {
-        set_ctl(p, EPOLL_CTL_ADD, sl->proc.pidfd, EPOLLIN, WATCH_TAG(i, 1));
-        sl->pid_armed = 1;
+        if (set_ctl(p, EPOLL_CTL_ADD, sl->proc.pidfd, EPOLLIN, WATCH_TAG(i, 1)) == 0) {
+            sl->pid_armed = 1;
+        } else {
+            /* Reaped by polling waitpid instead, as when pidfd_open fails. */
+            close(sl->proc.pidfd);
+            sl->proc.pidfd = -1;
+        }
     }
 }
 
@@ -98,12 +112,20 @@ void pool_close_conn(pool *p, int i)
 {
     pool_unwatch_conn(p, i);
     p->slots[i].lent_to = 0; /* its reader sees the loan ended (pool_lone.c) */
+    p->slots[i].backlog = 0;
     link_close(&p->slots[i].conn);
 }
 
 void pool_watch_rearm(pool *p)
 {
     for (int i = 0; i < p->core.n_slots; i++) {
+        slot *sl = &p->slots[i];
+        if (sl->lent_to != 0 && link_pending(&sl->conn)) {
+            /* Bytes for a lent socket wait for it to take more: only the
+             * dispatcher watches for that, so the loan ends (its reader,
+             * waking, waits on the results queue instead). */
+            sl->lent_to = 0;
+        }
         if (p->core.workers[i].pid != 0) {
             pool_watch_conn(p, i);
         }

@@ -136,10 +136,10 @@ def test_a_lone_task_flooding_output_keeps_it_in_order_before_its_result(kernel)
     assert lines == [f"line {i}" for i in range(3000)] + ["got 3000"], lines[-3:]
 
 
-def test_a_map_shares_the_worker_of_a_lone_task_being_waited_on(kernel):
+def test_a_map_runs_while_a_lone_task_is_waited_on(kernel):
     # One thread waits on a lone task (its socket lent to it) while the cell
-    # maps over both workers: the map's results from that worker come
-    # through the waiting thread, and both end complete.
+    # maps over both workers: the map's tasks queue for that worker or go to
+    # the other, the loan ends with the lone result, and both end complete.
     assert value(kernel, "import threading, time\n"
                          "def slow(x):\n    time.sleep(0.3)\n    return x\n"
                          "def inc(x):\n    return x + 1\n"
