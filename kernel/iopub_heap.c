@@ -10,15 +10,12 @@
  * and the heap trimmed, so the kernel does not keep its peak for life.  The
  * messages built from that output are freed by ZeroMQ's own thread once they
  * have been sent, at the pace the slowest subscriber reads them, which on a
- * loaded machine can be seconds later - a client reading 100 MB of output
- * beside another test run took over the 38 s the doubling intervals used to
- * end at, and the kernel kept 45 MB.  So the heap is trimmed again after
- * TRIM_DELAY_MS, at doubling intervals up to TRIM_MAX_DELAY_MS, and then at
- * that interval until TRIM_FOR_MS after the output. */
+ * loaded machine can be seconds later: so the heap is trimmed again after
+ * TRIM_DELAY_MS, and again at doubling intervals up to TRIM_LAST_DELAY_MS,
+ * rather than once at a moment that assumes a fast reader. */
 #define SHRINK_ABOVE (1024 * 1024)
 #define TRIM_DELAY_MS 300
-#define TRIM_MAX_DELAY_MS 10000
-#define TRIM_FOR_MS 300000
+#define TRIM_LAST_DELAY_MS 20000
 
 void iopub_shrink_buffer(iopub *io, void **buf, size_t *cap, size_t len)
 {
@@ -29,7 +26,6 @@ void iopub_shrink_buffer(iopub *io, void **buf, size_t *cap, size_t len)
         malloc_trim(0);
         io->trim_delay_ms = TRIM_DELAY_MS;
         io->trim_ms = iopub_now_ms() + io->trim_delay_ms;
-        io->trim_until_ms = iopub_now_ms() + TRIM_FOR_MS;
     }
 }
 
@@ -39,8 +35,7 @@ void iopub_trim_if_due(iopub *io)
         return;
     }
     malloc_trim(0);
-    io->trim_delay_ms = io->trim_delay_ms * 2 < TRIM_MAX_DELAY_MS ? io->trim_delay_ms * 2
-                                                                  : TRIM_MAX_DELAY_MS;
-    long long next = iopub_now_ms() + io->trim_delay_ms;
-    io->trim_ms = next <= io->trim_until_ms ? next : 0;
+    io->trim_delay_ms *= 2;
+    io->trim_ms =
+        io->trim_delay_ms <= TRIM_LAST_DELAY_MS ? iopub_now_ms() + io->trim_delay_ms : 0;
 }

@@ -71,7 +71,6 @@ struct iopub {
     long long deadline_ms;       /* when batched output must go, 0 = none */
     long long trim_ms;           /* when to trim the heap again, 0 = none */
     long long trim_delay_ms;     /* the interval before that trim (doubles) */
-    long long trim_until_ms;     /* the last trim is due by then */
     char topic_prefix[64];       /* "kernel.<session>." */
 };
 
