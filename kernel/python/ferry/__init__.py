@@ -31,7 +31,10 @@ def __getattr__(name):
     if name in ("timeline", "timelines"):
         from . import _timeline
         return getattr(_timeline, name)
-    if name in ("Executor", "WorkerCrashed", "check"):
+    if name == "Executor":
+        from . import _executor
+        return _executor.Executor
+    if name in ("WorkerCrashed", "check"):
         from . import _pool
         return getattr(_pool, name)
     raise AttributeError(f"module 'ferry' has no attribute {name!r}")

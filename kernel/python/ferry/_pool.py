@@ -22,6 +22,7 @@ import weakref
 
 from . import _check, _globals, _lone, _session, _timeline
 from ._maprun import _MapRun
+from ._task_labels import _fn_name, _remote_error, _task_label
 
 try:
     import _ferry_pool
@@ -563,98 +564,6 @@ class Pool:
     def _cancel_ids(self, ids, interrupt):
         if ids and self._handle is not None:
             _ferry_pool.cancel(self._handle, ids, interrupt)
-
-
-def _fn_name(fn):
-    return getattr(fn, "__qualname__", None) or type(fn).__name__
-
-
-def _call_label(fn, args, kwargs):
-    """fn(args...) short enough for a message, naming a submitted task."""
-    import reprlib
-    parts = [reprlib.repr(a) for a in args[:4]] + (["..."] if len(args) > 4 else [])
-    parts += [f"{k}={reprlib.repr(v)}" for k, v in list(kwargs.items())[:4]]
-    return f"{_fn_name(fn)}({', '.join(parts)})"
-
-
-def _task_label(waiter):
-    """Which task a WorkerCrashed is about: the submitted call, or the map's
-    items the lost task held."""
-    if isinstance(waiter, tuple):
-        run, index = waiter
-        start = sum(run.sizes[:index])
-        end = start + run.sizes[index] - 1
-        items = f"item {start}" if start == end else f"items {start}-{end}"
-        return f"ferry.map({getattr(run, 'fn_name', '?')}) {items}"
-    call = getattr(waiter, "_ferry_call", None)
-    return _call_label(*call) if call is not None else "a task"
-
-
-def _remote_error(frames):
-    """The exception a task raised, with the worker's traceback attached as
-    `_ferry_remote` (pid, lines) for ferry._traceback to show."""
-    try:
-        exc, lines, pid = pickle.loads(frames[0], buffers=frames[1:])
-    except BaseException as err:
-        return RuntimeError(f"a task failed and its exception could not be read: {err}")
-    try:
-        exc._ferry_remote = (pid, lines)
-    except Exception:
-        pass
-    return exc
-
-
-class Executor(concurrent.futures.Executor):
-    """A concurrent.futures.Executor with ferry workers of its own (started
-    on first use), stopped by shutdown() or at the end of its with block.
-    Executor(client=...) runs its tasks on a Dask cluster instead (a
-    distributed.Client or a scheduler address; see ferry._dask)."""
-
-    def __new__(cls, max_workers=None, *, client=None):
-        if client is not None:
-            from . import _dask
-            return _dask.ClusterExecutor(client)
-        return super().__new__(cls)
-
-    def __init__(self, max_workers=None, *, client=None):
-        self._pool = Pool(max_workers)
-        self._shutdown = False
-
-    @property
-    def _max_workers(self):
-        return self._pool.size()
-
-    def submit(self, fn, /, *args, **kwargs):
-        if self._shutdown:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        return self._pool.submit(fn, *args, **kwargs)
-
-    def map(self, fn, *iterables, timeout=None, chunksize=1):
-        if self._shutdown:
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        if len(iterables) == 1 and timeout is None:
-            return iter(self._pool.map(fn, iterables[0], chunksize=chunksize))
-        return super().map(fn, *iterables, timeout=timeout, chunksize=chunksize)
-
-    def shutdown(self, wait=True, *, cancel_futures=False):
-        self._shutdown = True
-        if cancel_futures:
-            self._pool.cancel(self._pool.futures(), interrupt=False)
-        pending = self._pool.futures()
-        maps = self._pool.running_maps()
-
-        def finish():
-            concurrent.futures.wait(pending)
-            for run in maps:  # maps other threads run on this executor
-                run.over.wait()
-            self._pool.shutdown()
-
-        if wait:
-            finish()
-        else:
-            # Return now; the workers go once the tasks already sent are done.
-            threading.Thread(target=finish, name="ferry-executor-shutdown",
-                             daemon=True).start()
 
 
 _shared = None
