@@ -78,6 +78,15 @@ static void read_message(wire_in *in, int fd, jp_frames *msg)
     assert_int_equal(wire_in_read(in, fd, msg, &err), WIRE_MSG);
 }
 
+/* Reads the next message and checks it is push_message's (n, sizes, seed). */
+static void read_expected(wire_in *in, int fd, size_t n, const size_t *sizes, int seed)
+{
+    jp_frames msg;
+    read_message(in, fd, &msg);
+    check_message(&msg, n, sizes, seed);
+    jp_frames_clear(&msg);
+}
+
 /* Many messages of several frames, some empty, written in one go, come
  * out whole and in order. */
 static void test_pool_wire__many_frames_and_messages_in_order(void **state)
@@ -97,9 +106,7 @@ static void test_pool_wire__many_frames_and_messages_in_order(void **state)
         assert_int_equal(wire_out_flush(&out, p.a, 0), 1);
         assert_int_equal(out.n, 0);
         for (int m = 0; m < 50; m++) {
-            read_message(&in, p.b, &msg);
-            check_message(&msg, 1 + (size_t)m % 5, sizes, round * 50 + m);
-            jp_frames_clear(&msg);
+            read_expected(&in, p.b, 1 + (size_t)m % 5, sizes, round * 50 + m);
         }
         assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_AGAIN);
     }
@@ -236,13 +243,9 @@ static void test_pool_wire__eof_between_and_mid_message(void **state)
         wire_in_init(&in);
         jp_frames msg;
         jp_error err = {0};
-        read_message(&in, p.b, &msg);
-        check_message(&msg, 2, sizes, 1);
-        jp_frames_clear(&msg);
+        read_expected(&in, p.b, 2, sizes, 1);
         if (!cut) {
-            read_message(&in, p.b, &msg);
-            check_message(&msg, 2, sizes, 2);
-            jp_frames_clear(&msg);
+            read_expected(&in, p.b, 2, sizes, 2);
             /* The read that took both emptied the socket: first "again"
              * (as a poll loop would then poll), the next read finds the end. */
             assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_AGAIN);
@@ -324,14 +327,10 @@ static void test_pool_wire__no_read_after_one_that_emptied_the_socket(void **sta
     wire_in_init(&in);
     jp_frames msg;
     jp_error err = {0};
-    read_message(&in, p.b, &msg);
-    check_message(&msg, 2, sizes, 1);
-    jp_frames_clear(&msg);
+    read_expected(&in, p.b, 2, sizes, 1);
     assert_int_equal(write(p.a, buf + one + 5, one - 5), (ssize_t)(one - 5));
     assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_AGAIN);
-    read_message(&in, p.b, &msg);
-    check_message(&msg, 2, sizes, 2);
-    jp_frames_clear(&msg);
+    read_expected(&in, p.b, 2, sizes, 2);
     assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_AGAIN);
     assert_int_equal(wire_in_read(&in, p.b, &msg, &err), WIRE_AGAIN); /* EAGAIN */
     wire_in_clear(&in);
@@ -352,18 +351,13 @@ static void test_pool_wire__forgotten_drain_reads_a_dead_peers_last_message(void
     assert_int_equal(wire_out_flush(&out, p.a, 0), 1);
     wire_in in;
     wire_in_init(&in);
-    jp_frames msg;
-    read_message(&in, p.b, &msg); /* a read that emptied the socket */
-    check_message(&msg, 2, sizes, 1);
-    jp_frames_clear(&msg);
+    read_expected(&in, p.b, 2, sizes, 1); /* a read that emptied the socket */
     push_message(&out, 2, sizes, 2);
     assert_int_equal(wire_out_flush(&out, p.a, 0), 1);
     close(p.a);
     p.a = -1;
     wire_in_forget_drained(&in);
-    read_message(&in, p.b, &msg);
-    check_message(&msg, 2, sizes, 2);
-    jp_frames_clear(&msg);
+    read_expected(&in, p.b, 2, sizes, 2);
     wire_in_clear(&in);
     pair_close(&p);
 }

@@ -45,7 +45,8 @@ from . import _maprun, _pool, _timeline
 from ._dask_data import Scattered, _Shared
 from ._dask_futures import ClusterFuture, _cancel, _dask_error, _Ended, _owned, close_client
 from ._dask_ship import (_KERNEL_ID, _PYTHON, _ClusterPickler, _Dumper, _files_dir,
-                         _remote_error, _version_module, _write, _write_output, runtime)
+                         _version_module, _write, _write_output, runtime)
+from ._task_labels import _remote_error
 
 CONNECT_TIMEOUT = 10.0  # seconds ferry.use waits for a scheduler address
 KEEP_VERSIONS = 8  # re-export versions a worker keeps loaded

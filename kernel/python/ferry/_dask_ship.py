@@ -138,21 +138,7 @@ class _Dumper:
         return self._buf.getvalue()
 
 
-# --------------------------------------------------------------- errors
-
-def _remote_error(payload):
-    """The exception a task raised, with the worker's traceback for
-    ferry._traceback to show under the cell's frames."""
-    try:
-        exc, lines, where = pickle.loads(payload)
-    except BaseException as err:
-        return RuntimeError(f"a task failed and its exception could not be read: {err}")
-    try:
-        exc._ferry_remote = (where, lines)
-    except Exception:
-        pass
-    return exc
-
+# --------------------------------------------------------------- output
 
 def _write_output(output):
     for which, text in output:

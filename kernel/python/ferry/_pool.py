@@ -438,7 +438,7 @@ class Pool:
                 except BaseException as exc:
                     how, value = "exception", exc
             elif status == "error":
-                how, value = "exception", _remote_error(frames)
+                how, value = "exception", _remote_error(frames[0], frames[1:])
             elif status == "crashed":
                 how, value = "exception", WorkerCrashed(
                     f"{_task_label(waiter)}: {message}")

@@ -29,15 +29,16 @@ def _task_label(waiter):
     return _call_label(*call) if call is not None else "a task"
 
 
-def _remote_error(frames):
+def _remote_error(payload, buffers=()):
     """The exception a task raised, with the worker's traceback attached as
-    `_ferry_remote` (pid, lines) for ferry._traceback to show."""
+    `_ferry_remote` (where, lines) for ferry._traceback to show: where is the
+    local worker's pid, or the cluster worker's address (ferry._dask)."""
     try:
-        exc, lines, pid = pickle.loads(frames[0], buffers=frames[1:])
+        exc, lines, where = pickle.loads(payload, buffers=buffers)
     except BaseException as err:
         return RuntimeError(f"a task failed and its exception could not be read: {err}")
     try:
-        exc._ferry_remote = (pid, lines)
+        exc._ferry_remote = (where, lines)
     except Exception:
         pass
     return exc
